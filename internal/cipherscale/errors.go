@@ -1,0 +1,179 @@
+package cipherscale
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// APIError is an error response of the Cipherscale API. It never carries the API key.
+type APIError struct {
+	// Status is the HTTP status code.
+	Status int
+	// Method and Route name the call, with the route as a template (for example
+	// "PATCH /tenants/users/{id}/roles"), so that no identifier is repeated in messages.
+	Method string
+	Route  string
+	// Message and Code are the service's own, where it gave them.
+	Message string
+	Code    string
+	// Emails names the offending items of a refused bulk create (400 or 409).
+	Emails []string
+	// RetryAfter is the wait the service asked for with a 429 or 503, zero when it gave none.
+	RetryAfter time.Duration
+}
+
+// Error names the call by its route template and never shows an email address: emails in the
+// service's message are redacted and Emails is only counted.
+func (e *APIError) Error() string {
+	var sb strings.Builder
+	sb.WriteString("cipherscale API")
+	if call := callName(e.Method, e.Route); call != "" {
+		sb.WriteString(" " + call)
+	}
+	fmt.Fprintf(&sb, ": %d", e.Status)
+	msg := RedactEmails(e.Message)
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	if msg != "" {
+		sb.WriteString(": " + msg)
+	}
+	if e.Code != "" {
+		sb.WriteString(" (code " + RedactEmails(e.Code) + ")")
+	}
+	if n := len(e.Emails); n == 1 {
+		sb.WriteString(" [1 email refused]")
+	} else if n > 1 {
+		fmt.Fprintf(&sb, " [%d emails refused]", n)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&sb, " (retry after %s)", e.RetryAfter)
+	}
+	return sb.String()
+}
+
+// callName is "METHOD route", without repeating the method when the route template (one of the
+// Route* constants) already starts with it.
+func callName(method, route string) string {
+	switch {
+	case method == "":
+		return route
+	case route == "":
+		return method
+	case strings.HasPrefix(route, method+" "):
+		return route
+	}
+	return method + " " + route
+}
+
+// emailPattern matches anything that looks like an email address.
+var emailPattern = regexp.MustCompile(`[\p{L}\p{N}._%+\-'!#$&*/=?^{|}~]+@[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*`)
+
+// RedactEmails replaces everything in s that looks like an email address with "<email>", so that
+// a message of the service can be logged or shown in a condition.
+func RedactEmails(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return emailPattern.ReplaceAllString(s, "<email>")
+}
+
+// StatusOf returns the HTTP status of an *APIError in err's chain, or 0.
+func StatusOf(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
+}
+
+// IsNotFound reports a 404: an unknown user, role or group.
+func IsNotFound(err error) bool { return StatusOf(err) == http.StatusNotFound }
+
+// IsConflict reports a 409: an email that exists, or an invitation for a user who is not pending.
+func IsConflict(err error) bool { return StatusOf(err) == http.StatusConflict }
+
+// IsUnauthorized reports a 401: a missing or wrong API key.
+func IsUnauthorized(err error) bool { return StatusOf(err) == http.StatusUnauthorized }
+
+// IsForbidden reports a 403, such as deleting or deactivating the tenant owner.
+func IsForbidden(err error) bool { return StatusOf(err) == http.StatusForbidden }
+
+// IsBadRequest reports a 400: input the service refused.
+func IsBadRequest(err error) bool { return StatusOf(err) == http.StatusBadRequest }
+
+// IsRateLimited reports a 429.
+func IsRateLimited(err error) bool { return StatusOf(err) == http.StatusTooManyRequests }
+
+// IsRetryable reports an error that may go away by itself: a 429, a 5xx, or a failure with no HTTP
+// answer at all (a network error, a timeout: see IsTransport). A malformed response
+// (*DecodeError) is not.
+func IsRetryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := StatusOf(err)
+	if s == http.StatusTooManyRequests || s >= 500 {
+		return true
+	}
+	return s == 0 && IsTransport(err)
+}
+
+// TransportError is a call that got no HTTP answer: a refused or dropped connection, a timeout.
+// Whether the server applied the request is unknown.
+type TransportError struct {
+	Method, Route string
+	Err           error
+}
+
+// Error names the call by its route template, never by its URL (which holds ids), and redacts
+// email addresses.
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("cipherscale API %s: no answer: %s", callName(e.Method, e.Route), causeText(e.Err))
+}
+
+// causeText is the text of err without the URL a *url.Error repeats, with emails redacted.
+func causeText(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	if ue, ok := err.(*url.Error); ok && ue.Err != nil {
+		err = ue.Err
+	}
+	return RedactEmails(err.Error())
+}
+
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// IsTransport reports a call that got no HTTP answer.
+func IsTransport(err error) bool {
+	var te *TransportError
+	return errors.As(err, &te)
+}
+
+// DecodeError is a response the client could not read: bad JSON or missing required fields.
+type DecodeError struct {
+	Method, Route string
+	Err           error
+}
+
+// Error names the call by its route template and redacts email addresses.
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("cipherscale API %s: malformed response: %s", callName(e.Method, e.Route), causeText(e.Err))
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// RetryAfterOf returns the wait an *APIError asked for, or 0.
+func RetryAfterOf(err error) time.Duration {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.RetryAfter
+	}
+	return 0
+}
