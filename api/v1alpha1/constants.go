@@ -1,0 +1,122 @@
+package v1alpha1
+
+// Condition types. They follow the kstatus convention, so that kubectl wait, Flux and Argo CD
+// read them without configuration.
+const (
+	// ConditionReady is True when the tenant matches the spec.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while changes are being applied, and absent otherwise.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when a person must act, and absent otherwise.
+	ConditionStalled = "Stalled"
+)
+
+// Condition reasons.
+const (
+	ReasonUpToDate         = "UpToDate"
+	ReasonCreating         = "Creating"
+	ReasonUpdating         = "Updating"
+	ReasonDeleting         = "Deleting"
+	ReasonPaused           = "Paused"
+	ReasonInvalidReference = "InvalidReference"
+	ReasonEmailConflict    = "EmailConflict"
+	ReasonGroupConflict    = "GroupConflict"
+	ReasonAlreadyExists    = "AlreadyExists"
+	ReasonOwnerProtected   = "OwnerProtected"
+	ReasonUnauthorized     = "Unauthorized"
+	ReasonAPIUnavailable   = "APIUnavailable"
+	ReasonWaitingForUser   = "WaitingForUser"
+	ReasonUserNotFound     = "UserNotFound"
+	ReasonAPIError         = "APIError"
+	ReasonProgressing      = "Progressing"
+)
+
+// Event reasons.
+const (
+	EventCreated          = "Created"
+	EventAdopted          = "Adopted"
+	EventRolesUpdated     = "RolesUpdated"
+	EventGroupsUpdated    = "GroupsUpdated"
+	EventProfileUpdated   = "ProfileUpdated"
+	EventDeactivated      = "Deactivated"
+	EventReactivated      = "Reactivated"
+	EventInvitationResent = "InvitationResent"
+	EventDeleted          = "Deleted"
+	EventOrphaned         = "Orphaned"
+	EventDriftCorrected   = "DriftCorrected"
+	EventMembersUpdated   = "MembersUpdated"
+	EventReconcileFailed  = "ReconcileFailed"
+)
+
+// Annotations a person sets on a CipherscaleUser.
+const (
+	// AnnotationResendInvitation resends the invitation of a pending user once per new value.
+	AnnotationResendInvitation = "cipherscale.com/resend-invitation"
+	// AnnotationPaused set to "true" stops every write for the object; status still reports drift.
+	AnnotationPaused = "cipherscale.com/paused"
+)
+
+// Finalizer holds an object until its deletion policy has been carried out in the tenant.
+const Finalizer = "iam.cipherscale.com/finalizer"
+
+// DeletionPolicy says what happens in the tenant when the object is deleted.
+// +kubebuilder:validation:Enum=Delete;Deactivate;Orphan
+type DeletionPolicy string
+
+// Deletion policies of a CipherscaleUser.
+const (
+	DeletionPolicyDelete     DeletionPolicy = "Delete"
+	DeletionPolicyDeactivate DeletionPolicy = "Deactivate"
+	DeletionPolicyOrphan     DeletionPolicy = "Orphan"
+)
+
+// AdoptionPolicy says whether a user that already exists in the tenant is taken over.
+// +kubebuilder:validation:Enum=IfExists;Never
+type AdoptionPolicy string
+
+// Adoption policies.
+const (
+	AdoptionPolicyIfExists AdoptionPolicy = "IfExists"
+	AdoptionPolicyNever    AdoptionPolicy = "Never"
+)
+
+// MembershipPolicy says whether a membership only adds members or also removes undeclared ones.
+// +kubebuilder:validation:Enum=Additive;Authoritative
+type MembershipPolicy string
+
+// Membership policies.
+const (
+	MembershipPolicyAdditive      MembershipPolicy = "Additive"
+	MembershipPolicyAuthoritative MembershipPolicy = "Authoritative"
+)
+
+// MembershipDeletionPolicy says what happens to a membership's pairs when it is deleted.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type MembershipDeletionPolicy string
+
+// Membership deletion policies.
+const (
+	MembershipDeletionPolicyDelete MembershipDeletionPolicy = "Delete"
+	MembershipDeletionPolicyOrphan MembershipDeletionPolicy = "Orphan"
+)
+
+// UserState is the state of the tenant user, as status.state reports it.
+type UserState string
+
+// User states. A value the API reports that is none of these is shown as the API gave it.
+const (
+	UserStatePending  UserState = "Pending"
+	UserStateActive   UserState = "Active"
+	UserStateInactive UserState = "Inactive"
+)
+
+// MemberState is the state of one member of a CipherscaleGroupMembership.
+type MemberState string
+
+// Member states.
+const (
+	MemberStateMember         MemberState = "Member"
+	MemberStateWaitingForUser MemberState = "WaitingForUser"
+	MemberStateUserNotFound   MemberState = "UserNotFound"
+	MemberStatePending        MemberState = "Pending"
+)
