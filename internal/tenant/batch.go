@@ -1,0 +1,165 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+)
+
+// createTimeout bounds one batched create, whose context is shared by several callers.
+const createTimeout = 3 * time.Minute
+
+type createResult struct {
+	user *cipherscale.User
+	err  error
+}
+
+type createRequest struct {
+	user cipherscale.NewUser
+	done chan createResult
+}
+
+// batcher gathers concurrent creates for a short window into requests of at most
+// MaxCreateBatch users.
+type batcher struct {
+	t       *Tenant
+	mu      sync.Mutex
+	pending []createRequest
+	timer   *time.Timer
+}
+
+// Create creates one user, sharing a request with the creates that arrive within the batch
+// window. A refused batch is split: the emails it names get its error, the rest are sent again,
+// so nobody's create is lost or sent twice. A 409 means the email exists: the snapshot is
+// invalidated so that the caller's next lookup finds the user and adopts it.
+func (t *Tenant) Create(ctx context.Context, nu cipherscale.NewUser) (*cipherscale.User, error) {
+	req := createRequest{user: nu, done: make(chan createResult, 1)}
+	t.batch.add(req)
+	select {
+	case res := <-req.done:
+		return res.user, res.err
+	case <-ctx.Done():
+		// The request may still be sent; its result lands in the snapshot either way.
+		return nil, ctx.Err()
+	}
+}
+
+func (b *batcher) add(req createRequest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pending = append(b.pending, req)
+	if len(b.pending) >= cipherscale.MaxCreateBatch || b.t.opts.BatchWindow <= 0 {
+		b.flushLocked()
+		return
+	}
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.t.opts.BatchWindow, func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.flushLocked()
+		})
+	}
+}
+
+func (b *batcher) flushLocked() {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	for len(b.pending) > 0 {
+		n := min(len(b.pending), cipherscale.MaxCreateBatch)
+		reqs := b.pending[:n:n]
+		b.pending = b.pending[n:]
+		go b.t.send(reqs)
+	}
+	b.pending = nil
+}
+
+// send creates one batch and delivers each caller's result.
+func (t *Tenant) send(reqs []createRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
+	defer cancel()
+	for len(reqs) > 0 {
+		items := make([]cipherscale.NewUser, len(reqs))
+		for i, r := range reqs {
+			items[i] = r.user
+		}
+		users, err := t.api.CreateUsers(ctx, items)
+		if err == nil {
+			t.deliverCreated(reqs, users)
+			return
+		}
+		var ae *cipherscale.APIError
+		if !errors.As(err, &ae) || ae.Status == 429 || ae.Status >= 500 {
+			// No verdict on any one item: everyone gets the error and requeues. The client has
+			// already made sure an unknown outcome created nobody twice.
+			t.Invalidate()
+			for _, r := range reqs {
+				r.done <- createResult{err: err}
+			}
+			return
+		}
+		named := map[string]struct{}{}
+		for _, e := range ae.Emails {
+			named[cipherscale.NormalizeEmail(e)] = struct{}{}
+		}
+		var rest []createRequest
+		for _, r := range reqs {
+			if _, ok := named[cipherscale.NormalizeEmail(r.user.Email)]; ok {
+				r.done <- createResult{err: itemError(ae, r.user.Email)}
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		if ae.Status == 409 {
+			t.Invalidate()
+		}
+		switch {
+		case len(rest) == len(reqs) && len(reqs) == 1:
+			reqs[0].done <- createResult{err: err}
+			return
+		case len(rest) == len(reqs):
+			// Refused without naming anyone: send each on its own to find who.
+			for _, r := range reqs {
+				t.send([]createRequest{r})
+			}
+			return
+		}
+		reqs = rest
+	}
+}
+
+func (t *Tenant) deliverCreated(reqs []createRequest, users []cipherscale.User) {
+	byEmail := make(map[string]*cipherscale.User, len(users))
+	t.mu.Lock()
+	for i := range users {
+		u := copyUser(&users[i])
+		t.storeLocked(u)
+		n := cipherscale.NormalizeEmail(u.Email)
+		t.created[n] = struct{}{}
+		byEmail[n] = u
+	}
+	t.mu.Unlock()
+	for i, r := range reqs {
+		u := byEmail[cipherscale.NormalizeEmail(r.user.Email)]
+		if u == nil && i < len(users) {
+			u = copyUser(&users[i]) // the response is in request order
+		}
+		if u == nil {
+			t.Invalidate()
+			r.done <- createResult{err: errors.New("the create response did not include the user")}
+			continue
+		}
+		r.done <- createResult{user: copyUser(u)}
+	}
+}
+
+// itemError is the refusal of one item of a batch, naming only that item.
+func itemError(ae *cipherscale.APIError, email string) error {
+	c := *ae
+	c.Emails = []string{email}
+	return &c
+}

@@ -1,0 +1,5 @@
+// Package tenant is the operator's view of one Cipherscale tenant: a snapshot of every user,
+// read page by page and shared by all reconciles (one refresh at a time, at most one resync
+// interval old), kept current by the responses of the writes made through it, and a batcher that
+// gathers concurrent creates into requests of up to 100 users.
+package tenant

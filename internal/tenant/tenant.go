@@ -1,0 +1,440 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+)
+
+// Options configure a Tenant.
+type Options struct {
+	// MaxAge is how old the snapshot may be before a lookup refreshes it: the resync interval.
+	MaxAge time.Duration
+	// BatchWindow is how long a create waits for others to share its request. Zero sends at once.
+	BatchWindow time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Tenant is the shared view of one tenant. It is safe for concurrent use.
+type Tenant struct {
+	api  cipherscale.API
+	opts Options
+
+	mu        sync.RWMutex
+	byID      map[string]*cipherscale.User
+	byEmail   map[string]string
+	fetchedAt time.Time
+	valid     bool
+	// writeSeq counts local writes; touched records, per user id, the sequence of its last
+	// local write, so that a refresh that started before a write does not undo it.
+	writeSeq uint64
+	touched  map[string]uint64
+	created  map[string]struct{}
+
+	refresh singleflight.Group
+	batch   batcher
+}
+
+// New returns a Tenant over api.
+func New(api cipherscale.API, opts Options) *Tenant {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 10 * time.Minute
+	}
+	t := &Tenant{
+		api:     api,
+		opts:    opts,
+		byID:    map[string]*cipherscale.User{},
+		byEmail: map[string]string{},
+		touched: map[string]uint64{},
+		created: map[string]struct{}{},
+	}
+	t.batch.t = t
+	return t
+}
+
+// API returns the client the tenant calls.
+func (t *Tenant) API() cipherscale.API { return t.api }
+
+// Invalidate makes the next lookup read the tenant again.
+func (t *Tenant) Invalidate() {
+	t.mu.Lock()
+	t.valid = false
+	t.mu.Unlock()
+}
+
+// ensureFresh refreshes the snapshot when it is invalid or older than MaxAge. Concurrent
+// callers share one refresh.
+func (t *Tenant) ensureFresh(ctx context.Context) error {
+	t.mu.RLock()
+	fresh := t.valid && t.opts.Now().Sub(t.fetchedAt) < t.opts.MaxAge
+	t.mu.RUnlock()
+	if fresh {
+		return nil
+	}
+	return t.Refresh(ctx)
+}
+
+// Refresh reads every user of the tenant. Concurrent callers share one read.
+func (t *Tenant) Refresh(ctx context.Context) error {
+	ch := t.refresh.DoChan("refresh", func() (any, error) {
+		t.mu.RLock()
+		startSeq := t.writeSeq
+		t.mu.RUnlock()
+		started := t.opts.Now()
+		// The read is shared: one caller's cancellation must not fail the others.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		users, err := t.api.ListUsers(rctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing tenant users: %w", err)
+		}
+		t.install(users, started, startSeq)
+		return nil, nil
+	})
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (t *Tenant) install(users []cipherscale.User, started time.Time, startSeq uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	byID := make(map[string]*cipherscale.User, len(users))
+	byEmail := make(map[string]string, len(users))
+	for i := range users {
+		u := &users[i]
+		if seq, ok := t.touched[u.ID]; ok && seq > startSeq {
+			continue // written since the read started: the local copy is newer
+		}
+		byID[u.ID] = u
+		byEmail[cipherscale.NormalizeEmail(u.Email)] = u.ID
+	}
+	for id, seq := range t.touched {
+		if seq > startSeq {
+			if u, ok := t.byID[id]; ok {
+				byID[id] = u
+				byEmail[cipherscale.NormalizeEmail(u.Email)] = id
+			}
+			continue
+		}
+		delete(t.touched, id)
+	}
+	t.byID, t.byEmail = byID, byEmail
+	t.fetchedAt, t.valid = started, true
+}
+
+// Lookup returns a copy of the user with this email (compared case-insensitively), or nil when
+// the tenant has none.
+func (t *Tenant) Lookup(ctx context.Context, email string) (*cipherscale.User, error) {
+	if err := t.ensureFresh(ctx); err != nil {
+		return nil, err
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	id, ok := t.byEmail[cipherscale.NormalizeEmail(email)]
+	if !ok {
+		return nil, nil
+	}
+	return copyUser(t.byID[id]), nil
+}
+
+// LookupMany returns copies of the users with these emails, keyed by normalized email; emails
+// not in the tenant are absent from the map.
+func (t *Tenant) LookupMany(ctx context.Context, emails []string) (map[string]*cipherscale.User, error) {
+	if err := t.ensureFresh(ctx); err != nil {
+		return nil, err
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make(map[string]*cipherscale.User, len(emails))
+	for _, e := range emails {
+		n := cipherscale.NormalizeEmail(e)
+		if id, ok := t.byEmail[n]; ok {
+			out[n] = copyUser(t.byID[id])
+		}
+	}
+	return out, nil
+}
+
+// UsersInGroup returns copies of the users who are in the group.
+func (t *Tenant) UsersInGroup(ctx context.Context, groupID string) ([]cipherscale.User, error) {
+	if err := t.ensureFresh(ctx); err != nil {
+		return nil, err
+	}
+	gid := normalizeID(groupID)
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []cipherscale.User
+	for _, u := range t.byID {
+		for _, g := range u.Groups {
+			if normalizeID(g.ID) == gid {
+				out = append(out, *copyUser(u))
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Len returns the number of users in the snapshot.
+func (t *Tenant) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.byID)
+}
+
+// CreatedHere reports whether this process created the user with this email, so that a user
+// whose status was lost between the create and the status write is not taken for a stranger.
+func (t *Tenant) CreatedHere(email string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	_, ok := t.created[cipherscale.NormalizeEmail(email)]
+	return ok
+}
+
+// store records a user as the latest local write returned it.
+func (t *Tenant) store(u *cipherscale.User) {
+	if u == nil || u.ID == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.storeLocked(copyUser(u))
+}
+
+func (t *Tenant) storeLocked(u *cipherscale.User) {
+	if old, ok := t.byID[u.ID]; ok {
+		delete(t.byEmail, cipherscale.NormalizeEmail(old.Email))
+	}
+	t.writeSeq++
+	t.touched[u.ID] = t.writeSeq
+	t.byID[u.ID] = u
+	t.byEmail[cipherscale.NormalizeEmail(u.Email)] = u.ID
+}
+
+// mutate applies fn to the snapshot's copy of a user after a write whose response has no body.
+func (t *Tenant) mutate(id string, fn func(u *cipherscale.User)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u, ok := t.byID[id]
+	if !ok {
+		return
+	}
+	c := copyUser(u)
+	fn(c)
+	c.UpdatedAt = t.opts.Now()
+	t.storeLocked(c)
+}
+
+func (t *Tenant) forget(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u, ok := t.byID[id]; ok {
+		delete(t.byEmail, cipherscale.NormalizeEmail(u.Email))
+		delete(t.byID, id)
+	}
+	t.writeSeq++
+	t.touched[id] = t.writeSeq
+}
+
+// ErrUserGone is returned by a write to a user that no longer exists in the tenant.
+var ErrUserGone = errors.New("the user no longer exists in the tenant")
+
+// afterWrite interprets a write's error. A 404 from a write to a user may mean the user is gone
+// or that a role or group it named is unknown: one read of the user tells which. A user that is
+// gone is dropped from the snapshot and reported as ErrUserGone; any other error is returned.
+func (t *Tenant) afterWrite(ctx context.Context, id string, err error) error {
+	if err == nil || !cipherscale.IsNotFound(err) {
+		return err
+	}
+	if _, gerr := t.api.GetUser(ctx, id); cipherscale.IsNotFound(gerr) {
+		t.forget(id)
+		return fmt.Errorf("%w: %w", ErrUserGone, err)
+	} else if gerr != nil {
+		return gerr
+	}
+	return err
+}
+
+// UpdateProfile writes the profile and records the response.
+func (t *Tenant) UpdateProfile(ctx context.Context, id string, p cipherscale.ProfileUpdate) error {
+	u, err := t.api.UpdateProfile(ctx, id, p)
+	if err = t.afterWrite(ctx, id, err); err != nil {
+		return err
+	}
+	if u != nil && u.ID != "" {
+		t.store(u)
+		return nil
+	}
+	t.mutate(id, func(u *cipherscale.User) {
+		if p.FirstName != nil {
+			u.FirstName = *p.FirstName
+		}
+		if p.LastName != nil {
+			u.LastName = *p.LastName
+		}
+		if p.Image != nil {
+			u.Image = *p.Image
+		}
+	})
+	return nil
+}
+
+// PatchRoles adds and removes direct roles and records the result.
+func (t *Tenant) PatchRoles(ctx context.Context, id string, p cipherscale.RolesPatch) error {
+	err := t.afterWrite(ctx, id, t.api.PatchRoles(ctx, id, p))
+	if err != nil {
+		return err
+	}
+	t.mutate(id, func(u *cipherscale.User) {
+		removed := idSet(p.RemovedRoles)
+		roles := u.Roles[:0:0]
+		have := map[string]struct{}{}
+		for _, r := range u.Roles {
+			n := normalizeID(r.ID)
+			if _, gone := removed[n]; gone {
+				continue
+			}
+			have[n] = struct{}{}
+			roles = append(roles, r)
+		}
+		for _, a := range p.AddedRoles {
+			if _, ok := have[normalizeID(a)]; !ok {
+				roles = append(roles, cipherscale.Role{ID: a})
+				have[normalizeID(a)] = struct{}{}
+			}
+		}
+		u.Roles = roles
+	})
+	return nil
+}
+
+// AddToGroups adds the user to groups and records the result.
+func (t *Tenant) AddToGroups(ctx context.Context, id string, groupIDs []string) error {
+	if len(groupIDs) == 0 {
+		return nil
+	}
+	if err := t.afterWrite(ctx, id, t.api.AddToGroups(ctx, id, groupIDs)); err != nil {
+		return err
+	}
+	t.mutate(id, func(u *cipherscale.User) {
+		have := map[string]struct{}{}
+		for _, g := range u.Groups {
+			have[normalizeID(g.ID)] = struct{}{}
+		}
+		for _, g := range groupIDs {
+			if _, ok := have[normalizeID(g)]; !ok {
+				u.Groups = append(u.Groups, cipherscale.Group{ID: g})
+				have[normalizeID(g)] = struct{}{}
+			}
+		}
+	})
+	return nil
+}
+
+// RemoveFromGroup removes the user from a group and records the result.
+func (t *Tenant) RemoveFromGroup(ctx context.Context, id, groupID string) error {
+	if err := t.afterWrite(ctx, id, t.api.RemoveFromGroup(ctx, id, groupID)); err != nil {
+		return err
+	}
+	t.mutate(id, func(u *cipherscale.User) {
+		gid := normalizeID(groupID)
+		groups := u.Groups[:0:0]
+		for _, g := range u.Groups {
+			if normalizeID(g.ID) != gid {
+				groups = append(groups, g)
+			}
+		}
+		u.Groups = groups
+	})
+	return nil
+}
+
+// Deactivate deactivates the user and records the response.
+func (t *Tenant) Deactivate(ctx context.Context, id string) error {
+	u, err := t.api.DeactivateUser(ctx, id)
+	if err = t.afterWrite(ctx, id, err); err != nil {
+		return err
+	}
+	if u != nil && u.ID != "" {
+		t.store(u)
+	} else {
+		t.mutate(id, func(u *cipherscale.User) { u.Status = cipherscale.StatusInactive })
+	}
+	return nil
+}
+
+// Reactivate reactivates the user and records the response.
+func (t *Tenant) Reactivate(ctx context.Context, id string) error {
+	u, err := t.api.ReactivateUser(ctx, id)
+	if err = t.afterWrite(ctx, id, err); err != nil {
+		return err
+	}
+	if u != nil && u.ID != "" {
+		t.store(u)
+	} else {
+		t.Invalidate()
+	}
+	return nil
+}
+
+// ResendInvitation resends the invitation of a pending user. A 409 (not pending any more)
+// invalidates the snapshot, which was wrong about the user.
+func (t *Tenant) ResendInvitation(ctx context.Context, id string) error {
+	err := t.afterWrite(ctx, id, t.api.ResendInvitation(ctx, id))
+	if cipherscale.IsConflict(err) {
+		t.Invalidate()
+	}
+	return err
+}
+
+// Delete deletes the user. A user already gone counts as done.
+func (t *Tenant) Delete(ctx context.Context, id string) error {
+	if err := t.api.DeleteUser(ctx, id); err != nil && !cipherscale.IsNotFound(err) {
+		return err
+	}
+	t.forget(id)
+	return nil
+}
+
+func copyUser(u *cipherscale.User) *cipherscale.User {
+	if u == nil {
+		return nil
+	}
+	c := *u
+	c.Roles = append(cipherscale.RoleList(nil), u.Roles...)
+	c.Groups = append([]cipherscale.Group(nil), u.Groups...)
+	c.Devices = nil // never used by the operator; not kept twice
+	return &c
+}
+
+func normalizeID(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func idSet(ids []string) map[string]struct{} {
+	s := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		s[normalizeID(id)] = struct{}{}
+	}
+	return s
+}
