@@ -1,0 +1,414 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+)
+
+// +kubebuilder:rbac:groups=iam.cipherscale.com,resources=cipherscalegroupmemberships,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=iam.cipherscale.com,resources=cipherscalegroupmemberships/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=iam.cipherscale.com,resources=cipherscalegroupmemberships/finalizers,verbs=update
+
+// MembershipReconciler brings the members of Cipherscale groups to their
+// CipherscaleGroupMemberships, under the membership rule shared with CipherscaleUsers.
+type MembershipReconciler struct {
+	Kube                    client.Client
+	Tenant                  *tenant.Tenant
+	Recorder                events.EventRecorder
+	Clock                   clock.PassiveClock
+	ResyncInterval          time.Duration
+	MaxConcurrentReconciles int
+}
+
+// Reconcile reads top to bottom: fetch, deletion, finalizer, conflict, observe the members,
+// decide each pair with the membership rule, act, status.
+func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	obj := &iamv1alpha1.CipherscaleGroupMembership{}
+	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := obj.Status.DeepCopy()
+	defer func() {
+		if err := patchStatus(ctx, r.Kube, obj, before, &obj.Status); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	if !obj.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, obj)
+	}
+	if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer); err != nil {
+		return ctrl.Result{}, err
+	}
+	gen := obj.Generation
+	groupID := plan.NormalizeID(obj.Spec.GroupID)
+	w := world{kube: r.Kube}
+
+	_, auth, err := w.groupMemberships(ctx, groupID)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if winner := r.conflictWinner(ctx, obj); winner != nil {
+		return r.stall(obj, iamv1alpha1.ReasonGroupConflict, fmt.Sprintf(
+			"CipherscaleGroupMembership %s/%s, created earlier, is Authoritative for this group; this object does nothing until it is gone",
+			winner.Namespace, winner.Name)), nil
+	}
+	authoritative := auth != nil && auth.UID == obj.UID
+
+	members, err := w.resolveMembers(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var emails []string
+	for _, m := range members {
+		if m.email != "" {
+			emails = append(emails, m.email)
+		}
+	}
+	live, err := r.Tenant.LookupMany(ctx, emails)
+	if err != nil {
+		return r.fail(obj, err)
+	}
+	if r.newlyMissing(obj, emails, live) {
+		// Before calling a member missing, read the tenant again: a user added by hand a moment
+		// ago is not in the snapshot. Concurrent reads are shared.
+		if err := r.Tenant.Refresh(ctx); err != nil {
+			return r.fail(obj, err)
+		}
+		if live, err = r.Tenant.LookupMany(ctx, emails); err != nil {
+			return r.fail(obj, err)
+		}
+	}
+
+	statuses := make([]iamv1alpha1.MemberStatus, 0, len(members))
+	declared := map[string]bool{}
+	var added, removed int
+	for _, m := range members {
+		st := iamv1alpha1.MemberStatus{Email: m.email}
+		if m.spec.UserRef != nil {
+			st.UserRef = m.spec.UserRef.Name
+		}
+		u := live[m.email]
+		switch {
+		case m.spec.UserRef != nil && (m.user == nil || m.user.Status.ID == "" || u == nil):
+			st.State = iamv1alpha1.MemberStateWaitingForUser
+		case u == nil:
+			st.State = iamv1alpha1.MemberStateUserNotFound
+		default:
+			declared[m.email] = true
+			st.UserID = u.ID
+			st.State = iamv1alpha1.MemberStateMember
+			if !inGroup(u, groupID) {
+				log.FromContext(ctx).Info("Adding member to group")
+				if err := r.Tenant.AddToGroups(ctx, u.ID, []string{groupID}); err != nil {
+					if errors.Is(err, tenant.ErrUserGone) {
+						st.State = iamv1alpha1.MemberStateUserNotFound
+						break
+					}
+					return r.fail(obj, fmt.Errorf("adding user %s to group %s: %w", u.ID, groupID, err))
+				}
+				added++
+			}
+		}
+		statuses = append(statuses, st)
+	}
+
+	if authoritative {
+		present, err := r.Tenant.UsersInGroup(ctx, groupID)
+		if err != nil {
+			return r.fail(obj, err)
+		}
+		for i := range present {
+			u := &present[i]
+			if declared[cipherscale.NormalizeEmail(u.Email)] {
+				continue
+			}
+			f, err := w.pairFacts(ctx, u.Email, groupID, true, "")
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if plan.DecidePair(f) != plan.Remove {
+				continue
+			}
+			log.FromContext(ctx).Info("Removing undeclared member from group")
+			if err := r.Tenant.RemoveFromGroup(ctx, u.ID, groupID); err != nil && !errors.Is(err, tenant.ErrUserGone) {
+				return r.fail(obj, fmt.Errorf("removing user %s from group %s: %w", u.ID, groupID, err))
+			}
+			removed++
+		}
+	}
+	if added > 0 || removed > 0 {
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventMembersUpdated, "UpdateMembers", "Group %s: added %d members, removed %d", groupID, added, removed)
+	}
+
+	obj.Status.Members = statuses
+	obj.Status.MemberCount = 0
+	counts := map[iamv1alpha1.MemberState]int{}
+	for _, st := range statuses {
+		counts[st.State]++
+	}
+	obj.Status.MemberCount = int32(counts[iamv1alpha1.MemberStateMember])
+	now := metav1.NewTime(r.Clock.Now())
+	obj.Status.LastSyncTime = &now
+	obj.Status.ObservedGeneration = gen
+	switch {
+	case counts[iamv1alpha1.MemberStateUserNotFound] > 0:
+		r.stall(obj, iamv1alpha1.ReasonUserNotFound, fmt.Sprintf(
+			"%d members have no user in the tenant (see status.members); the other members are in the group", counts[iamv1alpha1.MemberStateUserNotFound]))
+	case counts[iamv1alpha1.MemberStateWaitingForUser] > 0:
+		msg := fmt.Sprintf("Waiting for %d CipherscaleUsers to be created in the tenant (see status.members)", counts[iamv1alpha1.MemberStateWaitingForUser])
+		markReconciling(&obj.Status.Conditions, gen, iamv1alpha1.ReasonWaitingForUser, msg)
+	default:
+		markReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("All %d members are in the group", len(statuses)))
+	}
+	return ctrl.Result{RequeueAfter: jitter(r.ResyncInterval)}, nil
+}
+
+// newlyMissing reports whether an email is missing from the tenant that the status did not
+// already report as UserNotFound. Members already reported missing force no read, so that a
+// lasting UserNotFound costs nothing at each resync.
+func (r *MembershipReconciler) newlyMissing(obj *iamv1alpha1.CipherscaleGroupMembership, emails []string, live map[string]*cipherscale.User) bool {
+	known := map[string]bool{}
+	for _, st := range obj.Status.Members {
+		if st.State == iamv1alpha1.MemberStateUserNotFound {
+			known[st.Email] = true
+		}
+	}
+	for _, e := range emails {
+		if live[e] == nil && !known[e] {
+			return true
+		}
+	}
+	return false
+}
+
+// conflictWinner returns the older Authoritative membership of the same group when obj is a
+// newer Authoritative one, else nil.
+func (r *MembershipReconciler) conflictWinner(ctx context.Context, obj *iamv1alpha1.CipherscaleGroupMembership) *iamv1alpha1.CipherscaleGroupMembership {
+	if obj.Spec.Policy != iamv1alpha1.MembershipPolicyAuthoritative {
+		return nil
+	}
+	var list iamv1alpha1.CipherscaleGroupMembershipList
+	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(obj.Spec.GroupID)}); err != nil {
+		return nil
+	}
+	owner := authoritativeOwner(list.Items)
+	if owner != nil && owner.UID != obj.UID {
+		return owner
+	}
+	return nil
+}
+
+func inGroup(u *cipherscale.User, groupID string) bool {
+	for _, g := range u.Groups {
+		if plan.NormalizeID(g.ID) == groupID {
+			return true
+		}
+	}
+	return false
+}
+
+// reconcileDelete removes, under deletionPolicy Delete, the pairs this membership declared that
+// nothing else declares, then releases the finalizer.
+func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.CipherscaleGroupMembership) (ctrl.Result, error) {
+	if !controllerutilContains(obj, iamv1alpha1.Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && r.conflictWinner(ctx, obj) == nil {
+		w := world{kube: r.Kube}
+		groupID := plan.NormalizeID(obj.Spec.GroupID)
+		members, err := w.resolveMembers(ctx, obj)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		removed := 0
+		for _, m := range members {
+			if m.email == "" {
+				continue
+			}
+			u, err := r.Tenant.Lookup(ctx, m.email)
+			if err != nil {
+				return r.failDeleting(obj, err)
+			}
+			if u == nil || !inGroup(u, groupID) {
+				continue
+			}
+			f, err := w.pairFacts(ctx, m.email, groupID, true, membershipSource(obj))
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if plan.DecideRelease(f, true) != plan.Remove {
+				continue
+			}
+			if err := r.Tenant.RemoveFromGroup(ctx, u.ID, groupID); err != nil && !errors.Is(err, tenant.ErrUserGone) && !cipherscale.IsNotFound(err) {
+				return r.failDeleting(obj, fmt.Errorf("removing user %s from group %s: %w", u.ID, groupID, err))
+			}
+			removed++
+		}
+		if removed > 0 {
+			r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventMembersUpdated, "Delete", "Group %s: removed %d members this object declared", groupID, removed)
+		}
+	}
+	return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+}
+
+func (r *MembershipReconciler) failDeleting(obj *iamv1alpha1.CipherscaleGroupMembership, err error) (ctrl.Result, error) {
+	v := classify(err)
+	markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonDeleting, "Deleting: "+v.message)
+	if v.requeueAfter > 0 {
+		return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+func (r *MembershipReconciler) fail(obj *iamv1alpha1.CipherscaleGroupMembership, err error) (ctrl.Result, error) {
+	v := classify(err)
+	if v.stalled {
+		res := r.stall(obj, v.reason, v.message)
+		res.RequeueAfter = r.ResyncInterval
+		return res, nil
+	}
+	r.warnOnChange(obj, v.reason, v.message)
+	markReconciling(&obj.Status.Conditions, obj.Generation, v.reason, v.message)
+	if v.requeueAfter > 0 {
+		return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+func (r *MembershipReconciler) stall(obj *iamv1alpha1.CipherscaleGroupMembership, reason, msg string) ctrl.Result {
+	r.warnOnChange(obj, reason, msg)
+	markStalled(&obj.Status.Conditions, obj.Generation, reason, msg)
+	obj.Status.ObservedGeneration = obj.Generation
+	return ctrl.Result{RequeueAfter: jitter(r.ResyncInterval)}
+}
+
+func (r *MembershipReconciler) warnOnChange(obj *iamv1alpha1.CipherscaleGroupMembership, reason, msg string) {
+	if readyReason(obj.Status.Conditions) != reason || isReady(obj.Status.Conditions) {
+		r.event(obj, corev1.EventTypeWarning, reason, "Reconcile", "%s", msg)
+	}
+}
+
+func (r *MembershipReconciler) event(obj *iamv1alpha1.CipherscaleGroupMembership, typ, reason, action, note string, args ...any) {
+	r.Recorder.Eventf(obj, nil, typ, reason, action, note, args...)
+}
+
+// SetupWithManager registers the controller. Besides its own kind it watches the
+// CipherscaleUsers its members name (a user created in the tenant, or changing its groups,
+// changes what the membership must do) and the other memberships of the same group.
+func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Kube == nil || r.Tenant == nil || r.Recorder == nil || r.Clock == nil {
+		return errors.New("MembershipReconciler needs Kube, Tenant, Recorder and Clock")
+	}
+	if r.ResyncInterval <= 0 {
+		return errors.New("MembershipReconciler needs a positive ResyncInterval")
+	}
+	if r.MaxConcurrentReconciles <= 0 {
+		r.MaxConcurrentReconciles = 1
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("cipherscalegroupmembership").
+		For(&iamv1alpha1.CipherscaleGroupMembership{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, deletionPredicate()))).
+		Watches(&iamv1alpha1.CipherscaleUser{}, handler.EnqueueRequestsFromMapFunc(r.membershipsNaming),
+			builder.WithPredicates(userChangedForMemberships())).
+		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(r.sameGroup),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// userChangedForMemberships passes the CipherscaleUser events that can change a membership's
+// work: creation and deletion, a tenant id appearing or changing, spec changes, deletion starting.
+func userChangedForMemberships() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return true },
+		DeleteFunc: func(event.DeleteEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*iamv1alpha1.CipherscaleUser)
+			n, ok2 := e.ObjectNew.(*iamv1alpha1.CipherscaleUser)
+			if !ok1 || !ok2 {
+				return false
+			}
+			return o.Status.ID != n.Status.ID || o.Generation != n.Generation ||
+				o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+// membershipsNaming enqueues the memberships that name a CipherscaleUser, by reference or email,
+// and those of the groups its spec.groups names.
+func (r *MembershipReconciler) membershipsNaming(ctx context.Context, o client.Object) []reconcile.Request {
+	u, ok := o.(*iamv1alpha1.CipherscaleUser)
+	if !ok {
+		return nil
+	}
+	keys := map[client.ObjectKey]bool{}
+	collect := func(field, value string) {
+		var list iamv1alpha1.CipherscaleGroupMembershipList
+		if err := r.Kube.List(ctx, &list, client.MatchingFields{field: value}); err != nil {
+			return
+		}
+		for i := range list.Items {
+			keys[client.ObjectKeyFromObject(&list.Items[i])] = true
+		}
+	}
+	collect(indexMembershipMember, memberKeyRef(u.Namespace, u.Name))
+	collect(indexMembershipMember, memberKeyEmail(u.Spec.Email))
+	if u.Spec.Groups != nil {
+		for _, g := range *u.Spec.Groups {
+			collect(indexMembershipGroup, plan.NormalizeID(g))
+		}
+	}
+	return requests(keys)
+}
+
+// sameGroup enqueues the other memberships of the same group.
+func (r *MembershipReconciler) sameGroup(ctx context.Context, o client.Object) []reconcile.Request {
+	m, ok := o.(*iamv1alpha1.CipherscaleGroupMembership)
+	if !ok {
+		return nil
+	}
+	var list iamv1alpha1.CipherscaleGroupMembershipList
+	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(m.Spec.GroupID)}); err != nil {
+		return nil
+	}
+	keys := map[client.ObjectKey]bool{}
+	for i := range list.Items {
+		if list.Items[i].UID != m.UID {
+			keys[client.ObjectKeyFromObject(&list.Items[i])] = true
+		}
+	}
+	return requests(keys)
+}
+
+func requests(keys map[client.ObjectKey]bool) []reconcile.Request {
+	reqs := make([]reconcile.Request, 0, len(keys))
+	for k := range keys {
+		reqs = append(reqs, reconcile.Request{NamespacedName: k})
+	}
+	sort.Slice(reqs, func(i, j int) bool { return reqs[i].String() < reqs[j].String() })
+	return reqs
+}

@@ -1,0 +1,481 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+)
+
+// +kubebuilder:rbac:groups=iam.cipherscale.com,resources=cipherscaleusers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=iam.cipherscale.com,resources=cipherscaleusers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=iam.cipherscale.com,resources=cipherscaleusers/finalizers,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// UserReconciler brings tenant users to their CipherscaleUsers.
+type UserReconciler struct {
+	Kube     client.Client
+	Tenant   *tenant.Tenant
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	// ResyncInterval is how often an object is compared with the tenant when nothing changed.
+	ResyncInterval time.Duration
+	// DefaultDeletionPolicy applies when spec.deletionPolicy is empty.
+	DefaultDeletionPolicy iamv1alpha1.DeletionPolicy
+	// MaxConcurrentReconciles bounds the reconciles running at once.
+	MaxConcurrentReconciles int
+}
+
+// Reconcile reads top to bottom: fetch, deletion, finalizer, conflicts, observe, plan, act,
+// status (written once, deferred, only when it changed).
+func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	logger := log.FromContext(ctx)
+	obj := &iamv1alpha1.CipherscaleUser{}
+	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := obj.Status.DeepCopy()
+	defer func() {
+		if err := patchStatus(ctx, r.Kube, obj, before, &obj.Status); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, obj)
+	}
+	if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer); err != nil {
+		return ctrl.Result{}, err
+	}
+	gen := obj.Generation
+	conds := &obj.Status.Conditions
+
+	w := world{kube: r.Kube}
+	owner, err := w.emailOwner(ctx, obj.Spec.Email)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if owner != nil && owner.UID != obj.UID {
+		msg := fmt.Sprintf("CipherscaleUser %s/%s, created earlier, manages this email; this object does nothing until it is gone", owner.Namespace, owner.Name)
+		return r.stall(obj, iamv1alpha1.ReasonEmailConflict, msg, 0), nil
+	}
+
+	paused := obj.Annotations[iamv1alpha1.AnnotationPaused] == "true"
+	live, err := r.Tenant.Lookup(ctx, obj.Spec.Email)
+	if err != nil {
+		return r.fail(obj, err)
+	}
+
+	var acted []string
+	if live == nil {
+		if paused {
+			markNotReady(conds, gen, iamv1alpha1.ReasonPaused, "Paused: the user does not exist in the tenant and would be created")
+			obj.Status.ObservedGeneration = gen
+			return r.resync(), nil
+		}
+		groups := []string{}
+		if obj.Spec.Groups != nil {
+			groups = plan.SortedSet(*obj.Spec.Groups)
+		}
+		logger.Info("Creating tenant user", "groups", len(groups))
+		created, err := r.Tenant.Create(ctx, cipherscale.NewUser{Email: obj.Spec.Email, Groups: groups})
+		if cipherscale.IsConflict(err) {
+			// Created elsewhere since the snapshot was read: look again and adopt.
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		if err != nil {
+			return r.fail(obj, err)
+		}
+		live = created
+		now := metav1.NewTime(r.Clock.Now())
+		obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now}
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Created tenant user %s and sent the invitation", live.ID)
+		acted = append(acted, "created")
+	} else if obj.Status.ID == "" && !r.Tenant.CreatedHere(obj.Spec.Email) {
+		if obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever {
+			return r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf("The tenant already has a user with this email (%s) and adoptionPolicy is Never", live.ID), r.ResyncInterval), nil
+		}
+		if !paused {
+			r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted existing tenant user %s", live.ID)
+		}
+	}
+	if !paused {
+		obj.Status.ID = live.ID
+	}
+
+	add, remove, err := w.userGroupChanges(ctx, obj, live)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	p := plan.PlanUser(&obj.Spec, live, add, remove)
+	logger.V(1).Info("Planned", "plan", p.String())
+
+	if paused {
+		obj.Status.State = plan.StateOf(live.Status)
+		if p.Empty() {
+			markReady(conds, gen, iamv1alpha1.ReasonPaused, "Paused: the tenant matches the spec; no writes are made")
+		} else {
+			markNotReady(conds, gen, iamv1alpha1.ReasonPaused, "Paused: the tenant differs from the spec: "+p.String())
+		}
+		obj.Status.ObservedGeneration = gen
+		return r.resync(), nil
+	}
+
+	drift := !p.Empty() && len(acted) == 0 && obj.Status.ObservedGeneration == gen && isReady(obj.Status.Conditions)
+	if err := r.apply(ctx, obj, live.ID, p); err != nil {
+		if errors.Is(err, tenant.ErrUserGone) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		return r.fail(obj, err)
+	}
+	if drift {
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDriftCorrected, "Correct", "Corrected drift in the tenant: %s", p.String())
+	}
+
+	// The snapshot now holds the result of the writes.
+	if cur, err := r.Tenant.Lookup(ctx, obj.Spec.Email); err == nil && cur != nil {
+		live = cur
+	}
+	next, err := r.invitation(ctx, obj, live)
+	if err != nil {
+		return r.fail(obj, err)
+	}
+
+	obj.Status.State = plan.StateOf(live.Status)
+	now := metav1.NewTime(r.Clock.Now())
+	obj.Status.LastSyncTime = &now
+	obj.Status.ObservedGeneration = gen
+	switch {
+	case p.OwnerProtected:
+		return r.stall(obj, iamv1alpha1.ReasonOwnerProtected, "The tenant owner cannot be deactivated: set spec.active to true", r.ResyncInterval), nil
+	case p.UnknownStatus != "":
+		markReady(conds, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("In sync, except the active state: the API reports the unknown status %q", p.UnknownStatus))
+	default:
+		markReady(conds, gen, iamv1alpha1.ReasonUpToDate, "The tenant user matches the spec")
+	}
+	res = r.resync()
+	if next > 0 && next < res.RequeueAfter {
+		res.RequeueAfter = next
+	}
+	return res, nil
+}
+
+// apply makes the plan's calls in order, with an event for each.
+func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string, p plan.UserPlan) error {
+	if p.Empty() {
+		return nil
+	}
+	logger := log.FromContext(ctx)
+	if p.Reactivate {
+		logger.Info("Reactivating tenant user")
+		if err := r.Tenant.Reactivate(ctx, id); err != nil {
+			return fmt.Errorf("reactivating user %s: %w", id, err)
+		}
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventReactivated, "Reactivate", "Reactivated tenant user %s", id)
+	}
+	if p.Profile != nil {
+		logger.Info("Updating profile")
+		if err := r.Tenant.UpdateProfile(ctx, id, *p.Profile); err != nil {
+			return fmt.Errorf("updating profile of user %s: %w", id, err)
+		}
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventProfileUpdated, "UpdateProfile", "Updated the profile of tenant user %s", id)
+	}
+	if p.Roles != nil {
+		logger.Info("Patching roles", "added", len(p.Roles.AddedRoles), "removed", len(p.Roles.RemovedRoles))
+		if err := r.Tenant.PatchRoles(ctx, id, *p.Roles); err != nil {
+			return fmt.Errorf("patching roles of user %s: %w", id, err)
+		}
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventRolesUpdated, "PatchRoles", "Roles of tenant user %s: added %v, removed %v", id, p.Roles.AddedRoles, p.Roles.RemovedRoles)
+	}
+	if len(p.AddGroups) > 0 || len(p.RemoveGroups) > 0 {
+		logger.Info("Updating groups", "added", len(p.AddGroups), "removed", len(p.RemoveGroups))
+		if err := r.Tenant.AddToGroups(ctx, id, p.AddGroups); err != nil {
+			return fmt.Errorf("adding user %s to groups: %w", id, err)
+		}
+		for _, g := range p.RemoveGroups {
+			if err := r.Tenant.RemoveFromGroup(ctx, id, g); err != nil {
+				return fmt.Errorf("removing user %s from group %s: %w", id, g, err)
+			}
+		}
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventGroupsUpdated, "UpdateGroups", "Groups of tenant user %s: added %v, removed %v", id, p.AddGroups, p.RemoveGroups)
+	}
+	if p.Deactivate {
+		logger.Info("Deactivating tenant user")
+		if err := r.Tenant.Deactivate(ctx, id); err != nil {
+			return fmt.Errorf("deactivating user %s: %w", id, err)
+		}
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDeactivated, "Deactivate", "Deactivated tenant user %s", id)
+	}
+	return nil
+}
+
+// invitation resends a pending user's invitation when the annotation asks for it or
+// spec.invitation says it is due. It returns how long until the next automatic resend.
+func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, live *cipherscale.User) (time.Duration, error) {
+	now := r.Clock.Now()
+	annotation := obj.Annotations[iamv1alpha1.AnnotationResendInvitation]
+	d := plan.DecideInvitation(&obj.Spec, obj.Status.Invitation, live.Status, annotation, now)
+	if obj.Status.Invitation == nil && live.Status.Normalized() == cipherscale.StatusPending {
+		// An adopted pending user: count from now.
+		t := metav1.NewTime(now)
+		obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &t}
+		if !d.Requested {
+			return plan.DecideInvitation(&obj.Spec, obj.Status.Invitation, live.Status, annotation, now).Next, nil
+		}
+	}
+	if !d.Resend {
+		return d.Next, nil
+	}
+	log.FromContext(ctx).Info("Resending invitation", "requested", d.Requested)
+	err := r.Tenant.ResendInvitation(ctx, live.ID)
+	if cipherscale.IsConflict(err) {
+		return time.Second, nil // no longer pending: the next pass sees the new state
+	}
+	if err != nil {
+		return 0, fmt.Errorf("resending the invitation of user %s: %w", live.ID, err)
+	}
+	t := metav1.NewTime(now)
+	st := obj.Status.Invitation
+	st.LastSentTime = &t
+	if d.Requested {
+		st.LastResendRequest = d.RequestValue
+	} else {
+		st.Resends++
+	}
+	r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventInvitationResent, "ResendInvitation", "Resent the invitation of tenant user %s", live.ID)
+	return plan.DecideInvitation(&obj.Spec, st, live.Status, annotation, now).Next, nil
+}
+
+// reconcileDelete carries out the deletion policy, then releases the finalizer. A user already
+// gone counts as done; the tenant owner is never deleted or deactivated.
+func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(obj, iamv1alpha1.Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	gen := obj.Generation
+	if obj.Annotations[iamv1alpha1.AnnotationPaused] == "true" {
+		markNotReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonPaused,
+			"Paused: deletion waits until the cipherscale.com/paused annotation is removed (or set deletionPolicy Orphan)")
+		return ctrl.Result{}, nil
+	}
+	owner, err := world{kube: r.Kube}.emailOwner(ctx, obj.Spec.Email)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	policy := obj.Spec.DeletionPolicy
+	if policy == "" {
+		policy = r.DefaultDeletionPolicy
+	}
+	// Only the object that owns the email, and that created or adopted the user, acts on it.
+	acts := owner != nil && owner.UID == obj.UID && (obj.Status.ID != "" || r.Tenant.CreatedHere(obj.Spec.Email))
+	if acts && policy != iamv1alpha1.DeletionPolicyOrphan {
+		live, err := r.Tenant.Lookup(ctx, obj.Spec.Email)
+		if err != nil {
+			return r.failDeleting(obj, err)
+		}
+		switch {
+		case live == nil:
+		case live.IsOwner:
+			r.event(obj, corev1.EventTypeWarning, iamv1alpha1.ReasonOwnerProtected, "Delete", "Left tenant user %s alone: the tenant owner is never deleted or deactivated", live.ID)
+		case policy == iamv1alpha1.DeletionPolicyDeactivate:
+			if live.Status.Normalized() != cipherscale.StatusInactive {
+				log.FromContext(ctx).Info("Deactivating tenant user on deletion")
+				if err := r.Tenant.Deactivate(ctx, live.ID); err != nil && !errors.Is(err, tenant.ErrUserGone) {
+					return r.failDeleting(obj, fmt.Errorf("deactivating user %s: %w", live.ID, err))
+				}
+				r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDeactivated, "Deactivate", "Deactivated tenant user %s on deletion", live.ID)
+			}
+		default:
+			log.FromContext(ctx).Info("Deleting tenant user")
+			if err := r.Tenant.Delete(ctx, live.ID); err != nil {
+				return r.failDeleting(obj, fmt.Errorf("deleting user %s: %w", live.ID, err))
+			}
+			r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDeleted, "Delete", "Deleted tenant user %s", live.ID)
+		}
+	} else if acts {
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventOrphaned, "Delete", "Left tenant user %s in the tenant (deletionPolicy Orphan)", obj.Status.ID)
+	}
+	return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+}
+
+func (r *UserReconciler) failDeleting(obj *iamv1alpha1.CipherscaleUser, err error) (ctrl.Result, error) {
+	v := classify(err)
+	msg := "Deleting: " + v.message
+	if v.stalled && !cipherscale.IsUnauthorized(err) {
+		// Nothing a person could fix in the spec: keep retrying with backoff.
+		v.retry = true
+	}
+	r.warnOnChange(obj, v.reason, msg)
+	markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonDeleting, msg)
+	if v.requeueAfter > 0 {
+		return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
+	}
+	if v.retry {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: r.ResyncInterval}, nil
+}
+
+// fail records an error on the object and says how to retry.
+func (r *UserReconciler) fail(obj *iamv1alpha1.CipherscaleUser, err error) (ctrl.Result, error) {
+	v := classify(err)
+	if v.stalled {
+		return r.stall(obj, v.reason, v.message, r.ResyncInterval), nil
+	}
+	r.warnOnChange(obj, v.reason, v.message)
+	markReconciling(&obj.Status.Conditions, obj.Generation, v.reason, v.message)
+	if v.requeueAfter > 0 {
+		return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// stall marks the object Stalled and rechecks it after requeue (never when zero).
+func (r *UserReconciler) stall(obj *iamv1alpha1.CipherscaleUser, reason, msg string, requeue time.Duration) ctrl.Result {
+	r.warnOnChange(obj, reason, msg)
+	markStalled(&obj.Status.Conditions, obj.Generation, reason, msg)
+	obj.Status.ObservedGeneration = obj.Generation
+	return ctrl.Result{RequeueAfter: requeue}
+}
+
+// warnOnChange emits a warning event when the Ready reason changes, so that a failure repeated
+// by every retry is reported once.
+func (r *UserReconciler) warnOnChange(obj *iamv1alpha1.CipherscaleUser, reason, msg string) {
+	if readyReason(obj.Status.Conditions) != reason || isReady(obj.Status.Conditions) {
+		r.event(obj, corev1.EventTypeWarning, reason, "Reconcile", "%s", msg)
+	}
+}
+
+func (r *UserReconciler) event(obj *iamv1alpha1.CipherscaleUser, typ, reason, action, note string, args ...any) {
+	r.Recorder.Eventf(obj, nil, typ, reason, action, note, args...)
+}
+
+// resync requeues after the resync interval with up to 10% jitter either way, so that objects
+// created together do not resync together.
+func (r *UserReconciler) resync() ctrl.Result {
+	return ctrl.Result{RequeueAfter: jitter(r.ResyncInterval)}
+}
+
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
+}
+
+// SetupWithManager registers the controller: it watches CipherscaleUsers (spec, annotation and
+// deletion changes), the other CipherscaleUsers with the same email (one leaving hands the email
+// to the next), and the memberships that name a user (they change which groups it may keep).
+func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Kube == nil || r.Tenant == nil || r.Recorder == nil || r.Clock == nil {
+		return errors.New("UserReconciler needs Kube, Tenant, Recorder and Clock")
+	}
+	if r.ResyncInterval <= 0 {
+		return errors.New("UserReconciler needs a positive ResyncInterval")
+	}
+	if r.DefaultDeletionPolicy == "" {
+		r.DefaultDeletionPolicy = iamv1alpha1.DeletionPolicyDelete
+	}
+	if r.MaxConcurrentReconciles <= 0 {
+		r.MaxConcurrentReconciles = 1
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("cipherscaleuser").
+		For(&iamv1alpha1.CipherscaleUser{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionPredicate()))).
+		Watches(&iamv1alpha1.CipherscaleUser{}, handler.EnqueueRequestsFromMapFunc(r.sameEmail),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc: func(event.CreateEvent) bool { return false },
+				UpdateFunc: func(e event.UpdateEvent) bool {
+					return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+				},
+				DeleteFunc:  func(event.DeleteEvent) bool { return true },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+			})).
+		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(r.membersOf),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// sameEmail enqueues the other CipherscaleUsers that name the same email.
+func (r *UserReconciler) sameEmail(ctx context.Context, o client.Object) []reconcile.Request {
+	u, ok := o.(*iamv1alpha1.CipherscaleUser)
+	if !ok {
+		return nil
+	}
+	var list iamv1alpha1.CipherscaleUserList
+	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: cipherscale.NormalizeEmail(u.Spec.Email)}); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].UID != u.UID {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+// membersOf enqueues the CipherscaleUsers a membership names.
+func (r *UserReconciler) membersOf(ctx context.Context, o client.Object) []reconcile.Request {
+	m, ok := o.(*iamv1alpha1.CipherscaleGroupMembership)
+	if !ok {
+		return nil
+	}
+	var reqs []reconcile.Request
+	seen := map[client.ObjectKey]bool{}
+	addKey := func(k client.ObjectKey) {
+		if !seen[k] {
+			seen[k] = true
+			reqs = append(reqs, reconcile.Request{NamespacedName: k})
+		}
+	}
+	for _, mem := range m.Spec.Members {
+		if mem.UserRef != nil {
+			addKey(client.ObjectKey{Namespace: m.Namespace, Name: mem.UserRef.Name})
+			continue
+		}
+		var list iamv1alpha1.CipherscaleUserList
+		if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: cipherscale.NormalizeEmail(mem.Email)}); err != nil {
+			continue
+		}
+		for i := range list.Items {
+			addKey(client.ObjectKeyFromObject(&list.Items[i]))
+		}
+	}
+	return reqs
+}
+
+// deletionPredicate passes updates that start an object's deletion.
+func deletionPredicate() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+		},
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}

@@ -1,0 +1,214 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
+)
+
+// world reads, from the manager's cache, what the membership rule needs: who declares which
+// (user, group) pair and which scopes are authoritative. It only reads.
+type world struct {
+	kube client.Reader
+}
+
+func userSource(u *iamv1alpha1.CipherscaleUser) plan.Source {
+	return plan.Source("CipherscaleUser/" + u.Namespace + "/" + u.Name)
+}
+
+func membershipSource(m *iamv1alpha1.CipherscaleGroupMembership) plan.Source {
+	return plan.Source("CipherscaleGroupMembership/" + m.Namespace + "/" + m.Name)
+}
+
+func claimOf(o client.Object) plan.Claim {
+	return plan.Claim{Created: o.GetCreationTimestamp().UnixNano(), Key: o.GetNamespace() + "/" + o.GetName()}
+}
+
+// emailOwner returns the CipherscaleUser that owns an email: the oldest of those that name it,
+// in any namespace. nil when none does.
+func (w world) emailOwner(ctx context.Context, email string) (*iamv1alpha1.CipherscaleUser, error) {
+	var list iamv1alpha1.CipherscaleUserList
+	if err := w.kube.List(ctx, &list, client.MatchingFields{indexUserEmail: cipherscale.NormalizeEmail(email)}); err != nil {
+		return nil, fmt.Errorf("listing CipherscaleUsers by email: %w", err)
+	}
+	claims := make([]plan.Claim, len(list.Items))
+	for i := range list.Items {
+		claims[i] = claimOf(&list.Items[i])
+	}
+	if i := plan.OwnerOf(claims); i >= 0 {
+		return &list.Items[i], nil
+	}
+	return nil, nil
+}
+
+// groupMemberships returns the memberships of a group that count: not being deleted, and not a
+// newer Authoritative membership that conflicts with the owner of the group's authoritative
+// scope. authoritative is that owner, nil when the group has none.
+func (w world) groupMemberships(ctx context.Context, groupID string) (counting []iamv1alpha1.CipherscaleGroupMembership, authoritative *iamv1alpha1.CipherscaleGroupMembership, err error) {
+	var list iamv1alpha1.CipherscaleGroupMembershipList
+	if err := w.kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(groupID)}); err != nil {
+		return nil, nil, fmt.Errorf("listing CipherscaleGroupMemberships by group: %w", err)
+	}
+	owner := authoritativeOwner(list.Items)
+	for i := range list.Items {
+		m := &list.Items[i]
+		if !m.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if m.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && (owner == nil || owner.UID != m.UID) {
+			continue // GroupConflict: declares nothing
+		}
+		counting = append(counting, *m)
+	}
+	if owner != nil && owner.DeletionTimestamp.IsZero() {
+		authoritative = owner
+	}
+	return counting, authoritative, nil
+}
+
+// authoritativeOwner returns the oldest Authoritative membership among ms, nil when none.
+func authoritativeOwner(ms []iamv1alpha1.CipherscaleGroupMembership) *iamv1alpha1.CipherscaleGroupMembership {
+	var auth []*iamv1alpha1.CipherscaleGroupMembership
+	var claims []plan.Claim
+	for i := range ms {
+		if ms[i].Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative {
+			auth = append(auth, &ms[i])
+			claims = append(claims, claimOf(&ms[i]))
+		}
+	}
+	if i := plan.OwnerOf(claims); i >= 0 {
+		return auth[i]
+	}
+	return nil
+}
+
+// resolvedMember is one member of a membership with its email resolved.
+type resolvedMember struct {
+	spec iamv1alpha1.Member
+	// email is "" while a userRef names a CipherscaleUser that does not exist.
+	email string
+	// user is the referenced CipherscaleUser, nil for email members.
+	user *iamv1alpha1.CipherscaleUser
+}
+
+// resolveMembers resolves each member's email: userRefs through the CipherscaleUser they name.
+func (w world) resolveMembers(ctx context.Context, m *iamv1alpha1.CipherscaleGroupMembership) ([]resolvedMember, error) {
+	out := make([]resolvedMember, 0, len(m.Spec.Members))
+	for _, mem := range m.Spec.Members {
+		r := resolvedMember{spec: mem}
+		if mem.UserRef == nil {
+			r.email = cipherscale.NormalizeEmail(mem.Email)
+			out = append(out, r)
+			continue
+		}
+		var u iamv1alpha1.CipherscaleUser
+		err := w.kube.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: mem.UserRef.Name}, &u)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("reading CipherscaleUser %s: %w", mem.UserRef.Name, err)
+		default:
+			r.user = &u
+			r.email = cipherscale.NormalizeEmail(u.Spec.Email)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// declares reports whether a membership's members include the email.
+func (w world) declares(ctx context.Context, m *iamv1alpha1.CipherscaleGroupMembership, email string) (bool, error) {
+	members, err := w.resolveMembers(ctx, m)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range members {
+		if r.email != "" && r.email == email {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// pairFacts gathers the facts of the pair (email, group). exclude, when set, is an object being
+// released (deleted) whose declaration must not count.
+func (w world) pairFacts(ctx context.Context, email, groupID string, present bool, exclude plan.Source) (plan.PairFacts, error) {
+	f := plan.PairFacts{Present: present}
+	email = cipherscale.NormalizeEmail(email)
+	gid := plan.NormalizeID(groupID)
+
+	owner, err := w.emailOwner(ctx, email)
+	if err != nil {
+		return f, err
+	}
+	if owner != nil && owner.DeletionTimestamp.IsZero() && owner.Spec.Groups != nil && userSource(owner) != exclude {
+		f.UserAuthoritative = true
+		for _, g := range *owner.Spec.Groups {
+			if plan.NormalizeID(g) == gid {
+				f.DeclaredBy = append(f.DeclaredBy, userSource(owner))
+				break
+			}
+		}
+	}
+	counting, auth, err := w.groupMemberships(ctx, gid)
+	if err != nil {
+		return f, err
+	}
+	f.GroupAuthoritative = auth != nil && membershipSource(auth) != exclude
+	for i := range counting {
+		m := &counting[i]
+		if membershipSource(m) == exclude {
+			continue
+		}
+		ok, err := w.declares(ctx, m, email)
+		if err != nil {
+			return f, err
+		}
+		if ok {
+			f.DeclaredBy = append(f.DeclaredBy, membershipSource(m))
+		}
+	}
+	return f, nil
+}
+
+// userGroupChanges returns the group changes a CipherscaleUser is responsible for: adding the
+// groups of its spec.groups that the user lacks, and removing, from a user whose spec.groups is
+// set, the groups nothing declares. Pairs declared only by memberships are theirs to add.
+func (w world) userGroupChanges(ctx context.Context, u *iamv1alpha1.CipherscaleUser, live *cipherscale.User) (add, remove []string, err error) {
+	if u.Spec.Groups == nil {
+		return nil, nil, nil
+	}
+	present := map[string]bool{}
+	for _, g := range live.Groups {
+		present[plan.NormalizeID(g.ID)] = true
+	}
+	declared := map[string]bool{}
+	for _, g := range *u.Spec.Groups {
+		declared[plan.NormalizeID(g)] = true
+	}
+	for g := range declared {
+		if !present[g] {
+			add = append(add, g)
+		}
+	}
+	for g := range present {
+		if declared[g] {
+			continue
+		}
+		f, err := w.pairFacts(ctx, u.Spec.Email, g, true, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		if plan.DecidePair(f) == plan.Remove {
+			remove = append(remove, g)
+		}
+	}
+	return add, remove, nil
+}

@@ -1,0 +1,226 @@
+/*
+Copyright 2026 The cipherscale-operator Authors.
+
+Licensed under the Apache License, Version 2.0.
+*/
+
+// Command manager runs the cipherscale-operator: flags and wiring only.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/controller"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+)
+
+// version is set at build time.
+var version = "dev"
+
+// apiKeyEnv is the environment variable the API key is read from when no file is given.
+const apiKeyEnv = "CIPHERSCALE_API_KEY"
+
+type options struct {
+	apiURL                string
+	apiKeyFile            string
+	allowInsecureHTTP     bool
+	resyncInterval        time.Duration
+	qps                   float64
+	burst                 int
+	maxConcurrent         int
+	batchWindow           time.Duration
+	defaultDeletionPolicy string
+	watchNamespaces       string
+	metricsAddr           string
+	metricsSecure         bool
+	probeAddr             string
+	leaderElect           bool
+	leaderElectionNS      string
+}
+
+func main() {
+	var o options
+	fs := flag.CommandLine
+	fs.StringVar(&o.apiURL, "api-url", cipherscale.DefaultBaseURL, "Base URL of the Cipherscale API. HTTPS is required unless the host is a loopback address or --allow-insecure-http is set.")
+	fs.StringVar(&o.apiKeyFile, "api-key-file", "", "File holding the API key (a mounted Secret); re-read when it changes. Without it the key is read from $"+apiKeyEnv+".")
+	fs.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "Allow a plain-HTTP API URL on a non-loopback host.")
+	fs.DurationVar(&o.resyncInterval, "resync-interval", 10*time.Minute, "How often every object is compared with the tenant when nothing changed (jittered by 10%).")
+	fs.Float64Var(&o.qps, "qps", cipherscale.DefaultQPS, "Requests per second to the Cipherscale API, shared by all reconciles.")
+	fs.IntVar(&o.burst, "burst", cipherscale.DefaultBurst, "Burst of requests to the Cipherscale API above --qps.")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 16, "Reconciles of each kind running at once. Keep it high enough that --qps, not the workers, sets the pace.")
+	fs.DurationVar(&o.batchWindow, "create-batch-window", 50*time.Millisecond, "How long a user creation waits for others to share one API request (up to 100 users).")
+	fs.StringVar(&o.defaultDeletionPolicy, "default-deletion-policy", string(iamv1alpha1.DeletionPolicyDelete), "Deletion policy of CipherscaleUsers that set none: Delete, Deactivate or Orphan.")
+	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, such as :8443; 0 disables it.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
+	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the pod's namespace.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+		setupLog.Error(err, "The manager stopped")
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+// apiKey returns where the key comes from: the file when given, else the environment.
+func apiKey(o options) (cipherscale.KeySource, error) {
+	if o.apiKeyFile != "" {
+		k, err := cipherscale.NewFileKey(o.apiKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--api-key-file: %w", err)
+		}
+		return k, nil
+	}
+	key := strings.TrimSpace(os.Getenv(apiKeyEnv))
+	if key == "" {
+		return nil, fmt.Errorf("no API key: set $%s or --api-key-file (a mounted Secret)", apiKeyEnv)
+	}
+	return cipherscale.StaticKey(key), nil
+}
+
+func validate(o options) error {
+	var errs []error
+	if _, err := cipherscale.ValidateBaseURL(o.apiURL, o.allowInsecureHTTP); err != nil {
+		errs = append(errs, fmt.Errorf("--api-url: %w", err))
+	}
+	if o.resyncInterval < time.Second {
+		errs = append(errs, errors.New("--resync-interval must be at least 1s"))
+	}
+	if o.qps <= 0 || o.burst < 1 {
+		errs = append(errs, errors.New("--qps must be positive and --burst at least 1"))
+	}
+	if o.maxConcurrent < 1 {
+		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
+	}
+	switch iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy) {
+	case iamv1alpha1.DeletionPolicyDelete, iamv1alpha1.DeletionPolicyDeactivate, iamv1alpha1.DeletionPolicyOrphan:
+	default:
+		errs = append(errs, fmt.Errorf("--default-deletion-policy must be Delete, Deactivate or Orphan, not %q", o.defaultDeletionPolicy))
+	}
+	return errors.Join(errs...)
+}
+
+func run(ctx context.Context, o options) error {
+	setupLog := ctrl.Log.WithName("setup")
+	if err := validate(o); err != nil {
+		return err
+	}
+	key, err := apiKey(o)
+	if err != nil {
+		return err
+	}
+	api, err := cipherscale.New(cipherscale.Config{
+		BaseURL:           o.apiURL,
+		AllowInsecureHTTP: o.allowInsecureHTTP,
+		Key:               key,
+		QPS:               o.qps,
+		Burst:             o.burst,
+		UserAgent:         "cipherscale-operator/" + version,
+		Observer:          controller.APIMetrics{},
+	})
+	if err != nil {
+		return fmt.Errorf("configuring the Cipherscale client: %w", err)
+	}
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(iamv1alpha1.AddToScheme(scheme))
+
+	cacheOpts := cache.Options{}
+	if ns := splitList(o.watchNamespaces); len(ns) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range ns {
+			cacheOpts.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	metricsOpts := metricsserver.Options{
+		BindAddress:   o.metricsAddr,
+		SecureServing: o.metricsSecure,
+		// HTTP/2 is off: it is exposed to the HTTP/2 Stream Cancellation and Rapid Reset CVEs.
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	}
+	if o.metricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "cipherscale-operator.iam.cipherscale.com",
+		LeaderElectionNamespace: o.leaderElectionNS,
+		// The manager stops at once when it loses the lease, so no call is made twice.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+
+	tn := tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow})
+	if err := controller.SetupIndexes(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up field indexes: %w", err)
+	}
+	recorder := mgr.GetEventRecorder("cipherscale-operator")
+	if err := (&controller.UserReconciler{
+		Kube: mgr.GetClient(), Tenant: tn, Recorder: recorder, Clock: clock.RealClock{},
+		ResyncInterval:          o.resyncInterval,
+		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy),
+		MaxConcurrentReconciles: o.maxConcurrent,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the CipherscaleUser controller: %w", err)
+	}
+	if err := (&controller.MembershipReconciler{
+		Kube: mgr.GetClient(), Tenant: tn, Recorder: recorder, Clock: clock.RealClock{},
+		ResyncInterval:          o.resyncInterval,
+		MaxConcurrentReconciles: o.maxConcurrent,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the CipherscaleGroupMembership controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	setupLog.Info("Starting the manager", "version", version, "resyncInterval", o.resyncInterval.String(),
+		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces)
+	return mgr.Start(ctx)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
