@@ -1,0 +1,201 @@
+// Command demo runs the operator end to end on one machine: a local kube-apiserver and etcd, the
+// Cipherscale simulator seeded with a few roles and groups, and the manager binary, then applies
+// config/samples and shows the result. `make demo` runs it; DEMO_EXIT=1 (or --exit) stops after
+// the check, for tests.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
+	"github.com/cipherscale/cipherscale-operator/internal/devenv"
+)
+
+const apiKey = "demo-api-key"
+
+func main() {
+	exit := flag.Bool("exit", os.Getenv("DEMO_EXIT") == "1", "Exit 0 after the check instead of running until Ctrl-C (also DEMO_EXIT=1).")
+	timeout := flag.Duration("timeout", 3*time.Minute, "How long to wait for every object to be Ready.")
+	flag.Parse()
+	if err := run(*exit, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		os.Exit(1)
+	}
+}
+
+var stepNo int
+
+func step(format string, args ...any) {
+	stepNo++
+	fmt.Printf("\n==> [%d] %s\n", stepNo, fmt.Sprintf(format, args...))
+}
+
+func run(exitAfterCheck bool, timeout time.Duration) (err error) {
+	root, err := devenv.Root()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, "bin", "demo")
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var cleanup devenv.Group
+	defer func() {
+		fmt.Println("\n==> Stopping the manager, the simulator, kube-apiserver and etcd")
+		cleanup.Run()
+	}()
+
+	step("Starting etcd and kube-apiserver (bin/k8s), installing the CRDs")
+	cp, err := devenv.StartControlPlane(root, kubeconfig)
+	if err != nil {
+		return err
+	}
+	cleanup.Defer(func() { _ = cp.Stop() })
+	fmt.Printf("    API server %s; kubeconfig %s\n", cp.Config.Host, rel(root, kubeconfig))
+
+	step("Starting the Cipherscale simulator with the demo seed (roles, groups, the tenant owner)")
+	sim, err := devenv.StartSimulator(filepath.Join(root, "bin", "cipherscale-sim"), filepath.Join(dir, "simulator.log"), apiKey, "--demo-seed")
+	if err != nil {
+		return err
+	}
+	cleanup.Defer(func() { sim.Stop(5 * time.Second) })
+	control := devenv.NewSimControl(sim.URL)
+	if _, err := control.AddUser(ctx, simulator.UserSeed{Email: "contractor@example.com", Status: cipherscale.StatusActive, FirstName: "Casey", LastName: "Contractor"}); err != nil {
+		return fmt.Errorf("adding the contractor by hand: %w", err)
+	}
+	fmt.Printf("    simulator %s; added contractor@example.com by hand (no CipherscaleUser manages it)\n", sim.URL)
+
+	step("Starting the operator (bin/manager)")
+	probe, err := devenv.FreePort()
+	if err != nil {
+		return err
+	}
+	mgr, err := devenv.Start("manager", filepath.Join(dir, "manager.log"),
+		[]string{"KUBECONFIG=" + kubeconfig, "CIPHERSCALE_API_KEY=" + apiKey},
+		filepath.Join(root, "bin", "manager"),
+		"--api-url", sim.URL, "--resync-interval", "30s",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe))
+	if err != nil {
+		return err
+	}
+	cleanup.Defer(func() { mgr.Stop(10 * time.Second) })
+	fmt.Printf("    logs: %s\n", rel(root, mgr.LogPath))
+
+	step("Applying config/samples")
+	out, err := devenv.Kubectl(ctx, root, kubeconfig, "apply", "-k", filepath.Join(root, "config", "samples"))
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+
+	step("Waiting until every CipherscaleUser and CipherscaleGroupMembership is Ready")
+	deadline := fmt.Sprintf("--timeout=%s", timeout)
+	for _, kind := range []string{"cipherscaleusers", "cipherscalegroupmemberships"} {
+		if out, err := devenv.Kubectl(ctx, root, kubeconfig, "wait", "--for=condition=Ready", kind, "--all", deadline); err != nil {
+			fmt.Println(indent(mgr.Log()))
+			return err
+		} else {
+			fmt.Print(indent(out))
+		}
+	}
+	if mgr.Exited() {
+		return fmt.Errorf("the manager exited:\n%s", mgr.Log())
+	}
+
+	step("The objects, as kubectl shows them")
+	out, err = devenv.Kubectl(ctx, root, kubeconfig, "get", "csu,csgm", "-o", "wide")
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+
+	step("The tenant, as the Cipherscale simulator holds it")
+	if err := printTenant(ctx, control); err != nil {
+		return err
+	}
+
+	if exitAfterCheck {
+		fmt.Println("\nDemo check passed: every object is Ready and the tenant matches.")
+		return nil
+	}
+	fmt.Printf(`
+The operator is running. In another terminal, try:
+  export KUBECONFIG=%[1]s
+  kubectl get csu,csgm                         # the objects and their state
+  kubectl edit csu jane-smith                  # change roles, groups or the name; watch the tenant follow
+  kubectl describe csu jane-smith              # conditions and events
+  kubectl annotate csu sam-lee cipherscale.com/resend-invitation=$(date +%%s)   # resend an invitation
+  kubectl delete csu alex-kim                  # deletes the tenant user (deletionPolicy Delete)
+  curl -s %[2]s/_sim/users | jq                # the tenant
+  curl -s -X POST %[2]s/_sim/users/<id>/accept # the invitee accepts: state becomes Active
+  # drift: remove jane from Engineering behind the operator's back, and watch it come back
+  curl -s -X DELETE -H 'apikey: %[3]s' %[2]s/tenants/users/<id>/groups/aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa
+Logs: %[4]s and %[5]s. The operator resyncs every 30s here.
+Press Ctrl-C to stop everything.
+`, kubeconfig, sim.URL, apiKey, rel(root, mgr.LogPath), rel(root, sim.LogPath))
+	select {
+	case <-ctx.Done():
+	case <-mgr.Done():
+		return fmt.Errorf("the manager exited:\n%s", mgr.Log())
+	}
+	return nil
+}
+
+func printTenant(ctx context.Context, control *devenv.SimControl) error {
+	records, err := control.Users(ctx)
+	if err != nil {
+		return err
+	}
+	sort.Slice(records, func(i, j int) bool { return records[i].User.Email < records[j].User.Email })
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "    EMAIL\tSTATUS\tNAME\tDIRECT ROLES\tGROUPS\tINVITATIONS")
+	for _, r := range records {
+		u := r.User
+		var roles, groups []string
+		for _, role := range u.Roles {
+			roles = append(roles, role.Name)
+		}
+		for _, g := range u.Groups {
+			groups = append(groups, g.Name)
+		}
+		name := strings.TrimSpace(u.FirstName + " " + u.LastName)
+		if u.IsOwner {
+			name += " (owner)"
+		}
+		fmt.Fprintf(w, "    %s\t%s\t%s\t%s\t%s\t%d\n", u.Email, u.Status, dash(name), dash(strings.Join(roles, ",")), dash(strings.Join(groups, ",")), r.InvitationsSent)
+	}
+	return w.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("    " + l + "\n")
+	}
+	return b.String()
+}
+
+func rel(root, p string) string {
+	if r, err := filepath.Rel(root, p); err == nil {
+		return r
+	}
+	return p
+}
