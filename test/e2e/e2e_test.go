@@ -1,0 +1,213 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
+	"github.com/cipherscale/cipherscale-operator/internal/devenv"
+)
+
+const (
+	operatorNS   = "cipherscale-system"
+	operatorUser = "system:serviceaccount:cipherscale-system:cipherscale-operator"
+	engineering  = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+	adminRole    = "11111111-1111-4111-8111-111111111111"
+	auditorRole  = "33333333-3333-4333-8333-333333333333"
+	billingRole  = "44444444-4444-4444-8444-444444444444"
+)
+
+// grantOperatorRBAC gives the operator's identity exactly the generated ClusterRole (the chart's
+// rules are tested equal to it) and the leader election Role, and returns its kubeconfig.
+func grantOperatorRBAC() string {
+	GinkgoHelper()
+	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNS}})).To(Succeed())
+	var role rbacv1.ClusterRole
+	readYAML(filepath.Join(root, "config", "rbac", "role.yaml"), &role)
+	Expect(k8s.Create(ctx, &role)).To(Succeed())
+	Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "cipherscale-operator"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
+	})).To(Succeed())
+	var le rbacv1.Role
+	readYAML(filepath.Join(root, "config", "rbac", "leader_election_role.yaml"), &le)
+	le.Namespace = operatorNS
+	Expect(k8s.Create(ctx, &le)).To(Succeed())
+	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "cipherscale-operator-leader-election", Namespace: operatorNS},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: le.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
+	})).To(Succeed())
+	path := filepath.Join(work, "operator.kubeconfig")
+	Expect(cp.WriteKubeconfig(path, operatorUser, nil)).To(Succeed())
+	return path
+}
+
+func readYAML(path string, into any) {
+	GinkgoHelper()
+	b, err := os.ReadFile(path)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(yaml.Unmarshal(b, into)).To(Succeed())
+}
+
+func tenantUser(email string) (cipherscale.User, int) {
+	GinkgoHelper()
+	recs, err := control.Users(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	for _, r := range recs {
+		if cipherscale.NormalizeEmail(r.User.Email) == email {
+			return r.User, r.InvitationsSent
+		}
+	}
+	return cipherscale.User{}, 0
+}
+
+var _ = Describe("the manager binary", Ordered, func() {
+	var mgr *devenv.Process
+	var probePort, metricsPort int
+
+	BeforeAll(func() {
+		kubeconfig := grantOperatorRBAC()
+		keyFile := filepath.Join(work, "secret", "api-key")
+		Expect(os.MkdirAll(filepath.Dir(keyFile), 0o700)).To(Succeed())
+		Expect(os.WriteFile(keyFile, []byte(apiKey+"\n"), 0o600)).To(Succeed())
+		_, err := control.AddUser(ctx, simulator.UserSeed{Email: "contractor@example.com", Status: cipherscale.StatusActive})
+		Expect(err).NotTo(HaveOccurred())
+
+		probePort, err = devenv.FreePort()
+		Expect(err).NotTo(HaveOccurred())
+		metricsPort, err = devenv.FreePort()
+		Expect(err).NotTo(HaveOccurred())
+		mgr, err = devenv.Start("manager", filepath.Join(work, "manager.log"),
+			[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + operatorNS},
+			bins["manager"],
+			"--api-url", sim.URL, "--api-key-file", keyFile,
+			"--leader-elect", "--leader-election-namespace", operatorNS,
+			"--resync-interval", "3s",
+			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
+			"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { mgr.Stop(10 * time.Second) })
+	})
+
+	It("serves health checks, and metrics only to authorized callers", func() {
+		Eventually(func() (int, error) {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort))
+			if err != nil {
+				return 0, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}, 30*time.Second, 200*time.Millisecond).Should(Equal(http.StatusOK))
+		insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the manager's self-signed certificate
+		Eventually(func() (int, error) {
+			resp, err := insecure.Get(fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort))
+			if err != nil {
+				return 0, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}, 30*time.Second, 200*time.Millisecond).Should(Equal(http.StatusUnauthorized))
+	})
+
+	It("brings the tenant to config/samples", func() {
+		kubectl("apply", "-k", filepath.Join(root, "config", "samples"))
+		kubectl("wait", "--for=condition=Ready", "cipherscaleusers", "--all", "--timeout=120s")
+		kubectl("wait", "--for=condition=Ready", "cipherscalegroupmemberships", "--all", "--timeout=120s")
+
+		jane, invites := tenantUser("jane.smith@example.com")
+		Expect(jane.ID).NotTo(BeEmpty())
+		Expect(invites).To(Equal(1))
+		Expect(jane.FirstName + " " + jane.LastName).To(Equal("Jane Smith"))
+		Expect(jane.RoleIDs()).To(ConsistOf(adminRole, auditorRole))
+		Expect(jane.GroupIDs()).To(ConsistOf(engineering, "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"))
+		contractor, _ := tenantUser("contractor@example.com")
+		Expect(contractor.GroupIDs()).To(ConsistOf("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"))
+		alex, _ := tenantUser("alex.kim@example.com")
+		Expect(alex.GroupIDs()).To(ConsistOf("cccccccc-cccc-4ccc-8ccc-cccccccccccc"), "groups: [] plus the Support membership")
+		out := kubectl("get", "csu", "jane-smith", "-o", "jsonpath={.status.id} {.status.state}")
+		Expect(out).To(Equal(jane.ID + " Pending"))
+		Expect(kubectl("get", "csgm", "contractors", "-o", "jsonpath={.status.memberCount}")).To(Equal("2"))
+	})
+
+	It("follows an edit made with kubectl", func() {
+		kubectl("patch", "csu", "jane-smith", "--type=merge", "-p",
+			`{"spec":{"roles":["`+billingRole+`"],"lastName":"Smith-Jones"}}`)
+		Eventually(func(g Gomega) {
+			jane, _ := tenantUser("jane.smith@example.com")
+			g.Expect(jane.RoleIDs()).To(ConsistOf(billingRole))
+			g.Expect(jane.LastName).To(Equal("Smith-Jones"))
+		}, 30*time.Second, 200*time.Millisecond).Should(Succeed())
+		kubectl("wait", "--for=condition=Ready", "csu/jane-smith", "--timeout=30s")
+	})
+
+	It("corrects drift made in the tenant", func() {
+		jane, _ := tenantUser("jane.smith@example.com")
+		byHand, err := cipherscale.New(cipherscale.Config{BaseURL: sim.URL, Key: cipherscale.StaticKey(apiKey)})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(byHand.RemoveFromGroup(ctx, jane.ID, engineering)).To(Succeed())
+		Eventually(func() []string {
+			u, _ := tenantUser("jane.smith@example.com")
+			return u.GroupIDs()
+		}, 30*time.Second, 200*time.Millisecond).Should(ContainElement(engineering))
+		Eventually(func() string {
+			return kubectl("get", "events", "--field-selector", "reason="+iamv1alpha1.EventDriftCorrected, "-o", "name")
+		}, 30*time.Second).ShouldNot(BeEmpty())
+	})
+
+	It("deletes the tenant user when the object is deleted", func() {
+		alex, _ := tenantUser("alex.kim@example.com")
+		Expect(alex.ID).NotTo(BeEmpty())
+		kubectl("delete", "csu", "alex-kim", "--timeout=60s")
+		u, _ := tenantUser("alex.kim@example.com")
+		Expect(u.ID).To(BeEmpty())
+		var list iamv1alpha1.CipherscaleUserList
+		Expect(k8s.List(ctx, &list, client.InNamespace("default"))).To(Succeed())
+		Expect(list.Items).To(HaveLen(3))
+	})
+
+	It("never logs the API key or a user's email at the default level", func() {
+		log := mgr.Log()
+		Expect(log).To(ContainSubstring("Starting the manager"))
+		Expect(log).NotTo(ContainSubstring(apiKey))
+		for _, email := range []string{"jane.smith@example.com", "alex.kim@example.com", "sam.lee@example.com",
+			"billing.lead@example.com", "contractor@example.com"} {
+			Expect(strings.ToLower(log)).NotTo(ContainSubstring(email))
+		}
+	})
+})
+
+var _ = Describe("the manager binary's start-up checks", func() {
+	DescribeTable("refuses to start with a clear message",
+		func(env []string, want string, args ...string) {
+			p, err := devenv.Start("manager", filepath.Join(work, "refused.log"),
+				append([]string{"KUBECONFIG=" + cp.Kubeconfig, "CIPHERSCALE_API_KEY="}, env...), bins["manager"], args...)
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(p.Done(), 30*time.Second).Should(BeClosed())
+			Expect(p.Cmd.ProcessState.ExitCode()).NotTo(BeZero())
+			Expect(p.Log()).To(ContainSubstring(want))
+			Expect(p.Log()).NotTo(ContainSubstring("not-a-secret-key-123"))
+		},
+		Entry("no API key", nil, "no API key", "--api-url", "https://api.example.com"),
+		Entry("a plain-HTTP URL on a remote host", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--api-url", "--api-url", "http://api.example.com"),
+		Entry("a malformed URL", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--api-url", "--api-url", "::not a url"),
+		Entry("an unknown deletion policy", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--default-deletion-policy", "--default-deletion-policy", "Nuke"),
+		Entry("a missing key file", nil, "--api-key-file", "--api-key-file", "/nonexistent/api-key"),
+	)
+})
