@@ -246,3 +246,7 @@ type ErrorBody struct {
 
 // NormalizeEmail is the form in which emails are compared: the API treats them case-insensitively.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// NormalizeID is the form in which role, group and user ids are compared: UUIDs are
+// case-insensitive.
+func NormalizeID(id string) string { return strings.ToLower(strings.TrimSpace(id)) }

@@ -2,7 +2,8 @@ package plan
 
 import (
 	"sort"
-	"strings"
+
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 )
 
 // Source names an object that declares (user, group) pairs, such as "user/team-a/jane" or
@@ -95,7 +96,7 @@ func OwnerOf(claims []Claim) int {
 }
 
 // NormalizeID lower-cases a UUID so that ids compare equal whatever their case.
-func NormalizeID(id string) string { return strings.ToLower(strings.TrimSpace(id)) }
+func NormalizeID(id string) string { return cipherscale.NormalizeID(id) }
 
 // SortedSet returns the distinct normalized ids of ids, sorted.
 func SortedSet(ids []string) []string {

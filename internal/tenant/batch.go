@@ -22,19 +22,26 @@ type createRequest struct {
 	done chan createResult
 }
 
-// batcher gathers concurrent creates for a short window into requests of at most
-// MaxCreateBatch users.
+// maxCreatesInFlight bounds the create requests of one tenant in flight at once. Creates that
+// arrive while one is in flight (waiting for the rate limit or for the API) join the next
+// request, so batches grow with the load: a group commit.
+const maxCreatesInFlight = 1
+
+// batcher gathers concurrent creates into requests of at most MaxCreateBatch users: those that
+// arrive within the batch window, and those that arrive while another request is in flight.
 type batcher struct {
-	t       *Tenant
-	mu      sync.Mutex
-	pending []createRequest
-	timer   *time.Timer
+	t        *Tenant
+	mu       sync.Mutex
+	pending  []createRequest
+	timer    *time.Timer
+	inflight int
 }
 
 // Create creates one user, sharing a request with the creates that arrive within the batch
-// window. A refused batch is split: the emails it names get its error, the rest are sent again,
-// so nobody's create is lost or sent twice. A 409 means the email exists: the snapshot is
-// invalidated so that the caller's next lookup finds the user and adopts it.
+// window or while another create is in flight. A refused batch is split: the emails it names get
+// its error, the rest are sent again, so nobody's create is lost or sent twice. A 409 means the
+// email exists: the snapshot is invalidated so that the caller's next lookup finds the user and
+// adopts it.
 func (t *Tenant) Create(ctx context.Context, nu cipherscale.NewUser) (*cipherscale.User, error) {
 	req := createRequest{user: nu, done: make(chan createResult, 1)}
 	t.batch.add(req)
@@ -51,31 +58,43 @@ func (b *batcher) add(req createRequest) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.pending = append(b.pending, req)
-	if len(b.pending) >= cipherscale.MaxCreateBatch || b.t.opts.BatchWindow <= 0 {
+	switch {
+	case b.inflight >= maxCreatesInFlight:
+		// The request in flight sends this one when it completes.
+	case len(b.pending) >= cipherscale.MaxCreateBatch || b.t.opts.BatchWindow <= 0:
 		b.flushLocked()
-		return
-	}
-	if b.timer == nil {
+	case b.timer == nil:
 		b.timer = time.AfterFunc(b.t.opts.BatchWindow, func() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
+			b.timer = nil
 			b.flushLocked()
 		})
 	}
 }
 
+// flushLocked sends pending creates, as many requests as may be in flight.
 func (b *batcher) flushLocked() {
 	if b.timer != nil {
 		b.timer.Stop()
 		b.timer = nil
 	}
-	for len(b.pending) > 0 {
+	for len(b.pending) > 0 && b.inflight < maxCreatesInFlight {
 		n := min(len(b.pending), cipherscale.MaxCreateBatch)
 		reqs := b.pending[:n:n]
 		b.pending = b.pending[n:]
-		go b.t.send(reqs)
+		b.inflight++
+		go func() {
+			b.t.send(reqs)
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.inflight--
+			b.flushLocked()
+		}()
 	}
-	b.pending = nil
+	if len(b.pending) == 0 {
+		b.pending = nil
+	}
 }
 
 // send creates one batch and delivers each caller's result.
@@ -83,13 +102,19 @@ func (t *Tenant) send(reqs []createRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
 	defer cancel()
 	for len(reqs) > 0 {
-		items := make([]cipherscale.NewUser, len(reqs))
-		for i, r := range reqs {
-			items[i] = r.user
+		// Two callers creating one email share one item and its result.
+		items := make([]cipherscale.NewUser, 0, len(reqs))
+		seen := make(map[string]struct{}, len(reqs))
+		for _, r := range reqs {
+			n := cipherscale.NormalizeEmail(r.user.Email)
+			if _, dup := seen[n]; !dup {
+				seen[n] = struct{}{}
+				items = append(items, r.user)
+			}
 		}
 		users, err := t.api.CreateUsers(ctx, items)
 		if err == nil {
-			t.deliverCreated(reqs, users)
+			t.deliverCreated(items, reqs, users)
 			return
 		}
 		var ae *cipherscale.APIError
@@ -132,7 +157,7 @@ func (t *Tenant) send(reqs []createRequest) {
 	}
 }
 
-func (t *Tenant) deliverCreated(reqs []createRequest, users []cipherscale.User) {
+func (t *Tenant) deliverCreated(items []cipherscale.NewUser, reqs []createRequest, users []cipherscale.User) {
 	byEmail := make(map[string]*cipherscale.User, len(users))
 	t.mu.Lock()
 	for i := range users {
@@ -142,12 +167,18 @@ func (t *Tenant) deliverCreated(reqs []createRequest, users []cipherscale.User) 
 		t.created[n] = struct{}{}
 		byEmail[n] = u
 	}
-	t.mu.Unlock()
-	for i, r := range reqs {
-		u := byEmail[cipherscale.NormalizeEmail(r.user.Email)]
-		if u == nil && i < len(users) {
-			u = copyUser(&users[i]) // the response is in request order
+	// The response is in request order: an item whose user came back without an email is found
+	// by its position.
+	for i, it := range items {
+		n := cipherscale.NormalizeEmail(it.Email)
+		if _, ok := byEmail[n]; !ok && i < len(users) {
+			byEmail[n] = copyUser(&users[i])
+			t.created[n] = struct{}{}
 		}
+	}
+	t.mu.Unlock()
+	for _, r := range reqs {
+		u := byEmail[cipherscale.NormalizeEmail(r.user.Email)]
 		if u == nil {
 			t.Invalidate()
 			r.done <- createResult{err: errors.New("the create response did not include the user")}

@@ -73,15 +73,30 @@ func (t *Tenant) Invalidate() {
 }
 
 // ensureFresh refreshes the snapshot when it is invalid or older than MaxAge. Concurrent
-// callers share one refresh.
+// callers share one refresh, and a caller that saw the snapshot stale just before another
+// refresh finished checks again inside the shared call instead of reading the tenant twice.
 func (t *Tenant) ensureFresh(ctx context.Context) error {
-	t.mu.RLock()
-	fresh := t.valid && t.opts.Now().Sub(t.fetchedAt) < t.opts.MaxAge
-	t.mu.RUnlock()
-	if fresh {
+	if t.fresh() {
 		return nil
 	}
-	return t.Refresh(ctx)
+	ch := t.refresh.DoChan("ensure-fresh", func() (any, error) {
+		if t.fresh() {
+			return nil, nil
+		}
+		return nil, t.Refresh(context.WithoutCancel(ctx))
+	})
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (t *Tenant) fresh() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.valid && t.opts.Now().Sub(t.fetchedAt) < t.opts.MaxAge
 }
 
 // Refresh reads every user of the tenant. Concurrent callers share one read.
@@ -421,15 +436,7 @@ func copyUser(u *cipherscale.User) *cipherscale.User {
 	return &c
 }
 
-func normalizeID(id string) string {
-	b := []byte(id)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
+func normalizeID(id string) string { return cipherscale.NormalizeID(id) }
 
 func idSet(ids []string) map[string]struct{} {
 	s := make(map[string]struct{}, len(ids))
