@@ -53,6 +53,11 @@ func (s *SimControl) do(ctx context.Context, method, path string, body, out any)
 	return nil
 }
 
+// Post sends a POST to a /_sim/ path and decodes the answer into out.
+func (s *SimControl) Post(ctx context.Context, path string, body, out any) error {
+	return s.do(ctx, http.MethodPost, path, body, out)
+}
+
 // Users returns every user of the tenant with the invitations sent to each.
 func (s *SimControl) Users(ctx context.Context) ([]simulator.UserRecord, error) {
 	var out []simulator.UserRecord
