@@ -5,10 +5,10 @@ import (
 )
 
 // CipherscaleGroupMembershipSpec declares members of one Cipherscale group.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.groupId) || self.groupId == oldSelf.groupId",message="spec.groupId is immutable: create a new CipherscaleGroupMembership for another group"
 type CipherscaleGroupMembershipSpec struct {
 	// groupId is the UUID of the Cipherscale group. Immutable.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.groupId is immutable: create a new CipherscaleGroupMembership for another group"
 	GroupID ID `json:"groupId"`
 
 	// policy: Additive only adds the declared members; Authoritative also removes members of
@@ -41,7 +41,7 @@ type Member struct {
 	// email of a tenant user that no CipherscaleUser manages. Matched case-insensitively.
 	// +optional
 	// +kubebuilder:validation:MaxLength=254
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$')",message="member email must be an email address such as jane@example.com"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s.]+$')",message="member email must be an email address such as jane@example.com"
 	Email string `json:"email,omitempty"`
 }
 
@@ -118,6 +118,3 @@ type CipherscaleGroupMembershipList struct {
 	Items           []CipherscaleGroupMembership `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&CipherscaleGroupMembership{}, &CipherscaleGroupMembershipList{})
-}

@@ -10,14 +10,14 @@ import (
 type ID = string
 
 // CipherscaleUserSpec is the desired state of one user of the Cipherscale tenant.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.email) || self.email == oldSelf.email",message="spec.email is immutable: create a new CipherscaleUser for another address"
 type CipherscaleUserSpec struct {
 	// email is the user's address: the key that ties this object to the tenant user.
 	// Matched case-insensitively. Immutable.
 	// +required
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=254
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$')",message="spec.email must be an email address such as jane@example.com"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s.]+$')",message="spec.email must be an email address such as jane@example.com"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.email is immutable: create a new CipherscaleUser for another address"
 	Email string `json:"email"`
 
 	// firstName is the user's first name. Omitted: not managed.
@@ -44,16 +44,18 @@ type CipherscaleUserSpec struct {
 	// roles. An empty list: the user has no direct roles. Roles inherited through groups are
 	// never touched.
 	// +optional
-	// +listType=set
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y.lowerAscii() == x.lowerAscii()))",message="spec.roles must not repeat an id"
 	Roles *[]ID `json:"roles,omitempty"`
 
 	// groups are the UUIDs of the groups the user belongs to. Omitted: the operator does not
 	// manage this user's groups (memberships may still add them). A list, even empty: the user
 	// is in exactly these groups plus those that CipherscaleGroupMemberships declare.
 	// +optional
-	// +listType=set
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y.lowerAscii() == x.lowerAscii()))",message="spec.groups must not repeat an id"
 	Groups *[]ID `json:"groups,omitempty"`
 
 	// deletionPolicy says what deleting this object does in the tenant: Delete removes the
@@ -78,6 +80,8 @@ type InvitationSpec struct {
 	// resendAfter is how long after the last send the invitation is sent again, such as 72h.
 	// At least 1m.
 	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="spec.invitation.resendAfter must be at least 1m"
 	ResendAfter metav1.Duration `json:"resendAfter"`
 
@@ -154,6 +158,3 @@ type CipherscaleUserList struct {
 	Items           []CipherscaleUser `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&CipherscaleUser{}, &CipherscaleUserList{})
-}
