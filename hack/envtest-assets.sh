@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the envtest binaries (kube-apiserver, etcd) from their Go modules into $1 (default bin/k8s).
+# Builds the envtest binaries (kube-apiserver, etcd) and kubectl from their Go modules into $1 (default bin/k8s).
 # setup-envtest downloads prebuilt binaries, which this project's machines cannot reach; the Go
 # module proxy serves the sources, so they are built here once and cached by version.
 set -euo pipefail
@@ -10,9 +10,9 @@ ETCD_VERSION="${ETCD_VERSION:-3.7.0}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${1:-$ROOT/bin/k8s}"
 STAMP="$OUT/.version"
-WANT="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION"
+WANT="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION kubectl"
 
-if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" && "$(cat "$STAMP" 2>/dev/null)" == "$WANT" ]]; then
+if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" && -x "$OUT/kubectl" && "$(cat "$STAMP" 2>/dev/null)" == "$WANT" ]]; then
   exit 0
 fi
 
@@ -40,10 +40,13 @@ package tools
 import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
 go mod tidy -e >/dev/null 2>&1 || true
 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$OUT/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$OUT/etcd" go.etcd.io/etcd/server/v3
+# kubectl, for the demo and the end-to-end tests, so that none relies on one being installed.
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$OUT/kubectl" k8s.io/kubernetes/cmd/kubectl
 echo "$WANT" >"$STAMP"
 echo ">> envtest binaries ready in $OUT"
