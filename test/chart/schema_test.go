@@ -1,0 +1,73 @@
+package chart_test
+
+import (
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+const schemaRefusal = "values don't meet the specifications of the schema"
+
+var _ = Describe("the values", func() {
+	It("must name the API key Secret: rendering without it fails with instructions", func() {
+		_, err := template(release, releaseNS, nil)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("apiKey.existingSecret is required"))
+		Expect(err.Error()).To(ContainSubstring("kubectl -n " + releaseNS + " create secret generic cipherscale-api-key --from-literal=api-key=KEY"))
+
+		_, err = template(release, releaseNS, map[string]any{"apiKey": map[string]any{"existingSecret": ""}})
+		Expect(err).To(MatchError(ContainSubstring("apiKey.existingSecret is required")))
+	})
+
+	DescribeTable("are refused by values.schema.json when bad",
+		func(values string, where string) {
+			_, err := template(release, releaseNS, "apiKey: {existingSecret: cipherscale-api-key}\n"+values)
+			Expect(err).To(HaveOccurred(), "helm template accepted %q", values)
+			Expect(err.Error()).To(ContainSubstring(schemaRefusal))
+			Expect(err.Error()).To(ContainSubstring(where))
+		},
+		Entry("a negative qps", "qps: -1", "/qps"),
+		Entry("a zero qps", "qps: 0", "/qps"),
+		Entry("a qps given as a string", `qps: "10"`, "/qps"),
+		Entry("a zero burst", "burst: 0", "/burst"),
+		Entry("a fractional burst", "burst: 1.5", "/burst"),
+		Entry("an unknown deletion policy", "defaultDeletionPolicy: Nuke", "/defaultDeletionPolicy"),
+		Entry("zero replicas", "replicas: 0", "/replicas"),
+		Entry("fractional replicas", "replicas: 1.5", "/replicas"),
+		Entry("a namespace that is no DNS label", `watchNamespaces: ["Bad_NS"]`, "/watchNamespaces/0"),
+		Entry("a namespace longer than 63 characters", "watchNamespaces: ["+strings.Repeat("a", 64)+"]", "/watchNamespaces/0"),
+		Entry("namespaces as a string rather than a list", "watchNamespaces: team-a,team-b", "/watchNamespaces"),
+		Entry("a namespace given twice", "watchNamespaces: [a, a]", "/watchNamespaces"),
+		Entry("an unknown top-level key (a typo of replicas)", "replica: 2", "additional properties 'replica' not allowed"),
+		Entry("an unknown key in image", "image: {repository: r, pullPolicy: Always, tags: x}", "additional properties 'tags' not allowed"),
+		Entry("an apiUrl that is no URL", "apiUrl: not a url", "/apiUrl"),
+		Entry("an apiUrl of another scheme", "apiUrl: ftp://example.com/", "/apiUrl"),
+		Entry("an apiUrl that is a number", "apiUrl: 42", "/apiUrl"),
+		Entry("a resyncInterval in words", "resyncInterval: 10 minutes", "/resyncInterval"),
+		Entry("a resyncInterval without a unit", "resyncInterval: 10", "/resyncInterval"),
+		Entry("a createBatchWindow that is no duration", "createBatchWindow: fast", "/createBatchWindow"),
+		Entry("an unknown log level", "logLevel: warn", "/logLevel"),
+		Entry("zero concurrent reconciles", "maxConcurrentReconciles: 0", "/maxConcurrentReconciles"),
+		Entry("a metrics port equal to the probes port", "metrics: {enabled: true, port: 8081}", "/metrics/port"),
+		Entry("a ServiceMonitor interval that is no duration", "metrics: {enabled: true, port: 8443, serviceMonitor: {enabled: true, interval: often}}", "/metrics/serviceMonitor/interval"),
+		Entry("an unknown pull policy", "image: {repository: r, pullPolicy: Sometimes}", "/image/pullPolicy"),
+		Entry("a Secret name that is no DNS name", "apiKey: {existingSecret: Not_A_Name, key: api-key}", "/apiKey/existingSecret"),
+		Entry("allowInsecureHttp as a string", `allowInsecureHttp: "yes"`, "/allowInsecureHttp"),
+		Entry("a node selector with a number", "nodeSelector: {disk: 1}", "/nodeSelector/disk"),
+		Entry("an unknown resources key", "resources: {request: {cpu: 1m}}", "additional properties 'request' not allowed"),
+	)
+
+	DescribeTable("are accepted when good",
+		func(values string) {
+			_, err := template(release, releaseNS, "apiKey: {existingSecret: cipherscale-api-key}\n"+values)
+			Expect(err).NotTo(HaveOccurred())
+		},
+		Entry("compound durations", "resyncInterval: 1h30m\ncreateBatchWindow: 1.5s"),
+		Entry("no batching", "createBatchWindow: \"0\""),
+		Entry("a loopback plain-HTTP URL", "apiUrl: http://127.0.0.1:8089"),
+		Entry("a fractional qps", "qps: 0.5\nburst: 1"),
+		Entry("a 63-character namespace", "watchNamespaces: ["+strings.Repeat("a", 63)+"]"),
+		Entry("every log level", "logLevel: error"),
+	)
+})
