@@ -162,6 +162,13 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventMembersUpdated, "UpdateMembers", "Group %s: added %d members, removed %d", groupID, added, removed)
 	}
 
+	if (added > 0 || removed > 0) && obj.Status.ObservedGeneration == gen && isReady(obj.Status.Conditions) {
+		driftCorrections.WithLabelValues("CipherscaleGroupMembership").Inc()
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDriftCorrected, "Correct", "Corrected drift in group %s: added %d members, removed %d", groupID, added, removed)
+	}
+	if before.LastSyncTime == nil && len(statuses) == membersIn(statuses) {
+		timeToReady.WithLabelValues("CipherscaleGroupMembership").Observe(r.Clock.Since(obj.CreationTimestamp.Time).Seconds())
+	}
 	obj.Status.Members = statuses
 	obj.Status.MemberCount = 0
 	counts := map[iamv1alpha1.MemberState]int{}
@@ -218,6 +225,17 @@ func (r *MembershipReconciler) conflictWinner(ctx context.Context, obj *iamv1alp
 		return owner
 	}
 	return nil
+}
+
+// membersIn returns the number of declared members that are in the group.
+func membersIn(statuses []iamv1alpha1.MemberStatus) int {
+	n := 0
+	for _, st := range statuses {
+		if st.State == iamv1alpha1.MemberStateMember {
+			n++
+		}
+	}
+	return n
 }
 
 func inGroup(u *cipherscale.User, groupID string) bool {

@@ -2,7 +2,10 @@ package controller
 
 import (
 	"strconv"
+	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -63,4 +66,31 @@ func (APIMetrics) ObserveRateLimitWait(d time.Duration) { apiRateLimitWait.Obser
 // ObserveThrottled counts a 429.
 func (APIMetrics) ObserveThrottled(route string, _ time.Duration) {
 	apiThrottled.WithLabelValues(route).Inc()
+}
+
+// stateTracker keeps cipherscale_users{state} equal to the states of the CipherscaleUsers this
+// process has seen.
+type stateTracker struct {
+	mu    sync.Mutex
+	state map[types.NamespacedName]string
+}
+
+var userStates = &stateTracker{state: map[types.NamespacedName]string{}}
+
+// set records the state of one object; "" forgets it.
+func (t *stateTracker) set(key types.NamespacedName, state string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old, had := t.state[key]
+	if had && old == state {
+		return
+	}
+	if had {
+		usersByState.WithLabelValues(old).Dec()
+		delete(t.state, key)
+	}
+	if state != "" {
+		t.state[key] = state
+		usersByState.WithLabelValues(state).Inc()
+	}
 }

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -53,10 +55,14 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	logger := log.FromContext(ctx)
 	obj := &iamv1alpha1.CipherscaleUser{}
 	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			userStates.set(req.NamespacedName, "")
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := obj.Status.DeepCopy()
 	defer func() {
+		r.observe(req.NamespacedName, obj, before)
 		if err := patchStatus(ctx, r.Kube, obj, before, &obj.Status); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
@@ -150,6 +156,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		return r.fail(obj, err)
 	}
 	if drift {
+		driftCorrections.WithLabelValues("CipherscaleUser").Inc()
 		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDriftCorrected, "Correct", "Corrected drift in the tenant: %s", p.String())
 	}
 
@@ -179,6 +186,18 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		res.RequeueAfter = next
 	}
 	return res, nil
+}
+
+// observe updates the metrics that follow an object's status.
+func (r *UserReconciler) observe(key types.NamespacedName, obj *iamv1alpha1.CipherscaleUser, before *iamv1alpha1.CipherscaleUserStatus) {
+	if !obj.DeletionTimestamp.IsZero() {
+		userStates.set(key, "")
+		return
+	}
+	userStates.set(key, string(obj.Status.State))
+	if isReady(obj.Status.Conditions) && before.LastSyncTime == nil {
+		timeToReady.WithLabelValues("CipherscaleUser").Observe(r.Clock.Since(obj.CreationTimestamp.Time).Seconds())
+	}
 }
 
 // apply makes the plan's calls in order, with an event for each.
