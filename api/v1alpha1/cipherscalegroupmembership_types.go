@@ -117,4 +117,3 @@ type CipherscaleGroupMembershipList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []CipherscaleGroupMembership `json:"items"`
 }
-

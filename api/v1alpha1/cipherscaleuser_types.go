@@ -157,4 +157,3 @@ type CipherscaleUserList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []CipherscaleUser `json:"items"`
 }
-

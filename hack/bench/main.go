@@ -311,8 +311,10 @@ func scrape(url string) (map[string]int, error) {
 		if i < 0 || j < 0 {
 			continue
 		}
-		route := line[i+len(`route="`):]
-		route = route[:strings.Index(route, `"`)]
+		route, _, ok := strings.Cut(line[i+len(`route="`):], `"`)
+		if !ok {
+			continue
+		}
 		v, err := strconv.ParseFloat(line[j+1:], 64)
 		if err != nil {
 			continue

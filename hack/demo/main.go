@@ -102,12 +102,12 @@ func run(exitAfterCheck bool, timeout time.Duration) (err error) {
 	step("Waiting until every CipherscaleUser and CipherscaleGroupMembership is Ready")
 	deadline := fmt.Sprintf("--timeout=%s", timeout)
 	for _, kind := range []string{"cipherscaleusers", "cipherscalegroupmemberships"} {
-		if out, err := devenv.Kubectl(ctx, root, kubeconfig, "wait", "--for=condition=Ready", kind, "--all", deadline); err != nil {
+		out, err := devenv.Kubectl(ctx, root, kubeconfig, "wait", "--for=condition=Ready", kind, "--all", deadline)
+		if err != nil {
 			fmt.Println(indent(mgr.Log()))
 			return err
-		} else {
-			fmt.Print(indent(out))
 		}
+		fmt.Print(indent(out))
 	}
 	if mgr.Exited() {
 		return fmt.Errorf("the manager exited:\n%s", mgr.Log())

@@ -211,7 +211,7 @@ func ValidateBaseURL(raw string, allowInsecure bool) (*url.URL, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("cipherscale: invalid base URL: %v", err)
+		return nil, fmt.Errorf("cipherscale: invalid base URL: %w", err)
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if scheme != "http" && scheme != "https" {
@@ -334,7 +334,7 @@ func (c *Client) waitTurn(ctx context.Context, cl call, deadline time.Time) erro
 			err = ctxErr
 		} else {
 			// The wait would outlast the ctx's deadline: report it as the deadline it is.
-			err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+			err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 		}
 		return fmt.Errorf("cipherscale API %s: waiting for the rate limiter: %w", cl.route, err)
 	}

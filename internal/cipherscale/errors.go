@@ -142,7 +142,8 @@ func causeText(err error) string {
 	if err == nil {
 		return "unknown error"
 	}
-	if ue, ok := err.(*url.Error); ok && ue.Err != nil {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
 		err = ue.Err
 	}
 	return RedactEmails(err.Error())

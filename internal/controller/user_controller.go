@@ -116,7 +116,6 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		live = created
 		now := metav1.NewTime(r.Clock.Now())
 		obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now}
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Created tenant user %s and sent the invitation", live.ID)
 		acted = append(acted, "created")
 	} else if obj.Status.ID == "" && !r.Tenant.CreatedHere(obj.Spec.Email) {
 		if obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever {
@@ -149,11 +148,16 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 
 	drift := !p.Empty() && len(acted) == 0 && obj.Status.ObservedGeneration == gen && isReady(obj.Status.Conditions)
-	if err := r.apply(ctx, obj, live.ID, p); err != nil {
+	created := len(acted) > 0
+	if err := r.apply(ctx, obj, live.ID, p, !created); err != nil {
 		if errors.Is(err, tenant.ErrUserGone) {
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 		return r.fail(obj, err)
+	}
+	if created {
+		// One event tells the whole creation: a new user's first writes are part of it.
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Created tenant user %s and sent the invitation; then: %s", live.ID, p.String())
 	}
 	if drift {
 		driftCorrections.WithLabelValues("CipherscaleUser").Inc()
@@ -200,10 +204,15 @@ func (r *UserReconciler) observe(key types.NamespacedName, obj *iamv1alpha1.Ciph
 	}
 }
 
-// apply makes the plan's calls in order, with an event for each.
-func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string, p plan.UserPlan) error {
+// apply makes the plan's calls in order, with an event for each when events is true.
+func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string, p plan.UserPlan, events bool) error {
 	if p.Empty() {
 		return nil
+	}
+	event := func(reason, action, note string, args ...any) {
+		if events {
+			r.event(obj, corev1.EventTypeNormal, reason, action, note, args...)
+		}
 	}
 	logger := log.FromContext(ctx)
 	if p.Reactivate {
@@ -211,21 +220,21 @@ func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.Cipherscale
 		if err := r.Tenant.Reactivate(ctx, id); err != nil {
 			return fmt.Errorf("reactivating user %s: %w", id, err)
 		}
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventReactivated, "Reactivate", "Reactivated tenant user %s", id)
+		event(iamv1alpha1.EventReactivated, "Reactivate", "Reactivated tenant user %s", id)
 	}
 	if p.Profile != nil {
 		logger.Info("Updating profile")
 		if err := r.Tenant.UpdateProfile(ctx, id, *p.Profile); err != nil {
 			return fmt.Errorf("updating profile of user %s: %w", id, err)
 		}
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventProfileUpdated, "UpdateProfile", "Updated the profile of tenant user %s", id)
+		event(iamv1alpha1.EventProfileUpdated, "UpdateProfile", "Updated the profile of tenant user %s", id)
 	}
 	if p.Roles != nil {
 		logger.Info("Patching roles", "added", len(p.Roles.AddedRoles), "removed", len(p.Roles.RemovedRoles))
 		if err := r.Tenant.PatchRoles(ctx, id, *p.Roles); err != nil {
 			return fmt.Errorf("patching roles of user %s: %w", id, err)
 		}
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventRolesUpdated, "PatchRoles", "Roles of tenant user %s: added %v, removed %v", id, p.Roles.AddedRoles, p.Roles.RemovedRoles)
+		event(iamv1alpha1.EventRolesUpdated, "PatchRoles", "Roles of tenant user %s: added %v, removed %v", id, p.Roles.AddedRoles, p.Roles.RemovedRoles)
 	}
 	if len(p.AddGroups) > 0 || len(p.RemoveGroups) > 0 {
 		logger.Info("Updating groups", "added", len(p.AddGroups), "removed", len(p.RemoveGroups))
@@ -237,14 +246,14 @@ func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.Cipherscale
 				return fmt.Errorf("removing user %s from group %s: %w", id, g, err)
 			}
 		}
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventGroupsUpdated, "UpdateGroups", "Groups of tenant user %s: added %v, removed %v", id, p.AddGroups, p.RemoveGroups)
+		event(iamv1alpha1.EventGroupsUpdated, "UpdateGroups", "Groups of tenant user %s: added %v, removed %v", id, p.AddGroups, p.RemoveGroups)
 	}
 	if p.Deactivate {
 		logger.Info("Deactivating tenant user")
 		if err := r.Tenant.Deactivate(ctx, id); err != nil {
 			return fmt.Errorf("deactivating user %s: %w", id, err)
 		}
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDeactivated, "Deactivate", "Deactivated tenant user %s", id)
+		event(iamv1alpha1.EventDeactivated, "Deactivate", "Deactivated tenant user %s", id)
 	}
 	return nil
 }

@@ -115,7 +115,8 @@ var _ = Describe("helm install --dry-run=server", func() {
 			"--dry-run=server", "--set", "apiKey.existingSecret="+secretName, "--set", "watchNamespaces={team-a,team-b}")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(ContainSubstring("NOTES:"))
-		notes := out[strings.Index(out, "NOTES:"):]
+		_, notes, found := strings.Cut(out, "NOTES:")
+		Expect(found).To(BeTrue())
 		Expect(notes).To(ContainSubstring("reads the Cipherscale API key from the Secret " + secretName))
 		Expect(notes).To(ContainSubstring("Watched namespaces: team-a, team-b"))
 		Expect(notes).To(ContainSubstring("kubectl wait --for=condition=Ready cipherscaleuser/jane-smith -n team-a"))

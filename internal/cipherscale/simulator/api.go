@@ -36,7 +36,7 @@ func decodeObject(body []byte, v any) error {
 		return fmt.Errorf("the body must be a JSON object")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("the body is not valid: %v", err)
+		return fmt.Errorf("the body is not valid: %w", err)
 	}
 	return nil
 }
@@ -158,14 +158,14 @@ type sortSpec struct {
 	desc bool
 }
 
-func intParam(q url.Values, name string, def, min int) (int, error) {
+func intParam(q url.Values, name string, def, lowest int) (int, error) {
 	vs, ok := q[name]
 	if !ok {
 		return def, nil
 	}
 	n, err := strconv.Atoi(vs[0])
-	if err != nil || n < min {
-		return 0, fmt.Errorf("%s must be an integer of at least %d", name, min)
+	if err != nil || n < lowest {
+		return 0, fmt.Errorf("%s must be an integer of at least %d", name, lowest)
 	}
 	return n, nil
 }

@@ -40,7 +40,7 @@ func decodeStrict(r *http.Request, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("the body is not valid: %v", err)
+		return fmt.Errorf("the body is not valid: %w", err)
 	}
 	if dec.More() {
 		return fmt.Errorf("the body is not valid: data after the object")

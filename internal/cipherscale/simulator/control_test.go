@@ -36,7 +36,7 @@ func TestControlSurface(t *testing.T) {
 	expect(sim("POST", "/_sim/roles", `{"name":"Again","type":"BASIC","id":"role-billing"}`), 409, "role id taken")
 	expect(sim("POST", "/_sim/roles", `{"name":"X","type":"KING"}`), 400, "role type unknown")
 	expect(sim("POST", "/_sim/roles", `{"type":"BASIC"}`), 400, "role without name")
-	expect(sim("POST", "/_sim/roles", `{"name":"X","type":"BASIC","colour":"red"}`), 400, "role unknown field")
+	expect(sim("POST", "/_sim/roles", `{"name":"X","type":"BASIC","shade":"red"}`), 400, "role unknown field")
 	expect(sim("POST", "/_sim/roles", `{"name":`), 400, "role bad JSON")
 	expect(sim("GET", "/_sim/roles", ``), 405, "GET roles")
 

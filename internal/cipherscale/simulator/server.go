@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"math"
@@ -97,8 +98,8 @@ type response struct {
 }
 
 func errResponse(err error) response {
-	ae, ok := err.(*apiError)
-	if !ok {
+	var ae *apiError
+	if !errors.As(err, &ae) {
 		ae = newErr(http.StatusInternalServerError, "%v", err)
 	}
 	return response{status: ae.status, body: cipherscale.ErrorBody{Message: ae.msg, Code: ae.code, Emails: ae.emails}}
