@@ -77,7 +77,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests generate ## Fail when generated files (CRDs, RBAC, deepcopy, chart CRDs) differ from what is committed.
+verify: manifests generate ## Fail when generated files (CRDs, RBAC, deepcopy, chart CRDs) differ from what is committed, or Go code is not formatted.
 	@stale=0; \
 	if ! git diff --quiet; then git --no-pager diff --stat; { git --no-pager diff | head -n 200; } || true; stale=1; fi; \
 	untracked="$$(git ls-files --others --exclude-standard -- config api charts)"; \
@@ -87,6 +87,9 @@ verify: manifests generate ## Fail when generated files (CRDs, RBAC, deepcopy, c
 		exit 1; \
 	fi; \
 	echo ">> generated files are up to date"
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted" | sed 's/^/  /'; echo "run make fmt and commit"; exit 1; fi; \
+	echo ">> Go code is formatted"
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint (configuration in .golangci.yml).
