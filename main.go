@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -185,25 +184,13 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
-	tn := tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow})
-	if err := controller.SetupIndexes(ctx, mgr); err != nil {
-		return fmt.Errorf("setting up field indexes: %w", err)
-	}
-	recorder := mgr.GetEventRecorder("cipherscale-operator")
-	if err := (&controller.UserReconciler{
-		Kube: mgr.GetClient(), Tenant: tn, Recorder: recorder, Clock: clock.RealClock{},
+	if err := controller.Setup(ctx, mgr, controller.Options{
+		Tenant:                  tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow}),
 		ResyncInterval:          o.resyncInterval,
 		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy),
 		MaxConcurrentReconciles: o.maxConcurrent,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the CipherscaleUser controller: %w", err)
-	}
-	if err := (&controller.MembershipReconciler{
-		Kube: mgr.GetClient(), Tenant: tn, Recorder: recorder, Clock: clock.RealClock{},
-		ResyncInterval:          o.resyncInterval,
-		MaxConcurrentReconciles: o.maxConcurrent,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the CipherscaleGroupMembership controller: %w", err)
+	}); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

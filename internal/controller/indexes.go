@@ -29,8 +29,8 @@ func memberKeyRef(namespace, name string) string {
 	return "ref:" + namespace + "/" + name
 }
 
-// SetupIndexes registers the field indexes both controllers use. Call it once per manager.
-func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+// setupIndexes registers the field indexes both controllers use, once per manager.
+func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &iamv1alpha1.CipherscaleUser{}, indexUserEmail, func(o client.Object) []string {
 		return []string{cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email)}

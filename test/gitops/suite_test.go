@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -106,17 +105,10 @@ var _ = BeforeSuite(func() {
 		HealthProbeBindAddress: "0",
 	})
 	Expect(err).NotTo(HaveOccurred())
-	tn := tenant.New(api, tenant.Options{MaxAge: resync, BatchWindow: 10 * time.Millisecond})
-	Expect(controller.SetupIndexes(ctx, mgr)).To(Succeed())
-	rec := mgr.GetEventRecorder("cipherscale-operator")
-	Expect((&controller.UserReconciler{
-		Kube: mgr.GetClient(), Tenant: tn, Recorder: rec, Clock: clock.RealClock{},
+	Expect(controller.Setup(ctx, mgr, controller.Options{
+		Tenant:         tenant.New(api, tenant.Options{MaxAge: resync, BatchWindow: 10 * time.Millisecond}),
 		ResyncInterval: resync, DefaultDeletionPolicy: iamv1alpha1.DeletionPolicyDelete, MaxConcurrentReconciles: 4,
-	}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&controller.MembershipReconciler{
-		Kube: mgr.GetClient(), Tenant: tn, Recorder: rec, Clock: clock.RealClock{},
-		ResyncInterval: resync, MaxConcurrentReconciles: 4,
-	}).SetupWithManager(mgr)).To(Succeed())
+	})).To(Succeed())
 
 	go func() {
 		defer GinkgoRecover()
