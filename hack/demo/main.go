@@ -27,8 +27,10 @@ const apiKey = "demo-api-key"
 func main() {
 	exit := flag.Bool("exit", os.Getenv("DEMO_EXIT") == "1", "Exit 0 after the check instead of running until Ctrl-C (also DEMO_EXIT=1).")
 	timeout := flag.Duration("timeout", 3*time.Minute, "How long to wait for every object to be Ready.")
+	binDir := flag.String("bin-dir", "", "Folder holding the manager and cipherscale-sim binaries (default bin/).")
+	workDir := flag.String("work-dir", "", "Folder for the kubeconfig and the logs (default bin/demo).")
 	flag.Parse()
-	if err := run(*exit, *timeout); err != nil {
+	if err := run(*exit, *timeout, *binDir, *workDir); err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
@@ -41,12 +43,17 @@ func step(format string, args ...any) {
 	fmt.Printf("\n==> [%d] %s\n", stepNo, fmt.Sprintf(format, args...))
 }
 
-func run(exitAfterCheck bool, timeout time.Duration) (err error) {
+func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err error) {
 	root, err := devenv.Root()
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(root, "bin", "demo")
+	if binDir == "" {
+		binDir = filepath.Join(root, "bin")
+	}
+	if dir == "" {
+		dir = filepath.Join(root, "bin", "demo")
+	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -65,7 +72,7 @@ func run(exitAfterCheck bool, timeout time.Duration) (err error) {
 	fmt.Printf("    API server %s; kubeconfig %s\n", cp.Config.Host, rel(root, kubeconfig))
 
 	step("Starting the Cipherscale simulator with the demo seed (roles, groups, the tenant owner)")
-	sim, err := devenv.StartSimulator(filepath.Join(root, "bin", "cipherscale-sim"), filepath.Join(dir, "simulator.log"), apiKey, "--demo-seed")
+	sim, err := devenv.StartSimulator(filepath.Join(binDir, "cipherscale-sim"), filepath.Join(dir, "simulator.log"), apiKey, "--demo-seed")
 	if err != nil {
 		return err
 	}
@@ -83,7 +90,7 @@ func run(exitAfterCheck bool, timeout time.Duration) (err error) {
 	}
 	mgr, err := devenv.Start("manager", filepath.Join(dir, "manager.log"),
 		[]string{"KUBECONFIG=" + kubeconfig, "CIPHERSCALE_API_KEY=" + apiKey},
-		filepath.Join(root, "bin", "manager"),
+		filepath.Join(binDir, "manager"),
 		"--api-url", sim.URL, "--resync-interval", "30s",
 		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe))
 	if err != nil {
