@@ -353,7 +353,7 @@ func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(userChangedForMemberships())).
 		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(r.sameGroup),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: rateLimiter(r.ResyncInterval)}).
 		Complete(r)
 }
 

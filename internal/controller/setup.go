@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/time/rate"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
@@ -24,6 +27,20 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Clock is the controllers' clock; the real one when nil.
 	Clock clock.PassiveClock
+}
+
+// maxBackoff is the longest a failing object waits before it is tried again.
+const maxBackoff = 5 * time.Minute
+
+// rateLimiter is controller-runtime's default per-object backoff, capped: its default grows to
+// 1000s, so after a long API failure objects would come back long after the API did. Here
+// nothing waits longer than the resync interval (at most maxBackoff).
+func rateLimiter(resync time.Duration) workqueue.TypedRateLimiter[reconcile.Request] {
+	limit := min(max(resync, time.Second), maxBackoff)
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, limit),
+		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
+	)
 }
 
 // Setup registers the field indexes and both controllers with the manager, sharing one tenant

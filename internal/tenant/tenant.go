@@ -40,7 +40,15 @@ type Tenant struct {
 
 	refresh singleflight.Group
 	batch   batcher
+
+	// failedAt and failure remember the last failed read for failureMemory, so that while the
+	// API is failing every retrying reconcile does not read the whole tenant again.
+	failedAt time.Time
+	failure  error
 }
+
+// failureMemory is how long a failed read of the tenant is answered from memory.
+const failureMemory = time.Second
 
 // New returns a Tenant over api.
 func New(api cipherscale.API, opts Options) *Tenant {
@@ -79,6 +87,9 @@ func (t *Tenant) ensureFresh(ctx context.Context) error {
 	if t.fresh() {
 		return nil
 	}
+	if err := t.recentFailure(); err != nil {
+		return err
+	}
 	ch := t.refresh.DoChan("ensure-fresh", func() (any, error) {
 		if t.fresh() {
 			return nil, nil
@@ -91,6 +102,16 @@ func (t *Tenant) ensureFresh(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// recentFailure returns the error of a read that failed less than failureMemory ago.
+func (t *Tenant) recentFailure() error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.failure != nil && t.opts.Now().Sub(t.failedAt) < failureMemory {
+		return t.failure
+	}
+	return nil
 }
 
 func (t *Tenant) fresh() bool {
@@ -111,7 +132,11 @@ func (t *Tenant) Refresh(ctx context.Context) error {
 		defer cancel()
 		users, err := t.api.ListUsers(rctx)
 		if err != nil {
-			return nil, fmt.Errorf("listing tenant users: %w", err)
+			err = fmt.Errorf("listing tenant users: %w", err)
+			t.mu.Lock()
+			t.failedAt, t.failure = t.opts.Now(), err
+			t.mu.Unlock()
+			return nil, err
 		}
 		t.install(users, started, startSeq)
 		return nil, nil
@@ -149,6 +174,7 @@ func (t *Tenant) install(users []cipherscale.User, started time.Time, startSeq u
 	}
 	t.byID, t.byEmail = byID, byEmail
 	t.fetchedAt, t.valid = started, true
+	t.failure = nil
 }
 
 // Lookup returns a copy of the user with this email (compared case-insensitively), or nil when
