@@ -3,8 +3,6 @@ package controller_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -16,21 +14,15 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
-	"github.com/cipherscale/cipherscale-operator/internal/controller"
-	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 )
 
 const (
@@ -40,12 +32,12 @@ const (
 )
 
 var (
-	ctx     context.Context
-	cancel  context.CancelFunc
-	testEnv *envtest.Environment
-	k8s     client.Client
-	sim     *simulator.Server
-	simURL  string
+	ctx    context.Context
+	cancel context.CancelFunc
+	cp     *devenv.ControlPlane
+	k8s    client.Client
+	sim    *simulator.Server
+	simURL string
 	// byHand changes the tenant the way a person in the Cipherscale console would.
 	byHand *cipherscale.Client
 )
@@ -55,65 +47,30 @@ func TestControllers(t *testing.T) {
 	RunSpecs(t, "Controller Suite")
 }
 
-func assetsDir() string {
-	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-		return d
-	}
-	return filepath.Join("..", "..", "bin", "k8s")
-}
-
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx, cancel = context.WithCancel(context.Background())
-
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assetsDir(),
-	}
-	cfg, err := testEnv.Start()
+	root, err := devenv.Root()
 	Expect(err).NotTo(HaveOccurred())
-
-	scheme := runtime.NewScheme()
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(iamv1alpha1.AddToScheme(scheme)).To(Succeed())
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	cp, err = devenv.StartControlPlane(root, filepath.Join(GinkgoT().TempDir(), "kubeconfig"))
 	Expect(err).NotTo(HaveOccurred())
+	k8s = cp.Client
 
-	sim = simulator.New(apiKey)
-	srv := httptest.NewServer(sim)
-	DeferCleanup(srv.Close)
-	simURL = srv.URL
-
-	api, err := cipherscale.New(cipherscale.Config{
-		BaseURL: simURL, Key: cipherscale.StaticKey(apiKey), QPS: 500, Burst: 100,
-		MaxRetries: 3, RetryBudget: 5 * time.Second,
-	})
+	op, err := devenv.RunOperator(ctx, cp, apiKey, resync, 8)
 	Expect(err).NotTo(HaveOccurred())
-	byHand, err = cipherscale.New(cipherscale.Config{BaseURL: simURL, Key: cipherscale.StaticKey(apiKey), QPS: 500, Burst: 100})
-	Expect(err).NotTo(HaveOccurred())
-
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(controller.Setup(ctx, mgr, controller.Options{
-		Tenant:         tenant.New(api, tenant.Options{MaxAge: resync, BatchWindow: 10 * time.Millisecond}),
-		ResyncInterval: resync, DefaultDeletionPolicy: iamv1alpha1.DeletionPolicyDelete, MaxConcurrentReconciles: 8,
-	})).To(Succeed())
-
+	sim, simURL = op.Sim, op.SimURL
 	go func() {
 		defer GinkgoRecover()
-		Expect(mgr.Start(ctx)).To(Succeed())
+		Expect(<-op.Errors).To(Succeed())
 	}()
+	byHand, err = cipherscale.New(cipherscale.Config{BaseURL: simURL, Key: cipherscale.StaticKey(apiKey), QPS: 500, Burst: 100})
+	Expect(err).NotTo(HaveOccurred())
 })
 
 var _ = AfterSuite(func() {
 	cancel()
-	if testEnv != nil {
-		Expect(testEnv.Stop()).To(Succeed())
+	if cp != nil {
+		Expect(cp.Stop()).To(Succeed())
 	}
 })
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -41,6 +42,8 @@ func Root() (string, error) {
 type ControlPlane struct {
 	Env    *envtest.Environment
 	Config *rest.Config
+	// Client is an admin client with the operator's kinds and no client-side throttling.
+	Client client.Client
 	// Kubeconfig is the path of an admin kubeconfig for kubectl.
 	Kubeconfig string
 }
@@ -56,12 +59,22 @@ func StartControlPlane(root, kubeconfigPath string) (*ControlPlane, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
+		// A cold start on a busy two-core machine can take longer than the default 20s.
+		ControlPlaneStartTimeout: 2 * time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
 	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
-	cp := &ControlPlane{Env: env, Config: cfg, Kubeconfig: kubeconfigPath}
+	fast := rest.CopyConfig(cfg)
+	fast.QPS = -1
+	kube, err := client.New(fast, client.Options{Scheme: Scheme()})
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	cp := &ControlPlane{Env: env, Config: cfg, Client: kube, Kubeconfig: kubeconfigPath}
 	if err := cp.WriteKubeconfig(kubeconfigPath, "cipherscale-admin", []string{"system:masters"}); err != nil {
 		_ = env.Stop()
 		return nil, err

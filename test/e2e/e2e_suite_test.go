@@ -5,19 +5,14 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 )
 
@@ -28,7 +23,7 @@ var (
 	cancel  context.CancelFunc
 	root    string
 	work    string
-	bins    = map[string]string{}
+	bins    map[string]string
 	cp      *devenv.ControlPlane
 	k8s     client.Client
 	sim     *devenv.Simulator
@@ -48,24 +43,13 @@ var _ = BeforeSuite(func() {
 	work = GinkgoT().TempDir()
 
 	By("building the manager and the simulator as make build does")
-	for name, pkg := range map[string]string{"manager": ".", "cipherscale-sim": "./hack/cipherscale-sim"} {
-		out := filepath.Join(work, name)
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		b, err := cmd.CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(b))
-		bins[name] = out
-	}
+	bins, err = devenv.BuildBinaries(root, work)
+	Expect(err).NotTo(HaveOccurred())
 
 	By("starting kube-apiserver and etcd")
 	cp, err = devenv.StartControlPlane(root, filepath.Join(work, "admin.kubeconfig"))
 	Expect(err).NotTo(HaveOccurred())
-	scheme := runtime.NewScheme()
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(iamv1alpha1.AddToScheme(scheme)).To(Succeed())
-	k8s, err = client.New(cp.Config, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
+	k8s = cp.Client
 
 	By("starting the simulator with the demo seed")
 	sim, err = devenv.StartSimulator(bins["cipherscale-sim"], filepath.Join(work, "sim.log"), apiKey, "--demo-seed")

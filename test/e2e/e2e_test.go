@@ -11,11 +11,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -36,34 +32,10 @@ const (
 // rules are tested equal to it) and the leader election Role, and returns its kubeconfig.
 func grantOperatorRBAC() string {
 	GinkgoHelper()
-	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNS}})).To(Succeed())
-	var role rbacv1.ClusterRole
-	readYAML(filepath.Join(root, "config", "rbac", "role.yaml"), &role)
-	Expect(k8s.Create(ctx, &role)).To(Succeed())
-	Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "cipherscale-operator"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
-	})).To(Succeed())
-	var le rbacv1.Role
-	readYAML(filepath.Join(root, "config", "rbac", "leader_election_role.yaml"), &le)
-	le.Namespace = operatorNS
-	Expect(k8s.Create(ctx, &le)).To(Succeed())
-	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "cipherscale-operator-leader-election", Namespace: operatorNS},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: le.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
-	})).To(Succeed())
 	path := filepath.Join(work, "operator.kubeconfig")
-	Expect(cp.WriteKubeconfig(path, operatorUser, nil)).To(Succeed())
+	Expect(cp.GrantOperator(ctx, root, operatorUser, path)).To(Succeed())
+	Expect(cp.GrantLeaderElection(ctx, root, operatorNS, operatorUser)).To(Succeed())
 	return path
-}
-
-func readYAML(path string, into any) {
-	GinkgoHelper()
-	b, err := os.ReadFile(path)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(yaml.Unmarshal(b, into)).To(Succeed())
 }
 
 func tenantUser(email string) (cipherscale.User, int) {

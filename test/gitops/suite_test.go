@@ -3,8 +3,6 @@ package gitops_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,20 +12,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
-	"github.com/cipherscale/cipherscale-operator/internal/controller"
-	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 )
 
 const (
@@ -44,11 +36,11 @@ var (
 )
 
 var (
-	ctx     context.Context
-	cancel  context.CancelFunc
-	testEnv *envtest.Environment
-	k8s     client.Client
-	sim     *simulator.Server
+	ctx    context.Context
+	cancel context.CancelFunc
+	cp     *devenv.ControlPlane
+	k8s    client.Client
+	sim    *simulator.Server
 )
 
 func TestGitOps(t *testing.T) {
@@ -56,63 +48,22 @@ func TestGitOps(t *testing.T) {
 	RunSpecs(t, "GitOps health suite")
 }
 
-func assetsDir() string {
-	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-		return d
-	}
-	return filepath.Join(repoRoot, "bin", "k8s")
-}
-
-// The set-up is that of internal/controller/suite_test.go: envtest, the simulator over
-// httptest, and a manager running both reconcilers as main.go wires them.
+// The operator runs in this process as main.go wires it, against a local kube-apiserver and
+// the simulator, as in internal/controller's suite.
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx, cancel = context.WithCancel(context.Background())
-
-	_, err := os.Stat(filepath.Join(assetsDir(), "kube-apiserver"))
-	Expect(err).NotTo(HaveOccurred(),
-		"no kube-apiserver in %s: run `make envtest-assets` or set KUBEBUILDER_ASSETS", assetsDir())
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assetsDir(),
-		// A cold start on a busy two-core machine can take longer than the default 20s.
-		ControlPlaneStartTimeout: 2 * time.Minute,
-		ControlPlaneStopTimeout:  time.Minute,
-	}
-	cfg, err := testEnv.Start()
+	root, err := devenv.Root()
 	Expect(err).NotTo(HaveOccurred())
-
-	scheme := runtime.NewScheme()
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(iamv1alpha1.AddToScheme(scheme)).To(Succeed())
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	cp, err = devenv.StartControlPlane(root, filepath.Join(GinkgoT().TempDir(), "kubeconfig"))
+	Expect(err).NotTo(HaveOccurred(), "run `make envtest-assets` or set KUBEBUILDER_ASSETS")
+	k8s = cp.Client
+	op, err := devenv.RunOperator(ctx, cp, apiKey, resync, 4)
 	Expect(err).NotTo(HaveOccurred())
-
-	sim = simulator.New(apiKey)
-	srv := httptest.NewServer(sim)
-	DeferCleanup(srv.Close)
-
-	api, err := cipherscale.New(cipherscale.Config{
-		BaseURL: srv.URL, Key: cipherscale.StaticKey(apiKey), QPS: 500, Burst: 100,
-		MaxRetries: 3, RetryBudget: 5 * time.Second,
-	})
-	Expect(err).NotTo(HaveOccurred())
-
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(controller.Setup(ctx, mgr, controller.Options{
-		Tenant:         tenant.New(api, tenant.Options{MaxAge: resync, BatchWindow: 10 * time.Millisecond}),
-		ResyncInterval: resync, DefaultDeletionPolicy: iamv1alpha1.DeletionPolicyDelete, MaxConcurrentReconciles: 4,
-	})).To(Succeed())
-
+	sim = op.Sim
 	go func() {
 		defer GinkgoRecover()
-		Expect(mgr.Start(ctx)).To(Succeed())
+		Expect(<-op.Errors).To(Succeed())
 	}()
 })
 
@@ -120,8 +71,8 @@ var _ = AfterSuite(func() {
 	if cancel != nil {
 		cancel()
 	}
-	if testEnv != nil {
-		Expect(testEnv.Stop()).To(Succeed())
+	if cp != nil {
+		Expect(cp.Stop()).To(Succeed())
 	}
 })
 

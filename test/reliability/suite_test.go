@@ -8,24 +8,14 @@ package reliability
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
-	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 )
 
@@ -62,35 +52,18 @@ var _ = BeforeSuite(func() {
 	work = GinkgoT().TempDir()
 
 	By("building the manager as make build does")
-	managerBin = filepath.Join(work, "manager")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", managerBin, ".")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), string(out))
+	bins, err := devenv.BuildBinaries(root, work)
+	Expect(err).NotTo(HaveOccurred())
+	managerBin = bins["manager"]
 
 	By("starting kube-apiserver and etcd")
 	cp, err = devenv.StartControlPlane(root, filepath.Join(work, "admin.kubeconfig"))
 	Expect(err).NotTo(HaveOccurred())
-	scheme := runtime.NewScheme()
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(iamv1alpha1.AddToScheme(scheme)).To(Succeed())
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.QPS = -1 // no client-side throttling: the tests create hundreds of objects
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
+	k8s = cp.Client // no client-side throttling: the tests create hundreds of objects
 
 	By("giving the operator's identity the generated ClusterRole")
-	var role rbacv1.ClusterRole
-	readYAML(filepath.Join(root, "config", "rbac", "role.yaml"), &role)
-	Expect(k8s.Create(ctx, &role)).To(Succeed())
-	Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "cipherscale-operator"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
-	})).To(Succeed())
 	operatorKubeconfig = filepath.Join(work, "operator.kubeconfig")
-	Expect(cp.WriteKubeconfig(operatorKubeconfig, operatorUser, nil)).To(Succeed())
+	Expect(cp.GrantOperator(ctx, root, operatorUser, operatorKubeconfig)).To(Succeed())
 })
 
 var _ = AfterSuite(func() {
@@ -110,22 +83,6 @@ var _ = AfterSuite(func() {
 // killed manager never delays the next test.
 func leaseNamespace(name string) string {
 	GinkgoHelper()
-	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
-	var le rbacv1.Role
-	readYAML(filepath.Join(root, "config", "rbac", "leader_election_role.yaml"), &le)
-	le.Namespace = name
-	Expect(k8s.Create(ctx, &le)).To(Succeed())
-	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "cipherscale-operator-leader-election", Namespace: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: le.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
-	})).To(Succeed())
+	Expect(cp.GrantLeaderElection(ctx, root, name, operatorUser)).To(Succeed())
 	return name
-}
-
-func readYAML(path string, into any) {
-	GinkgoHelper()
-	b, err := os.ReadFile(path)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(yaml.Unmarshal(b, into)).To(Succeed())
 }
