@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -65,16 +66,17 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	groupID := plan.NormalizeID(obj.Spec.GroupID)
 	w := world{kube: r.Kube}
 
-	_, auth, err := w.groupMemberships(ctx, groupID)
+	winner, err := r.conflictWinner(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if winner := r.conflictWinner(ctx, obj); winner != nil {
+	if winner != nil {
 		return r.stall(obj, iamv1alpha1.ReasonGroupConflict, fmt.Sprintf(
 			"CipherscaleGroupMembership %s/%s, created earlier, is Authoritative for this group; this object does nothing until it is gone",
 			winner.Namespace, winner.Name)), nil
 	}
-	authoritative := auth != nil && auth.UID == obj.UID
+	// With no older Authoritative membership of the group, an Authoritative one owns its scope.
+	authoritative := obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative
 
 	members, err := w.resolveMembers(ctx, obj)
 	if err != nil {
@@ -166,15 +168,14 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		driftCorrections.WithLabelValues("CipherscaleGroupMembership").Inc()
 		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDriftCorrected, "Correct", "Corrected drift in group %s: added %d members, removed %d", groupID, added, removed)
 	}
-	if before.LastSyncTime == nil && len(statuses) == membersIn(statuses) {
-		timeToReady.WithLabelValues("CipherscaleGroupMembership").Observe(r.Clock.Since(obj.CreationTimestamp.Time).Seconds())
-	}
-	obj.Status.Members = statuses
-	obj.Status.MemberCount = 0
 	counts := map[iamv1alpha1.MemberState]int{}
 	for _, st := range statuses {
 		counts[st.State]++
 	}
+	if before.LastSyncTime == nil && len(statuses) == counts[iamv1alpha1.MemberStateMember] {
+		timeToReady.WithLabelValues("CipherscaleGroupMembership").Observe(r.Clock.Since(obj.CreationTimestamp.Time).Seconds())
+	}
+	obj.Status.Members = statuses
 	obj.Status.MemberCount = int32(counts[iamv1alpha1.MemberStateMember])
 	now := metav1.NewTime(r.Clock.Now())
 	obj.Status.LastSyncTime = &now
@@ -212,30 +213,19 @@ func (r *MembershipReconciler) newlyMissing(obj *iamv1alpha1.CipherscaleGroupMem
 
 // conflictWinner returns the older Authoritative membership of the same group when obj is a
 // newer Authoritative one, else nil.
-func (r *MembershipReconciler) conflictWinner(ctx context.Context, obj *iamv1alpha1.CipherscaleGroupMembership) *iamv1alpha1.CipherscaleGroupMembership {
+func (r *MembershipReconciler) conflictWinner(ctx context.Context, obj *iamv1alpha1.CipherscaleGroupMembership) (*iamv1alpha1.CipherscaleGroupMembership, error) {
 	if obj.Spec.Policy != iamv1alpha1.MembershipPolicyAuthoritative {
-		return nil
+		return nil, nil
 	}
 	var list iamv1alpha1.CipherscaleGroupMembershipList
 	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(obj.Spec.GroupID)}); err != nil {
-		return nil
+		return nil, fmt.Errorf("listing CipherscaleGroupMemberships by group: %w", err)
 	}
 	owner := authoritativeOwner(list.Items)
 	if owner != nil && owner.UID != obj.UID {
-		return owner
+		return owner, nil
 	}
-	return nil
-}
-
-// membersIn returns the number of declared members that are in the group.
-func membersIn(statuses []iamv1alpha1.MemberStatus) int {
-	n := 0
-	for _, st := range statuses {
-		if st.State == iamv1alpha1.MemberStateMember {
-			n++
-		}
-	}
-	return n
+	return nil, nil
 }
 
 func inGroup(u *cipherscale.User, groupID string) bool {
@@ -250,10 +240,14 @@ func inGroup(u *cipherscale.User, groupID string) bool {
 // reconcileDelete removes, under deletionPolicy Delete, the pairs this membership declared that
 // nothing else declares, then releases the finalizer.
 func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.CipherscaleGroupMembership) (ctrl.Result, error) {
-	if !controllerutilContains(obj, iamv1alpha1.Finalizer) {
+	if !controllerutil.ContainsFinalizer(obj, iamv1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	if obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && r.conflictWinner(ctx, obj) == nil {
+	winner, err := r.conflictWinner(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil {
 		w := world{kube: r.Kube}
 		groupID := plan.NormalizeID(obj.Spec.GroupID)
 		members, err := w.resolveMembers(ctx, obj)

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 )
 
 // patchStatus writes the change from before to after to obj's status subresource as one merge
@@ -39,11 +40,10 @@ func patchStatus(ctx context.Context, kube client.Client, obj client.Object, bef
 // ensureFinalizer adds the finalizer when missing, with an optimistic lock so that no other
 // writer's finalizers are lost.
 func ensureFinalizer(ctx context.Context, kube client.Client, obj client.Object, finalizer string) error {
-	if controllerutilContains(obj, finalizer) {
+	orig := obj.DeepCopyObject().(client.Object)
+	if !controllerutil.AddFinalizer(obj, finalizer) {
 		return nil
 	}
-	orig := obj.DeepCopyObject().(client.Object)
-	obj.SetFinalizers(append(obj.GetFinalizers(), finalizer))
 	if err := kube.Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("adding finalizer: %w", err)
 	}
@@ -52,28 +52,12 @@ func ensureFinalizer(ctx context.Context, kube client.Client, obj client.Object,
 
 // releaseFinalizer removes the finalizer. An object already gone is fine.
 func releaseFinalizer(ctx context.Context, kube client.Client, obj client.Object, finalizer string) error {
-	if !controllerutilContains(obj, finalizer) {
+	orig := obj.DeepCopyObject().(client.Object)
+	if !controllerutil.RemoveFinalizer(obj, finalizer) {
 		return nil
 	}
-	orig := obj.DeepCopyObject().(client.Object)
-	var kept []string
-	for _, f := range obj.GetFinalizers() {
-		if f != finalizer {
-			kept = append(kept, f)
-		}
-	}
-	obj.SetFinalizers(kept)
 	if err := kube.Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return client.IgnoreNotFound(fmt.Errorf("removing finalizer: %w", err))
 	}
 	return nil
-}
-
-func controllerutilContains(obj client.Object, finalizer string) bool {
-	for _, f := range obj.GetFinalizers() {
-		if f == finalizer {
-			return true
-		}
-	}
-	return false
 }

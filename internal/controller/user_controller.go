@@ -93,7 +93,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		return r.fail(obj, err)
 	}
 
-	var acted []string
+	isNew := false
 	if live == nil {
 		if paused {
 			markNotReady(conds, gen, iamv1alpha1.ReasonPaused, "Paused: the user does not exist in the tenant and would be created")
@@ -116,7 +116,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		live = created
 		now := metav1.NewTime(r.Clock.Now())
 		obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now}
-		acted = append(acted, "created")
+		isNew = true
 	} else if obj.Status.ID == "" && !r.Tenant.CreatedHere(obj.Spec.Email) {
 		if obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever {
 			return r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf("The tenant already has a user with this email (%s) and adoptionPolicy is Never", live.ID), r.ResyncInterval), nil
@@ -147,15 +147,14 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		return r.resync(), nil
 	}
 
-	drift := !p.Empty() && len(acted) == 0 && obj.Status.ObservedGeneration == gen && isReady(obj.Status.Conditions)
-	created := len(acted) > 0
-	if err := r.apply(ctx, obj, live.ID, p, !created); err != nil {
+	drift := !p.Empty() && !isNew && obj.Status.ObservedGeneration == gen && isReady(obj.Status.Conditions)
+	if err := r.apply(ctx, obj, live.ID, p, !isNew); err != nil {
 		if errors.Is(err, tenant.ErrUserGone) {
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 		return r.fail(obj, err)
 	}
-	if created {
+	if isNew {
 		// One event tells the whole creation: a new user's first writes are part of it.
 		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Created tenant user %s and sent the invitation; then: %s", live.ID, p.String())
 	}
