@@ -1,0 +1,338 @@
+package tenant_test
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+)
+
+var budgetEpoch = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+
+// budgetStep is one thing that happens to a budget, and what the budget must answer.
+type budgetStep struct {
+	advance time.Duration // moved on the clock before the step
+	op      string        // reserve, done, release, allow, setPerHour
+	key     string        // the removal's key, or the allow token
+	n       int           // allow's n, setPerHour's budget
+
+	want   tenant.Reservation // for reserve
+	status *tenant.RemovalBudgetStatus
+	grant  bool // for allow
+}
+
+func reserve(key string, ok bool, waiting int, retry time.Duration) budgetStep {
+	return budgetStep{op: "reserve", key: key, want: tenant.Reservation{OK: ok, Waiting: waiting, RetryAfter: retry}}
+}
+
+func after(d time.Duration, s budgetStep) budgetStep { s.advance = d; return s }
+
+func status(perHour, spent, waiting, allowance int) budgetStep {
+	return budgetStep{op: "status", status: &tenant.RemovalBudgetStatus{
+		PerHour: perHour, Spent: spent, Waiting: waiting, Allowance: allowance}}
+}
+
+// TestBudgetTable plays sequences of removals on a budget over a fake clock. The expected answers
+// are written out, not computed.
+func TestBudgetTable(t *testing.T) {
+	const h = time.Hour
+	tests := []struct {
+		name    string
+		perHour int
+		steps   []budgetStep
+	}{{
+		name:    "sliding window: a unit is free exactly an hour after it was spent",
+		perHour: 3,
+		steps: []budgetStep{
+			reserve("a", true, 0, 0),
+			after(10*time.Minute, reserve("b", true, 0, 0)),
+			after(10*time.Minute, reserve("c", true, 0, 0)),
+			reserve("d", false, 1, 40*time.Minute),
+			after(30*time.Minute, reserve("e", false, 2, 10*time.Minute)),
+			status(3, 3, 2, 0),
+			after(10*time.Minute-time.Nanosecond, reserve("d", false, 2, time.Nanosecond)),
+			after(time.Nanosecond, reserve("d", true, 1, 0)), // a's unit is free: 09:00 + 1h
+			reserve("e", false, 1, 10*time.Minute),
+			after(10*time.Minute, reserve("e", true, 0, 0)), // b's unit is free
+			reserve("f", false, 1, 10*time.Minute),
+			status(3, 3, 1, 0),
+			// f is remembered for two hours after it last asked, then forgotten: nobody wants it.
+			after(2*h-time.Nanosecond, status(3, 0, 1, 0)),
+			after(time.Nanosecond, status(3, 0, 0, 0)),
+		},
+	}, {
+		name:    "no limit: everything passes, and the last hour counts when a limit is set",
+		perHour: 0,
+		steps: []budgetStep{
+			reserve("a", true, 0, 0),
+			reserve("b", true, 0, 0),
+			after(30*time.Minute, reserve("c", true, 0, 0)),
+			{op: "allow", key: "5", n: 5, grant: true},
+			reserve("d", true, 0, 0),
+			status(0, 4, 0, 5), // the allowance is not spent while there is no limit
+			{op: "setPerHour", n: 4},
+			reserve("e", true, 0, 0), // from the allowance
+			{op: "setPerHour", n: 0},
+			status(0, 4, 0, 4),
+			{op: "setPerHour", n: 3},
+			{op: "allow", key: "", grant: false},
+			{op: "allow", key: "0", n: 0, grant: false},
+			after(31*time.Minute, status(3, 2, 0, 4)), // a and b have left the window
+		},
+	}, {
+		name:    "a retry holds its unit and spends nothing more",
+		perHour: 2,
+		steps: []budgetStep{
+			reserve("a", true, 0, 0),
+			reserve("a", true, 0, 0),
+			after(time.Minute, reserve("a", true, 0, 0)),
+			status(2, 1, 0, 0),
+			reserve("b", true, 0, 0),
+			reserve("c", false, 1, 59*time.Minute),
+			reserve("c", false, 1, 59*time.Minute),
+			reserve("d", false, 2, 59*time.Minute),
+			reserve("c", false, 2, 59*time.Minute),
+			status(2, 2, 2, 0),
+			reserve("b", true, 2, 0),
+		},
+	}, {
+		name:    "a reservation neither done nor released is forgotten with its unit",
+		perHour: 1,
+		steps: []budgetStep{
+			reserve("a", true, 0, 0),
+			after(h, reserve("a", true, 0, 0)), // an hour later it is a new removal: a new unit
+			reserve("b", false, 1, h),
+		},
+	}, {
+		name:    "release gives the unit back; done keeps it spent",
+		perHour: 2,
+		steps: []budgetStep{
+			reserve("a", true, 0, 0),
+			reserve("b", true, 0, 0),
+			reserve("c", false, 1, h),
+			{op: "release", key: "a"}, // the call failed and removed nobody
+			status(2, 1, 1, 0),
+			reserve("c", true, 0, 0),
+			{op: "done", key: "c"},
+			{op: "release", key: "c"}, // a release after done gives back nothing
+			status(2, 2, 0, 0),
+			reserve("c", false, 1, h), // after done, the same key is a new removal
+			{op: "release", key: "c"}, // no longer wanted: it stops waiting
+			status(2, 2, 0, 0),
+			{op: "release", key: "nobody"},
+			status(2, 2, 0, 0),
+		},
+	}, {
+		name:    "allow-removals: n more at once, granted once per value",
+		perHour: 1,
+		steps: []budgetStep{
+			reserve("a", true, 0, 0),
+			reserve("b", false, 1, h),
+			reserve("c", false, 2, h),
+			reserve("d", false, 3, h),
+			{op: "allow", key: "2", n: 2, grant: true},
+			{op: "allow", key: "2", n: 2, grant: false}, // the same annotation read again
+			status(1, 1, 3, 2),
+			reserve("b", true, 2, 0),
+			reserve("c", true, 1, 0),
+			reserve("d", false, 1, h),
+			{op: "release", key: "c"}, // c's call failed: its unit goes back to the allowance
+			status(1, 1, 1, 1),
+			reserve("d", true, 0, 0),
+			{op: "allow", key: "3", n: 3, grant: true}, // a new value is a new grant
+			status(1, 1, 0, 3),
+			{op: "allow", key: "", grant: false}, // the annotation was removed
+			{op: "allow", key: "3", n: 3, grant: true},
+			status(1, 1, 0, 6),
+			after(h, reserve("e", true, 0, 0)), // the allowance is spent before the window
+			status(1, 0, 0, 5),
+		},
+	}, {
+		name:    "raising the budget lets waiting removals through",
+		perHour: 1,
+		steps: []budgetStep{
+			reserve("a", true, 0, 0),
+			reserve("b", false, 1, h),
+			reserve("c", false, 2, h),
+			{op: "setPerHour", n: 2},
+			reserve("c", true, 1, 0),
+			reserve("b", false, 1, h),
+			{op: "setPerHour", n: -1}, // below zero is no limit
+			reserve("b", true, 0, 0),
+			status(0, 3, 0, 0),
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakePassiveClock(budgetEpoch)
+			b := tenant.NewRemovalBudget(tt.perHour, clk.Now)
+			for i, s := range tt.steps {
+				clk.SetTime(clk.Now().Add(s.advance))
+				at := clk.Now().Sub(budgetEpoch)
+				switch s.op {
+				case "reserve":
+					if diff := cmp.Diff(s.want, b.Reserve(s.key)); diff != "" {
+						t.Errorf("step %d (+%v) reserve %q (-want +got):\n%s", i, at, s.key, diff)
+					}
+				case "done":
+					b.Done(s.key)
+				case "release":
+					b.Release(s.key)
+				case "allow":
+					if got := b.Allow(s.key, s.n); got != s.grant {
+						t.Errorf("step %d (+%v) allow %q %d: granted %v, want %v", i, at, s.key, s.n, got, s.grant)
+					}
+				case "setPerHour":
+					b.SetPerHour(s.n)
+				case "status":
+				default:
+					t.Fatalf("step %d: unknown op %q", i, s.op)
+				}
+				if s.status != nil {
+					if diff := cmp.Diff(*s.status, b.Status()); diff != "" {
+						t.Errorf("step %d (+%v) status (-want +got):\n%s", i, at, diff)
+					}
+					if got := b.Waiting(); got != s.status.Waiting {
+						t.Errorf("step %d (+%v) Waiting() = %d, want %d", i, at, got, s.status.Waiting)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestBudgetMassDeletion is the story: 300 objects deleted at once with a budget of 50.
+// Each finalizer retries several times while it waits; a person then allows 250.
+func TestBudgetMassDeletion(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(budgetEpoch)
+	b := tenant.NewRemovalBudget(50, clk.Now)
+	removed := map[string]int{}
+	pass := func() (waiting int) {
+		for i := range 300 {
+			key := fmt.Sprintf("user/team/u%03d", i)
+			if removed[key] > 0 {
+				continue // finalized: its object is gone
+			}
+			r := b.Reserve(key)
+			if r.OK {
+				removed[key]++
+				b.Done(key)
+			}
+			waiting = r.Waiting
+		}
+		return waiting
+	}
+	for range 3 {
+		pass()
+		clk.SetTime(clk.Now().Add(time.Minute))
+	}
+	if len(removed) != 50 || b.Waiting() != 250 {
+		t.Fatalf("after three passes: %d removed, %d waiting; want 50 and 250", len(removed), b.Waiting())
+	}
+	if !b.Allow("250", 250) {
+		t.Fatal("allow-removals 250 was not granted")
+	}
+	if w := pass(); w != 0 {
+		t.Errorf("after allowing 250: %d still waiting, want 0", w)
+	}
+	b.Allow("250", 250) // the annotation is read again on the next pass
+	if got := b.Status(); got != (tenant.RemovalBudgetStatus{PerHour: 50, Spent: 50}) {
+		t.Errorf("status %+v, want 50 spent and nothing waiting or allowed", got)
+	}
+	if len(removed) != 300 {
+		t.Errorf("%d removed, want 300", len(removed))
+	}
+	for k, n := range removed {
+		if n != 1 {
+			t.Errorf("%s removed %d times", k, n)
+		}
+	}
+}
+
+// TestBudgetConcurrent: many goroutines reserving at once, each removal asking several times,
+// get exactly perHour units; the rest wait, each counted once; concurrent reads of the same
+// annotation grant it once.
+func TestBudgetConcurrent(t *testing.T) {
+	const perHour, removals, asks = 37, 400, 3
+	clk := clocktesting.NewFakeClock(budgetEpoch)
+	b := tenant.NewRemovalBudget(perHour, clk.Now)
+	var granted, grants atomic.Int64
+	var wg sync.WaitGroup
+	for i := range removals {
+		wg.Go(func() {
+			key := fmt.Sprintf("user/ns/u%d", i)
+			got := false
+			for range asks {
+				if b.Reserve(key).OK {
+					got = true
+				}
+				_ = b.Waiting()
+				_ = b.Status()
+			}
+			if got {
+				granted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if granted.Load() != perHour || b.Waiting() != removals-perHour {
+		t.Fatalf("%d granted, %d waiting; want %d and %d", granted.Load(), b.Waiting(), perHour, removals-perHour)
+	}
+	for range 50 {
+		wg.Go(func() {
+			if b.Allow("100", 100) {
+				grants.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if grants.Load() != 1 {
+		t.Errorf("the same annotation was granted %d times, want 1", grants.Load())
+	}
+	if got := b.Status(); got.Allowance != 100 {
+		t.Errorf("allowance %d, want 100", got.Allowance)
+	}
+}
+
+// TestBudgetRestoreAllowToken: a fresh process told which value was used does not grant it again.
+func TestBudgetRestoreAllowToken(t *testing.T) {
+	b := tenant.NewRemovalBudget(10, nil)
+	b.RestoreAllowToken("250")
+	if b.Allow("250", 250) {
+		t.Error("a restored value was granted again")
+	}
+	if !b.Allow("300", 300) || b.AllowToken() != "300" {
+		t.Errorf("a new value was not granted or not recorded (token %q)", b.AllowToken())
+	}
+}
+
+func TestParseAllowRemovals(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"250", 250, true},
+		{" 3 ", 3, true},
+		{"1", 1, true},
+		{"100000", 100000, true},
+		{"100001", 0, false},
+		{"0", 0, false},
+		{"-5", 0, false},
+		{"", 0, false},
+		{"ten", 0, false},
+		{"2.5", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := tenant.ParseAllowRemovals(tt.in)
+		if got != tt.want || (err == nil) != tt.ok {
+			t.Errorf("ParseAllowRemovals(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
