@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,9 +28,11 @@ const MaxAllowRemovals = 100000
 // never spends a second unit and a removal that waits is counted once. It is safe for
 // concurrent use and keeps its state in memory only.
 //
-// The life of a removal: Reserve before the call; Done when the call was made (the unit stays
-// spent for an hour); Release when the call was not made (the unit is given back) or the removal
-// is no longer wanted (it stops waiting).
+// The life of a removal: Reserve before the call; Done when the call was made or may have been,
+// or when the removal is no longer wanted (the unit, if any, stays spent for its hour, and the
+// removal stops waiting); Release only when the call was certainly not made (the unit is given
+// back). When in doubt, Done: a unit lost is an hour's delay, a unit given back for a removal
+// that happened is a removal nobody counted.
 type RemovalBudget struct {
 	now func() time.Time
 
@@ -124,9 +127,11 @@ func (b *RemovalBudget) Reserve(key string) Reservation {
 	return Reservation{OK: true, Waiting: len(b.waiting)}
 }
 
-// Done records that the call of the removal named key was made (or found the user already
-// gone): its unit stays spent until an hour after it was reserved, and the key is free for a
-// later, different removal of the same object.
+// Done ends the removal named key: its call was made (or found the user already gone, or may
+// have been made), or the removal is no longer wanted (the object was recreated, the user
+// declared again, the policy changed to Orphan, the user found already inactive). Its unit, if
+// it held one, stays spent until an hour after it was reserved; it stops waiting; and the key
+// is free for a later, different removal of the same object.
 func (b *RemovalBudget) Done(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -134,10 +139,9 @@ func (b *RemovalBudget) Done(key string) {
 	delete(b.waiting, key)
 }
 
-// Release gives back the unit of the removal named key when its call was not made, and forgets
-// the removal if it was waiting: call it when the call failed without removing anyone, or when
-// the removal is no longer wanted (the object was recreated, the user declared again, the policy
-// changed to Orphan).
+// Release gives back the unit of the removal named key because its call was certainly not made
+// (refused before it was sent, or answered with an error that removed nobody), and forgets the
+// removal if it was waiting.
 func (b *RemovalBudget) Release(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -202,6 +206,20 @@ func (b *RemovalBudget) Waiting() int {
 	defer b.mu.Unlock()
 	b.prune(b.now())
 	return len(b.waiting)
+}
+
+// WaitingKeys returns the keys of the removals that wait, sorted: after a grant or a raised
+// budget the caller requeues their objects, so that they do not wait for their RetryAfter.
+func (b *RemovalBudget) WaitingKeys() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prune(b.now())
+	keys := make([]string, 0, len(b.waiting))
+	for k := range b.waiting {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // Status returns the budget's figures now.

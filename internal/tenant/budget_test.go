@@ -127,6 +127,9 @@ func TestBudgetTable(t *testing.T) {
 			status(2, 2, 0, 0),
 			{op: "release", key: "nobody"},
 			status(2, 2, 0, 0),
+			reserve("d", false, 1, h),
+			{op: "done", key: "d"}, // no longer wanted, ended with done: it stops waiting too
+			status(2, 2, 0, 0),
 		},
 	}, {
 		name:    "allow-removals: n more at once, granted once per value",
@@ -235,11 +238,15 @@ func TestBudgetMassDeletion(t *testing.T) {
 	if len(removed) != 50 || b.Waiting() != 250 {
 		t.Fatalf("after three passes: %d removed, %d waiting; want 50 and 250", len(removed), b.Waiting())
 	}
+	keys := b.WaitingKeys()
+	if len(keys) != 250 || keys[0] != "user/team/u050" || keys[249] != "user/team/u299" {
+		t.Errorf("waiting keys: %d, from %q to %q; want 250 from u050 to u299", len(keys), keys[0], keys[len(keys)-1])
+	}
 	if !b.Allow("250", 250) {
 		t.Fatal("allow-removals 250 was not granted")
 	}
-	if w := pass(); w != 0 {
-		t.Errorf("after allowing 250: %d still waiting, want 0", w)
+	if w := pass(); w != 0 || len(b.WaitingKeys()) != 0 {
+		t.Errorf("after allowing 250: %d still waiting (%d keys), want 0", w, len(b.WaitingKeys()))
 	}
 	b.Allow("250", 250) // the annotation is read again on the next pass
 	if got := b.Status(); got != (tenant.RemovalBudgetStatus{PerHour: 50, Spent: 50}) {
