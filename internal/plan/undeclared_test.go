@@ -65,27 +65,27 @@ func TestValidateExcludePattern(t *testing.T) {
 
 var undeclaredNow = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
-// ago returns the time d before undeclaredNow.
-func ago(d time.Duration) time.Time { return undeclaredNow.Add(-d) }
+// undeclaredAgo returns the time d before undeclaredNow.
+func undeclaredAgo(d time.Duration) time.Time { return undeclaredNow.Add(-d) }
 
-func user(id, email string, status cipherscale.Status) cipherscale.User {
+func undeclaredUser(id, email string, status cipherscale.Status) cipherscale.User {
 	return cipherscale.User{ID: id, Email: email, Status: status}
 }
 
-// smallTenant: the owner, one declared user, and undeclared users of every kind.
-func smallTenant() []cipherscale.User {
-	owner := user("ID-OWNER", "Owner@Company.com", cipherscale.StatusActive)
+// undeclaredTenant: the owner, one declared user, and undeclared users of every kind.
+func undeclaredTenant() []cipherscale.User {
+	owner := undeclaredUser("ID-OWNER", "Owner@Company.com", cipherscale.StatusActive)
 	owner.IsOwner = true
-	ownerByRole := user("id-owner2", "second@company.com", cipherscale.StatusActive)
+	ownerByRole := undeclaredUser("id-owner2", "second@company.com", cipherscale.StatusActive)
 	ownerByRole.Roles = cipherscale.RoleList{{ID: "r", Type: "owner"}}
 	return []cipherscale.User{
 		owner,
-		user("id-alice", "Alice@Company.com", cipherscale.StatusActive), // declared as alice@company.com
-		user("id-bob", "bob@company.com", cipherscale.StatusActive),
-		user("id-carol", "carol@company.com", cipherscale.StatusInactive),
-		user("id-dave", "Dave@Partner.com", cipherscale.StatusActive), // excluded
-		user("id-erin", "erin@company.com", cipherscale.StatusPending),
-		user("id-frank", "frank@company.com", "Suspended"), // a status this operator does not know
+		undeclaredUser("id-alice", "Alice@Company.com", cipherscale.StatusActive), // declared as alice@company.com
+		undeclaredUser("id-bob", "bob@company.com", cipherscale.StatusActive),
+		undeclaredUser("id-carol", "carol@company.com", cipherscale.StatusInactive),
+		undeclaredUser("id-dave", "Dave@Partner.com", cipherscale.StatusActive), // excluded
+		undeclaredUser("id-erin", "erin@company.com", cipherscale.StatusPending),
+		undeclaredUser("id-frank", "frank@company.com", "Suspended"), // a status this operator does not know
 		ownerByRole,
 	}
 }
@@ -93,7 +93,7 @@ func smallTenant() []cipherscale.User {
 var allUndeclared = []string{"bob@company.com", "carol@company.com", "dave@partner.com",
 	"erin@company.com", "frank@company.com", "owner@company.com", "second@company.com"}
 
-func summary(emails ...string) *plan.UndeclaredSummary {
+func undeclaredSummary(emails ...string) *plan.UndeclaredSummary {
 	return &plan.UndeclaredSummary{Count: len(emails), Emails: emails}
 }
 
@@ -110,8 +110,8 @@ func TestPlanUndeclared(t *testing.T) {
 		}
 		return m
 	}
-	allPast := seen("id-bob", ago(25*time.Hour), "id-carol", ago(30*time.Hour),
-		"id-erin", ago(25*time.Hour), "id-frank", ago(48*time.Hour))
+	allPast := seen("id-bob", undeclaredAgo(25*time.Hour), "id-carol", undeclaredAgo(30*time.Hour),
+		"id-erin", undeclaredAgo(25*time.Hour), "id-frank", undeclaredAgo(48*time.Hour))
 	tests := []struct {
 		name      string
 		policy    plan.UndeclaredPolicy
@@ -130,11 +130,11 @@ func TestPlanUndeclared(t *testing.T) {
 	}, {
 		name:   "Report counts everyone undeclared, the owner and excluded included, and acts on nobody",
 		policy: plan.UndeclaredReport,
-		want:   plan.UndeclaredPlan{Declared: 1, Report: summary(allUndeclared...), FirstSeen: seen()},
+		want:   plan.UndeclaredPlan{Declared: 1, Report: undeclaredSummary(allUndeclared...), FirstSeen: seen()},
 	}, {
 		name:   "Deactivate, first sight: everyone open to action starts the grace period",
 		policy: plan.UndeclaredDeactivate,
-		want: plan.UndeclaredPlan{Declared: 1, Report: summary(allUndeclared...),
+		want: plan.UndeclaredPlan{Declared: 1, Report: undeclaredSummary(allUndeclared...),
 			FirstSeen: seen("id-bob", undeclaredNow, "id-carol", undeclaredNow, "id-erin", undeclaredNow,
 				"id-frank", undeclaredNow),
 			Protected: 3, InGrace: 4, NextDue: grace},
@@ -142,39 +142,39 @@ func TestPlanUndeclared(t *testing.T) {
 		name:      "Deactivate past the grace period: active and pending users, oldest first",
 		policy:    plan.UndeclaredDeactivate,
 		firstSeen: allPast,
-		want: plan.UndeclaredPlan{Declared: 1, Report: summary(allUndeclared...), FirstSeen: allPast,
+		want: plan.UndeclaredPlan{Declared: 1, Report: undeclaredSummary(allUndeclared...), FirstSeen: allPast,
 			Deactivate: []string{"id-bob", "id-erin"}, Protected: 3},
 	}, {
 		name:      "Delete past the grace period: inactive and unknown too, the longest undeclared first",
 		policy:    plan.UndeclaredDelete,
 		firstSeen: allPast,
-		want: plan.UndeclaredPlan{Declared: 1, Report: summary(allUndeclared...), FirstSeen: allPast,
+		want: plan.UndeclaredPlan{Declared: 1, Report: undeclaredSummary(allUndeclared...), FirstSeen: allPast,
 			Delete: []string{"id-frank", "id-carol", "id-bob", "id-erin"}, Protected: 3},
 	}, {
 		name:   "the grace period ends exactly grace after first sight",
 		policy: plan.UndeclaredDelete,
-		firstSeen: seen("id-bob", ago(grace), "id-carol", ago(grace-time.Second),
-			"id-erin", ago(time.Hour), "id-frank", undeclaredNow),
-		want: plan.UndeclaredPlan{Declared: 1, Report: summary(allUndeclared...),
-			FirstSeen: seen("id-bob", ago(grace), "id-carol", ago(grace-time.Second),
-				"id-erin", ago(time.Hour), "id-frank", undeclaredNow),
+		firstSeen: seen("id-bob", undeclaredAgo(grace), "id-carol", undeclaredAgo(grace-time.Second),
+			"id-erin", undeclaredAgo(time.Hour), "id-frank", undeclaredNow),
+		want: plan.UndeclaredPlan{Declared: 1, Report: undeclaredSummary(allUndeclared...),
+			FirstSeen: seen("id-bob", undeclaredAgo(grace), "id-carol", undeclaredAgo(grace-time.Second),
+				"id-erin", undeclaredAgo(time.Hour), "id-frank", undeclaredNow),
 			Delete: []string{"id-bob"}, Protected: 3, InGrace: 3, NextDue: time.Second},
 	}, {
 		name:     "a user declared again leaves the record; so do users gone, excluded or the owner",
 		policy:   plan.UndeclaredDelete,
 		declared: []string{"alice@company.com", " BOB@company.com"},
-		firstSeen: seen("id-bob", ago(48*time.Hour), "id-gone", ago(48*time.Hour),
-			"id-dave", ago(48*time.Hour), "id-owner", ago(48*time.Hour), "id-carol", ago(48*time.Hour)),
+		firstSeen: seen("id-bob", undeclaredAgo(48*time.Hour), "id-gone", undeclaredAgo(48*time.Hour),
+			"id-dave", undeclaredAgo(48*time.Hour), "id-owner", undeclaredAgo(48*time.Hour), "id-carol", undeclaredAgo(48*time.Hour)),
 		want: plan.UndeclaredPlan{Declared: 2,
-			Report: summary("carol@company.com", "dave@partner.com", "erin@company.com",
+			Report: undeclaredSummary("carol@company.com", "dave@partner.com", "erin@company.com",
 				"frank@company.com", "owner@company.com", "second@company.com"),
-			FirstSeen: seen("id-carol", ago(48*time.Hour), "id-erin", undeclaredNow, "id-frank", undeclaredNow),
+			FirstSeen: seen("id-carol", undeclaredAgo(48*time.Hour), "id-erin", undeclaredNow, "id-frank", undeclaredNow),
 			Delete:    []string{"id-carol"}, Protected: 3, InGrace: 2, NextDue: grace},
 	}, {
 		name:      "a first sight in the future (a clock moved back) restarts at now",
 		policy:    plan.UndeclaredDeactivate,
 		firstSeen: seen("id-bob", undeclaredNow.Add(time.Hour)),
-		want: plan.UndeclaredPlan{Declared: 1, Report: summary(allUndeclared...),
+		want: plan.UndeclaredPlan{Declared: 1, Report: undeclaredSummary(allUndeclared...),
 			FirstSeen: seen("id-bob", undeclaredNow, "id-carol", undeclaredNow, "id-erin", undeclaredNow,
 				"id-frank", undeclaredNow),
 			Protected: 3, InGrace: 4, NextDue: grace},
@@ -182,7 +182,7 @@ func TestPlanUndeclared(t *testing.T) {
 		name:   "no grace period: due at first sight",
 		policy: plan.UndeclaredDeactivate,
 		grace:  -1, // stands for 0 in this table
-		want: plan.UndeclaredPlan{Declared: 1, Report: summary(allUndeclared...),
+		want: plan.UndeclaredPlan{Declared: 1, Report: undeclaredSummary(allUndeclared...),
 			FirstSeen: seen("id-bob", undeclaredNow, "id-carol", undeclaredNow, "id-erin", undeclaredNow,
 				"id-frank", undeclaredNow),
 			Deactivate: []string{"id-bob", "id-erin"}, Protected: 3},
@@ -200,7 +200,7 @@ func TestPlanUndeclared(t *testing.T) {
 			if tt.declared != nil {
 				d = tt.declared
 			}
-			in := plan.UndeclaredInput{Users: smallTenant(), Declared: d, Exclude: exclude, Policy: tt.policy,
+			in := plan.UndeclaredInput{Users: undeclaredTenant(), Declared: d, Exclude: exclude, Policy: tt.policy,
 				GracePeriod: g, FirstSeen: tt.firstSeen, Now: undeclaredNow}
 			var before map[string]time.Time
 			if tt.firstSeen != nil {
@@ -227,7 +227,7 @@ func TestPlanUndeclared(t *testing.T) {
 }
 
 func TestPlanUndeclaredErrors(t *testing.T) {
-	base := plan.UndeclaredInput{Users: smallTenant(), Policy: plan.UndeclaredDelete, Now: undeclaredNow}
+	base := plan.UndeclaredInput{Users: undeclaredTenant(), Policy: plan.UndeclaredDelete, Now: undeclaredNow}
 	tests := []struct {
 		name   string
 		modify func(*plan.UndeclaredInput)
@@ -266,7 +266,7 @@ func TestPlanUndeclared500(t *testing.T) {
 			domain = "partner.com"
 		}
 		email := fmt.Sprintf("u%03d@%s", i, domain)
-		u := user(fmt.Sprintf("id-%03d", i), email, cipherscale.StatusActive)
+		u := undeclaredUser(fmt.Sprintf("id-%03d", i), email, cipherscale.StatusActive)
 		if i%3 == 0 {
 			u.Email = strings.ToUpper(email)
 		}

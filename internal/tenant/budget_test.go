@@ -27,13 +27,13 @@ type budgetStep struct {
 	grant  bool // for allow
 }
 
-func reserve(key string, ok bool, waiting int, retry time.Duration) budgetStep {
+func budgetReserve(key string, ok bool, waiting int, retry time.Duration) budgetStep {
 	return budgetStep{op: "reserve", key: key, want: tenant.Reservation{OK: ok, Waiting: waiting, RetryAfter: retry}}
 }
 
-func after(d time.Duration, s budgetStep) budgetStep { s.advance = d; return s }
+func budgetAfter(d time.Duration, s budgetStep) budgetStep { s.advance = d; return s }
 
-func status(perHour, spent, waiting, allowance int) budgetStep {
+func budgetStatus(perHour, spent, waiting, allowance int) budgetStep {
 	return budgetStep{op: "status", status: &tenant.RemovalBudgetStatus{
 		PerHour: perHour, Spent: spent, Waiting: waiting, Allowance: allowance}}
 }
@@ -50,125 +50,125 @@ func TestBudgetTable(t *testing.T) {
 		name:    "sliding window: a unit is free exactly an hour after it was spent",
 		perHour: 3,
 		steps: []budgetStep{
-			reserve("a", true, 0, 0),
-			after(10*time.Minute, reserve("b", true, 0, 0)),
-			after(10*time.Minute, reserve("c", true, 0, 0)),
-			reserve("d", false, 1, 40*time.Minute),
-			after(30*time.Minute, reserve("e", false, 2, 10*time.Minute)),
-			status(3, 3, 2, 0),
-			after(10*time.Minute-time.Nanosecond, reserve("d", false, 2, time.Nanosecond)),
-			after(time.Nanosecond, reserve("d", true, 1, 0)), // a's unit is free: 09:00 + 1h
-			reserve("e", false, 1, 10*time.Minute),
-			after(10*time.Minute, reserve("e", true, 0, 0)), // b's unit is free
-			reserve("f", false, 1, 10*time.Minute),
-			status(3, 3, 1, 0),
+			budgetReserve("a", true, 0, 0),
+			budgetAfter(10*time.Minute, budgetReserve("b", true, 0, 0)),
+			budgetAfter(10*time.Minute, budgetReserve("c", true, 0, 0)),
+			budgetReserve("d", false, 1, 40*time.Minute),
+			budgetAfter(30*time.Minute, budgetReserve("e", false, 2, 10*time.Minute)),
+			budgetStatus(3, 3, 2, 0),
+			budgetAfter(10*time.Minute-time.Nanosecond, budgetReserve("d", false, 2, time.Nanosecond)),
+			budgetAfter(time.Nanosecond, budgetReserve("d", true, 1, 0)), // a's unit is free: 09:00 + 1h
+			budgetReserve("e", false, 1, 10*time.Minute),
+			budgetAfter(10*time.Minute, budgetReserve("e", true, 0, 0)), // b's unit is free
+			budgetReserve("f", false, 1, 10*time.Minute),
+			budgetStatus(3, 3, 1, 0),
 			// f is remembered for two hours after it last asked, then forgotten: nobody wants it.
-			after(2*h-time.Nanosecond, status(3, 0, 1, 0)),
-			after(time.Nanosecond, status(3, 0, 0, 0)),
+			budgetAfter(2*h-time.Nanosecond, budgetStatus(3, 0, 1, 0)),
+			budgetAfter(time.Nanosecond, budgetStatus(3, 0, 0, 0)),
 		},
 	}, {
 		name:    "no limit: everything passes, and the last hour counts when a limit is set",
 		perHour: 0,
 		steps: []budgetStep{
-			reserve("a", true, 0, 0),
-			reserve("b", true, 0, 0),
-			after(30*time.Minute, reserve("c", true, 0, 0)),
+			budgetReserve("a", true, 0, 0),
+			budgetReserve("b", true, 0, 0),
+			budgetAfter(30*time.Minute, budgetReserve("c", true, 0, 0)),
 			{op: "allow", key: "5", n: 5, grant: true},
-			reserve("d", true, 0, 0),
-			status(0, 4, 0, 5), // the allowance is not spent while there is no limit
+			budgetReserve("d", true, 0, 0),
+			budgetStatus(0, 4, 0, 5), // the allowance is not spent while there is no limit
 			{op: "setPerHour", n: 4},
-			reserve("e", true, 0, 0), // from the allowance
+			budgetReserve("e", true, 0, 0), // from the allowance
 			{op: "setPerHour", n: 0},
-			status(0, 4, 0, 4),
+			budgetStatus(0, 4, 0, 4),
 			{op: "setPerHour", n: 3},
 			{op: "allow", key: "", grant: false},
 			{op: "allow", key: "0", n: 0, grant: false},
-			after(31*time.Minute, status(3, 2, 0, 4)), // a and b have left the window
+			budgetAfter(31*time.Minute, budgetStatus(3, 2, 0, 4)), // a and b have left the window
 		},
 	}, {
 		name:    "a retry holds its unit and spends nothing more",
 		perHour: 2,
 		steps: []budgetStep{
-			reserve("a", true, 0, 0),
-			reserve("a", true, 0, 0),
-			after(time.Minute, reserve("a", true, 0, 0)),
-			status(2, 1, 0, 0),
-			reserve("b", true, 0, 0),
-			reserve("c", false, 1, 59*time.Minute),
-			reserve("c", false, 1, 59*time.Minute),
-			reserve("d", false, 2, 59*time.Minute),
-			reserve("c", false, 2, 59*time.Minute),
-			status(2, 2, 2, 0),
-			reserve("b", true, 2, 0),
+			budgetReserve("a", true, 0, 0),
+			budgetReserve("a", true, 0, 0),
+			budgetAfter(time.Minute, budgetReserve("a", true, 0, 0)),
+			budgetStatus(2, 1, 0, 0),
+			budgetReserve("b", true, 0, 0),
+			budgetReserve("c", false, 1, 59*time.Minute),
+			budgetReserve("c", false, 1, 59*time.Minute),
+			budgetReserve("d", false, 2, 59*time.Minute),
+			budgetReserve("c", false, 2, 59*time.Minute),
+			budgetStatus(2, 2, 2, 0),
+			budgetReserve("b", true, 2, 0),
 		},
 	}, {
 		name:    "a reservation neither done nor released is forgotten with its unit",
 		perHour: 1,
 		steps: []budgetStep{
-			reserve("a", true, 0, 0),
-			after(h, reserve("a", true, 0, 0)), // an hour later it is a new removal: a new unit
-			reserve("b", false, 1, h),
+			budgetReserve("a", true, 0, 0),
+			budgetAfter(h, budgetReserve("a", true, 0, 0)), // an hour later it is a new removal: a new unit
+			budgetReserve("b", false, 1, h),
 		},
 	}, {
 		name:    "release gives the unit back; done keeps it spent",
 		perHour: 2,
 		steps: []budgetStep{
-			reserve("a", true, 0, 0),
-			reserve("b", true, 0, 0),
-			reserve("c", false, 1, h),
+			budgetReserve("a", true, 0, 0),
+			budgetReserve("b", true, 0, 0),
+			budgetReserve("c", false, 1, h),
 			{op: "release", key: "a"}, // the call failed and removed nobody
-			status(2, 1, 1, 0),
-			reserve("c", true, 0, 0),
+			budgetStatus(2, 1, 1, 0),
+			budgetReserve("c", true, 0, 0),
 			{op: "done", key: "c"},
 			{op: "release", key: "c"}, // a release after done gives back nothing
-			status(2, 2, 0, 0),
-			reserve("c", false, 1, h), // after done, the same key is a new removal
-			{op: "release", key: "c"}, // no longer wanted: it stops waiting
-			status(2, 2, 0, 0),
+			budgetStatus(2, 2, 0, 0),
+			budgetReserve("c", false, 1, h), // after done, the same key is a new removal
+			{op: "release", key: "c"},       // no longer wanted: it stops waiting
+			budgetStatus(2, 2, 0, 0),
 			{op: "release", key: "nobody"},
-			status(2, 2, 0, 0),
-			reserve("d", false, 1, h),
+			budgetStatus(2, 2, 0, 0),
+			budgetReserve("d", false, 1, h),
 			{op: "done", key: "d"}, // no longer wanted, ended with done: it stops waiting too
-			status(2, 2, 0, 0),
+			budgetStatus(2, 2, 0, 0),
 		},
 	}, {
 		name:    "allow-removals: n more at once, granted once per value",
 		perHour: 1,
 		steps: []budgetStep{
-			reserve("a", true, 0, 0),
-			reserve("b", false, 1, h),
-			reserve("c", false, 2, h),
-			reserve("d", false, 3, h),
+			budgetReserve("a", true, 0, 0),
+			budgetReserve("b", false, 1, h),
+			budgetReserve("c", false, 2, h),
+			budgetReserve("d", false, 3, h),
 			{op: "allow", key: "2", n: 2, grant: true},
 			{op: "allow", key: "2", n: 2, grant: false}, // the same annotation read again
-			status(1, 1, 3, 2),
-			reserve("b", true, 2, 0),
-			reserve("c", true, 1, 0),
-			reserve("d", false, 1, h),
+			budgetStatus(1, 1, 3, 2),
+			budgetReserve("b", true, 2, 0),
+			budgetReserve("c", true, 1, 0),
+			budgetReserve("d", false, 1, h),
 			{op: "release", key: "c"}, // c's call failed: its unit goes back to the allowance
-			status(1, 1, 1, 1),
-			reserve("d", true, 0, 0),
+			budgetStatus(1, 1, 1, 1),
+			budgetReserve("d", true, 0, 0),
 			{op: "allow", key: "3", n: 3, grant: true}, // a new value is a new grant
-			status(1, 1, 0, 3),
+			budgetStatus(1, 1, 0, 3),
 			{op: "allow", key: "", grant: false}, // the annotation was removed
 			{op: "allow", key: "3", n: 3, grant: true},
-			status(1, 1, 0, 6),
-			after(h, reserve("e", true, 0, 0)), // the allowance is spent before the window
-			status(1, 0, 0, 5),
+			budgetStatus(1, 1, 0, 6),
+			budgetAfter(h, budgetReserve("e", true, 0, 0)), // the allowance is spent before the window
+			budgetStatus(1, 0, 0, 5),
 		},
 	}, {
 		name:    "raising the budget lets waiting removals through",
 		perHour: 1,
 		steps: []budgetStep{
-			reserve("a", true, 0, 0),
-			reserve("b", false, 1, h),
-			reserve("c", false, 2, h),
+			budgetReserve("a", true, 0, 0),
+			budgetReserve("b", false, 1, h),
+			budgetReserve("c", false, 2, h),
 			{op: "setPerHour", n: 2},
-			reserve("c", true, 1, 0),
-			reserve("b", false, 1, h),
+			budgetReserve("c", true, 1, 0),
+			budgetReserve("b", false, 1, h),
 			{op: "setPerHour", n: -1}, // below zero is no limit
-			reserve("b", true, 0, 0),
-			status(0, 3, 0, 0),
+			budgetReserve("b", true, 0, 0),
+			budgetStatus(0, 3, 0, 0),
 		},
 	}}
 	for _, tt := range tests {
