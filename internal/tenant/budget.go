@@ -16,7 +16,8 @@ const RemovalWindow = time.Hour
 // waitingMemory is how long a waiting removal is remembered without being asked for again. A
 // waiting removal is retried at the latest when the oldest unit of the window frees (within
 // RemovalWindow), so one that is not asked for in twice that time is no longer wanted: its
-// object was finalized by hand, or its reconciler forgot to release it.
+// object was finalized by hand, or its reconciler forgot to end it (Done or Release). A
+// reconciler whose removal waits must therefore requeue after Reservation.RetryAfter.
 const waitingMemory = 2 * RemovalWindow
 
 // MaxAllowRemovals is the largest n the allow-removals annotation may grant at once.
