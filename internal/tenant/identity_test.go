@@ -57,7 +57,10 @@ func TestAmbiguousEmail(t *testing.T) {
 
 	for _, lookup := range []func() error{
 		func() error { _, err := tn.Lookup(ctx, "twin@example.com"); return err },
-		func() error { _, err := tn.LookupMany(ctx, []string{"single@example.com", "TWIN@example.com"}); return err },
+		func() error {
+			_, err := tn.LookupMany(ctx, []string{"single@example.com", "TWIN@example.com"})
+			return err
+		},
 	} {
 		err := lookup()
 		var amb *tenant.AmbiguousEmailError
