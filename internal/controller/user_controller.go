@@ -260,6 +260,12 @@ func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.Cipherscal
 	log.FromContext(ctx).Info("Creating tenant user", "groups", len(groups))
 	created, err := r.Tenant.Create(ctx, cipherscale.NewUser{Email: obj.Spec.Email, Groups: groups})
 	if cipherscale.IsConflict(err) {
+		if !markedBefore {
+			// This create made nobody, and no earlier one was marked: nothing is pending.
+			if err := patchAnnotations(ctx, r.Kube, obj, map[string]string{iamv1alpha1.AnnotationCreatePending: ""}); err != nil {
+				return observed{}, ctrl.Result{}, err
+			}
+		}
 		if err := r.Tenant.RefreshIfOlder(ctx, attempt); err != nil {
 			res, err := r.fail(obj, err)
 			return observed{}, res, err
@@ -273,9 +279,6 @@ func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.Cipherscal
 			return observed{}, ctrl.Result{}, errors.New("the create was refused because the email exists, but the list of users does not show it")
 		}
 		if !markedBefore && obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever {
-			if err := patchAnnotations(ctx, r.Kube, obj, map[string]string{iamv1alpha1.AnnotationCreatePending: ""}); err != nil {
-				return observed{}, ctrl.Result{}, err
-			}
 			return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 				"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID), jitter(r.ResyncInterval)), nil
 		}
