@@ -107,11 +107,13 @@ var _ = Describe("identity", func() {
 		for _, o := range objs {
 			o.(*iamv1alpha1.CipherscaleUser).Spec.AdoptionPolicy = iamv1alpha1.AdoptionPolicyNever
 		}
-		cfg := managerConfig{name: "manager", apiURL: sim.URL, namespaces: []string{ns}}
+		// A worker per object, so that every create is sent before the first pass ends.
+		cfg := managerConfig{name: "manager", apiURL: sim.URL, namespaces: []string{ns},
+			args: []string{"--max-concurrent-reconciles", "64"}}
 		m := startManager(cfg)
 		// The profile is written after the create: slow profile writes hold every pass between
 		// the create and its status write.
-		sim.SetFaults([]simulator.FaultRule{{Route: cipherscale.RouteUpdateProfile, LatencyMs: 8000}})
+		sim.SetFaults([]simulator.FaultRule{{Route: cipherscale.RouteUpdateProfile, LatencyMs: 10000}})
 		createAll(objs)
 		Eventually(func() int { return len(sim.Users()) }, 30*time.Second, 10*time.Millisecond).Should(Equal(n))
 		m.Kill()
