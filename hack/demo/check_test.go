@@ -68,7 +68,10 @@ func TestCheckTenant(t *testing.T) {
 			return r
 		}, "direct roles"},
 		{"wrong name", func(r []simulator.UserRecord) []simulator.UserRecord { r[0].User.FirstName = "Mallory"; return r }, "firstName"},
-		{"deactivated", func(r []simulator.UserRecord) []simulator.UserRecord { r[0].User.Status = cipherscale.StatusInactive; return r }, "want active true"},
+		{"deactivated", func(r []simulator.UserRecord) []simulator.UserRecord {
+			r[0].User.Status = cipherscale.StatusInactive
+			return r
+		}, "want active true"},
 		{"membership's group missing", func(r []simulator.UserRecord) []simulator.UserRecord {
 			r[0].User.Groups = []cipherscale.Group{{ID: groupE}}
 			return r
