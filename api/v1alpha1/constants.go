@@ -27,14 +27,18 @@ const (
 	ReasonAPIUnavailable   = "APIUnavailable"
 	ReasonWaitingForUser   = "WaitingForUser"
 	ReasonUserNotFound     = "UserNotFound"
+	ReasonAPIError         = "APIError"
+	ReasonProgressing      = "Progressing"
+)
+
+// Condition reasons about the identity of a CipherscaleUser's tenant user.
+const (
 	// ReasonAmbiguousEmail: the tenant holds several users whose emails differ only in case;
 	// the operator never picks one.
 	ReasonAmbiguousEmail = "AmbiguousEmail"
 	// ReasonEmailMismatch: the tenant user the object recorded (cipherscale.com/user-id) has
 	// another email; the operator never swaps one user for another.
 	ReasonEmailMismatch = "EmailMismatch"
-	ReasonAPIError         = "APIError"
-	ReasonProgressing      = "Progressing"
 )
 
 // Event reasons.

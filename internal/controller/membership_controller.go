@@ -151,8 +151,8 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			continue
 		}
 		u := live[m.email]
-		switch {
-		case u == nil:
+		switch u {
+		case nil:
 			st.State = iamv1alpha1.MemberStateUserNotFound
 		default:
 			declared[m.email] = true

@@ -242,7 +242,7 @@ var _ = Describe("identity", func() {
 			return c != nil && c.Reason == iamv1alpha1.ReasonWaitingForUser &&
 				len(m.Status.Conditions) > 0 && stalled(m.Status.Conditions)
 		}, 30*time.Second, 100*time.Millisecond).Should(BeTrue(), "the membership waiting on a paused user is Stalled")
-		Expect(len(sim.Users())).To(Equal(n), "the tenant holds N users")
+		Expect(sim.Users()).To(HaveLen(n), "the tenant holds N users")
 
 		By("measuring four idle resync intervals")
 		sim.ResetStats()
