@@ -129,6 +129,21 @@ var _ = Describe("Identity", func() {
 		Expect(groupIDs(tenantUser(paused.Spec.Email))).To(Equal([]string{normalize(group)}))
 	})
 
+	It("keeps the Created event when the first writes after the create fail", func() {
+		role := seedRole("created")
+		mail := email("created")
+		// Every role patch fails for a while, past the client's own retries.
+		sim.SetFaults([]simulator.FaultRule{{Route: cipherscale.RoutePatchRoles, Status: 500, Count: 12}})
+		u := newUser(ns, "created", mail, func(u *iamv1alpha1.CipherscaleUser) { u.Spec.Roles = ids(role) })
+		Eventually(conditionOf(u, iamv1alpha1.ConditionReady), 20*time.Second).
+			Should(HaveField("Reason", iamv1alpha1.ReasonAPIUnavailable))
+		Expect(u.Annotations).To(HaveKeyWithValue(iamv1alpha1.AnnotationUserID, tenantUser(mail).ID), "the id is recorded before the writes")
+		expectReady(u)
+		Expect(eventsOf(u)()).To(ContainElement(iamv1alpha1.EventCreated))
+		Expect(usersWithEmail(mail)).To(Equal(1))
+		Expect(roleIDs(tenantUser(mail))).To(Equal([]string{normalize(role)}))
+	})
+
 	It("removes the pair of a membership deleted after its user's object", func() {
 		group := seedGroup("after")
 		mail := email("after")

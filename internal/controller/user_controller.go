@@ -105,6 +105,13 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		return res, err
 	}
 	live, readAt, isNew := seen.user, seen.readAt, seen.created
+	if !paused && obj.Annotations[iamv1alpha1.AnnotationUserID] == "" {
+		// An object an earlier version reconciled has its id in status only: record it where it
+		// survives a restore.
+		if err := recordID(ctx, r.Kube, obj, live.ID); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 
 	add, remove, err := w.userGroupChanges(ctx, obj, live)
 	if err != nil {
