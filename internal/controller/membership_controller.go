@@ -227,6 +227,9 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	case counts[iamv1alpha1.MemberStateUserNotFound] > 0:
 		r.stall(obj, iamv1alpha1.ReasonUserNotFound, fmt.Sprintf(
 			"%d members have no user in the tenant (see status.members); the other members are in the group", counts[iamv1alpha1.MemberStateUserNotFound]))
+	case counts[iamv1alpha1.MemberStateWaitingForUser] > 0 && r.Tenant.GroupRefused(groupID):
+		// The members' own reconcilers write their pairs; the tenant refused one as unknown.
+		r.stall(obj, iamv1alpha1.ReasonInvalidReference, "The tenant has no group with this id: adding a member to it was refused")
 	case blocked > 0:
 		r.stall(obj, iamv1alpha1.ReasonWaitingForUser, fmt.Sprintf(
 			"%d members wait for a CipherscaleUser that is stalled or paused (see status.members and those objects' conditions)", blocked))

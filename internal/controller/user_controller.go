@@ -133,7 +133,8 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 
 	drift := !p.Empty() && !isNew && obj.Status.ObservedGeneration == gen && isReady(obj.Status.Conditions)
-	if err := r.apply(ctx, obj, live.ID, p, !isNew); err != nil {
+	applied, err := r.apply(ctx, obj, live.ID, p, !isNew)
+	if err != nil {
 		if errors.Is(err, tenant.ErrUserGone) {
 			// Deleted in the tenant during this pass: the next pass reads it by id and creates
 			// it again. The workqueue's backoff spaces the passes.
@@ -143,9 +144,9 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		return r.fail(obj, err)
 	}
 	r.notifyMemberships(ctx, obj, p)
-	if drift {
+	if drift && !applied.Empty() {
 		driftCorrections.WithLabelValues("CipherscaleUser").Inc()
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDriftCorrected, "Correct", "Corrected drift in the tenant: %s", p.String())
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDriftCorrected, "Correct", "Corrected drift in the tenant: %s", applied.String())
 	}
 
 	// The snapshot now holds the result of the writes.
@@ -357,10 +358,13 @@ func (r *UserReconciler) observe(key types.NamespacedName, obj *iamv1alpha1.Ciph
 	}
 }
 
-// apply makes the plan's calls in order, with an event for each when events is true.
-func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string, p plan.UserPlan, events bool) error {
+// apply makes the plan's calls in order, with an event for each when events is true. It returns
+// the plan as applied: without the groups only memberships declare that the tenant refused as
+// unknown (their memberships report them).
+func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string, p plan.UserPlan, events bool) (applied plan.UserPlan, err error) {
+	applied = p
 	if p.Empty() {
-		return nil
+		return applied, nil
 	}
 	event := func(reason, action, note string, args ...any) {
 		if events {
@@ -371,21 +375,21 @@ func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.Cipherscale
 	if p.Reactivate {
 		logger.Info("Reactivating tenant user")
 		if err := r.Tenant.Reactivate(ctx, id); err != nil {
-			return fmt.Errorf("reactivating user %s: %w", id, err)
+			return applied, fmt.Errorf("reactivating user %s: %w", id, err)
 		}
 		event(iamv1alpha1.EventReactivated, "Reactivate", "Reactivated tenant user %s", id)
 	}
 	if p.Profile != nil {
 		logger.Info("Updating profile")
 		if err := r.Tenant.UpdateProfile(ctx, id, *p.Profile); err != nil {
-			return fmt.Errorf("updating profile of user %s: %w", id, err)
+			return applied, fmt.Errorf("updating profile of user %s: %w", id, err)
 		}
 		event(iamv1alpha1.EventProfileUpdated, "UpdateProfile", "Updated the profile of tenant user %s", id)
 	}
 	if p.Roles != nil {
 		logger.Info("Patching roles", "added", len(p.Roles.AddedRoles), "removed", len(p.Roles.RemovedRoles))
 		if err := r.Tenant.PatchRoles(ctx, id, *p.Roles); err != nil {
-			return fmt.Errorf("patching roles of user %s: %w", id, err)
+			return applied, fmt.Errorf("patching roles of user %s: %w", id, err)
 		}
 		event(iamv1alpha1.EventRolesUpdated, "PatchRoles", "Roles of tenant user %s: added %v, removed %v", id, p.Roles.AddedRoles, p.Roles.RemovedRoles)
 	}
@@ -393,35 +397,43 @@ func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.Cipherscale
 		logger.Info("Updating groups", "added", len(p.AddGroups), "removed", len(p.RemoveGroups))
 		own, theirs := splitGroups(obj.Spec.Groups, p.AddGroups)
 		if err := r.Tenant.AddToGroups(ctx, id, own); err != nil {
-			return fmt.Errorf("adding user %s to groups: %w", id, err)
+			return applied, fmt.Errorf("adding user %s to groups: %w", id, err)
 		}
 		// Groups only memberships declare are added one by one: an unknown one is the
 		// membership's mistake, not this object's, and must not stall it.
+		added := own
 		for _, g := range theirs {
+			if r.Tenant.GroupRefused(g) {
+				continue // refused a moment ago; the membership reports it
+			}
 			err := r.Tenant.AddToGroups(ctx, id, []string{g})
 			if cipherscale.IsNotFound(err) && !errors.Is(err, tenant.ErrUserGone) {
 				logger.Info("A membership names a group the tenant does not have", "group", g)
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("adding user %s to group %s: %w", id, g, err)
+				return applied, fmt.Errorf("adding user %s to group %s: %w", id, g, err)
 			}
+			added = append(added, g)
 		}
+		applied.AddGroups = added
 		for _, g := range p.RemoveGroups {
 			if err := r.Tenant.RemoveFromGroup(ctx, id, g); err != nil {
-				return fmt.Errorf("removing user %s from group %s: %w", id, g, err)
+				return applied, fmt.Errorf("removing user %s from group %s: %w", id, g, err)
 			}
 		}
-		event(iamv1alpha1.EventGroupsUpdated, "UpdateGroups", "Groups of tenant user %s: added %v, removed %v", id, p.AddGroups, p.RemoveGroups)
+		if len(added) > 0 || len(p.RemoveGroups) > 0 {
+			event(iamv1alpha1.EventGroupsUpdated, "UpdateGroups", "Groups of tenant user %s: added %v, removed %v", id, added, p.RemoveGroups)
+		}
 	}
 	if p.Deactivate {
 		logger.Info("Deactivating tenant user")
 		if err := r.Tenant.Deactivate(ctx, id); err != nil {
-			return fmt.Errorf("deactivating user %s: %w", id, err)
+			return applied, fmt.Errorf("deactivating user %s: %w", id, err)
 		}
 		event(iamv1alpha1.EventDeactivated, "Deactivate", "Deactivated tenant user %s", id)
 	}
-	return nil
+	return applied, nil
 }
 
 // splitGroups splits groups to add into those spec.groups declares and the others.

@@ -204,3 +204,34 @@ func TestFailedBatchKeepsCreatedUsers(t *testing.T) {
 		t.Fatalf("%d created and %d failed: the fake did not fail part way", created, failed)
 	}
 }
+
+// TestGroupRefused: an add to an unknown group, for a user who exists, marks the group refused
+// for one MaxAge; a successful add clears the mark.
+func TestGroupRefused(t *testing.T) {
+	sim, api := newSim(t)
+	ctx := ctxT(t)
+	clk := newClock()
+	tn, _ := newTenant(api, tenant.Options{MaxAge: time.Minute, Now: clk.Now})
+	u, err := sim.AddUser(simulator.UserSeed{Email: "member@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const unknown = "00000000-0000-4000-8000-0000000000aa"
+	if err := tn.AddToGroups(ctx, u.ID, []string{unknown}); !cipherscale.IsNotFound(err) || errors.Is(err, tenant.ErrUserGone) {
+		t.Fatalf("adding to an unknown group = %v, want a 404 that is not ErrUserGone", err)
+	}
+	if !tn.GroupRefused(unknown) {
+		t.Error("the unknown group is not marked refused")
+	}
+	clk.Advance(2 * time.Minute)
+	if tn.GroupRefused(unknown) {
+		t.Error("the mark outlived MaxAge: the group would never be tried again")
+	}
+	g, err := sim.AddGroup(simulator.GroupSeed{Name: "real", Roles: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.AddToGroups(ctx, u.ID, []string{g.ID}); err != nil || tn.GroupRefused(g.ID) {
+		t.Errorf("a known group: %v, refused %t", err, tn.GroupRefused(g.ID))
+	}
+}

@@ -41,6 +41,8 @@ type Tenant struct {
 	// local write, so that a refresh that started before a write does not undo it.
 	writeSeq uint64
 	touched  map[string]uint64
+	// refusedGroups holds the groups an add to which was refused as unknown (see GroupRefused).
+	refusedGroups map[string]time.Time
 
 	refresh singleflight.Group
 	batch   batcher
@@ -63,11 +65,12 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		opts.MaxAge = 10 * time.Minute
 	}
 	t := &Tenant{
-		api:     api,
-		opts:    opts,
-		byID:    map[string]*cipherscale.User{},
-		byEmail: map[string][]string{},
-		touched: map[string]uint64{},
+		api:           api,
+		opts:          opts,
+		byID:          map[string]*cipherscale.User{},
+		byEmail:       map[string][]string{},
+		touched:       map[string]uint64{},
+		refusedGroups: map[string]time.Time{},
 	}
 	t.batch.t = t
 	return t
@@ -462,13 +465,40 @@ func (t *Tenant) PatchRoles(ctx context.Context, id string, p cipherscale.RolesP
 	return nil
 }
 
+// GroupRefused reports whether an add of a user to this group alone was refused with a 404,
+// while the user exists, less than MaxAge ago: the tenant has no such group. It lets a
+// membership whose pairs another reconciler writes report the unknown group, and spares that
+// reconciler a refused call on every pass; a successful add clears it.
+func (t *Tenant) GroupRefused(groupID string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	at, ok := t.refusedGroups[normalizeID(groupID)]
+	return ok && t.opts.Now().Sub(at) < t.opts.MaxAge
+}
+
+func (t *Tenant) setGroupRefused(groupID string, refused bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if refused {
+		t.refusedGroups[normalizeID(groupID)] = t.opts.Now()
+	} else {
+		delete(t.refusedGroups, normalizeID(groupID))
+	}
+}
+
 // AddToGroups adds the user to groups and records the result.
 func (t *Tenant) AddToGroups(ctx context.Context, id string, groupIDs []string) error {
 	if len(groupIDs) == 0 {
 		return nil
 	}
 	if err := t.afterWrite(ctx, id, t.api.AddToGroups(ctx, id, groupIDs)); err != nil {
+		if len(groupIDs) == 1 && cipherscale.IsNotFound(err) && !errors.Is(err, ErrUserGone) {
+			t.setGroupRefused(groupIDs[0], true)
+		}
 		return err
+	}
+	for _, g := range groupIDs {
+		t.setGroupRefused(g, false)
 	}
 	t.mutate(id, func(u *cipherscale.User) {
 		have := map[string]struct{}{}
