@@ -62,7 +62,8 @@ type MemberStatus struct {
 	// email is the member's address.
 	// +optional
 	Email string `json:"email,omitempty"`
-	// userId is the tenant user's id, once known.
+	// userId is the tenant user's id, once known. It is kept so that a membership deleted after
+	// its members' CipherscaleUsers still removes the pairs it declared.
 	// +optional
 	UserID string `json:"userId,omitempty"`
 	// state: Member, WaitingForUser (the CipherscaleUser is missing or not created in the
@@ -80,7 +81,7 @@ type CipherscaleGroupMembershipStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// lastSyncTime is when the operator last compared the tenant with the spec.
+	// lastSyncTime is when the tenant data the operator last compared with the spec was read.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 	// memberCount is the number of declared members that are in the group.

@@ -117,14 +117,15 @@ type CipherscaleUserStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// id is the tenant user's id.
+	// id is the tenant user's id. It mirrors the annotation cipherscale.com/user-id, which is
+	// the record the operator trusts (metadata survives a backup and restore; status does not).
 	// +optional
 	ID string `json:"id,omitempty"`
 	// state is the tenant user's state: Pending, Active or Inactive (another value the API
 	// reports is shown as it came).
 	// +optional
 	State UserState `json:"state,omitempty"`
-	// lastSyncTime is when the operator last compared the tenant with the spec.
+	// lastSyncTime is when the tenant data the operator last compared with the spec was read.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 	// invitation records the invitations the operator sent.

@@ -31,6 +31,16 @@ const (
 	ReasonProgressing      = "Progressing"
 )
 
+// Condition reasons about the identity of a CipherscaleUser's tenant user.
+const (
+	// ReasonAmbiguousEmail: the tenant holds several users whose emails differ only in case;
+	// the operator never picks one.
+	ReasonAmbiguousEmail = "AmbiguousEmail"
+	// ReasonEmailMismatch: the tenant user the object recorded (cipherscale.com/user-id) has
+	// another email; the operator never swaps one user for another.
+	ReasonEmailMismatch = "EmailMismatch"
+)
+
 // Event reasons.
 const (
 	EventCreated          = "Created"
@@ -54,6 +64,19 @@ const (
 	AnnotationResendInvitation = "cipherscale.com/resend-invitation"
 	// AnnotationPaused set to "true" stops every write for the object; status still reports drift.
 	AnnotationPaused = "cipherscale.com/paused"
+)
+
+// Annotations the operator writes on a CipherscaleUser: the identity of its tenant user. They
+// live in metadata, which survives what status does not (a backup and restore, a status reset,
+// a move between clusters).
+const (
+	// AnnotationUserID is the id of the tenant user the object manages, recorded as soon as it
+	// is known (the create's answer, or the adoption). status.id mirrors it.
+	AnnotationUserID = "cipherscale.com/user-id"
+	// AnnotationCreatePending records, as an RFC 3339 time, that a create was about to be sent;
+	// it is removed when the id is recorded. An object with this mark that finds a user with its
+	// email made that user itself, whatever its adoptionPolicy.
+	AnnotationCreatePending = "cipherscale.com/create-pending"
 )
 
 // Finalizer holds an object until its deletion policy has been carried out in the tenant.

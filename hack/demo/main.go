@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
 	"github.com/cipherscale/cipherscale-operator/internal/devenv"
@@ -132,8 +133,27 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 		return err
 	}
 
+	step("Checking the tenant (GET /_sim/users) against the applied samples")
+	var users iamv1alpha1.CipherscaleUserList
+	var memberships iamv1alpha1.CipherscaleGroupMembershipList
+	if err := cp.Client.List(ctx, &users); err != nil {
+		return err
+	}
+	if err := cp.Client.List(ctx, &memberships); err != nil {
+		return err
+	}
+	records, err := control.Users(ctx)
+	if err != nil {
+		return err
+	}
+	check := checkTenant(users.Items, memberships.Items, records)
+	fmt.Printf("    %s\n", check)
+	if len(check.Problems) > 0 {
+		return fmt.Errorf("the tenant does not match the samples:\n%s", indent(strings.Join(check.Problems, "\n")))
+	}
+
 	if exitAfterCheck {
-		fmt.Println("\nDemo check passed: every object is Ready and the tenant matches.")
+		fmt.Println("\nDemo check passed: every object is Ready and the tenant matches the samples.")
 		return nil
 	}
 	fmt.Printf(`

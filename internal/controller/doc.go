@@ -1,5 +1,6 @@
 // Package controller holds the reconcilers of CipherscaleUser and CipherscaleGroupMembership:
 // the only place where the operator has side effects. Each reconcile reads the object, observes
-// the tenant through the shared snapshot, asks package plan what to do, does it, and writes the
-// status once.
+// the tenant (the user it recorded by id, else the shared snapshot), asks package plan what to
+// do, does it, and writes the status once. The id of a CipherscaleUser's tenant user lives in
+// the object's metadata (identity.go); a decision that removes access rests on a read by id.
 package controller

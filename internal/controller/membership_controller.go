@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -41,6 +43,9 @@ type MembershipReconciler struct {
 	Clock                   clock.PassiveClock
 	ResyncInterval          time.Duration
 	MaxConcurrentReconciles int
+	// Wake, when set, receives memberships to reconcile now: the CipherscaleUser reconciler
+	// sends those whose pairs it wrote.
+	Wake <-chan event.GenericEvent
 }
 
 // Reconcile reads top to bottom: fetch, deletion, finalizer, conflict, observe the members,
@@ -78,44 +83,76 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	// With no older Authoritative membership of the group, an Authoritative one owns its scope.
 	authoritative := obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative
 
+	passStart := r.Clock.Now()
 	members, err := w.resolveMembers(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	// A member whose email has a CipherscaleUser is that user's reconciler's to write: this
+	// membership only reads its state. The others (email members no CipherscaleUser manages)
+	// are this membership's to write.
+	for i := range members {
+		m := &members[i]
+		if m.user == nil && m.email != "" {
+			if m.user, err = w.emailOwner(ctx, m.email); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+	}
 	var emails []string
 	for _, m := range members {
-		if m.email != "" {
+		if m.user == nil && m.email != "" {
 			emails = append(emails, m.email)
 		}
 	}
 	live, err := r.Tenant.LookupMany(ctx, emails)
 	if err != nil {
-		return r.fail(obj, err)
+		return r.failLookup(obj, err)
 	}
+	readAt := r.Tenant.FetchedAt()
 	if r.newlyMissing(obj, emails, live) {
 		// Before calling a member missing, read the tenant again: a user added by hand a moment
-		// ago is not in the snapshot. Concurrent reads are shared.
-		if err := r.Tenant.Refresh(ctx); err != nil {
+		// ago is not in the snapshot. Concurrent reads are shared. Only members this membership
+		// writes can force a read, and only once: the status then reports them.
+		if err := r.Tenant.RefreshIfOlder(ctx, passStart); err != nil {
 			return r.fail(obj, err)
 		}
 		if live, err = r.Tenant.LookupMany(ctx, emails); err != nil {
-			return r.fail(obj, err)
+			return r.failLookup(obj, err)
 		}
+		readAt = r.Tenant.FetchedAt()
 	}
 
 	statuses := make([]iamv1alpha1.MemberStatus, 0, len(members))
 	declared := map[string]bool{}
-	var added, removed int
+	var added, removed, blocked int
 	for _, m := range members {
-		st := iamv1alpha1.MemberStatus{Email: m.email}
+		st := iamv1alpha1.MemberStatus{Email: m.email, UserID: knownID(obj, m)}
 		if m.spec.UserRef != nil {
 			st.UserRef = m.spec.UserRef.Name
 		}
+		if m.user != nil || m.spec.UserRef != nil {
+			declared[m.email] = m.email != ""
+			state, stuck, id, at, err := r.managedMember(ctx, m.user, groupID)
+			if err != nil {
+				return r.fail(obj, err)
+			}
+			st.State = state
+			if id != "" {
+				st.UserID = id
+			}
+			if stuck {
+				blocked++
+			}
+			if !at.IsZero() && at.Before(readAt) {
+				readAt = at
+			}
+			statuses = append(statuses, st)
+			continue
+		}
 		u := live[m.email]
-		switch {
-		case m.spec.UserRef != nil && (m.user == nil || m.user.Status.ID == "" || u == nil):
-			st.State = iamv1alpha1.MemberStateWaitingForUser
-		case u == nil:
+		switch u {
+		case nil:
 			st.State = iamv1alpha1.MemberStateUserNotFound
 		default:
 			declared[m.email] = true
@@ -145,6 +182,13 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			u := &present[i]
 			if declared[cipherscale.NormalizeEmail(u.Email)] {
 				continue
+			}
+			owner, err := w.emailOwner(ctx, u.Email)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if owner != nil && owner.DeletionTimestamp.IsZero() {
+				continue // its CipherscaleUser's reconciler writes this pair
 			}
 			f, err := w.pairFacts(ctx, u.Email, groupID, true, "")
 			if err != nil {
@@ -177,13 +221,18 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	obj.Status.Members = statuses
 	obj.Status.MemberCount = int32(counts[iamv1alpha1.MemberStateMember])
-	now := metav1.NewTime(r.Clock.Now())
-	obj.Status.LastSyncTime = &now
+	obj.Status.LastSyncTime = timePtr(readAt)
 	obj.Status.ObservedGeneration = gen
 	switch {
 	case counts[iamv1alpha1.MemberStateUserNotFound] > 0:
 		r.stall(obj, iamv1alpha1.ReasonUserNotFound, fmt.Sprintf(
 			"%d members have no user in the tenant (see status.members); the other members are in the group", counts[iamv1alpha1.MemberStateUserNotFound]))
+	case counts[iamv1alpha1.MemberStateWaitingForUser] > 0 && r.Tenant.GroupRefused(groupID):
+		// The members' own reconcilers write their pairs; the tenant refused one as unknown.
+		r.stall(obj, iamv1alpha1.ReasonInvalidReference, "The tenant has no group with this id: adding a member to it was refused")
+	case blocked > 0:
+		r.stall(obj, iamv1alpha1.ReasonWaitingForUser, fmt.Sprintf(
+			"%d members wait for a CipherscaleUser that is stalled or paused (see status.members and those objects' conditions)", blocked))
 	case counts[iamv1alpha1.MemberStateWaitingForUser] > 0:
 		msg := fmt.Sprintf("Waiting for %d CipherscaleUsers to be created in the tenant (see status.members)", counts[iamv1alpha1.MemberStateWaitingForUser])
 		markReconciling(&obj.Status.Conditions, gen, iamv1alpha1.ReasonWaitingForUser, msg)
@@ -191,6 +240,58 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		markReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("All %d members are in the group", len(statuses)))
 	}
 	return ctrl.Result{RequeueAfter: jitter(r.ResyncInterval)}, nil
+}
+
+// managedMember reads the state of a member whose tenant user a CipherscaleUser manages (user,
+// nil while a userRef names one that does not exist). It never reads the whole tenant: the user
+// is found by the id its CipherscaleUser recorded. stuck is true when the CipherscaleUser will
+// not write the pair until a person acts: it is stalled, or paused. at is when the user was
+// read, zero when it was not.
+func (r *MembershipReconciler) managedMember(ctx context.Context, user *iamv1alpha1.CipherscaleUser, groupID string) (state iamv1alpha1.MemberState, stuck bool, id string, at time.Time, err error) {
+	if user == nil || !user.DeletionTimestamp.IsZero() {
+		return iamv1alpha1.MemberStateWaitingForUser, false, "", time.Time{}, nil
+	}
+	stuck = isPaused(user) || meta.IsStatusConditionTrue(user.Status.Conditions, iamv1alpha1.ConditionStalled)
+	id = recordedID(user)
+	if id == "" {
+		return iamv1alpha1.MemberStateWaitingForUser, stuck, "", time.Time{}, nil
+	}
+	u, at, err := r.Tenant.Get(ctx, id, false)
+	if errors.Is(err, tenant.ErrUserGone) {
+		return iamv1alpha1.MemberStateWaitingForUser, stuck, id, at, nil
+	}
+	if err != nil {
+		return "", false, id, at, err
+	}
+	if inGroup(u, groupID) {
+		return iamv1alpha1.MemberStateMember, false, id, at, nil
+	}
+	return iamv1alpha1.MemberStateWaitingForUser, stuck, id, at, nil
+}
+
+// knownID is the id status.members recorded for a member, "" when none.
+func knownID(obj *iamv1alpha1.CipherscaleGroupMembership, m resolvedMember) string {
+	for _, st := range obj.Status.Members {
+		if m.spec.UserRef != nil && st.UserRef == m.spec.UserRef.Name && st.UserID != "" {
+			return st.UserID
+		}
+		if m.spec.UserRef == nil && st.UserRef == "" && st.Email == cipherscale.NormalizeEmail(m.spec.Email) && st.UserID != "" {
+			return st.UserID
+		}
+	}
+	return ""
+}
+
+// failLookup ends a pass whose lookup failed: two tenant users whose emails differ only in case
+// are a person's to sort out.
+func (r *MembershipReconciler) failLookup(obj *iamv1alpha1.CipherscaleGroupMembership, err error) (ctrl.Result, error) {
+	var amb *tenant.AmbiguousEmailError
+	if errors.As(err, &amb) {
+		return r.stall(obj, iamv1alpha1.ReasonAmbiguousEmail, fmt.Sprintf(
+			"The tenant has %d users whose emails differ only in case from a member's (ids %s); the operator never picks one: delete or rename all but one in the tenant",
+			len(amb.IDs), strings.Join(amb.IDs, ", "))), nil
+	}
+	return r.fail(obj, err)
 }
 
 // newlyMissing reports whether an email is missing from the tenant that the status did not
@@ -238,7 +339,9 @@ func inGroup(u *cipherscale.User, groupID string) bool {
 }
 
 // reconcileDelete removes, under deletionPolicy Delete, the pairs this membership declared that
-// nothing else declares, then releases the finalizer.
+// nothing else declares, then releases the finalizer. Each member's user is found by id (from
+// its CipherscaleUser, or from status.members when that object is already gone) and read fresh:
+// the release is the membership's last write, and it rests on the API's answer.
 func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.CipherscaleGroupMembership) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(obj, iamv1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
@@ -256,17 +359,36 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 		}
 		removed := 0
 		for _, m := range members {
-			if m.email == "" {
+			// The member's user by id: its CipherscaleUser's record, else the id this
+			// membership recorded in status.members (the CipherscaleUser may be gone), else the
+			// email in the snapshot.
+			id := knownID(obj, m)
+			if m.user != nil && recordedID(m.user) != "" {
+				id = recordedID(m.user)
+			}
+			if id == "" && m.email != "" {
+				u, err := r.Tenant.Lookup(ctx, m.email)
+				if err != nil {
+					return r.failDeleting(obj, err)
+				}
+				if u != nil {
+					id = u.ID
+				}
+			}
+			if id == "" {
 				continue
 			}
-			u, err := r.Tenant.Lookup(ctx, m.email)
+			u, _, err := r.Tenant.Get(ctx, id, true)
+			if errors.Is(err, tenant.ErrUserGone) {
+				continue
+			}
 			if err != nil {
 				return r.failDeleting(obj, err)
 			}
-			if u == nil || !inGroup(u, groupID) {
+			if !inGroup(u, groupID) {
 				continue
 			}
-			f, err := w.pairFacts(ctx, m.email, groupID, true, membershipSource(obj))
+			f, err := w.pairFacts(ctx, u.Email, groupID, true, membershipSource(obj))
 			if err != nil {
 				return ctrl.Result{}, err
 			}
@@ -339,7 +461,7 @@ func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = 1
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("cipherscalegroupmembership").
 		For(&iamv1alpha1.CipherscaleGroupMembership{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, deletionPredicate()))).
@@ -347,12 +469,16 @@ func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(userChangedForMemberships())).
 		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(r.sameGroup),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: rateLimiter(r.ResyncInterval)}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: rateLimiter(r.ResyncInterval)})
+	if r.Wake != nil {
+		b = b.WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }
 
 // userChangedForMemberships passes the CipherscaleUser events that can change a membership's
-// work: creation and deletion, a tenant id appearing or changing, spec changes, deletion starting.
+// work: creation and deletion, a tenant id appearing or changing, spec changes, deletion
+// starting, a pause set or lifted, Stalled appearing or going.
 func userChangedForMemberships() predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc: func(event.CreateEvent) bool { return true },
@@ -363,8 +489,10 @@ func userChangedForMemberships() predicate.Predicate {
 			if !ok1 || !ok2 {
 				return false
 			}
-			return o.Status.ID != n.Status.ID || o.Generation != n.Generation ||
-				o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
+			return o.Status.ID != n.Status.ID || recordedID(o) != recordedID(n) || o.Generation != n.Generation ||
+				o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero() || isPaused(o) != isPaused(n) ||
+				meta.IsStatusConditionTrue(o.Status.Conditions, iamv1alpha1.ConditionStalled) !=
+					meta.IsStatusConditionTrue(n.Status.Conditions, iamv1alpha1.ConditionStalled)
 		},
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}

@@ -116,6 +116,14 @@ var _ = Describe("CipherscaleGroupMembership", func() {
 		expectStalled(m, iamv1alpha1.ReasonInvalidReference)
 	})
 
+	It("reports an unknown group as InvalidReference when its members have CipherscaleUsers, and never stalls them", func() {
+		u := newUser(ns, "known", email("known"))
+		m := newMembership(ns, "team", "00000000-0000-4000-8000-0000000000fe", "", ref("known"))
+		expectStalled(m, iamv1alpha1.ReasonInvalidReference)
+		expectReady(u)
+		Expect(eventsOf(u)()).NotTo(ContainElement(iamv1alpha1.EventDriftCorrected))
+	})
+
 	It("on deletion with Delete removes only the pairs nothing else declares; Orphan removes none", func() {
 		solo, _ := handMade("solo")
 		shared := email("shared")

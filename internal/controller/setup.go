@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
@@ -53,8 +54,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("setting up field indexes: %w", err)
 	}
 	recorder := mgr.GetEventRecorder("cipherscale-operator")
+	// The CipherscaleUser reconciler writes the pairs of the users it manages, and wakes the
+	// memberships that declared them.
+	wake := make(chan event.GenericEvent, 1024)
 	if err := (&UserReconciler{
 		Kube: mgr.GetClient(), Tenant: o.Tenant, Recorder: recorder, Clock: o.Clock,
+		MembershipEvents:        wake,
 		ResyncInterval:          o.ResyncInterval,
 		DefaultDeletionPolicy:   o.DefaultDeletionPolicy,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
@@ -63,6 +68,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}
 	if err := (&MembershipReconciler{
 		Kube: mgr.GetClient(), Tenant: o.Tenant, Recorder: recorder, Clock: o.Clock,
+		Wake:                    wake,
 		ResyncInterval:          o.ResyncInterval,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr); err != nil {

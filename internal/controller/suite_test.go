@@ -38,6 +38,8 @@ var (
 	k8s    client.Client
 	sim    *simulator.Server
 	simURL string
+	// operator is the operator running in this process.
+	operator *devenv.InProcess
 	// byHand changes the tenant the way a person in the Cipherscale console would.
 	byHand *cipherscale.Client
 )
@@ -58,7 +60,7 @@ var _ = BeforeSuite(func() {
 
 	op, err := devenv.RunOperator(ctx, cp, apiKey, resync, 8)
 	Expect(err).NotTo(HaveOccurred())
-	sim, simURL = op.Sim, op.SimURL
+	sim, simURL, operator = op.Sim, op.SimURL, op
 	go func() {
 		defer GinkgoRecover()
 		Expect(<-op.Errors).To(Succeed())

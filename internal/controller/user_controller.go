@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,10 +49,14 @@ type UserReconciler struct {
 	DefaultDeletionPolicy iamv1alpha1.DeletionPolicy
 	// MaxConcurrentReconciles bounds the reconciles running at once.
 	MaxConcurrentReconciles int
+	// MembershipEvents, when set, receives the memberships that name a user whose groups this
+	// reconciler changed (the membership controller watches it).
+	MembershipEvents chan<- event.GenericEvent
 }
 
-// Reconcile reads top to bottom: fetch, deletion, finalizer, conflicts, observe, plan, act,
-// status (written once, deferred, only when it changed).
+// Reconcile reads top to bottom: fetch, deletion, finalizer, conflicts, observe (the user
+// recorded by id, else by email), plan, act, status (written once, deferred, only when it
+// changed).
 func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	logger := log.FromContext(ctx)
 	obj := &iamv1alpha1.CipherscaleUser{}
@@ -83,50 +89,28 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		return ctrl.Result{}, err
 	}
 	if owner != nil && owner.UID != obj.UID {
-		msg := fmt.Sprintf("CipherscaleUser %s/%s, created earlier, manages this email; this object does nothing until it is gone", owner.Namespace, owner.Name)
-		return r.stall(obj, iamv1alpha1.ReasonEmailConflict, msg, 0), nil
+		// The owner may be in a namespace the reader of this object cannot see: it is not named.
+		// Checked again at each resync, and woken at once when the owner goes.
+		return r.stall(obj, iamv1alpha1.ReasonEmailConflict,
+			"Another CipherscaleUser, created earlier, manages this email; this object does nothing until that one is gone", jitter(r.ResyncInterval)), nil
 	}
 
-	paused := obj.Annotations[iamv1alpha1.AnnotationPaused] == "true"
-	live, err := r.Tenant.Lookup(ctx, obj.Spec.Email)
-	if err != nil {
-		return r.fail(obj, err)
+	paused := isPaused(obj)
+	id := recordedID(obj)
+	if id != "" {
+		obj.Status.ID = id
 	}
-
-	isNew := false
-	if live == nil {
-		if paused {
-			markNotReady(conds, gen, iamv1alpha1.ReasonPaused, "Paused: the user does not exist in the tenant and would be created")
-			obj.Status.ObservedGeneration = gen
-			return r.resync(), nil
-		}
-		groups := []string{}
-		if obj.Spec.Groups != nil {
-			groups = plan.SortedSet(*obj.Spec.Groups)
-		}
-		logger.Info("Creating tenant user", "groups", len(groups))
-		created, err := r.Tenant.Create(ctx, cipherscale.NewUser{Email: obj.Spec.Email, Groups: groups})
-		if cipherscale.IsConflict(err) {
-			// Created elsewhere since the snapshot was read: look again and adopt.
-			return ctrl.Result{RequeueAfter: time.Second}, nil
-		}
-		if err != nil {
-			return r.fail(obj, err)
-		}
-		live = created
-		now := metav1.NewTime(r.Clock.Now())
-		obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now}
-		isNew = true
-	} else if obj.Status.ID == "" && !r.Tenant.CreatedHere(obj.Spec.Email) {
-		if obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever {
-			return r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf("The tenant already has a user with this email (%s) and adoptionPolicy is Never", live.ID), r.ResyncInterval), nil
-		}
-		if !paused {
-			r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted existing tenant user %s", live.ID)
-		}
+	seen, res, err := r.observeUser(ctx, obj, id, paused)
+	if seen.user == nil || err != nil {
+		return res, err
 	}
-	if !paused {
-		obj.Status.ID = live.ID
+	live, readAt, isNew := seen.user, seen.readAt, seen.created
+	if !paused && obj.Annotations[iamv1alpha1.AnnotationUserID] == "" {
+		// An object an earlier version reconciled has its id in status only: record it where it
+		// survives a restore.
+		if err := recordID(ctx, r.Kube, obj, live.ID); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 
 	add, remove, err := w.userGroupChanges(ctx, obj, live)
@@ -143,28 +127,30 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		} else {
 			markNotReady(conds, gen, iamv1alpha1.ReasonPaused, "Paused: the tenant differs from the spec: "+p.String())
 		}
+		obj.Status.LastSyncTime = timePtr(readAt)
 		obj.Status.ObservedGeneration = gen
 		return r.resync(), nil
 	}
 
 	drift := !p.Empty() && !isNew && obj.Status.ObservedGeneration == gen && isReady(obj.Status.Conditions)
-	if err := r.apply(ctx, obj, live.ID, p, !isNew); err != nil {
+	applied, err := r.apply(ctx, obj, live.ID, p, !isNew)
+	if err != nil {
 		if errors.Is(err, tenant.ErrUserGone) {
-			return ctrl.Result{RequeueAfter: time.Second}, nil
+			// Deleted in the tenant during this pass: the next pass reads it by id and creates
+			// it again. The workqueue's backoff spaces the passes.
+			markReconciling(conds, gen, iamv1alpha1.ReasonUpdating, "The tenant user was deleted while it was being updated")
+			return ctrl.Result{}, err
 		}
 		return r.fail(obj, err)
 	}
-	if isNew {
-		// One event tells the whole creation: a new user's first writes are part of it.
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Created tenant user %s and sent the invitation; then: %s", live.ID, p.String())
-	}
-	if drift {
+	r.notifyMemberships(ctx, obj, p)
+	if drift && !applied.Empty() {
 		driftCorrections.WithLabelValues("CipherscaleUser").Inc()
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDriftCorrected, "Correct", "Corrected drift in the tenant: %s", p.String())
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDriftCorrected, "Correct", "Corrected drift in the tenant: %s", applied.String())
 	}
 
 	// The snapshot now holds the result of the writes.
-	if cur, err := r.Tenant.Lookup(ctx, obj.Spec.Email); err == nil && cur != nil {
+	if cur, _, err := r.Tenant.Get(ctx, live.ID, false); err == nil {
 		live = cur
 	}
 	next, err := r.invitation(ctx, obj, live)
@@ -173,12 +159,11 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 
 	obj.Status.State = plan.StateOf(live.Status)
-	now := metav1.NewTime(r.Clock.Now())
-	obj.Status.LastSyncTime = &now
+	obj.Status.LastSyncTime = timePtr(readAt)
 	obj.Status.ObservedGeneration = gen
 	switch {
 	case p.OwnerProtected:
-		return r.stall(obj, iamv1alpha1.ReasonOwnerProtected, "The tenant owner cannot be deactivated: set spec.active to true", r.ResyncInterval), nil
+		return r.stall(obj, iamv1alpha1.ReasonOwnerProtected, "The tenant owner cannot be deactivated: set spec.active to true", jitter(r.ResyncInterval)), nil
 	case p.UnknownStatus != "":
 		markReady(conds, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("In sync, except the active state: the API reports the unknown status %q", p.UnknownStatus))
 	default:
@@ -189,6 +174,176 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		res.RequeueAfter = next
 	}
 	return res, nil
+}
+
+// observed is the tenant user a pass compares with the spec.
+type observed struct {
+	// user is nil when the pass ends without one (created nothing, stalled, paused).
+	user *cipherscale.User
+	// readAt is when the compared data was read: the snapshot's read, a read by id, or the
+	// create's answer.
+	readAt time.Time
+	// created: this pass created the user; its first writes are part of the creation.
+	created bool
+}
+
+// observeUser finds the object's tenant user: by the recorded id when there is one (a user
+// whose email no longer matches is reported, never swapped), else by email, creating it when
+// the tenant has none. It returns the user and when the compared data was read; a nil user
+// with the result and error to return when the pass ends here.
+func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string, paused bool) (observed, ctrl.Result, error) {
+	gen := obj.Generation
+	gone := false
+	if id != "" {
+		live, readAt, err := r.Tenant.Get(ctx, id, false)
+		switch {
+		case errors.Is(err, tenant.ErrUserGone):
+			gone = true
+		case err != nil:
+			res, err := r.fail(obj, err)
+			return observed{}, res, err
+		case cipherscale.NormalizeEmail(live.Email) != cipherscale.NormalizeEmail(obj.Spec.Email):
+			return observed{}, r.stall(obj, iamv1alpha1.ReasonEmailMismatch, fmt.Sprintf(
+				"The tenant user %s recorded in the annotation %s has another email; the operator never swaps one user for another: correct the annotation, or remove it to look the user up by email",
+				id, iamv1alpha1.AnnotationUserID), jitter(r.ResyncInterval)), nil
+		default:
+			return observed{user: live, readAt: readAt}, ctrl.Result{}, nil
+		}
+	}
+
+	found, err := r.Tenant.Lookup(ctx, obj.Spec.Email)
+	if res, stop, err := r.lookupFailed(obj, err); stop {
+		return observed{}, res, err
+	}
+	readAt := r.Tenant.FetchedAt()
+	if found == nil {
+		if paused {
+			markNotReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonPaused, "Paused: the user does not exist in the tenant and would be created")
+			obj.Status.ObservedGeneration = gen
+			return observed{}, r.resync(), nil
+		}
+		return r.create(ctx, obj)
+	}
+	switch {
+	case gone:
+		return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
+			"The tenant user %s this object recorded was deleted, and another user (%s) now has the email; remove the annotation %s to adopt that user",
+			id, found.ID, iamv1alpha1.AnnotationUserID), jitter(r.ResyncInterval)), nil
+	case paused:
+		// Nothing is recorded while paused: recording is the start of managing the user.
+		return observed{user: found, readAt: readAt}, ctrl.Result{}, nil
+	case createPending(obj):
+		// A create this object marked before sending it: the user is its own, whatever its
+		// adoptionPolicy (the answer was lost to a crash, a failover or a failed write).
+		if err := recordID(ctx, r.Kube, obj, found.ID); err != nil {
+			return observed{}, ctrl.Result{}, err
+		}
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Recorded tenant user %s, created by an earlier attempt whose answer was not recorded", found.ID)
+	case obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever:
+		return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
+			"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID), jitter(r.ResyncInterval)), nil
+	default:
+		if err := recordID(ctx, r.Kube, obj, found.ID); err != nil {
+			return observed{}, ctrl.Result{}, err
+		}
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted existing tenant user %s", found.ID)
+	}
+	return observed{user: found, readAt: readAt}, ctrl.Result{}, nil
+}
+
+// create marks the create as pending in the object's metadata, sends it, and records the new
+// user's id. A 409 (the email exists) reads the tenant again, once for all who need it, and
+// finds the user: the object's own when an earlier pass had marked a create, else someone
+// else's, for the adoption policy to decide.
+func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (observed, ctrl.Result, error) {
+	markedBefore := createPending(obj)
+	attempt := r.Clock.Now()
+	if err := markCreatePending(ctx, r.Kube, obj, attempt); err != nil {
+		return observed{}, ctrl.Result{}, err
+	}
+	groups := []string{}
+	if obj.Spec.Groups != nil {
+		groups = plan.SortedSet(*obj.Spec.Groups)
+	}
+	log.FromContext(ctx).Info("Creating tenant user", "groups", len(groups))
+	created, err := r.Tenant.Create(ctx, cipherscale.NewUser{Email: obj.Spec.Email, Groups: groups})
+	if cipherscale.IsConflict(err) {
+		if !markedBefore {
+			// This create made nobody, and no earlier one was marked: nothing is pending.
+			if err := patchAnnotations(ctx, r.Kube, obj, map[string]string{iamv1alpha1.AnnotationCreatePending: ""}); err != nil {
+				return observed{}, ctrl.Result{}, err
+			}
+		}
+		if err := r.Tenant.RefreshIfOlder(ctx, attempt); err != nil {
+			res, err := r.fail(obj, err)
+			return observed{}, res, err
+		}
+		found, err := r.Tenant.Lookup(ctx, obj.Spec.Email)
+		if res, stop, err := r.lookupFailed(obj, err); stop {
+			return observed{}, res, err
+		}
+		if found == nil {
+			markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonCreating, "The API says the email exists, but the tenant's user list does not show it yet")
+			return observed{}, ctrl.Result{}, errors.New("the create was refused because the email exists, but the list of users does not show it")
+		}
+		if !markedBefore && obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever {
+			return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
+				"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID), jitter(r.ResyncInterval)), nil
+		}
+		if err := recordID(ctx, r.Kube, obj, found.ID); err != nil {
+			return observed{}, ctrl.Result{}, err
+		}
+		if markedBefore {
+			r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Recorded tenant user %s, created by an earlier attempt whose answer was not recorded", found.ID)
+		} else {
+			r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted tenant user %s, created elsewhere a moment ago", found.ID)
+		}
+		return observed{user: found, readAt: r.Tenant.FetchedAt()}, ctrl.Result{}, nil
+	}
+	if err != nil {
+		if st := cipherscale.StatusOf(err); st >= 400 && st < 500 && st != 409 && st != 429 {
+			// Refused: nothing was created, so nothing is pending.
+			if perr := patchAnnotations(ctx, r.Kube, obj, map[string]string{iamv1alpha1.AnnotationCreatePending: ""}); perr != nil {
+				return observed{}, ctrl.Result{}, errors.Join(err, perr)
+			}
+		}
+		res, err := r.fail(obj, err)
+		return observed{}, res, err
+	}
+	readAt := r.Clock.Now()
+	now := metav1.NewTime(readAt)
+	obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now}
+	// The event is emitted now, so that a failure of the writes that follow does not lose it.
+	r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Created tenant user %s and sent the invitation", created.ID)
+	if err := recordID(ctx, r.Kube, obj, created.ID); err != nil {
+		// The pending mark stays: the next pass finds the user by email and records it.
+		return observed{}, ctrl.Result{}, err
+	}
+	return observed{user: created, readAt: readAt, created: true}, ctrl.Result{}, nil
+}
+
+// lookupFailed turns the error of a lookup by email into the pass's end: two users whose emails
+// differ only in case are a person's to sort out (Stalled, both ids named).
+func (r *UserReconciler) lookupFailed(obj *iamv1alpha1.CipherscaleUser, err error) (ctrl.Result, bool, error) {
+	if err == nil {
+		return ctrl.Result{}, false, nil
+	}
+	var amb *tenant.AmbiguousEmailError
+	if errors.As(err, &amb) {
+		return r.stall(obj, iamv1alpha1.ReasonAmbiguousEmail, fmt.Sprintf(
+			"The tenant has %d users whose emails differ only in case from this one (ids %s); the operator never picks one: delete or rename all but one in the tenant, then set the annotation %s to the id to manage",
+			len(amb.IDs), strings.Join(amb.IDs, ", "), iamv1alpha1.AnnotationUserID), jitter(r.ResyncInterval)), true, nil
+	}
+	res, err := r.fail(obj, err)
+	return res, true, err
+}
+
+func timePtr(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewTime(t)
+	return &mt
 }
 
 // observe updates the metrics that follow an object's status.
@@ -203,10 +358,13 @@ func (r *UserReconciler) observe(key types.NamespacedName, obj *iamv1alpha1.Ciph
 	}
 }
 
-// apply makes the plan's calls in order, with an event for each when events is true.
-func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string, p plan.UserPlan, events bool) error {
+// apply makes the plan's calls in order, with an event for each when events is true. It returns
+// the plan as applied: without the groups only memberships declare that the tenant refused as
+// unknown (their memberships report them).
+func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string, p plan.UserPlan, events bool) (applied plan.UserPlan, err error) {
+	applied = p
 	if p.Empty() {
-		return nil
+		return applied, nil
 	}
 	event := func(reason, action, note string, args ...any) {
 		if events {
@@ -217,44 +375,101 @@ func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.Cipherscale
 	if p.Reactivate {
 		logger.Info("Reactivating tenant user")
 		if err := r.Tenant.Reactivate(ctx, id); err != nil {
-			return fmt.Errorf("reactivating user %s: %w", id, err)
+			return applied, fmt.Errorf("reactivating user %s: %w", id, err)
 		}
 		event(iamv1alpha1.EventReactivated, "Reactivate", "Reactivated tenant user %s", id)
 	}
 	if p.Profile != nil {
 		logger.Info("Updating profile")
 		if err := r.Tenant.UpdateProfile(ctx, id, *p.Profile); err != nil {
-			return fmt.Errorf("updating profile of user %s: %w", id, err)
+			return applied, fmt.Errorf("updating profile of user %s: %w", id, err)
 		}
 		event(iamv1alpha1.EventProfileUpdated, "UpdateProfile", "Updated the profile of tenant user %s", id)
 	}
 	if p.Roles != nil {
 		logger.Info("Patching roles", "added", len(p.Roles.AddedRoles), "removed", len(p.Roles.RemovedRoles))
 		if err := r.Tenant.PatchRoles(ctx, id, *p.Roles); err != nil {
-			return fmt.Errorf("patching roles of user %s: %w", id, err)
+			return applied, fmt.Errorf("patching roles of user %s: %w", id, err)
 		}
 		event(iamv1alpha1.EventRolesUpdated, "PatchRoles", "Roles of tenant user %s: added %v, removed %v", id, p.Roles.AddedRoles, p.Roles.RemovedRoles)
 	}
 	if len(p.AddGroups) > 0 || len(p.RemoveGroups) > 0 {
 		logger.Info("Updating groups", "added", len(p.AddGroups), "removed", len(p.RemoveGroups))
-		if err := r.Tenant.AddToGroups(ctx, id, p.AddGroups); err != nil {
-			return fmt.Errorf("adding user %s to groups: %w", id, err)
+		own, theirs := splitGroups(obj.Spec.Groups, p.AddGroups)
+		if err := r.Tenant.AddToGroups(ctx, id, own); err != nil {
+			return applied, fmt.Errorf("adding user %s to groups: %w", id, err)
 		}
+		// Groups only memberships declare are added one by one: an unknown one is the
+		// membership's mistake, not this object's, and must not stall it.
+		added := own
+		for _, g := range theirs {
+			if r.Tenant.GroupRefused(g) {
+				continue // refused a moment ago; the membership reports it
+			}
+			err := r.Tenant.AddToGroups(ctx, id, []string{g})
+			if cipherscale.IsNotFound(err) && !errors.Is(err, tenant.ErrUserGone) {
+				logger.Info("A membership names a group the tenant does not have", "group", g)
+				continue
+			}
+			if err != nil {
+				return applied, fmt.Errorf("adding user %s to group %s: %w", id, g, err)
+			}
+			added = append(added, g)
+		}
+		applied.AddGroups = added
 		for _, g := range p.RemoveGroups {
 			if err := r.Tenant.RemoveFromGroup(ctx, id, g); err != nil {
-				return fmt.Errorf("removing user %s from group %s: %w", id, g, err)
+				return applied, fmt.Errorf("removing user %s from group %s: %w", id, g, err)
 			}
 		}
-		event(iamv1alpha1.EventGroupsUpdated, "UpdateGroups", "Groups of tenant user %s: added %v, removed %v", id, p.AddGroups, p.RemoveGroups)
+		if len(added) > 0 || len(p.RemoveGroups) > 0 {
+			event(iamv1alpha1.EventGroupsUpdated, "UpdateGroups", "Groups of tenant user %s: added %v, removed %v", id, added, p.RemoveGroups)
+		}
 	}
 	if p.Deactivate {
 		logger.Info("Deactivating tenant user")
 		if err := r.Tenant.Deactivate(ctx, id); err != nil {
-			return fmt.Errorf("deactivating user %s: %w", id, err)
+			return applied, fmt.Errorf("deactivating user %s: %w", id, err)
 		}
 		event(iamv1alpha1.EventDeactivated, "Deactivate", "Deactivated tenant user %s", id)
 	}
-	return nil
+	return applied, nil
+}
+
+// splitGroups splits groups to add into those spec.groups declares and the others.
+func splitGroups(spec *[]string, add []string) (own, theirs []string) {
+	declared := map[string]bool{}
+	if spec != nil {
+		for _, g := range *spec {
+			declared[plan.NormalizeID(g)] = true
+		}
+	}
+	for _, g := range add {
+		if declared[plan.NormalizeID(g)] {
+			own = append(own, g)
+		} else {
+			theirs = append(theirs, g)
+		}
+	}
+	return own, theirs
+}
+
+// notifyMemberships wakes the memberships that name the object when its groups changed, so that
+// their status follows the pairs this reconciler wrote for them without polling.
+func (r *UserReconciler) notifyMemberships(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, p plan.UserPlan) {
+	if r.MembershipEvents == nil || (len(p.AddGroups) == 0 && len(p.RemoveGroups) == 0) {
+		return
+	}
+	naming, err := world{kube: r.Kube}.membershipsNaming(ctx, obj)
+	if err != nil {
+		return // they see the change at their next resync
+	}
+	for i := range naming {
+		select {
+		case r.MembershipEvents <- event.GenericEvent{Object: &naming[i]}:
+		default: // full: the resync catches up
+		}
+	}
 }
 
 // invitation resends a pending user's invitation when the annotation asks for it or
@@ -277,7 +492,9 @@ func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.Cipher
 	log.FromContext(ctx).Info("Resending invitation", "requested", d.Requested)
 	err := r.Tenant.ResendInvitation(ctx, live.ID)
 	if cipherscale.IsConflict(err) {
-		return time.Second, nil // no longer pending: the next pass sees the new state
+		// No longer pending: the tenant layer has read the user again, and the next pass (at the
+		// resync, or sooner on any change) sees the new state.
+		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("resending the invitation of user %s: %w", live.ID, err)
@@ -294,14 +511,17 @@ func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.Cipher
 	return plan.DecideInvitation(&obj.Spec, st, live.Status, annotation, now).Next, nil
 }
 
-// reconcileDelete carries out the deletion policy, then releases the finalizer. A user already
-// gone counts as done; the tenant owner is never deleted or deactivated.
+// reconcileDelete carries out the deletion policy on the recorded tenant user, then releases the
+// finalizer. Every decision rests on the API's answer by id, never on the snapshot: a user is
+// gone when a read or a delete by id answers 404. An object with no recorded id and no pending
+// create never created or adopted anyone and is released without a call. The tenant owner is
+// never deleted or deactivated.
 func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(obj, iamv1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
 	gen := obj.Generation
-	if obj.Annotations[iamv1alpha1.AnnotationPaused] == "true" {
+	if isPaused(obj) {
 		markNotReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonPaused,
 			"Paused: deletion waits until the cipherscale.com/paused annotation is removed (or set deletionPolicy Orphan)")
 		return ctrl.Result{}, nil
@@ -314,15 +534,35 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 	if policy == "" {
 		policy = r.DefaultDeletionPolicy
 	}
-	// Only the object that owns the email, and that created or adopted the user, acts on it.
-	acts := owner != nil && owner.UID == obj.UID && (obj.Status.ID != "" || r.Tenant.CreatedHere(obj.Spec.Email))
-	if acts && policy != iamv1alpha1.DeletionPolicyOrphan {
-		live, err := r.Tenant.Lookup(ctx, obj.Spec.Email)
-		if err != nil {
-			return r.failDeleting(obj, err)
+	id := recordedID(obj)
+	// Only the object that owns the email, and that created or adopted a user, acts on it.
+	acts := owner != nil && owner.UID == obj.UID && (id != "" || createPending(obj))
+	switch {
+	case !acts:
+	case policy == iamv1alpha1.DeletionPolicyOrphan:
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventOrphaned, "Delete", "Left tenant user %s in the tenant (deletionPolicy Orphan)", id)
+	default:
+		if id == "" {
+			// A create was marked but its answer never recorded: find the user by email in a
+			// read of the tenant that started after the mark, then confirm it by id below.
+			if id, err = r.pendingUser(ctx, obj); err != nil {
+				return r.failDeleting(obj, err)
+			}
+			if id == "" {
+				break
+			}
 		}
+		live, _, err := r.Tenant.Get(ctx, id, true)
 		switch {
-		case live == nil:
+		case errors.Is(err, tenant.ErrUserGone):
+			log.FromContext(ctx).V(1).Info("Tenant user already gone", "id", id)
+		case err != nil:
+			return r.failDeleting(obj, err)
+		case cipherscale.NormalizeEmail(live.Email) != cipherscale.NormalizeEmail(obj.Spec.Email):
+			msg := fmt.Sprintf("Deleting: the tenant user %s recorded in the annotation %s has another email, so it is left alone; correct the annotation, or set deletionPolicy Orphan", id, iamv1alpha1.AnnotationUserID)
+			r.warnOnChange(obj, iamv1alpha1.ReasonEmailMismatch, msg)
+			markStalled(&obj.Status.Conditions, gen, iamv1alpha1.ReasonEmailMismatch, msg)
+			return ctrl.Result{RequeueAfter: jitter(r.ResyncInterval)}, nil
 		case live.IsOwner:
 			r.event(obj, corev1.EventTypeWarning, iamv1alpha1.ReasonOwnerProtected, "Delete", "Left tenant user %s alone: the tenant owner is never deleted or deactivated", live.ID)
 		case policy == iamv1alpha1.DeletionPolicyDeactivate:
@@ -340,10 +580,23 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 			}
 			r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDeleted, "Delete", "Deleted tenant user %s", live.ID)
 		}
-	} else if acts {
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventOrphaned, "Delete", "Left tenant user %s in the tenant (deletionPolicy Orphan)", obj.Status.ID)
 	}
 	return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+}
+
+// pendingUser returns the id of the user with the object's email in a read of the tenant that
+// started after this pass began, "" when that read has none. A create this process sent for the
+// object has completed by then (a pass does not end while its create is in flight), and one sent
+// by a process that is gone was applied long before.
+func (r *UserReconciler) pendingUser(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (string, error) {
+	if err := r.Tenant.RefreshIfOlder(ctx, r.Clock.Now()); err != nil {
+		return "", err
+	}
+	u, err := r.Tenant.Lookup(ctx, obj.Spec.Email)
+	if err != nil || u == nil {
+		return "", err
+	}
+	return u.ID, nil
 }
 
 func (r *UserReconciler) failDeleting(obj *iamv1alpha1.CipherscaleUser, err error) (ctrl.Result, error) {
@@ -430,7 +683,7 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("cipherscaleuser").
 		For(&iamv1alpha1.CipherscaleUser{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionPredicate()))).
+			predicate.GenerationChangedPredicate{}, personAnnotationChanged(), deletionPredicate()))).
 		Watches(&iamv1alpha1.CipherscaleUser{}, handler.EnqueueRequestsFromMapFunc(r.sameEmail),
 			builder.WithPredicates(predicate.Funcs{
 				CreateFunc: func(event.CreateEvent) bool { return false },
@@ -493,6 +746,28 @@ func (r *UserReconciler) membersOf(ctx context.Context, o client.Object) []recon
 		}
 	}
 	return reqs
+}
+
+// personAnnotationChanged passes updates that change an annotation other than the identity
+// annotations the reconciler itself writes (those would only wake it to redo its own pass).
+func personAnnotationChanged() predicate.Predicate {
+	strip := func(a map[string]string) map[string]string {
+		out := make(map[string]string, len(a))
+		for k, v := range a {
+			if k != iamv1alpha1.AnnotationUserID && k != iamv1alpha1.AnnotationCreatePending {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !maps.Equal(strip(e.ObjectOld.GetAnnotations()), strip(e.ObjectNew.GetAnnotations()))
+		},
+		CreateFunc:  func(event.CreateEvent) bool { return true },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		GenericFunc: func(event.GenericEvent) bool { return true },
+	}
 }
 
 // deletionPredicate passes updates that start an object's deletion.

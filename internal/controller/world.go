@@ -123,8 +123,23 @@ func (w world) resolveMembers(ctx context.Context, m *iamv1alpha1.CipherscaleGro
 	return out, nil
 }
 
-// declares reports whether a membership's members include the email.
-func (w world) declares(ctx context.Context, m *iamv1alpha1.CipherscaleGroupMembership, email string) (bool, error) {
+// declares reports whether a membership's members name the user with this email. user, when
+// set, is that email's CipherscaleUser: a userRef names it by name, without reading the other
+// CipherscaleUsers the membership names.
+func (w world) declares(ctx context.Context, m *iamv1alpha1.CipherscaleGroupMembership, email string, user *iamv1alpha1.CipherscaleUser) (bool, error) {
+	if user != nil {
+		for _, mem := range m.Spec.Members {
+			switch {
+			case mem.UserRef != nil:
+				if m.Namespace == user.Namespace && mem.UserRef.Name == user.Name {
+					return true, nil
+				}
+			case cipherscale.NormalizeEmail(mem.Email) == email:
+				return true, nil
+			}
+		}
+		return false, nil
+	}
 	members, err := w.resolveMembers(ctx, m)
 	if err != nil {
 		return false, err
@@ -148,7 +163,10 @@ func (w world) pairFacts(ctx context.Context, email, groupID string, present boo
 	if err != nil {
 		return f, err
 	}
-	if owner != nil && owner.DeletionTimestamp.IsZero() && owner.Spec.Groups != nil && userSource(owner) != exclude {
+	if owner != nil && !owner.DeletionTimestamp.IsZero() {
+		owner = nil
+	}
+	if owner != nil && owner.Spec.Groups != nil && userSource(owner) != exclude {
 		f.UserAuthoritative = true
 		for _, g := range *owner.Spec.Groups {
 			if plan.NormalizeID(g) == gid {
@@ -167,7 +185,7 @@ func (w world) pairFacts(ctx context.Context, email, groupID string, present boo
 		if membershipSource(m) == exclude {
 			continue
 		}
-		ok, err := w.declares(ctx, m, email)
+		ok, err := w.declares(ctx, m, email, owner)
 		if err != nil {
 			return f, err
 		}
@@ -178,37 +196,70 @@ func (w world) pairFacts(ctx context.Context, email, groupID string, present boo
 	return f, nil
 }
 
-// userGroupChanges returns the group changes a CipherscaleUser is responsible for: adding the
-// groups of its spec.groups that the user lacks, and removing, from a user whose spec.groups is
-// set, the groups nothing declares. Pairs declared only by memberships are theirs to add.
-func (w world) userGroupChanges(ctx context.Context, u *iamv1alpha1.CipherscaleUser, live *cipherscale.User) (add, remove []string, err error) {
-	if u.Spec.Groups == nil {
-		return nil, nil, nil
+// membershipsNaming returns the memberships that name a CipherscaleUser, by reference or by
+// its email, read through the member index.
+func (w world) membershipsNaming(ctx context.Context, u *iamv1alpha1.CipherscaleUser) ([]iamv1alpha1.CipherscaleGroupMembership, error) {
+	seen := map[types.UID]bool{}
+	var out []iamv1alpha1.CipherscaleGroupMembership
+	for _, key := range []string{memberKeyRef(u.Namespace, u.Name), memberKeyEmail(u.Spec.Email)} {
+		var list iamv1alpha1.CipherscaleGroupMembershipList
+		if err := w.kube.List(ctx, &list, client.MatchingFields{indexMembershipMember: key}); err != nil {
+			return nil, fmt.Errorf("listing CipherscaleGroupMemberships by member: %w", err)
+		}
+		for i := range list.Items {
+			if !seen[list.Items[i].UID] {
+				seen[list.Items[i].UID] = true
+				out = append(out, list.Items[i])
+			}
+		}
 	}
+	return out, nil
+}
+
+// userGroupChanges returns the group changes of a CipherscaleUser's tenant user. The user's
+// reconciler is the one writer of every (user, group) pair of a user that has a CipherscaleUser:
+// the pairs its spec.groups declares, those the memberships naming it declare, and those in an
+// authoritative scope that nothing declares. Each pair is decided by the membership rule.
+func (w world) userGroupChanges(ctx context.Context, u *iamv1alpha1.CipherscaleUser, live *cipherscale.User) (add, remove []string, err error) {
 	present := map[string]bool{}
+	candidates := map[string]bool{}
 	for _, g := range live.Groups {
 		present[plan.NormalizeID(g.ID)] = true
+		candidates[plan.NormalizeID(g.ID)] = true
 	}
-	declared := map[string]bool{}
-	for _, g := range *u.Spec.Groups {
-		declared[plan.NormalizeID(g)] = true
-	}
-	for g := range declared {
-		if !present[g] {
-			add = append(add, g)
+	if u.Spec.Groups != nil {
+		for _, g := range *u.Spec.Groups {
+			candidates[plan.NormalizeID(g)] = true
 		}
 	}
-	for g := range present {
-		if declared[g] {
-			continue
+	naming, err := w.membershipsNaming(ctx, u)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range naming {
+		if naming[i].DeletionTimestamp.IsZero() {
+			candidates[plan.NormalizeID(naming[i].Spec.GroupID)] = true
 		}
-		f, err := w.pairFacts(ctx, u.Spec.Email, g, true, "")
+	}
+	for _, g := range plan.SortedSet(keys(candidates)) {
+		f, err := w.pairFacts(ctx, u.Spec.Email, g, present[g], "")
 		if err != nil {
 			return nil, nil, err
 		}
-		if plan.DecidePair(f) == plan.Remove {
+		switch plan.DecidePair(f) {
+		case plan.Add:
+			add = append(add, g)
+		case plan.Remove:
 			remove = append(remove, g)
 		}
 	}
 	return add, remove, nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -113,6 +114,48 @@ type InProcess struct {
 	SimURL string
 	// Errors receives the manager's error when it stops.
 	Errors <-chan error
+
+	extra *extraUsers
+}
+
+// ListAlso makes the operator's reads of the tenant (the list, and reads by id) return u as well,
+// as a tenant the simulator cannot model would: the simulator refuses, as the contract says
+// the service does, a second user whose email differs only in case from another's.
+func (p *InProcess) ListAlso(u cipherscale.User) { p.extra.add(u) }
+
+// extraUsers is the operator's client with users added to what the tenant answers.
+type extraUsers struct {
+	cipherscale.API
+	mu    sync.Mutex
+	users []cipherscale.User
+}
+
+func (e *extraUsers) add(u cipherscale.User) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.users = append(e.users, u)
+}
+
+func (e *extraUsers) ListUsers(ctx context.Context) ([]cipherscale.User, error) {
+	users, err := e.API.ListUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append(users, e.users...), nil
+}
+
+func (e *extraUsers) GetUser(ctx context.Context, id string) (*cipherscale.User, error) {
+	e.mu.Lock()
+	for _, u := range e.users {
+		if u.ID == id {
+			e.mu.Unlock()
+			return &u, nil
+		}
+	}
+	e.mu.Unlock()
+	return e.API.GetUser(ctx, id)
 }
 
 // RunOperator starts the simulator and the operator in this process until ctx is done. The
@@ -124,13 +167,14 @@ func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync ti
 		<-ctx.Done()
 		srv.Close()
 	}()
-	api, err := cipherscale.New(cipherscale.Config{
+	client, err := cipherscale.New(cipherscale.Config{
 		BaseURL: srv.URL, Key: cipherscale.StaticKey(apiKey), QPS: 500, Burst: 100,
 		MaxRetries: 3, RetryBudget: 5 * time.Second,
 	})
 	if err != nil {
 		return nil, err
 	}
+	api := &extraUsers{API: client}
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
 		Scheme:                 Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -149,5 +193,5 @@ func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync ti
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- mgr.Start(ctx) }()
-	return &InProcess{Sim: sim, SimURL: srv.URL, Errors: errc}, nil
+	return &InProcess{Sim: sim, SimURL: srv.URL, Errors: errc, extra: api}, nil
 }

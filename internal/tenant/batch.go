@@ -40,8 +40,7 @@ type batcher struct {
 // Create creates one user, sharing a request with the creates that arrive within the batch
 // window or while another create is in flight. A refused batch is split: the emails it names get
 // its error, the rest are sent again, so nobody's create is lost or sent twice. A 409 means the
-// email exists: the snapshot is invalidated so that the caller's next lookup finds the user and
-// adopts it.
+// email exists: the caller reads the tenant again (RefreshIfOlder) to find the user.
 func (t *Tenant) Create(ctx context.Context, nu cipherscale.NewUser) (*cipherscale.User, error) {
 	req := createRequest{user: nu, done: make(chan createResult, 1)}
 	t.batch.add(req)
@@ -97,7 +96,9 @@ func (b *batcher) flushLocked() {
 	}
 }
 
-// send creates one batch and delivers each caller's result.
+// send creates one batch and delivers each caller's result. The users a failed request did
+// create (an earlier part of the call, or ones found in the list after an unknown outcome) are
+// delivered to their callers like any others: a failure never throws a created user away.
 func (t *Tenant) send(reqs []createRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
 	defer cancel()
@@ -114,14 +115,20 @@ func (t *Tenant) send(reqs []createRequest) {
 		}
 		users, err := t.api.CreateUsers(ctx, items)
 		if err == nil {
-			t.deliverCreated(items, reqs, users)
+			for _, r := range t.deliverCreated(items, reqs, users, true) {
+				r.done <- createResult{err: errors.New("the create response did not include the user")}
+			}
+			return
+		}
+		// Whatever was created is kept for its callers; the others share the error.
+		reqs = t.deliverCreated(items, reqs, users, false)
+		if len(reqs) == 0 {
 			return
 		}
 		var ae *cipherscale.APIError
 		if !errors.As(err, &ae) || ae.Status == 429 || ae.Status >= 500 {
-			// No verdict on any one item: everyone gets the error and requeues. The client has
-			// already made sure an unknown outcome created nobody twice.
-			t.Invalidate()
+			// No verdict on any one item: everyone left gets the error and requeues. The client
+			// has already made sure an unknown outcome created nobody twice.
 			for _, r := range reqs {
 				r.done <- createResult{err: err}
 			}
@@ -139,9 +146,6 @@ func (t *Tenant) send(reqs []createRequest) {
 				rest = append(rest, r)
 			}
 		}
-		if ae.Status == 409 {
-			t.Invalidate()
-		}
 		switch {
 		case len(rest) == len(reqs) && len(reqs) == 1:
 			reqs[0].done <- createResult{err: err}
@@ -157,35 +161,42 @@ func (t *Tenant) send(reqs []createRequest) {
 	}
 }
 
-func (t *Tenant) deliverCreated(items []cipherscale.NewUser, reqs []createRequest, users []cipherscale.User) {
+// deliverCreated records the created users in the snapshot and gives each caller whose email is
+// among them its user. It returns the requests left without a user. byPosition says the answer
+// is in request order (a complete answer), so that a user that came back without an email is
+// found by its position.
+func (t *Tenant) deliverCreated(items []cipherscale.NewUser, reqs []createRequest, users []cipherscale.User, byPosition bool) []createRequest {
 	byEmail := make(map[string]*cipherscale.User, len(users))
 	t.mu.Lock()
 	for i := range users {
+		if users[i].ID == "" {
+			continue
+		}
 		u := copyUser(&users[i])
 		t.storeLocked(u)
-		n := cipherscale.NormalizeEmail(u.Email)
-		t.created[n] = struct{}{}
-		byEmail[n] = u
+		if n := cipherscale.NormalizeEmail(u.Email); n != "" {
+			byEmail[n] = u
+		}
 	}
-	// The response is in request order: an item whose user came back without an email is found
-	// by its position.
-	for i, it := range items {
-		n := cipherscale.NormalizeEmail(it.Email)
-		if _, ok := byEmail[n]; !ok && i < len(users) {
-			byEmail[n] = copyUser(&users[i])
-			t.created[n] = struct{}{}
+	if byPosition {
+		for i, it := range items {
+			n := cipherscale.NormalizeEmail(it.Email)
+			if _, ok := byEmail[n]; !ok && i < len(users) && users[i].ID != "" {
+				byEmail[n] = copyUser(&users[i])
+			}
 		}
 	}
 	t.mu.Unlock()
+	var left []createRequest
 	for _, r := range reqs {
 		u := byEmail[cipherscale.NormalizeEmail(r.user.Email)]
 		if u == nil {
-			t.Invalidate()
-			r.done <- createResult{err: errors.New("the create response did not include the user")}
+			left = append(left, r)
 			continue
 		}
 		r.done <- createResult{user: copyUser(u)}
 	}
+	return left
 }
 
 // itemError is the refusal of one item of a batch, naming only that item.

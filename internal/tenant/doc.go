@@ -1,5 +1,6 @@
 // Package tenant is the operator's view of one Cipherscale tenant: a snapshot of every user,
 // read page by page and shared by all reconciles (one refresh at a time, at most one resync
-// interval old), kept current by the responses of the writes made through it, and a batcher that
-// gathers concurrent creates into requests of up to 100 users.
+// interval old), kept current by the responses of the writes made through it, reads of single
+// users by id, and a batcher that gathers concurrent creates into requests of up to 100 users.
+// The snapshot says where to look; only a read by id says that a user is gone.
 package tenant

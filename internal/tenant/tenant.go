@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,16 +30,19 @@ type Tenant struct {
 	api  cipherscale.API
 	opts Options
 
-	mu        sync.RWMutex
-	byID      map[string]*cipherscale.User
-	byEmail   map[string]string
+	mu   sync.RWMutex
+	byID map[string]*cipherscale.User
+	// byEmail holds, per normalized email, the ids of the users with that email: one, except
+	// when the tenant holds two users whose emails differ only in case.
+	byEmail   map[string][]string
 	fetchedAt time.Time
 	valid     bool
 	// writeSeq counts local writes; touched records, per user id, the sequence of its last
 	// local write, so that a refresh that started before a write does not undo it.
 	writeSeq uint64
 	touched  map[string]uint64
-	created  map[string]struct{}
+	// refusedGroups holds the groups an add to which was refused as unknown (see GroupRefused).
+	refusedGroups map[string]time.Time
 
 	refresh singleflight.Group
 	batch   batcher
@@ -59,12 +65,12 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		opts.MaxAge = 10 * time.Minute
 	}
 	t := &Tenant{
-		api:     api,
-		opts:    opts,
-		byID:    map[string]*cipherscale.User{},
-		byEmail: map[string]string{},
-		touched: map[string]uint64{},
-		created: map[string]struct{}{},
+		api:           api,
+		opts:          opts,
+		byID:          map[string]*cipherscale.User{},
+		byEmail:       map[string][]string{},
+		touched:       map[string]uint64{},
+		refusedGroups: map[string]time.Time{},
 	}
 	t.batch.t = t
 	return t
@@ -73,7 +79,8 @@ func New(api cipherscale.API, opts Options) *Tenant {
 // API returns the client the tenant calls.
 func (t *Tenant) API() cipherscale.API { return t.api }
 
-// Invalidate makes the next lookup read the tenant again.
+// Invalidate makes the next lookup read the tenant again. The controllers never call it: a
+// refresh they need goes through RefreshIfOlder, which is shared and remembers a failure.
 func (t *Tenant) Invalidate() {
 	t.mu.Lock()
 	t.valid = false
@@ -153,47 +160,77 @@ func (t *Tenant) install(users []cipherscale.User, started time.Time, startSeq u
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	byID := make(map[string]*cipherscale.User, len(users))
-	byEmail := make(map[string]string, len(users))
 	for i := range users {
 		u := &users[i]
 		if seq, ok := t.touched[u.ID]; ok && seq > startSeq {
 			continue // written since the read started: the local copy is newer
 		}
 		byID[u.ID] = u
-		byEmail[cipherscale.NormalizeEmail(u.Email)] = u.ID
 	}
 	for id, seq := range t.touched {
 		if seq > startSeq {
 			if u, ok := t.byID[id]; ok {
 				byID[id] = u
-				byEmail[cipherscale.NormalizeEmail(u.Email)] = id
 			}
 			continue
 		}
 		delete(t.touched, id)
+	}
+	byEmail := make(map[string][]string, len(byID))
+	for id, u := range byID {
+		n := cipherscale.NormalizeEmail(u.Email)
+		byEmail[n] = append(byEmail[n], id)
+	}
+	for n, ids := range byEmail {
+		if len(ids) > 1 {
+			sort.Strings(ids)
+			byEmail[n] = ids
+		}
 	}
 	t.byID, t.byEmail = byID, byEmail
 	t.fetchedAt, t.valid = started, true
 	t.failure = nil
 }
 
+// AmbiguousEmailError says that the tenant holds several users whose emails differ only in
+// case. The operator never picks one of them: a person must remove or rename all but one.
+type AmbiguousEmailError struct {
+	// IDs are the ids of the users with the email, sorted.
+	IDs []string
+}
+
+func (e *AmbiguousEmailError) Error() string {
+	return fmt.Sprintf("the tenant has %d users whose emails differ only in case (ids %s)", len(e.IDs), strings.Join(e.IDs, ", "))
+}
+
 // Lookup returns a copy of the user with this email (compared case-insensitively), or nil when
-// the tenant has none.
+// the snapshot has none. Absence from the snapshot is a hint, never proof that a user is gone:
+// a destructive decision confirms it by id (Get with a fresh read). Several users with the email
+// are an *AmbiguousEmailError.
 func (t *Tenant) Lookup(ctx context.Context, email string) (*cipherscale.User, error) {
 	if err := t.ensureFresh(ctx); err != nil {
 		return nil, err
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	id, ok := t.byEmail[cipherscale.NormalizeEmail(email)]
-	if !ok {
+	return t.lookupLocked(cipherscale.NormalizeEmail(email))
+}
+
+func (t *Tenant) lookupLocked(normalized string) (*cipherscale.User, error) {
+	ids := t.byEmail[normalized]
+	switch len(ids) {
+	case 0:
 		return nil, nil
+	case 1:
+		return copyUser(t.byID[ids[0]]), nil
+	default:
+		return nil, &AmbiguousEmailError{IDs: append([]string(nil), ids...)}
 	}
-	return copyUser(t.byID[id]), nil
 }
 
 // LookupMany returns copies of the users with these emails, keyed by normalized email; emails
-// not in the tenant are absent from the map.
+// not in the snapshot are absent from the map. The first email held by several users is an
+// *AmbiguousEmailError.
 func (t *Tenant) LookupMany(ctx context.Context, emails []string) (map[string]*cipherscale.User, error) {
 	if err := t.ensureFresh(ctx); err != nil {
 		return nil, err
@@ -203,11 +240,72 @@ func (t *Tenant) LookupMany(ctx context.Context, emails []string) (map[string]*c
 	out := make(map[string]*cipherscale.User, len(emails))
 	for _, e := range emails {
 		n := cipherscale.NormalizeEmail(e)
-		if id, ok := t.byEmail[n]; ok {
-			out[n] = copyUser(t.byID[id])
+		u, err := t.lookupLocked(n)
+		if err != nil {
+			return nil, err
+		}
+		if u != nil {
+			out[n] = u
 		}
 	}
 	return out, nil
+}
+
+// FetchedAt returns when the snapshot's read of the tenant started: the age of what Lookup,
+// LookupMany and UsersInGroup answer. Zero before the first read.
+func (t *Tenant) FetchedAt() time.Time {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.fetchedAt
+}
+
+// RefreshIfOlder reads the tenant again unless the snapshot's read started at or after since,
+// so that callers that need data newer than an event (a refused create, a member reported
+// missing) share one read. A read that failed a moment ago is not repeated.
+func (t *Tenant) RefreshIfOlder(ctx context.Context, since time.Time) error {
+	t.mu.RLock()
+	fresh := t.valid && !t.fetchedAt.Before(since)
+	t.mu.RUnlock()
+	if fresh {
+		return nil
+	}
+	if err := t.recentFailure(); err != nil {
+		return err
+	}
+	return t.Refresh(ctx)
+}
+
+// Get returns a copy of the user with this id and when that copy was read: from the snapshot
+// when it holds the user, else by a GET by id, whose answer is kept in the snapshot. With fresh,
+// the GET is always made: a decision that removes access rests on it. A user that the API says
+// does not exist (404) is ErrUserGone.
+func (t *Tenant) Get(ctx context.Context, id string, fresh bool) (*cipherscale.User, time.Time, error) {
+	if !fresh {
+		if err := t.ensureFresh(ctx); err != nil {
+			return nil, time.Time{}, err
+		}
+		t.mu.RLock()
+		u, ok := t.byID[id]
+		at := t.fetchedAt
+		t.mu.RUnlock()
+		if ok {
+			return copyUser(u), at, nil
+		}
+	}
+	at := t.opts.Now()
+	u, err := t.api.GetUser(ctx, id)
+	if cipherscale.IsNotFound(err) {
+		t.forget(id)
+		return nil, at, fmt.Errorf("%w: reading user %s: %w", ErrUserGone, id, err)
+	}
+	if err != nil {
+		return nil, at, fmt.Errorf("reading user %s: %w", id, err)
+	}
+	if u == nil || u.ID == "" {
+		return nil, at, fmt.Errorf("reading user %s: the answer holds no user", id)
+	}
+	t.store(u)
+	return copyUser(u), at, nil
 }
 
 // UsersInGroup returns copies of the users who are in the group.
@@ -237,15 +335,6 @@ func (t *Tenant) Len() int {
 	return len(t.byID)
 }
 
-// CreatedHere reports whether this process created the user with this email, so that a user
-// whose status was lost between the create and the status write is not taken for a stranger.
-func (t *Tenant) CreatedHere(email string) bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	_, ok := t.created[cipherscale.NormalizeEmail(email)]
-	return ok
-}
-
 // store records a user as the latest local write returned it.
 func (t *Tenant) store(u *cipherscale.User) {
 	if u == nil || u.ID == "" {
@@ -258,12 +347,25 @@ func (t *Tenant) store(u *cipherscale.User) {
 
 func (t *Tenant) storeLocked(u *cipherscale.User) {
 	if old, ok := t.byID[u.ID]; ok {
-		delete(t.byEmail, cipherscale.NormalizeEmail(old.Email))
+		t.unindexLocked(old)
 	}
 	t.writeSeq++
 	t.touched[u.ID] = t.writeSeq
 	t.byID[u.ID] = u
-	t.byEmail[cipherscale.NormalizeEmail(u.Email)] = u.ID
+	n := cipherscale.NormalizeEmail(u.Email)
+	t.byEmail[n] = append(t.byEmail[n], u.ID)
+	sort.Strings(t.byEmail[n])
+}
+
+// unindexLocked removes u's id from the email index.
+func (t *Tenant) unindexLocked(u *cipherscale.User) {
+	n := cipherscale.NormalizeEmail(u.Email)
+	ids := slices.DeleteFunc(slices.Clone(t.byEmail[n]), func(id string) bool { return id == u.ID })
+	if len(ids) == 0 {
+		delete(t.byEmail, n)
+	} else {
+		t.byEmail[n] = ids
+	}
 }
 
 // mutate applies fn to the snapshot's copy of a user after a write whose response has no body.
@@ -284,7 +386,7 @@ func (t *Tenant) forget(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if u, ok := t.byID[id]; ok {
-		delete(t.byEmail, cipherscale.NormalizeEmail(u.Email))
+		t.unindexLocked(u)
 		delete(t.byID, id)
 	}
 	t.writeSeq++
@@ -363,13 +465,40 @@ func (t *Tenant) PatchRoles(ctx context.Context, id string, p cipherscale.RolesP
 	return nil
 }
 
+// GroupRefused reports whether an add of a user to this group alone was refused with a 404,
+// while the user exists, less than MaxAge ago: the tenant has no such group. It lets a
+// membership whose pairs another reconciler writes report the unknown group, and spares that
+// reconciler a refused call on every pass; a successful add clears it.
+func (t *Tenant) GroupRefused(groupID string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	at, ok := t.refusedGroups[normalizeID(groupID)]
+	return ok && t.opts.Now().Sub(at) < t.opts.MaxAge
+}
+
+func (t *Tenant) setGroupRefused(groupID string, refused bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if refused {
+		t.refusedGroups[normalizeID(groupID)] = t.opts.Now()
+	} else {
+		delete(t.refusedGroups, normalizeID(groupID))
+	}
+}
+
 // AddToGroups adds the user to groups and records the result.
 func (t *Tenant) AddToGroups(ctx context.Context, id string, groupIDs []string) error {
 	if len(groupIDs) == 0 {
 		return nil
 	}
 	if err := t.afterWrite(ctx, id, t.api.AddToGroups(ctx, id, groupIDs)); err != nil {
+		if len(groupIDs) == 1 && cipherscale.IsNotFound(err) && !errors.Is(err, ErrUserGone) {
+			t.setGroupRefused(groupIDs[0], true)
+		}
 		return err
+	}
+	for _, g := range groupIDs {
+		t.setGroupRefused(g, false)
 	}
 	t.mutate(id, func(u *cipherscale.User) {
 		have := map[string]struct{}{}
@@ -426,18 +555,21 @@ func (t *Tenant) Reactivate(ctx context.Context, id string) error {
 	}
 	if u != nil && u.ID != "" {
 		t.store(u)
-	} else {
-		t.Invalidate()
+		return nil
 	}
-	return nil
+	// No user in the answer: read it by id rather than the whole tenant.
+	_, _, err = t.Get(ctx, id, true)
+	return err
 }
 
-// ResendInvitation resends the invitation of a pending user. A 409 (not pending any more)
-// invalidates the snapshot, which was wrong about the user.
+// ResendInvitation resends the invitation of a pending user. A 409 (not pending any more) means
+// the snapshot was wrong about the user: it is read again by id, and the 409 returned.
 func (t *Tenant) ResendInvitation(ctx context.Context, id string) error {
 	err := t.afterWrite(ctx, id, t.api.ResendInvitation(ctx, id))
 	if cipherscale.IsConflict(err) {
-		t.Invalidate()
+		if _, _, gerr := t.Get(ctx, id, true); gerr != nil {
+			return errors.Join(err, gerr)
+		}
 	}
 	return err
 }
