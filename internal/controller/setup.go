@@ -27,6 +27,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Clock is the controllers' clock; the real one when nil.
 	Clock clock.PassiveClock
+	// Tenants is the set of tenants; Tenant becomes its default tenant. When nil, Setup makes
+	// one that reads Secrets with the manager's API reader and the client's default rate limit.
+	Tenants *tenant.Registry
 }
 
 // maxBackoff is the longest a failing object waits before it is tried again.
@@ -53,6 +56,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("setting up field indexes: %w", err)
 	}
 	recorder := mgr.GetEventRecorder("cipherscale-operator")
+	if o.Tenants == nil {
+		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), Observer: APIMetrics{}})
+	}
+	if o.Tenant != nil {
+		o.Tenants.SetDefault(o.Tenant)
+	}
+	if err := setupTenants(ctx, mgr, o.Tenants, recorder, o); err != nil {
+		return err
+	}
 	if err := (&UserReconciler{
 		Kube: mgr.GetClient(), Tenant: o.Tenant, Recorder: recorder, Clock: o.Clock,
 		ResyncInterval:          o.ResyncInterval,
