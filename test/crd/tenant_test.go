@@ -1,6 +1,7 @@
 package crd
 
 import (
+	"path/filepath"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -247,5 +248,23 @@ var _ = Describe("Control and bidirectional characters", func() {
 	It("accepts names in any script, with their joiners", func(ctx SpecContext) {
 		s := with(with(validUser(), "firstName", "\u0645\u0631\u064a\u0645"), "lastName", "\u0936\u094d\u200d\u0930\u0940 Zo\u00eb")
 		Expect(k8sClient.Create(ctx, object(kindUser, ns, "scripts", s))).To(Succeed())
+	})
+})
+
+var _ = Describe("The tenant samples in config/samples", func() {
+	It("are accepted strictly, in a namespace of their own", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		objs := readObjects(filepath.Join("..", "..", "config", "samples", "iam_v1alpha1_tenants.yaml"))
+		kinds := map[string]int{}
+		for _, o := range objs {
+			kinds[o.GetKind()]++
+			if o.GetNamespace() != "" {
+				o.SetNamespace(ns)
+			} else {
+				o.SetName(o.GetName() + "-" + ns)
+			}
+			Expect(k8sClient.Create(ctx, o, client.FieldValidation("Strict"))).To(Succeed(), "sample %s %s", o.GetKind(), o.GetName())
+		}
+		Expect(kinds).To(Equal(map[string]int{kindClusterTenant: 1, kindTenant: 1, kindUser: 1}))
 	})
 })
