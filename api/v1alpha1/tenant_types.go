@@ -25,8 +25,6 @@ const (
 	// ReasonInvalidTenant: an object names a tenant it may not use, or one that does not exist
 	// or is not ready.
 	ReasonInvalidTenant = "InvalidTenant"
-	// ReasonReferenced: a tenant being deleted waits for the objects that still use it.
-	ReasonReferenced = "Referenced"
 )
 
 // Event reasons of tenants.
