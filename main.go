@@ -185,7 +185,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	// The tenants that ClusterCipherscaleTenant and CipherscaleTenant objects add share the
-	// flags' settings; each has its own client, read its key from its Secret by name.
+	// flags' settings; each has its own client and reads its key from its Secret, by name.
 	tenants := tenant.NewRegistry(tenant.RegistryOptions{
 		ReadSecret:        controller.SecretReader(mgr.GetAPIReader()),
 		AllowInsecureHTTP: o.allowInsecureHTTP,

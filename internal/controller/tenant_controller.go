@@ -125,8 +125,13 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 
 	if !obj.GetDeletionTimestamp().IsZero() {
 		if st.References > 0 {
-			// The objects' own finalizers still need the tenant: it stays in the registry.
+			// The objects' own finalizers still need the tenant: it stays in the registry, and
+			// keeps its last good key should its Secret go first (a namespace deleted at once).
 			// The watches on both kinds bring the tenant back when one goes.
+			if _, err := r.Tenants.Ensure(key, r.config(obj)); err != nil { // after a restart
+				return ctrl.Result{}, err
+			}
+			r.Tenants.Drain(key)
 			logger.Info("Waiting for the objects that use the tenant", "references", st.References)
 			return ctrl.Result{}, nil
 		}

@@ -249,6 +249,21 @@ func (r *Registry) ReloadKey(ctx context.Context, k Key) (uint64, error) {
 	return e.key.Reload(ctx)
 }
 
+// Drain keeps the tenant's last good key in use when its Secret goes: the tenant object is
+// being deleted, and the finalizers of the objects that use it still have to reach the tenant
+// (a namespace deleted with its tenant, Secret and users at once, in any order). A tenant not
+// in the registry is ignored.
+func (r *Registry) Drain(k Key) {
+	r.mu.RLock()
+	e, ok := r.entries[k]
+	r.mu.RUnlock()
+	if ok && e.key != nil {
+		e.key.mu.Lock()
+		e.key.draining = true
+		e.key.mu.Unlock()
+	}
+}
+
 // Remove forgets the tenant with this key. Calls in flight finish; new lookups miss.
 func (r *Registry) Remove(k Key) {
 	r.mu.Lock()
@@ -301,6 +316,9 @@ type SecretKey struct {
 	triedAt time.Time // of the last read, successful or not
 	stale   bool      // read again at the next call: a 401 or a transient read error
 	version uint64
+	// lastGood is the last key read successfully; draining uses it when the Secret is gone.
+	lastGood string
+	draining bool
 }
 
 var _ cipherscale.KeySource = (*SecretKey)(nil)
@@ -326,6 +344,9 @@ func (k *SecretKey) Key() (string, error) {
 		k.readLocked(ctx, now)
 	}
 	if k.err != nil {
+		if k.draining && k.lastGood != "" {
+			return k.lastGood, nil
+		}
 		return "", k.err
 	}
 	return k.key, nil
@@ -353,7 +374,7 @@ func (k *SecretKey) readLocked(ctx context.Context, now time.Time) {
 		if !k.valid || v != k.key {
 			k.version++
 		}
-		k.key, k.err, k.valid = v, nil, true
+		k.key, k.err, k.valid, k.lastGood = v, nil, true, v
 		k.readAt, k.stale = now, false
 	case errors.Is(err, ErrInvalidSecret):
 		if k.valid {

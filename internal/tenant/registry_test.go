@@ -171,6 +171,13 @@ func TestSecretKeyRotation(t *testing.T) {
 		t.Fatalf("a call without a Secret = %v, want ErrInvalidSecret", err)
 	}
 
+	By("the tenant draining (its object deleted while objects still use it): the last good key goes on")
+	reg.Drain(k)
+	clk.Advance(2 * time.Second)
+	if err := list(); err != nil {
+		t.Fatalf("a draining tenant without its Secret must use the last good key: %v", err)
+	}
+
 	By("the Secret back: the version changes again, and the same key keeps its version")
 	sec.set(ref, good)
 	v3, err := reg.ReloadKey(ctx, k)
