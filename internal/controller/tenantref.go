@@ -6,10 +6,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
@@ -156,4 +159,34 @@ func (r *TenantResolver) selects(ctx context.Context, selector *metav1.LabelSele
 		return false, "its namespaceSelector does not select this namespace", nil
 	}
 	return true, "", nil
+}
+
+// referrersOf maps a tenant object to the objects of one kind (newList makes a
+// CipherscaleUserList or a CipherscaleGroupMembershipList) that name it. The user and membership
+// reconcilers watch both tenant kinds through it, so that a tenant that becomes Ready, or whose
+// namespaceSelector changes, brings back the objects that use it.
+func referrersOf(kube client.Reader, newList func() client.ObjectList) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var key tenant.Key
+		switch o.(type) {
+		case *iamv1alpha1.CipherscaleTenant:
+			key = tenant.NamespacedKey(o.GetNamespace(), o.GetName())
+		case *iamv1alpha1.ClusterCipherscaleTenant:
+			key = tenant.ClusterKey(o.GetName())
+		default:
+			return nil
+		}
+		list := newList()
+		if err := kube.List(ctx, list, client.MatchingFields{indexTenant: key.String()}); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		_ = meta.EachListItem(list, func(obj runtime.Object) error {
+			if co, ok := obj.(client.Object); ok {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(co)})
+			}
+			return nil
+		})
+		return reqs
+	}
 }
