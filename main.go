@@ -197,6 +197,7 @@ func run(ctx context.Context, o options) error {
 	})
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Tenants:                 tenants,
+		NamespacedTenantsOnly:   len(splitList(o.watchNamespaces)) > 0,
 		Tenant:                  tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow}),
 		ResyncInterval:          o.resyncInterval,
 		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy),

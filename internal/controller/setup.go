@@ -30,6 +30,9 @@ type Options struct {
 	// Tenants is the set of tenants; Tenant becomes its default tenant. When nil, Setup makes
 	// one that reads Secrets with the manager's API reader and the client's default rate limit.
 	Tenants *tenant.Registry
+	// NamespacedTenantsOnly serves no ClusterCipherscaleTenant: set when the operator watches
+	// only some namespaces, as its RBAC then grants nothing cluster-scoped.
+	NamespacedTenantsOnly bool
 }
 
 // maxBackoff is the longest a failing object waits before it is tried again.

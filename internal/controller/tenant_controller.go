@@ -365,6 +365,9 @@ func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registr
 		return fmt.Errorf("setting up the tenant index: %w", err)
 	}
 	for _, kind := range []string{iamv1alpha1.KindClusterCipherscaleTenant, iamv1alpha1.KindCipherscaleTenant} {
+		if kind == iamv1alpha1.KindClusterCipherscaleTenant && o.NamespacedTenantsOnly {
+			continue
+		}
 		if err := (&TenantReconciler{
 			Kube: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Tenants: tenants,
 			Recorder: recorder, Clock: o.Clock, Kind: kind, ResyncInterval: o.ResyncInterval,

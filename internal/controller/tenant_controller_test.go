@@ -370,6 +370,17 @@ var _ = Describe("TenantResolver", func() {
 			Expect(t).To(BeIdenticalTo(want), tc.what)
 		}
 
+		By("an operator that watches only some namespaces: no ClusterCipherscaleTenant")
+		narrow := &controller.TenantResolver{Kube: k8s, Tenants: reg, NoClusterTenants: true}
+		t, _, refusal, err := narrow.Resolve(ctx, userIn(nsA, clusterRef(selected.Name)))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t).To(BeNil())
+		Expect(refusal).To(ContainSubstring("serves no ClusterCipherscaleTenant"))
+		t, _, refusal, err = narrow.Resolve(ctx, userIn(nsA, nsRef("qa")))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(refusal).To(BeEmpty())
+		Expect(t).NotTo(BeNil())
+
 		By("no tenantRef: the default tenant, or a refusal when the operator has none")
 		_, key, refusal, err := resolver.Resolve(ctx, userIn(nsB, nil))
 		Expect(err).NotTo(HaveOccurred())
@@ -377,7 +388,7 @@ var _ = Describe("TenantResolver", func() {
 		Expect(refusal).To(ContainSubstring("no default tenant"))
 		def := tenant.New(byHand, tenant.Options{})
 		reg.SetDefault(def)
-		t, _, refusal, err := resolver.Resolve(ctx, userIn(nsB, nil))
+		t, _, refusal, err = resolver.Resolve(ctx, userIn(nsB, nil))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(refusal).To(BeEmpty())
 		Expect(t).To(BeIdenticalTo(def))

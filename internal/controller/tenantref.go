@@ -80,6 +80,8 @@ type TenantResolver struct {
 	Kube client.Reader
 	// Tenants is the set of tenants the operator serves.
 	Tenants *tenant.Registry
+	// NoClusterTenants refuses every ClusterCipherscaleTenant: Options.NamespacedTenantsOnly.
+	NoClusterTenants bool
 }
 
 // Resolve returns the tenant obj names (its spec.tenantRef; the default tenant when it names
@@ -102,6 +104,9 @@ func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *ten
 		return t, key, "", nil
 	}
 
+	if key.Kind == tenant.KindCluster && r.NoClusterTenants {
+		return nil, key, "This operator watches only some namespaces and serves no ClusterCipherscaleTenant: name a CipherscaleTenant of this namespace", nil
+	}
 	var tobj tenantObject
 	switch key.Kind {
 	case tenant.KindNamespaced:
