@@ -1,5 +1,7 @@
 // Package tenant is the operator's view of one Cipherscale tenant: a snapshot of every user,
 // read page by page and shared by all reconciles (one refresh at a time, at most one resync
 // interval old), kept current by the responses of the writes made through it, and a batcher that
-// gathers concurrent creates into requests of up to 100 users.
+// gathers concurrent creates into requests of up to 100 users. A Registry holds the set of
+// tenants the operator serves, each with its own client (rate limiter and 429 pause), snapshot
+// and batcher, and its API key read from a Secret.
 package tenant
