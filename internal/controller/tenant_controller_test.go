@@ -300,9 +300,10 @@ var _ = Describe("TenantResolver", func() {
 
 		_, url := newTenantSim()
 		newSecret(nsA, "key", map[string]string{"api-key": otherKey})
-		newNamespacedTenant(nsA, "qa", url, "key")
+		qa := newNamespacedTenant(nsA, "qa", url, "key")
 		selected = newClusterTenant(url, nsA, "key", &metav1.LabelSelector{MatchLabels: map[string]string{"team": label}})
 		cluster = newClusterTenant(url, nsA, "missing", &metav1.LabelSelector{})
+		expectTenantReady(qa)
 		expectTenantReady(selected)
 		expectTenantStalled(cluster, iamv1alpha1.ReasonInvalidSecret)
 
