@@ -78,6 +78,7 @@ type TenantReconciler struct {
 }
 
 type refusedKey struct {
+	config  tenant.Config
 	version uint64
 	at      time.Time
 }
@@ -129,7 +130,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			// keeps its last good key should its Secret go first (a namespace deleted at once).
 			// The watches on both kinds bring the tenant back when one goes.
 			if _, err := r.Tenants.Ensure(key, r.config(obj)); err != nil { // after a restart
-				return ctrl.Result{}, err
+				logger.Info("The tenant cannot be reached for the objects that use it", "error", err.Error())
 			}
 			r.Tenants.Drain(key)
 			logger.Info("Waiting for the objects that use the tenant", "references", st.References)
@@ -162,7 +163,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		markReconciling(conds, gen, iamv1alpha1.ReasonProgressing, "Reading the API key: "+err.Error())
 		return ctrl.Result{}, err
 	}
-	if r.stillRefused(key, version, cfg.ResyncInterval) && readyReason(*conds) == iamv1alpha1.ReasonUnauthorized {
+	if r.stillRefused(key, cfg, version) && readyReason(*conds) == iamv1alpha1.ReasonUnauthorized {
 		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
 	}
 
@@ -176,7 +177,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 
 	counts := &iamv1alpha1.TenantUsers{Total: int32(len(list))}
 	for _, u := range list {
-		switch u.Status {
+		switch u.Status.Normalized() {
 		case cipherscale.StatusPending:
 			counts.Pending++
 		case cipherscale.StatusActive:
@@ -237,7 +238,7 @@ func (r *TenantReconciler) failRead(obj tenantObject, key tenant.Key, version ui
 	gen := obj.GetGeneration()
 	switch {
 	case cipherscale.IsUnauthorized(err):
-		r.rememberRefusal(key, version)
+		r.rememberRefusal(key, cfg, version)
 		r.stall(obj, iamv1alpha1.ReasonUnauthorized,
 			fmt.Sprintf("The Cipherscale API refused the API key in %s: put a valid key there", cfg.Secret))
 		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
@@ -270,21 +271,22 @@ func (r *TenantReconciler) stall(obj tenantObject, reason, msg string) {
 	st.ObservedGeneration = obj.GetGeneration()
 }
 
-func (r *TenantReconciler) rememberRefusal(key tenant.Key, version uint64) {
+func (r *TenantReconciler) rememberRefusal(key tenant.Key, cfg tenant.Config, version uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.refused == nil {
 		r.refused = map[tenant.Key]refusedKey{}
 	}
-	r.refused[key] = refusedKey{version: version, at: r.Clock.Now()}
+	r.refused[key] = refusedKey{config: cfg, version: version, at: r.Clock.Now()}
 }
 
-// stillRefused reports whether the API refused this very key less than resync ago.
-func (r *TenantReconciler) stillRefused(key tenant.Key, version uint64, resync time.Duration) bool {
+// stillRefused reports whether the API refused this very key, with this very configuration,
+// less than a resync interval ago.
+func (r *TenantReconciler) stillRefused(key tenant.Key, cfg tenant.Config, version uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rk, ok := r.refused[key]
-	return ok && rk.version == version && r.Clock.Since(rk.at) < resync
+	return ok && rk.config == cfg && rk.version == version && r.Clock.Since(rk.at) < cfg.ResyncInterval
 }
 
 func (r *TenantReconciler) forgetRefusal(key tenant.Key) {
