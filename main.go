@@ -184,7 +184,20 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	// The tenants that ClusterCipherscaleTenant and CipherscaleTenant objects add share the
+	// flags' settings; each has its own client and reads its key from its Secret, by name.
+	tenants := tenant.NewRegistry(tenant.RegistryOptions{
+		ReadSecret:        controller.SecretReader(mgr.GetAPIReader()),
+		AllowInsecureHTTP: o.allowInsecureHTTP,
+		Observer:          controller.APIMetrics{},
+		UserAgent:         "cipherscale-operator/" + version,
+		QPS:               o.qps,
+		Burst:             o.burst,
+		BatchWindow:       o.batchWindow,
+	})
 	if err := controller.Setup(ctx, mgr, controller.Options{
+		Tenants:                 tenants,
+		NamespacedTenantsOnly:   len(splitList(o.watchNamespaces)) > 0,
 		Tenant:                  tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow}),
 		ResyncInterval:          o.resyncInterval,
 		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy),

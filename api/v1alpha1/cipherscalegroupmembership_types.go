@@ -5,6 +5,7 @@ import (
 )
 
 // CipherscaleGroupMembershipSpec declares members of one Cipherscale group.
+// +kubebuilder:validation:XValidation:rule="has(self.tenantRef) == has(oldSelf.tenantRef)",message="spec.tenantRef is immutable: it cannot be added or removed"
 type CipherscaleGroupMembershipSpec struct {
 	// groupId is the UUID of the Cipherscale group. Immutable.
 	// +required
@@ -29,6 +30,11 @@ type CipherscaleGroupMembershipSpec struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=1000
 	Members []Member `json:"members,omitempty"`
+	// tenantRef names the tenant of this membership. Omitted: the operator's default tenant.
+	// Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.tenantRef is immutable: create a new object for another tenant"
+	TenantRef *TenantReference `json:"tenantRef,omitempty"`
 }
 
 // Member is one member of a group: exactly one of userRef and email.
@@ -42,6 +48,7 @@ type Member struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=254
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s.]+$')",message="member email must be an email address such as jane@example.com"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\p{Cc}\\\\p{Cf}]')",message="member email must not contain control or formatting characters (such as bidirectional overrides)"
 	Email string `json:"email,omitempty"`
 }
 

@@ -10,6 +10,7 @@ import (
 type ID = string
 
 // CipherscaleUserSpec is the desired state of one user of the Cipherscale tenant.
+// +kubebuilder:validation:XValidation:rule="has(self.tenantRef) == has(oldSelf.tenantRef)",message="spec.tenantRef is immutable: it cannot be added or removed"
 type CipherscaleUserSpec struct {
 	// email is the user's address: the key that ties this object to the tenant user.
 	// Matched case-insensitively. Immutable.
@@ -17,16 +18,19 @@ type CipherscaleUserSpec struct {
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=254
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s.]+$')",message="spec.email must be an email address such as jane@example.com"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\p{Cc}\\\\p{Cf}]')",message="spec.email must not contain control or formatting characters (such as bidirectional overrides)"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.email is immutable: create a new CipherscaleUser for another address"
 	Email string `json:"email"`
 
 	// firstName is the user's first name. Omitted: not managed.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\p{Cc}\\\\x{061c}\\\\x{200e}\\\\x{200f}\\\\x{202a}-\\\\x{202e}\\\\x{2066}-\\\\x{2069}]')",message="spec.firstName must not contain control or bidirectional formatting characters"
 	// +kubebuilder:validation:MaxLength=128
 	FirstName *string `json:"firstName,omitempty"`
 
 	// lastName is the user's last name. Omitted: not managed.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\p{Cc}\\\\x{061c}\\\\x{200e}\\\\x{200f}\\\\x{202a}-\\\\x{202e}\\\\x{2066}-\\\\x{2069}]')",message="spec.lastName must not contain control or bidirectional formatting characters"
 	// +kubebuilder:validation:MaxLength=128
 	LastName *string `json:"lastName,omitempty"`
 
@@ -73,6 +77,11 @@ type CipherscaleUserSpec struct {
 	// invitation resends the invitation automatically while the user has not accepted it.
 	// +optional
 	Invitation *InvitationSpec `json:"invitation,omitempty"`
+	// tenantRef names the tenant of this user. Omitted: the operator's default tenant.
+	// Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.tenantRef is immutable: create a new object for another tenant"
+	TenantRef *TenantReference `json:"tenantRef,omitempty"`
 }
 
 // InvitationSpec configures automatic resending of a pending invitation.

@@ -28,6 +28,12 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Clock is the controllers' clock; the real one when nil.
 	Clock clock.PassiveClock
+	// Tenants is the set of tenants; Tenant becomes its default tenant. When nil, Setup makes
+	// one that reads Secrets with the manager's API reader and the client's default rate limit.
+	Tenants *tenant.Registry
+	// NamespacedTenantsOnly serves no ClusterCipherscaleTenant: set when the operator watches
+	// only some namespaces, as its RBAC then grants nothing cluster-scoped.
+	NamespacedTenantsOnly bool
 }
 
 // maxBackoff is the longest a failing object waits before it is tried again.
@@ -54,6 +60,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("setting up field indexes: %w", err)
 	}
 	recorder := mgr.GetEventRecorder("cipherscale-operator")
+	if o.Tenants == nil {
+		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), Observer: APIMetrics{}})
+	}
+	if o.Tenant != nil {
+		o.Tenants.SetDefault(o.Tenant)
+	}
+	if err := setupTenants(ctx, mgr, o.Tenants, recorder, o); err != nil {
+		return err
+	}
 	// The CipherscaleUser reconciler writes the pairs of the users it manages, and wakes the
 	// memberships that declared them.
 	wake := make(chan event.GenericEvent, 1024)

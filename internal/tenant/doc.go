@@ -2,5 +2,7 @@
 // read page by page and shared by all reconciles (one refresh at a time, at most one resync
 // interval old), kept current by the responses of the writes made through it, reads of single
 // users by id, and a batcher that gathers concurrent creates into requests of up to 100 users.
-// The snapshot says where to look; only a read by id says that a user is gone.
+// The snapshot says where to look; only a read by id says that a user is gone. A Registry holds
+// the set of tenants the operator serves, each with its own client (rate limiter and 429
+// pause), snapshot and batcher, and its API key read from a Secret.
 package tenant

@@ -30,7 +30,7 @@ var _ = Describe("the chart's CRDs", func() {
 	It("are byte-identical to config/crd/bases (make manifests copies them)", func() {
 		bases, err := filepath.Glob(filepath.Join(configCRDsDir, "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(bases).To(HaveLen(2))
+		Expect(bases).To(HaveLen(4))
 		chartCRDs, err := filepath.Glob(filepath.Join(chartCRDsDir, "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(chartCRDs).To(HaveLen(len(bases)), "the chart holds the same CRD files")

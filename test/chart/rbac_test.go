@@ -76,7 +76,7 @@ var _ = Describe("the manager's RBAC rules", func() {
 		rules := configRoleRules()
 		Expect(ruleSet(rules[1:])).NotTo(Equal(ruleSet(rules)))
 		extra := append(append([]rbacv1.PolicyRule{}, rules...), rbacv1.PolicyRule{
-			APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"},
+			APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list"},
 		})
 		Expect(ruleSet(extra)).NotTo(Equal(ruleSet(rules)))
 		regrouped := []rbacv1.PolicyRule{}

@@ -67,9 +67,25 @@ app.kubernetes.io/component: manager
 {{/*
 The manager's RBAC rules on the objects it manages. They are EXACTLY those controller-gen
 generates from the +kubebuilder:rbac markers into config/rbac/role.yaml; test/chart checks
-that they stay equal. No Secret access: the kubelet mounts the API key.
+that they stay equal. Secrets: get only, one by name (the Secrets tenant objects name); the
+operator never lists, watches or caches Secrets. The default tenant's key is mounted by the
+kubelet.
 */}}
 {{- define "cipherscale-operator.managerRules" -}}
+- apiGroups:
+    - ""
+  resources:
+    - namespaces
+  verbs:
+    - get
+    - list
+    - watch
+- apiGroups:
+    - ""
+  resources:
+    - secrets
+  verbs:
+    - get
 - apiGroups:
     - events.k8s.io
   resources:
@@ -81,7 +97,9 @@ that they stay equal. No Secret access: the kubelet mounts the API key.
     - iam.cipherscale.com
   resources:
     - cipherscalegroupmemberships
+    - cipherscaletenants
     - cipherscaleusers
+    - clustercipherscaletenants
   verbs:
     - get
     - list
@@ -92,14 +110,18 @@ that they stay equal. No Secret access: the kubelet mounts the API key.
     - iam.cipherscale.com
   resources:
     - cipherscalegroupmemberships/finalizers
+    - cipherscaletenants/finalizers
     - cipherscaleusers/finalizers
+    - clustercipherscaletenants/finalizers
   verbs:
     - update
 - apiGroups:
     - iam.cipherscale.com
   resources:
     - cipherscalegroupmemberships/status
+    - cipherscaletenants/status
     - cipherscaleusers/status
+    - clustercipherscaletenants/status
   verbs:
     - get
     - patch

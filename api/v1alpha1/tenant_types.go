@@ -1,0 +1,374 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Kinds a tenantRef may name.
+const (
+	KindClusterCipherscaleTenant = "ClusterCipherscaleTenant"
+	KindCipherscaleTenant        = "CipherscaleTenant"
+)
+
+// TenantKind is the kind of a tenant object a CipherscaleUser or membership refers to.
+// +kubebuilder:validation:Enum=ClusterCipherscaleTenant;CipherscaleTenant
+type TenantKind string
+
+// Condition reasons of tenants, and of objects whose tenant cannot be used.
+const (
+	// ReasonInvalidSecret: the tenant's Secret is missing, or has no non-empty value at its key.
+	ReasonInvalidSecret = "InvalidSecret"
+	// ReasonInvalidURL: the tenant's URL is refused by the operator (plain http to a remote
+	// host without --allow-insecure-http).
+	ReasonInvalidURL = "InvalidURL"
+	// ReasonInvalidTenant: an object names a tenant it may not use, or one that does not exist
+	// or is not ready.
+	ReasonInvalidTenant = "InvalidTenant"
+)
+
+// Event reasons of tenants.
+const (
+	EventTenantReady       = "TenantReady"
+	EventTenantUnavailable = "TenantUnavailable"
+)
+
+// TenantFinalizer holds a tenant object while CipherscaleUsers or memberships still use it.
+const TenantFinalizer = "iam.cipherscale.com/tenant-in-use"
+
+// TenantReference names the tenant of a CipherscaleUser or CipherscaleGroupMembership.
+type TenantReference struct {
+	// kind is ClusterCipherscaleTenant (usable from the namespaces its namespaceSelector
+	// selects) or CipherscaleTenant (usable only from its own namespace).
+	// +required
+	Kind TenantKind `json:"kind"`
+	// name of the tenant object; a CipherscaleTenant is looked up in the referring object's
+	// namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// SecretKeyReference names a key of a Secret in the tenant's own namespace.
+type SecretKeyReference struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// key of the Secret's data that holds the API key.
+	// +optional
+	// +kubebuilder:default=api-key
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// NamespacedSecretKeyReference names a key of a Secret in a given namespace.
+type NamespacedSecretKeyReference struct {
+	// namespace of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// key of the Secret's data that holds the API key.
+	// +optional
+	// +kubebuilder:default=api-key
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// UndeclaredUsersPolicy says what the operator does with tenant users that no object declares.
+// +kubebuilder:validation:Enum=Ignore;Report;Deactivate;Delete
+type UndeclaredUsersPolicy string
+
+// Undeclared users policies.
+const (
+	UndeclaredUsersIgnore     UndeclaredUsersPolicy = "Ignore"
+	UndeclaredUsersReport     UndeclaredUsersPolicy = "Report"
+	UndeclaredUsersDeactivate UndeclaredUsersPolicy = "Deactivate"
+	UndeclaredUsersDelete     UndeclaredUsersPolicy = "Delete"
+)
+
+// EmailPattern is an email address, or a pattern in which * matches any characters within
+// the address, such as *@partner.com.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=254
+// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+$`
+type EmailPattern = string
+
+// UndeclaredUsersSpec is the tenant's policy for users that no object declares.
+type UndeclaredUsersSpec struct {
+	// policy: Ignore leaves them alone; Report counts them in status.undeclared; Deactivate
+	// and Delete also deactivate or delete those undeclared for longer than gracePeriod,
+	// within the removal budget.
+	// +optional
+	// +kubebuilder:default=Ignore
+	Policy UndeclaredUsersPolicy `json:"policy,omitempty"`
+	// exclude lists addresses and patterns never acted on.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	Exclude []EmailPattern `json:"exclude,omitempty"`
+	// gracePeriod is how long a user must have been undeclared before they are acted on.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+}
+
+// RemovalBudgetSpec bounds the removals (deletes and deactivations) made in the tenant.
+type RemovalBudgetSpec struct {
+	// perHour is how many users may be removed or deactivated in any sliding hour; 0 means no
+	// limit. Omitted: the operator's default.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000
+	PerHour *int32 `json:"perHour,omitempty"`
+}
+
+// AdoptionSpec says which namespaces may adopt tenant users the operator did not create.
+type AdoptionSpec struct {
+	// namespaceSelector selects the namespaces that may adopt. Omitted: none may.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+}
+
+// PrivilegedSpec says which roles are privileged, and from which namespaces they (and
+// Authoritative memberships) may be granted.
+type PrivilegedSpec struct {
+	// namespaceSelector selects the namespaces that may grant privileged roles and declare
+	// Authoritative memberships. Omitted: none may.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// roles are the UUIDs of the privileged roles.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	Roles []ID `json:"roles,omitempty"`
+}
+
+// TenantSettings are the settings both tenant kinds share.
+type TenantSettings struct {
+	// url is the base URL of the tenant's Cipherscale API. https, except for a loopback host.
+	// +optional
+	// +kubebuilder:default="https://public-api.cipherscale.com/qa"
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="spec.url must be an https URL (http only for a loopback host)"
+	URL string `json:"url,omitempty"`
+
+	// requestsPerSecond is the rate of calls to this tenant's API. Omitted: the operator's --qps.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	RequestsPerSecond *int32 `json:"requestsPerSecond,omitempty"`
+
+	// burst is how many calls may go above requestsPerSecond at once. Omitted: the operator's
+	// --burst.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	Burst *int32 `json:"burst,omitempty"`
+
+	// resyncInterval is how often the tenant is read again when nothing changed. Omitted: the
+	// operator's --resync-interval. Between 10s and 24h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('24h')",message="spec.resyncInterval must be between 10s and 24h"
+	ResyncInterval *metav1.Duration `json:"resyncInterval,omitempty"`
+
+	// undeclaredUsers is the policy for tenant users that no object declares.
+	// +optional
+	UndeclaredUsers *UndeclaredUsersSpec `json:"undeclaredUsers,omitempty"`
+
+	// removalBudget bounds the removals made in the tenant.
+	// +optional
+	RemovalBudget *RemovalBudgetSpec `json:"removalBudget,omitempty"`
+
+	// privileged names the privileged roles and the namespaces that may grant them.
+	// +optional
+	Privileged *PrivilegedSpec `json:"privileged,omitempty"`
+}
+
+// ClusterCipherscaleTenantSpec is a Cipherscale tenant usable from the selected namespaces.
+type ClusterCipherscaleTenantSpec struct {
+	// apiKeySecretRef names the Secret key that holds the API key.
+	// +required
+	APIKeySecretRef NamespacedSecretKeyReference `json:"apiKeySecretRef"`
+
+	// namespaceSelector selects the namespaces whose objects may use this tenant; {} selects
+	// every namespace.
+	// +required
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector"`
+
+	// adoption says which namespaces may adopt tenant users the operator did not create.
+	// +optional
+	Adoption *AdoptionSpec `json:"adoption,omitempty"`
+
+	TenantSettings `json:",inline"`
+}
+
+// CipherscaleTenantSpec is a Cipherscale tenant usable only from its own namespace.
+type CipherscaleTenantSpec struct {
+	// apiKeySecretRef names the Secret key, in this namespace, that holds the API key.
+	// +required
+	APIKeySecretRef SecretKeyReference `json:"apiKeySecretRef"`
+
+	TenantSettings `json:",inline"`
+}
+
+// TenantUsers counts the tenant's users by state.
+type TenantUsers struct {
+	// total is the number of users in the tenant.
+	Total int32 `json:"total"`
+	// pending users have not accepted their invitation.
+	Pending int32 `json:"pending"`
+	// active users.
+	Active int32 `json:"active"`
+	// inactive (deactivated) users.
+	Inactive int32 `json:"inactive"`
+}
+
+// UndeclaredStatus reports the tenant users that no object declares.
+type UndeclaredStatus struct {
+	// count of undeclared users.
+	Count int32 `json:"count"`
+	// emails of the first 20 undeclared users, sorted.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	Emails []string `json:"emails,omitempty"`
+}
+
+// TenantStatus is what the operator observed of a tenant.
+type TenantStatus struct {
+	// observedGeneration is the generation of the spec the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Ready (the key works: the last list read succeeded) and Stalled
+	// (InvalidSecret, Unauthorized, InvalidURL), in the kstatus convention.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// lastSyncTime is when the tenant's users were last read.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// users counts the tenant's users by state, as last read.
+	// +optional
+	Users *TenantUsers `json:"users,omitempty"`
+	// declared is how many tenant users some object of this tenant declares.
+	// +optional
+	Declared *int32 `json:"declared,omitempty"`
+	// undeclared reports the users no object declares (policy Report and above).
+	// +optional
+	Undeclared *UndeclaredStatus `json:"undeclared,omitempty"`
+	// references is how many CipherscaleUsers and memberships use this tenant.
+	// +optional
+	References int32 `json:"references,omitempty"`
+}
+
+// ClusterCipherscaleTenant is a Cipherscale tenant that objects of the namespaces it selects
+// may use.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=ccst,categories=cipherscale
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=`.status.users.total`
+// +kubebuilder:printcolumn:name="Declared",type=integer,JSONPath=`.status.declared`
+// +kubebuilder:printcolumn:name="Undeclared",type=integer,JSONPath=`.status.undeclared.count`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ClusterCipherscaleTenant struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec   ClusterCipherscaleTenantSpec `json:"spec"`
+	Status TenantStatus                 `json:"status,omitempty"`
+}
+
+// ClusterCipherscaleTenantList is a list of ClusterCipherscaleTenants.
+// +kubebuilder:object:root=true
+type ClusterCipherscaleTenantList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClusterCipherscaleTenant `json:"items"`
+}
+
+// CipherscaleTenant is a Cipherscale tenant that only objects of its own namespace may use.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cst,categories=cipherscale
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=`.status.users.total`
+// +kubebuilder:printcolumn:name="Declared",type=integer,JSONPath=`.status.declared`
+// +kubebuilder:printcolumn:name="Undeclared",type=integer,JSONPath=`.status.undeclared.count`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type CipherscaleTenant struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec   CipherscaleTenantSpec `json:"spec"`
+	Status TenantStatus          `json:"status,omitempty"`
+}
+
+// CipherscaleTenantList is a list of CipherscaleTenants.
+// +kubebuilder:object:root=true
+type CipherscaleTenantList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []CipherscaleTenant `json:"items"`
+}
+
+// SecretRef returns where the tenant's API key is: the Secret's namespace, name and key.
+func (t *ClusterCipherscaleTenant) SecretRef() (namespace, name, key string) {
+	r := t.Spec.APIKeySecretRef
+	return r.Namespace, r.Name, r.Key
+}
+
+// SecretRef returns where the tenant's API key is: the Secret's namespace (the tenant's own),
+// name and key.
+func (t *CipherscaleTenant) SecretRef() (namespace, name, key string) {
+	r := t.Spec.APIKeySecretRef
+	return t.Namespace, r.Name, r.Key
+}
+
+// Settings returns the settings both kinds share.
+func (t *ClusterCipherscaleTenant) Settings() *TenantSettings { return &t.Spec.TenantSettings }
+
+// Settings returns the settings both kinds share.
+func (t *CipherscaleTenant) Settings() *TenantSettings { return &t.Spec.TenantSettings }
+
+// GetTenantStatus returns the status both kinds share.
+func (t *ClusterCipherscaleTenant) GetTenantStatus() *TenantStatus { return &t.Status }
+
+// GetTenantStatus returns the status both kinds share.
+func (t *CipherscaleTenant) GetTenantStatus() *TenantStatus { return &t.Status }
+
+func init() {
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, &ClusterCipherscaleTenant{}, &ClusterCipherscaleTenantList{},
+			&CipherscaleTenant{}, &CipherscaleTenantList{})
+		return nil
+	})
+}

@@ -1,0 +1,422 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+)
+
+// The operator reads Secrets one by one, by name, from the API server (the manager's API
+// reader): it never lists, watches or caches Secrets, so get is the only verb it needs.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=iam.cipherscale.com,resources=clustercipherscaletenants;cipherscaletenants,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=iam.cipherscale.com,resources=clustercipherscaletenants/status;cipherscaletenants/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=iam.cipherscale.com,resources=clustercipherscaletenants/finalizers;cipherscaletenants/finalizers,verbs=update
+
+// tenantObject is what the reconciler needs of either tenant kind.
+type tenantObject interface {
+	client.Object
+	SecretRef() (namespace, name, key string)
+	Settings() *iamv1alpha1.TenantSettings
+	GetTenantStatus() *iamv1alpha1.TenantStatus
+}
+
+// defaultSecretKey is the key of the Secret read when a tenant names none.
+const defaultSecretKey = "api-key"
+
+// maxRecheckInterval bounds how long a Stalled tenant waits before its Secret is read again.
+const maxRecheckInterval = 30 * time.Second
+
+// maxKeyBytes bounds an API key read from a Secret: a key is short.
+const maxKeyBytes = 4096
+
+// TenantReconciler keeps one kind of tenant object (ClusterCipherscaleTenant or
+// CipherscaleTenant) in the registry, checks its key with a read of the tenant's users, reports
+// the tenant in its status, and holds the object while CipherscaleUsers or memberships use it.
+type TenantReconciler struct {
+	Kube client.Client
+	// APIReader reads Secrets straight from the API server, so that no Secret is cached.
+	APIReader client.Reader
+	Tenants   *tenant.Registry
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// Kind is the kind served: iamv1alpha1.KindClusterCipherscaleTenant or KindCipherscaleTenant.
+	Kind string
+	// ResyncInterval is how often a tenant whose spec sets none is read again.
+	ResyncInterval time.Duration
+	// RecheckInterval is how often the Secret of a Stalled tenant is read again, so that a
+	// fixed or rotated Secret is picked up without a restart. The API is called again only when
+	// the key changed, or after the resync interval.
+	RecheckInterval time.Duration
+
+	mu sync.Mutex
+	// refused remembers, per tenant, the version of the key the API last refused and when, so
+	// that a Stalled tenant's recheck calls the API only with a new key.
+	refused map[tenant.Key]refusedKey
+}
+
+type refusedKey struct {
+	config  tenant.Config
+	version uint64
+	at      time.Time
+}
+
+func (r *TenantReconciler) newObject() tenantObject {
+	if r.Kind == iamv1alpha1.KindCipherscaleTenant {
+		return &iamv1alpha1.CipherscaleTenant{}
+	}
+	return &iamv1alpha1.ClusterCipherscaleTenant{}
+}
+
+func (r *TenantReconciler) keyOf(req ctrl.Request) tenant.Key {
+	if r.Kind == iamv1alpha1.KindCipherscaleTenant {
+		return tenant.NamespacedKey(req.Namespace, req.Name)
+	}
+	return tenant.ClusterKey(req.Name)
+}
+
+// Reconcile reads top to bottom: fetch, references, deletion, finalizer, configuration, key,
+// one read of the tenant's users, status (written once, deferred, only when it changed).
+func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	logger := log.FromContext(ctx)
+	key := r.keyOf(req)
+	obj := r.newObject()
+	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Tenants.Remove(key)
+			r.forgetRefusal(key)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	st := obj.GetTenantStatus()
+	before := st.DeepCopy()
+	defer func() {
+		if err := patchStatus(ctx, r.Kube, obj, before, st); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	users, memberships, err := r.referrers(ctx, key)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	st.References = int32(len(users.Items) + len(memberships.Items))
+
+	if !obj.GetDeletionTimestamp().IsZero() {
+		if st.References > 0 {
+			// The objects' own finalizers still need the tenant: it stays in the registry, and
+			// keeps its last good key should its Secret go first (a namespace deleted at once).
+			// The watches on both kinds bring the tenant back when one goes.
+			if _, err := r.Tenants.Ensure(key, r.config(obj)); err != nil { // after a restart
+				logger.Info("The tenant cannot be reached for the objects that use it", "error", err.Error())
+			}
+			r.Tenants.Drain(key)
+			logger.Info("Waiting for the objects that use the tenant", "references", st.References)
+			return ctrl.Result{}, nil
+		}
+		logger.Info("Releasing the tenant: nothing uses it")
+		r.Tenants.Remove(key)
+		r.forgetRefusal(key)
+		return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer)
+	}
+	if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	gen := obj.GetGeneration()
+	conds := &st.Conditions
+	cfg := r.config(obj)
+	t, err := r.Tenants.Ensure(key, cfg)
+	if err != nil {
+		r.stall(obj, iamv1alpha1.ReasonInvalidURL, err.Error())
+		return ctrl.Result{RequeueAfter: r.ResyncInterval}, nil
+	}
+
+	version, err := r.Tenants.ReloadKey(ctx, key)
+	switch {
+	case errors.Is(err, tenant.ErrInvalidSecret):
+		r.stall(obj, iamv1alpha1.ReasonInvalidSecret, capitalize(err.Error()))
+		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
+	case err != nil:
+		markReconciling(conds, gen, iamv1alpha1.ReasonProgressing, "Reading the API key: "+err.Error())
+		return ctrl.Result{}, err
+	}
+	if r.stillRefused(key, cfg, version) && readyReason(*conds) == iamv1alpha1.ReasonUnauthorized {
+		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
+	}
+
+	readAt := metav1.NewTime(r.Clock.Now())
+	logger.V(1).Info("Reading the tenant's users")
+	list, err := t.API().ListUsers(ctx)
+	if err != nil {
+		return r.failRead(obj, key, version, cfg, err)
+	}
+	r.forgetRefusal(key)
+
+	counts := &iamv1alpha1.TenantUsers{Total: int32(len(list))}
+	for _, u := range list {
+		switch u.Status.Normalized() {
+		case cipherscale.StatusPending:
+			counts.Pending++
+		case cipherscale.StatusActive:
+			counts.Active++
+		case cipherscale.StatusInactive:
+			counts.Inactive++
+		}
+	}
+	declared := declaredEmails(users, memberships)
+	var n int32
+	for _, u := range list {
+		if _, ok := declared[cipherscale.NormalizeEmail(u.Email)]; ok {
+			n++
+		}
+	}
+	st.Users, st.Declared, st.LastSyncTime = counts, &n, &readAt
+
+	if !isReady(*conds) {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, iamv1alpha1.EventTenantReady, "Check",
+			"The API key works: the tenant has %d users", len(list))
+	}
+	markReady(conds, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("The API key works: the tenant has %d users", len(list)))
+	st.ObservedGeneration = gen
+	return ctrl.Result{RequeueAfter: jitter(cfg.ResyncInterval)}, nil
+}
+
+// config is the tenant's configuration: its spec, with the operator's defaults for what it
+// omits.
+func (r *TenantReconciler) config(obj tenantObject) tenant.Config {
+	s := obj.Settings()
+	ns, name, key := obj.SecretRef()
+	if key == "" {
+		key = defaultSecretKey
+	}
+	cfg := tenant.Config{
+		URL:            s.URL,
+		ResyncInterval: r.ResyncInterval,
+		Secret:         tenant.SecretRef{Namespace: ns, Name: name, Key: key},
+	}
+	if cfg.URL == "" {
+		cfg.URL = cipherscale.DefaultBaseURL
+	}
+	if s.RequestsPerSecond != nil {
+		cfg.QPS = float64(*s.RequestsPerSecond)
+	}
+	if s.Burst != nil {
+		cfg.Burst = int(*s.Burst)
+	}
+	if s.ResyncInterval != nil && s.ResyncInterval.Duration > 0 {
+		cfg.ResyncInterval = s.ResyncInterval.Duration
+	}
+	return cfg
+}
+
+// failRead sets the status after a failed read of the tenant's users.
+func (r *TenantReconciler) failRead(obj tenantObject, key tenant.Key, version uint64, cfg tenant.Config, err error) (ctrl.Result, error) {
+	conds := &obj.GetTenantStatus().Conditions
+	gen := obj.GetGeneration()
+	switch {
+	case cipherscale.IsUnauthorized(err):
+		r.rememberRefusal(key, cfg, version)
+		r.stall(obj, iamv1alpha1.ReasonUnauthorized,
+			fmt.Sprintf("The Cipherscale API refused the API key in %s: put a valid key there", cfg.Secret))
+		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
+	case cipherscale.IsNotFound(err):
+		r.stall(obj, iamv1alpha1.ReasonAPIUnavailable,
+			fmt.Sprintf("%s answered 404 to the list of users: spec.url is not the base URL of a Cipherscale API", cfg.URL))
+		return ctrl.Result{RequeueAfter: cfg.ResyncInterval}, nil
+	}
+	v := classify(err)
+	switch {
+	case v.stalled:
+		r.stall(obj, v.reason, v.message)
+		return ctrl.Result{RequeueAfter: cfg.ResyncInterval}, nil
+	case v.requeueAfter > 0:
+		markReconciling(conds, gen, v.reason, v.message)
+		return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
+	default:
+		markReconciling(conds, gen, v.reason, v.message)
+		return ctrl.Result{}, err
+	}
+}
+
+// stall marks the tenant Stalled, with an event when the reason is new.
+func (r *TenantReconciler) stall(obj tenantObject, reason, msg string) {
+	st := obj.GetTenantStatus()
+	if readyReason(st.Conditions) != reason {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, iamv1alpha1.EventTenantUnavailable, "Check", "%s", msg)
+	}
+	markStalled(&st.Conditions, obj.GetGeneration(), reason, msg)
+	st.ObservedGeneration = obj.GetGeneration()
+}
+
+func (r *TenantReconciler) rememberRefusal(key tenant.Key, cfg tenant.Config, version uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refused == nil {
+		r.refused = map[tenant.Key]refusedKey{}
+	}
+	r.refused[key] = refusedKey{config: cfg, version: version, at: r.Clock.Now()}
+}
+
+// stillRefused reports whether the API refused this very key, with this very configuration,
+// less than a resync interval ago.
+func (r *TenantReconciler) stillRefused(key tenant.Key, cfg tenant.Config, version uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rk, ok := r.refused[key]
+	return ok && rk.config == cfg && rk.version == version && r.Clock.Since(rk.at) < cfg.ResyncInterval
+}
+
+func (r *TenantReconciler) forgetRefusal(key tenant.Key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.refused, key)
+}
+
+// referrers lists the CipherscaleUsers and memberships that name the tenant.
+func (r *TenantReconciler) referrers(ctx context.Context, key tenant.Key) (*iamv1alpha1.CipherscaleUserList, *iamv1alpha1.CipherscaleGroupMembershipList, error) {
+	users := &iamv1alpha1.CipherscaleUserList{}
+	if err := r.Kube.List(ctx, users, client.MatchingFields{indexTenant: key.String()}); err != nil {
+		return nil, nil, fmt.Errorf("listing the CipherscaleUsers of %s: %w", key, err)
+	}
+	memberships := &iamv1alpha1.CipherscaleGroupMembershipList{}
+	if err := r.Kube.List(ctx, memberships, client.MatchingFields{indexTenant: key.String()}); err != nil {
+		return nil, nil, fmt.Errorf("listing the memberships of %s: %w", key, err)
+	}
+	return users, memberships, nil
+}
+
+// declaredEmails returns the normalized emails the objects declare: every CipherscaleUser's,
+// and every email member of a membership. Objects being deleted declare nothing.
+func declaredEmails(users *iamv1alpha1.CipherscaleUserList, memberships *iamv1alpha1.CipherscaleGroupMembershipList) map[string]struct{} {
+	out := map[string]struct{}{}
+	for i := range users.Items {
+		if users.Items[i].DeletionTimestamp.IsZero() {
+			out[cipherscale.NormalizeEmail(users.Items[i].Spec.Email)] = struct{}{}
+		}
+	}
+	for i := range memberships.Items {
+		m := &memberships.Items[i]
+		if !m.DeletionTimestamp.IsZero() {
+			continue
+		}
+		for _, mem := range m.Spec.Members {
+			if mem.Email != "" {
+				out[cipherscale.NormalizeEmail(mem.Email)] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+// SetupWithManager registers the controller: it watches its kind of tenant (spec and deletion
+// changes), and the CipherscaleUsers and memberships that name one (their number holds it).
+func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Kube == nil || r.APIReader == nil || r.Tenants == nil || r.Recorder == nil || r.Clock == nil {
+		return errors.New("TenantReconciler needs Kube, APIReader, Tenants, Recorder and Clock")
+	}
+	if r.Kind != iamv1alpha1.KindClusterCipherscaleTenant && r.Kind != iamv1alpha1.KindCipherscaleTenant {
+		return fmt.Errorf("TenantReconciler cannot serve kind %q", r.Kind)
+	}
+	if r.ResyncInterval <= 0 {
+		return errors.New("TenantReconciler needs a positive ResyncInterval")
+	}
+	if r.RecheckInterval <= 0 || r.RecheckInterval > r.ResyncInterval {
+		r.RecheckInterval = min(r.ResyncInterval, maxRecheckInterval)
+	}
+	countChanged := builder.WithPredicates(predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return true },
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(strings.ToLower(r.Kind)).
+		For(r.newObject(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
+		Watches(&iamv1alpha1.CipherscaleUser{}, handler.EnqueueRequestsFromMapFunc(tenantOfObject(r.Kind)), countChanged).
+		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(tenantOfObject(r.Kind)), countChanged).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2, RateLimiter: rateLimiter(r.ResyncInterval)}).
+		Complete(r)
+}
+
+// setupTenants registers the tenant index and one TenantReconciler per tenant kind.
+func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registry, recorder events.EventRecorder, o Options) error {
+	if err := setupTenantIndexes(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up the tenant index: %w", err)
+	}
+	for _, kind := range []string{iamv1alpha1.KindClusterCipherscaleTenant, iamv1alpha1.KindCipherscaleTenant} {
+		if kind == iamv1alpha1.KindClusterCipherscaleTenant && o.NamespacedTenantsOnly {
+			continue
+		}
+		if err := (&TenantReconciler{
+			Kube: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Tenants: tenants,
+			Recorder: recorder, Clock: o.Clock, Kind: kind, ResyncInterval: o.ResyncInterval,
+		}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the %s controller: %w", kind, err)
+		}
+	}
+	return nil
+}
+
+// SecretReader reads API keys from Secrets with r, which should be the manager's API reader
+// (a get of one Secret by name, never a cache of all). A Secret that is missing, that the
+// operator may not read, or whose key is empty, too long or holds control characters wraps
+// tenant.ErrInvalidSecret. No error contains the key.
+func SecretReader(r client.Reader) tenant.ReadSecretFunc {
+	return func(ctx context.Context, ref tenant.SecretRef) (string, error) {
+		s := &corev1.Secret{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, s); err != nil {
+			switch {
+			case apierrors.IsNotFound(err):
+				return "", fmt.Errorf("%w: Secret %s/%s does not exist", tenant.ErrInvalidSecret, ref.Namespace, ref.Name)
+			case apierrors.IsForbidden(err):
+				return "", fmt.Errorf("%w: the operator may not read Secret %s/%s", tenant.ErrInvalidSecret, ref.Namespace, ref.Name)
+			}
+			return "", fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)
+		}
+		raw, ok := s.Data[ref.Key]
+		if !ok {
+			return "", fmt.Errorf("%w: Secret %s/%s has no key %q", tenant.ErrInvalidSecret, ref.Namespace, ref.Name, ref.Key)
+		}
+		v := strings.TrimSpace(string(raw))
+		switch {
+		case v == "":
+			return "", fmt.Errorf("%w: key %q of Secret %s/%s is empty", tenant.ErrInvalidSecret, ref.Key, ref.Namespace, ref.Name)
+		case len(v) > maxKeyBytes:
+			return "", fmt.Errorf("%w: key %q of Secret %s/%s is longer than %d bytes", tenant.ErrInvalidSecret, ref.Key, ref.Namespace, ref.Name, maxKeyBytes)
+		case strings.ContainsFunc(v, unicode.IsControl):
+			return "", fmt.Errorf("%w: key %q of Secret %s/%s holds control characters (more than one line?)", tenant.ErrInvalidSecret, ref.Key, ref.Namespace, ref.Name)
+		}
+		return v, nil
+	}
+}
+
+// capitalize makes an error's text a sentence, for a condition's message.
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -1,0 +1,197 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+)
+
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// indexTenant indexes CipherscaleUsers and CipherscaleGroupMemberships by the String of their
+// tenant's key ("default" when they name none).
+const indexTenant = "cipherscale.spec.tenantRef"
+
+// tenantKeyOf returns the key of the tenant an object in namespace names with ref: the default
+// tenant when ref is nil; a CipherscaleTenant is looked up in the object's own namespace.
+func tenantKeyOf(namespace string, ref *iamv1alpha1.TenantReference) tenant.Key {
+	switch {
+	case ref == nil:
+		return tenant.DefaultKey
+	case ref.Kind == iamv1alpha1.KindCipherscaleTenant:
+		return tenant.NamespacedKey(namespace, ref.Name)
+	default:
+		return tenant.ClusterKey(ref.Name)
+	}
+}
+
+// tenantRefOf returns the tenantRef of a CipherscaleUser or CipherscaleGroupMembership.
+func tenantRefOf(o client.Object) *iamv1alpha1.TenantReference {
+	switch x := o.(type) {
+	case *iamv1alpha1.CipherscaleUser:
+		return x.Spec.TenantRef
+	case *iamv1alpha1.CipherscaleGroupMembership:
+		return x.Spec.TenantRef
+	}
+	return nil
+}
+
+// setupTenantIndexes registers indexTenant on both kinds that name a tenant.
+func setupTenantIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	byTenant := func(o client.Object) []string {
+		return []string{tenantKeyOf(o.GetNamespace(), tenantRefOf(o)).String()}
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &iamv1alpha1.CipherscaleUser{}, indexTenant, byTenant); err != nil {
+		return err
+	}
+	return mgr.GetFieldIndexer().IndexField(ctx, &iamv1alpha1.CipherscaleGroupMembership{}, indexTenant, byTenant)
+}
+
+// tenantOfObject enqueues the tenant object that a CipherscaleUser or membership names, so
+// that the tenant's reference count (and a deletion that waits for it) follows the objects.
+func tenantOfObject(kind string) func(context.Context, client.Object) []reconcile.Request {
+	return func(_ context.Context, o client.Object) []reconcile.Request {
+		k := tenantKeyOf(o.GetNamespace(), tenantRefOf(o))
+		if k.Kind != kind {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: k.Namespace, Name: k.Name}}}
+	}
+}
+
+// TenantResolver finds the tenant a CipherscaleUser or CipherscaleGroupMembership names and
+// says whether the object may use it. The user and membership reconcilers call Resolve before
+// anything else touches the tenant.
+type TenantResolver struct {
+	// Kube reads tenant objects and namespaces (the manager's cached client).
+	Kube client.Reader
+	// Tenants is the set of tenants the operator serves.
+	Tenants *tenant.Registry
+	// NoClusterTenants refuses every ClusterCipherscaleTenant: Options.NamespacedTenantsOnly.
+	NoClusterTenants bool
+}
+
+// Resolve returns the tenant obj names (its spec.tenantRef; the default tenant when it names
+// none) and its key. When obj may not use it, Resolve returns a nil tenant and a refusal: the
+// message of a Stalled condition with reason InvalidTenant, naming the rule. An error is a
+// failed read, to be retried.
+//
+// The rules: a CipherscaleTenant is usable only from its own namespace (a tenantRef names it
+// by name, in the object's namespace); a ClusterCipherscaleTenant only from the namespaces its
+// namespaceSelector selects; a tenant that does not exist, is being deleted, or is not Ready
+// yet cannot be used.
+func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *tenant.Tenant, key tenant.Key, refusal string, err error) {
+	ref := tenantRefOf(obj)
+	key = tenantKeyOf(obj.GetNamespace(), ref)
+	if key.IsDefault() {
+		t, ok := r.Tenants.Get(key)
+		if !ok {
+			return nil, key, "The operator has no default tenant: set spec.tenantRef", nil
+		}
+		return t, key, "", nil
+	}
+
+	if key.Kind == tenant.KindCluster && r.NoClusterTenants {
+		return nil, key, "This operator watches only some namespaces and serves no ClusterCipherscaleTenant: name a CipherscaleTenant of this namespace", nil
+	}
+	var tobj tenantObject
+	switch key.Kind {
+	case tenant.KindNamespaced:
+		tobj = &iamv1alpha1.CipherscaleTenant{}
+	default:
+		tobj = &iamv1alpha1.ClusterCipherscaleTenant{}
+	}
+	if err := r.Kube.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, tobj); err != nil {
+		if apierrors.IsNotFound(err) {
+			if key.Kind == tenant.KindNamespaced {
+				return nil, key, fmt.Sprintf("There is no CipherscaleTenant %q in namespace %s: a CipherscaleTenant is usable only from its own namespace", key.Name, key.Namespace), nil
+			}
+			return nil, key, fmt.Sprintf("There is no ClusterCipherscaleTenant %q", key.Name), nil
+		}
+		return nil, key, "", fmt.Errorf("reading %s: %w", key, err)
+	}
+	if c, ok := tobj.(*iamv1alpha1.ClusterCipherscaleTenant); ok {
+		allowed, msg, err := r.selects(ctx, c.Spec.NamespaceSelector, obj.GetNamespace())
+		if err != nil {
+			return nil, key, "", err
+		}
+		if !allowed {
+			return nil, key, fmt.Sprintf("ClusterCipherscaleTenant %q may not be used from namespace %s: %s", key.Name, obj.GetNamespace(), msg), nil
+		}
+	}
+	if !tobj.GetDeletionTimestamp().IsZero() && obj.GetDeletionTimestamp().IsZero() {
+		return nil, key, fmt.Sprintf("%s %q is being deleted: name another tenant in a new object", key.Kind, key.Name), nil
+	}
+	// An object being deleted may still use a tenant that is not Ready: its finalizer has to
+	// be carried out, and the call will say whether the tenant answers.
+	t, ok := r.Tenants.Get(key)
+	if !ok || (obj.GetDeletionTimestamp().IsZero() && !isReady(tobj.GetTenantStatus().Conditions)) {
+		return nil, key, fmt.Sprintf("%s %q is not ready yet: see its status", key.Kind, key.Name), nil
+	}
+	return t, key, "", nil
+}
+
+// selects reports whether selector selects the namespace; msg says why not.
+func (r *TenantResolver) selects(ctx context.Context, selector *metav1.LabelSelector, namespace string) (ok bool, msg string, err error) {
+	if selector == nil {
+		return false, "its namespaceSelector is empty", nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil {
+		return false, "its namespaceSelector is invalid: " + err.Error(), nil
+	}
+	if sel.Empty() {
+		return true, "", nil
+	}
+	ns := &corev1.Namespace{}
+	if err := r.Kube.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		return false, "", fmt.Errorf("reading namespace %s: %w", namespace, err)
+	}
+	if !sel.Matches(labels.Set(ns.Labels)) {
+		return false, "its namespaceSelector does not select this namespace", nil
+	}
+	return true, "", nil
+}
+
+// referrersOf maps a tenant object to the objects of one kind (newList makes a
+// CipherscaleUserList or a CipherscaleGroupMembershipList) that name it. The user and membership
+// reconcilers watch both tenant kinds through it, so that a tenant that becomes Ready, or whose
+// namespaceSelector changes, brings back the objects that use it.
+func referrersOf(kube client.Reader, newList func() client.ObjectList) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var key tenant.Key
+		switch o.(type) {
+		case *iamv1alpha1.CipherscaleTenant:
+			key = tenant.NamespacedKey(o.GetNamespace(), o.GetName())
+		case *iamv1alpha1.ClusterCipherscaleTenant:
+			key = tenant.ClusterKey(o.GetName())
+		default:
+			return nil
+		}
+		list := newList()
+		if err := kube.List(ctx, list, client.MatchingFields{indexTenant: key.String()}); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		_ = meta.EachListItem(list, func(obj runtime.Object) error {
+			if co, ok := obj.(client.Object); ok {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(co)})
+			}
+			return nil
+		})
+		return reqs
+	}
+}

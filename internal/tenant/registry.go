@@ -1,0 +1,409 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+)
+
+// Kinds of tenant objects, as a Key names them. They are the Kubernetes kinds' names; this
+// package does not import the API types.
+const (
+	KindCluster    = "ClusterCipherscaleTenant"
+	KindNamespaced = "CipherscaleTenant"
+)
+
+// Key identifies one tenant of the registry: the default tenant (the zero Key), a
+// ClusterCipherscaleTenant (Kind and Name) or a CipherscaleTenant (Kind, Namespace and Name).
+type Key struct {
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+// DefaultKey is the key of the operator's default tenant, the one its flags configure.
+var DefaultKey = Key{}
+
+// ClusterKey is the key of the ClusterCipherscaleTenant with this name.
+func ClusterKey(name string) Key { return Key{Kind: KindCluster, Name: name} }
+
+// NamespacedKey is the key of the CipherscaleTenant with this namespace and name.
+func NamespacedKey(namespace, name string) Key {
+	return Key{Kind: KindNamespaced, Namespace: namespace, Name: name}
+}
+
+// IsDefault reports whether k is the default tenant's key.
+func (k Key) IsDefault() bool { return k == DefaultKey }
+
+// String is "default", "ClusterCipherscaleTenant/<name>" or "CipherscaleTenant/<ns>/<name>":
+// the value of the controllers' tenant index and of the metrics' tenant label.
+func (k Key) String() string {
+	switch {
+	case k.IsDefault():
+		return "default"
+	case k.Kind == KindNamespaced:
+		return k.Kind + "/" + k.Namespace + "/" + k.Name
+	default:
+		return k.Kind + "/" + k.Name
+	}
+}
+
+// SecretRef says where a tenant's API key is: a key of a Secret.
+type SecretRef struct {
+	Namespace string
+	Name      string
+	Key       string
+}
+
+func (r SecretRef) String() string {
+	return fmt.Sprintf("Secret %s/%s key %q", r.Namespace, r.Name, r.Key)
+}
+
+// ErrInvalidSecret is wrapped by the errors of a ReadSecretFunc when the Secret is missing,
+// may not be read, or has no usable value at its key: a person must fix the Secret.
+var ErrInvalidSecret = errors.New("invalid API key Secret")
+
+// ReadSecretFunc returns the API key at ref. Its errors never contain the key. An error that
+// wraps ErrInvalidSecret says the Secret must be fixed; any other is transient.
+type ReadSecretFunc func(ctx context.Context, ref SecretRef) (string, error)
+
+// Config is what a tenant object says about its tenant, after the operator's defaults.
+type Config struct {
+	// URL is the base URL of the tenant's API.
+	URL string
+	// QPS and Burst are the tenant's rate limit; zero takes the registry's.
+	QPS   float64
+	Burst int
+	// ResyncInterval is how old the tenant's snapshot may be.
+	ResyncInterval time.Duration
+	// Secret is where the API key is.
+	Secret SecretRef
+}
+
+// RegistryOptions configure a Registry: what every tenant's client shares.
+type RegistryOptions struct {
+	// ReadSecret reads an API key from a Secret. Required for tenants other than the default.
+	ReadSecret ReadSecretFunc
+	// AllowInsecureHTTP allows plain-http URLs on non-loopback hosts.
+	AllowInsecureHTTP bool
+	// Observer receives every tenant client's metrics; optional.
+	Observer cipherscale.Observer
+	// UserAgent of every request; the client's default when empty.
+	UserAgent string
+	// HTTPClient sends the requests; the client's default when nil.
+	HTTPClient *http.Client
+	// MaxRetries and RetryBudget of every tenant's client; the client's defaults when zero.
+	MaxRetries  int
+	RetryBudget time.Duration
+	// QPS and Burst are the rate limit of a tenant whose Config sets none: the operator's flags.
+	QPS   float64
+	Burst int
+	// BatchWindow of every tenant's create batcher.
+	BatchWindow time.Duration
+	// KeyMaxAge is how long a key read from a Secret is used before the Secret is read again;
+	// keyMaxAge when zero. A 401 from the API makes the next call read it again at once.
+	KeyMaxAge time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// keyMaxAge is how long a key read from a Secret is used without reading the Secret again.
+const keyMaxAge = time.Minute
+
+// keyRereadInterval is the least time between two reads of one Secret, so that a storm of 401s
+// does not become a storm of Secret reads.
+const keyRereadInterval = time.Second
+
+// keyReadTimeout bounds one read of a Secret made from within an API call.
+const keyReadTimeout = 10 * time.Second
+
+// Registry is the set of tenants the operator serves, each with its own client (its own rate
+// limiter and 429 pause), snapshot and create batcher, so that one tenant's outage or 429 storm
+// never slows another. It is safe for concurrent use.
+type Registry struct {
+	opts RegistryOptions
+
+	mu      sync.RWMutex
+	entries map[Key]*entry
+}
+
+type entry struct {
+	tenant *Tenant
+	config Config
+	key    *SecretKey // nil for a default tenant set from the flags
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry(opts RegistryOptions) *Registry {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.KeyMaxAge <= 0 {
+		opts.KeyMaxAge = keyMaxAge
+	}
+	return &Registry{opts: opts, entries: map[Key]*entry{}}
+}
+
+// SetDefault makes t the default tenant: the one objects without a tenantRef use.
+func (r *Registry) SetDefault(t *Tenant) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.entries[DefaultKey] = &entry{tenant: t}
+}
+
+// Get returns the tenant with this key, if the registry has it.
+func (r *Registry) Get(k Key) (*Tenant, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.entries[k]
+	if !ok {
+		return nil, false
+	}
+	return e.tenant, true
+}
+
+// Keys returns the keys of every tenant, sorted by their String.
+func (r *Registry) Keys() []Key {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Key, 0, len(r.entries))
+	for k := range r.entries {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// Ensure returns the tenant with this key, configured by cfg. A tenant whose configuration
+// changed is replaced by a new one (new client, empty snapshot); an unchanged one is returned
+// as it is, with its snapshot and its key. The key is not read here: see ReloadKey.
+func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
+	if k.IsDefault() {
+		return nil, errors.New("the default tenant is set with SetDefault")
+	}
+	if r.opts.ReadSecret == nil {
+		return nil, errors.New("the registry has no ReadSecret function")
+	}
+	if cfg.QPS == 0 {
+		cfg.QPS = r.opts.QPS
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = r.opts.Burst
+	}
+	r.mu.RLock()
+	e, ok := r.entries[k]
+	r.mu.RUnlock()
+	if ok && e.config == cfg {
+		return e.tenant, nil
+	}
+
+	key := NewSecretKey(cfg.Secret, r.opts.ReadSecret, r.opts.Now)
+	key.maxAge = r.opts.KeyMaxAge
+	api, err := cipherscale.New(cipherscale.Config{
+		BaseURL:           cfg.URL,
+		AllowInsecureHTTP: r.opts.AllowInsecureHTTP,
+		Key:               key,
+		HTTPClient:        r.opts.HTTPClient,
+		QPS:               cfg.QPS,
+		Burst:             cfg.Burst,
+		MaxRetries:        r.opts.MaxRetries,
+		RetryBudget:       r.opts.RetryBudget,
+		UserAgent:         r.opts.UserAgent,
+		Observer:          expireOn401{next: r.opts.Observer, key: key},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configuring the client of tenant %s: %w", k, err)
+	}
+	t := New(api, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, Now: r.opts.Now})
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.entries[k]; ok && e.config == cfg { // another caller won the race
+		return e.tenant, nil
+	}
+	r.entries[k] = &entry{tenant: t, config: cfg, key: key}
+	return t, nil
+}
+
+// ReloadKey reads the tenant's Secret now, so that a rotated key is used from the next call
+// on. It returns an error wrapping ErrInvalidSecret when the Secret must be fixed, and the
+// version of the key: a number that changes each time the key read differs from the last.
+func (r *Registry) ReloadKey(ctx context.Context, k Key) (uint64, error) {
+	r.mu.RLock()
+	e, ok := r.entries[k]
+	r.mu.RUnlock()
+	if !ok {
+		return 0, fmt.Errorf("tenant %s is not in the registry", k)
+	}
+	if e.key == nil {
+		return 0, nil // the default tenant's key comes from the flags
+	}
+	return e.key.Reload(ctx)
+}
+
+// Drain keeps the tenant's last good key in use when its Secret goes: the tenant object is
+// being deleted, and the finalizers of the objects that use it still have to reach the tenant
+// (a namespace deleted with its tenant, Secret and users at once, in any order). A tenant not
+// in the registry is ignored.
+func (r *Registry) Drain(k Key) {
+	r.mu.RLock()
+	e, ok := r.entries[k]
+	r.mu.RUnlock()
+	if ok && e.key != nil {
+		e.key.mu.Lock()
+		e.key.draining = true
+		e.key.mu.Unlock()
+	}
+}
+
+// Remove forgets the tenant with this key. Calls in flight finish; new lookups miss.
+func (r *Registry) Remove(k Key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.entries, k)
+}
+
+// expireOn401 passes the client's metrics on and makes the key source read its Secret again
+// after a 401, so that a rotated key is picked up by the next call.
+type expireOn401 struct {
+	next cipherscale.Observer
+	key  *SecretKey
+}
+
+func (o expireOn401) ObserveRequest(route string, status int, d time.Duration) {
+	if status == http.StatusUnauthorized {
+		o.key.Expire()
+	}
+	if o.next != nil {
+		o.next.ObserveRequest(route, status, d)
+	}
+}
+
+func (o expireOn401) ObserveRateLimitWait(d time.Duration) {
+	if o.next != nil {
+		o.next.ObserveRateLimitWait(d)
+	}
+}
+
+func (o expireOn401) ObserveThrottled(route string, retryAfter time.Duration) {
+	if o.next != nil {
+		o.next.ObserveThrottled(route, retryAfter)
+	}
+}
+
+// SecretKey is a cipherscale.KeySource that reads the API key from a Secret: at the first
+// call, again when the key is older than its maximum age, after a 401 (Expire), and whenever
+// Reload is called. It never prints the key.
+type SecretKey struct {
+	ref    SecretRef
+	read   ReadSecretFunc
+	now    func() time.Time
+	maxAge time.Duration
+
+	mu      sync.Mutex
+	key     string
+	err     error
+	valid   bool      // key was read successfully and the Secret has not been found invalid since
+	readAt  time.Time // of the last successful read
+	triedAt time.Time // of the last read, successful or not
+	stale   bool      // read again at the next call: a 401 or a transient read error
+	version uint64
+	// lastGood is the last key read successfully; draining uses it when the Secret is gone.
+	lastGood string
+	draining bool
+}
+
+var _ cipherscale.KeySource = (*SecretKey)(nil)
+
+// NewSecretKey returns a key source over the Secret key ref, read with read. now is the clock
+// (time.Now when nil). The Secret is read at the first call.
+func NewSecretKey(ref SecretRef, read ReadSecretFunc, now func() time.Time) *SecretKey {
+	if now == nil {
+		now = time.Now
+	}
+	return &SecretKey{ref: ref, read: read, now: now, maxAge: keyMaxAge}
+}
+
+// Key returns the key, reading the Secret again when the key is stale.
+func (k *SecretKey) Key() (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	due := !k.valid || k.stale || now.Sub(k.readAt) >= k.maxAge
+	if due && (k.triedAt.IsZero() || now.Sub(k.triedAt) >= keyRereadInterval) {
+		ctx, cancel := context.WithTimeout(context.Background(), keyReadTimeout)
+		defer cancel()
+		k.readLocked(ctx, now)
+	}
+	if k.err != nil {
+		if k.draining && k.lastGood != "" {
+			return k.lastGood, nil
+		}
+		return "", k.err
+	}
+	return k.key, nil
+}
+
+// Reload reads the Secret now and returns the key's version and the read's error.
+func (k *SecretKey) Reload(ctx context.Context) (uint64, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.readLocked(ctx, k.now())
+	return k.version, k.err
+}
+
+// readLocked reads the Secret. A Secret that must be fixed clears the key; a transient error
+// keeps the last good key (an API server blip must not stop the tenant) and is retried at the
+// next call. The version changes when the key does.
+func (k *SecretKey) readLocked(ctx context.Context, now time.Time) {
+	k.triedAt = now
+	v, err := k.read(ctx, k.ref)
+	if err == nil && v == "" {
+		err = fmt.Errorf("%w: %s is empty", ErrInvalidSecret, k.ref)
+	}
+	switch {
+	case err == nil:
+		if !k.valid || v != k.key {
+			k.version++
+		}
+		k.key, k.err, k.valid, k.lastGood = v, nil, true, v
+		k.readAt, k.stale = now, false
+	case errors.Is(err, ErrInvalidSecret):
+		if k.valid {
+			k.version++
+		}
+		k.key, k.err, k.valid = "", err, false
+	default:
+		if !k.valid {
+			k.err = err
+		}
+		k.stale = true
+	}
+}
+
+// Expire makes the next call read the Secret again (at most once per keyRereadInterval).
+func (k *SecretKey) Expire() {
+	k.mu.Lock()
+	k.stale = true
+	k.mu.Unlock()
+}
+
+// String names the Secret, never the key.
+func (k *SecretKey) String() string { return "SecretKey(" + k.ref.String() + ")" }
+
+// GoString hides the key from %#v.
+func (k *SecretKey) GoString() string { return k.String() }
+
+// Format hides the key from every fmt verb.
+func (k *SecretKey) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, k.String()) }
+
+// LogValue hides the key from log/slog.
+func (k *SecretKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
