@@ -29,7 +29,9 @@ func newObjectSet(users []*iamv1alpha1.CipherscaleUser, memberships []*iamv1alph
 		usersByMail: map[string][]*iamv1alpha1.CipherscaleUser{},
 		byGroup:     map[string][]*iamv1alpha1.CipherscaleGroupMembership{},
 	}
-	sort.Slice(users, func(i, j int) bool { return key(users[i].Namespace, users[i].Name) < key(users[j].Namespace, users[j].Name) })
+	sort.Slice(users, func(i, j int) bool {
+		return key(users[i].Namespace, users[i].Name) < key(users[j].Namespace, users[j].Name)
+	})
 	sort.Slice(memberships, func(i, j int) bool {
 		return key(memberships[i].Namespace, memberships[i].Name) < key(memberships[j].Namespace, memberships[j].Name)
 	})
