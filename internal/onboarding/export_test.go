@@ -196,7 +196,6 @@ func TestExportSplitsAGroupLargerThanAMembershipHolds(t *testing.T) {
 	}
 }
 
-
 func TestWriteDirMirrorsTheTenant(t *testing.T) {
 	dir := t.TempDir()
 	keep := filepath.Join(dir, "notes.yaml")
