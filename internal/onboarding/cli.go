@@ -122,6 +122,7 @@ func (c *common) connect(ctx context.Context, env Env, cluster func() (*Cluster,
 		return nil, ref, "", errors.New("--tenant and --api-url exclude each other: the tenant object names its URL")
 	}
 	url := c.apiURL
+	urlFrom := "--api-url"
 	var key string
 	if c.tenant != "" {
 		var err error
@@ -141,6 +142,7 @@ func (c *common) connect(ctx context.Context, env Env, cluster func() (*Cluster,
 			return nil, ref, "", err
 		}
 		url, key = tc.URL, tc.Key
+		urlFrom = "spec.url of " + ref.Kind + " " + ref.Name
 	}
 	if c.apiKeyFile != "" {
 		k, err := os.ReadFile(c.apiKeyFile)
@@ -166,7 +168,7 @@ func (c *common) connect(ctx context.Context, env Env, cluster func() (*Cluster,
 		UserAgent: "kubectl-cipherscale",
 	})
 	if err != nil {
-		return nil, ref, key, err
+		return nil, ref, key, fmt.Errorf("%s: %w", urlFrom, err)
 	}
 	return api, ref, key, nil
 }
