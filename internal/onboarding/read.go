@@ -2,6 +2,7 @@ package onboarding
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -30,7 +31,8 @@ func ReadTenant(ctx context.Context, api PageLister, progress Progress) ([]ciphe
 		if err == nil {
 			return users, nil
 		}
-		if _, shifted := err.(*shiftError); !shifted {
+		var shifted *shiftError
+		if !errors.As(err, &shifted) {
 			return nil, err
 		}
 		lastErr = err

@@ -286,10 +286,10 @@ func emailOf(path string) string {
 
 func objectName(path string) string { return strings.TrimSuffix(filepath.Base(path), ".yaml") }
 
-func edit(path, old, new string) {
+func edit(path, from, to string) {
 	GinkgoHelper()
 	b, err := os.ReadFile(path)
 	Expect(err).NotTo(HaveOccurred())
-	Expect(string(b)).To(ContainSubstring(old))
-	Expect(os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644)).To(Succeed())
+	Expect(string(b)).To(ContainSubstring(from))
+	Expect(os.WriteFile(path, []byte(strings.Replace(string(b), from, to, 1)), 0o644)).To(Succeed())
 }

@@ -8,6 +8,7 @@ package onboarding
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -128,8 +129,8 @@ func run(env []string, args ...string) result {
 	err := cmd.Run()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		Expect(ok).To(BeTrue(), "running the plugin: %v", err)
+		var ee *exec.ExitError
+		Expect(errors.As(err, &ee)).To(BeTrue(), "running the plugin: %v", err)
 		code = ee.ExitCode()
 	}
 	Expect(stdout.String()+stderr.String()).NotTo(ContainSubstring(apiKey), "the plugin printed the API key")
