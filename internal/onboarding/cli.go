@@ -239,6 +239,9 @@ func runExport(ctx context.Context, args []string, env Env) (int, string, error)
 	if err != nil {
 		return ExitError, key, err
 	}
+	if n := len(users) - len(WithEmail(users)); n > 0 {
+		fmt.Fprintf(env.Stderr, "Left out %d tenant users that have no email (a CipherscaleUser needs one)\n", n)
+	}
 	docs := Export(users, ExportOptions{Namespace: c.namespace, Tenant: ref, Memberships: memberships})
 	if dir == "" {
 		var b bytes.Buffer

@@ -50,6 +50,7 @@ type Document struct {
 // CipherscaleGroupMembership per group), sorted by kind then name. The output depends only on
 // the tenant's state: exporting an unchanged tenant twice gives the same bytes.
 func Export(users []cipherscale.User, opts ExportOptions) []Document {
+	users = WithEmail(users)
 	emails := make([]string, 0, len(users))
 	for _, u := range users {
 		emails = append(emails, u.Email)
@@ -98,6 +99,18 @@ func Export(users []cipherscale.User, opts ExportOptions) []Document {
 	}
 	sort.Slice(mdocs, func(i, j int) bool { return mdocs[i].Name < mdocs[j].Name })
 	return append(docs, mdocs...)
+}
+
+// WithEmail returns the users that have an email: a CipherscaleUser needs one, so a user the
+// API reports without one cannot be exported (the caller says so).
+func WithEmail(users []cipherscale.User) []cipherscale.User {
+	out := make([]cipherscale.User, 0, len(users))
+	for _, u := range users {
+		if strings.TrimSpace(u.Email) != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // scalar renders s as a YAML scalar, quoted only when it must be.
