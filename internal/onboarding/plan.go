@@ -217,6 +217,9 @@ func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
 	}
 	add, remove := p.set.userGroupChanges(u, live)
 	up := plan.PlanUser(&u.Spec, live, add, remove)
+	if recordedID(u) != "" {
+		p.hasUser[k] = true // a paused object keeps the id it recorded
+	}
 	if paused {
 		if up.Empty() {
 			return blocked(iamv1alpha1.ReasonPaused, "the tenant matches the spec; no writes would be made")
