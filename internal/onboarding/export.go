@@ -230,7 +230,7 @@ func renderMembership(id, groupName, name string, members []string, opts ExportO
 	header(&b, "CipherscaleGroupMembership", name, opts)
 	b.WriteString("  groupId: " + scalar(id) + "\n")
 	tenantRef(&b, opts)
-	b.WriteString("  policy: Additive\n")
+	b.WriteString("  # policy is left to its default, Additive: this object adds its members and removes nobody.\n")
 	b.WriteString("  deletionPolicy: Orphan\n")
 	b.WriteString("  members:\n")
 	for _, m := range members {

@@ -159,8 +159,9 @@ func TestExportMembershipsDeclareEachPairOnce(t *testing.T) {
 	}
 	pairs := map[string][]string{}
 	for _, m := range ms {
-		if m.Spec.Policy != iamv1alpha1.MembershipPolicyAdditive || m.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan {
-			t.Errorf("%s: policy %q, deletionPolicy %q; want Additive, Orphan", m.Name, m.Spec.Policy, m.Spec.DeletionPolicy)
+		// Additive is the CRD's default: left out, as the API server fills it in.
+		if m.Spec.Policy != "" || m.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan {
+			t.Errorf("%s: policy %q, deletionPolicy %q; want the default (Additive) and Orphan", m.Name, m.Spec.Policy, m.Spec.DeletionPolicy)
 		}
 		for _, mem := range m.Spec.Members {
 			u := userByName[mem.UserRef.Name]
