@@ -17,6 +17,9 @@ import (
 const (
 	annotationUserID        = "cipherscale.com/user-id"
 	annotationCreatePending = "cipherscale.com/create-pending"
+	// Reasons of the identity design, spelled as the operator spells them.
+	reasonEmailMismatch  = "EmailMismatch"
+	reasonAmbiguousEmail = "AmbiguousEmail"
 )
 
 // Input is what a plan is computed from.
@@ -89,7 +92,9 @@ type planner struct {
 	set     *objectSet
 	byEmail map[string]*cipherscale.User
 	byID    map[string]*cipherscale.User
-	names   map[string]string // role and group names by id
+	// ambiguous holds the emails that several tenant users share, differing only in case.
+	ambiguous map[string]bool
+	names     map[string]string // role and group names by id
 	// hasUser is true for the CipherscaleUsers that would be tied to a tenant user (a member
 	// by userRef waits for that).
 	hasUser map[string]bool
@@ -99,14 +104,18 @@ type planner struct {
 // internal/plan, writing nothing.
 func Plan(in Input) Result {
 	p := &planner{in: in, set: newObjectSet(in.Users, in.Memberships),
-		byEmail: map[string]*cipherscale.User{}, byID: map[string]*cipherscale.User{},
+		byEmail: map[string]*cipherscale.User{}, byID: map[string]*cipherscale.User{}, ambiguous: map[string]bool{},
 		names: map[string]string{}, hasUser: map[string]bool{}}
 	if p.in.DefaultDeletionPolicy == "" {
 		p.in.DefaultDeletionPolicy = iamv1alpha1.DeletionPolicyDelete
 	}
 	for i := range in.Tenant {
 		u := copyUser(&in.Tenant[i])
-		p.byEmail[cipherscale.NormalizeEmail(u.Email)] = u
+		e := cipherscale.NormalizeEmail(u.Email)
+		if p.byEmail[e] != nil {
+			p.ambiguous[e] = true
+		}
+		p.byEmail[e] = u
 		p.byID[cipherscale.NormalizeID(u.ID)] = u
 		for _, r := range u.Roles {
 			p.names[cipherscale.NormalizeID(r.ID)] = r.Name
@@ -154,14 +163,30 @@ func recordedID(u *iamv1alpha1.CipherscaleUser) string {
 	return u.Status.ID
 }
 
-// lookup finds an object's tenant user: by its recorded id when it has one, else by email.
-func (p *planner) lookup(u *iamv1alpha1.CipherscaleUser) *cipherscale.User {
-	if id := recordedID(u); id != "" {
+// lookup finds an object's tenant user as identity.md says: by its recorded id when it has one
+// (a user whose email no longer matches is reported, never swapped; a recorded user that is gone
+// while another has the email is not adopted), else by email (an email that several users share,
+// differing only in case, is never guessed at). blocked is the reason and message when the object
+// would stall.
+func (p *planner) lookup(u *iamv1alpha1.CipherscaleUser) (live *cipherscale.User, blockReason, blockMsg string) {
+	email := cipherscale.NormalizeEmail(u.Spec.Email)
+	id := recordedID(u)
+	if id != "" {
 		if live := p.byID[cipherscale.NormalizeID(id)]; live != nil {
-			return live
+			if cipherscale.NormalizeEmail(live.Email) != email {
+				return nil, reasonEmailMismatch, fmt.Sprintf("the tenant user %s recorded in the annotation %s has another email; the operator never swaps one user for another", id, annotationUserID)
+			}
+			return live, "", ""
 		}
 	}
-	return p.byEmail[cipherscale.NormalizeEmail(u.Spec.Email)]
+	if p.ambiguous[email] {
+		return nil, reasonAmbiguousEmail, "several tenant users have this email, differing only in case; the operator never picks one"
+	}
+	found := p.byEmail[email]
+	if id != "" && found != nil && cipherscale.NormalizeID(found.ID) != cipherscale.NormalizeID(id) {
+		return nil, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf("the tenant user %s this object recorded is gone, and another user (%s) now has the email", id, found.ID)
+	}
+	return found, "", ""
 }
 
 func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
@@ -177,7 +202,10 @@ func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
 		return blocked(iamv1alpha1.ReasonEmailConflict, "another CipherscaleUser, created earlier, manages this email; this object would do nothing")
 	}
 	paused := u.Annotations[iamv1alpha1.AnnotationPaused] == "true"
-	live := p.lookup(u)
+	live, reason, msg := p.lookup(u)
+	if reason != "" {
+		return blocked(reason, msg)
+	}
 	k := key(u.Namespace, u.Name)
 	if live == nil {
 		if paused {
@@ -348,7 +376,7 @@ func (p *planner) planUserDelete(u *iamv1alpha1.CipherscaleUser, op ObjectPlan) 
 	}
 	owner := p.set.emailOwner(u.Spec.Email)
 	acts := owner == u && recordedID(u) != ""
-	live := p.lookup(u)
+	live := p.byID[cipherscale.NormalizeID(recordedID(u))] // finalization acts by the recorded id
 	op.Outcome = Changes
 	switch {
 	case !acts:

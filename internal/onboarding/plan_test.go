@@ -124,6 +124,14 @@ func TestPlanSaysWhatTheOperatorWouldDo(t *testing.T) {
 			"~ CipherscaleUser ns/" + UserName("sam@example.com") + " (sam@example.com): groups +0 -1",
 			"    - group Engineering (" + engID + ")",
 		}, true},
+		{"a recorded user with another email is reported, never swapped", func(objs []Object) []Object {
+			find(objs, "sam-").Annotations = map[string]string{annotationUserID: "u-kai"}
+			return objs
+		}, []string{"! CipherscaleUser ns/" + UserName("sam@example.com") + " (sam@example.com): EmailMismatch: the tenant user u-kai recorded in the annotation cipherscale.com/user-id has another email; the operator never swaps one user for another"}, true},
+		{"a recorded user gone while another has the email is not adopted", func(objs []Object) []Object {
+			find(objs, "sam-").Status.ID = "u-gone"
+			return objs
+		}, []string{"! CipherscaleUser ns/" + UserName("sam@example.com") + " (sam@example.com): AlreadyExists: the tenant user u-gone this object recorded is gone, and another user (u-sam) now has the email"}, true},
 		{"an object being deleted with the default policy", func(objs []Object) []Object {
 			now := metav1.NewTime(time.Unix(9000, 0))
 			u := find(objs, "kai-")
@@ -169,6 +177,21 @@ func TestPlanSaysWhatTheOperatorWouldDo(t *testing.T) {
 				t.Errorf("changes %d, blocked %d; want a change or block: %v", changes, blocked, tt.exitC)
 			}
 		})
+	}
+}
+
+func TestPlanNeverGuessesBetweenEmailsDifferingInCase(t *testing.T) {
+	tenant := append(sampleTenant(), cipherscale.User{ID: "u-sam2", Email: "SAM@example.com", Status: cipherscale.StatusActive})
+	objs := exported(t, sampleTenant(), ExportOptions{})
+	for _, o := range objs {
+		if o.User.Spec.Email == "sam@example.com" {
+			o.User.Status.ID = ""
+		}
+	}
+	_, out := runPlanOn(objs, tenant, nil)
+	want := "! CipherscaleUser ns/" + UserName("sam@example.com") + " (sam@example.com): AmbiguousEmail: several tenant users have this email, differing only in case; the operator never picks one\n"
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("output:\n%s\nwant first:\n%s", out, want)
 	}
 }
 
