@@ -125,9 +125,10 @@ $(ENVTEST_STAMP): hack/envtest-assets.sh
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager (bin/manager) and the simulator (bin/cipherscale-sim).
+build: ## Build the manager (bin/manager), the simulator (bin/cipherscale-sim) and the kubectl plugin (bin/kubectl-cipherscale).
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(GOBUILD_LDFLAGS)" -o $(LOCALBIN)/manager .
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(GOBUILD_LDFLAGS)" -o $(LOCALBIN)/cipherscale-sim ./hack/cipherscale-sim
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(LOCALBIN)/kubectl-cipherscale ./cmd/kubectl-cipherscale
 
 .PHONY: run
 run: export CIPHERSCALE_API_KEY ?= dev
@@ -136,7 +137,7 @@ run: manifests generate fmt vet ## Run the manager against the current kubeconfi
 
 .PHONY: clean
 clean: ## Remove the built binaries (keeps the tools and the envtest binaries; `make clean-all` removes bin/).
-	rm -f $(LOCALBIN)/manager $(LOCALBIN)/cipherscale-sim
+	rm -f $(LOCALBIN)/manager $(LOCALBIN)/cipherscale-sim $(LOCALBIN)/kubectl-cipherscale
 
 .PHONY: clean-all
 clean-all: ## Remove bin/ entirely, tools and envtest binaries included.

@@ -1,0 +1,570 @@
+package onboarding
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
+)
+
+// Annotations of the identity design (identity.md) that say an object already has its user or
+// has a create in flight. Read as plain strings: plan understands them whether or not the
+// operator it runs beside writes them yet.
+const (
+	annotationUserID        = "cipherscale.com/user-id"
+	annotationCreatePending = "cipherscale.com/create-pending"
+	// Reasons of the identity design, spelled as the operator spells them.
+	reasonEmailMismatch  = "EmailMismatch"
+	reasonAmbiguousEmail = "AmbiguousEmail"
+)
+
+// Input is what a plan is computed from.
+type Input struct {
+	// Users and Memberships are every object of the tenant as the cluster would hold them once
+	// the manifests are applied: the manifests' objects over the cluster's.
+	Users       []*iamv1alpha1.CipherscaleUser
+	Memberships []*iamv1alpha1.CipherscaleGroupMembership
+	// Show selects the objects to report, by "Kind/namespace/name"; nil reports all.
+	Show map[string]bool
+	// Tenant is every user of the tenant.
+	Tenant []cipherscale.User
+	// DefaultDeletionPolicy is the operator's --default-deletion-policy.
+	DefaultDeletionPolicy iamv1alpha1.DeletionPolicy
+}
+
+// Kind of outcome of one object.
+type Outcome int
+
+// Outcomes, from quiet to loud.
+const (
+	// Unchanged: the operator would make no call and the object would be Ready.
+	Unchanged Outcome = iota
+	// Changes: the operator would act.
+	Changes
+	// Blocked: the operator would do nothing and the object would not be Ready (a conflict, a
+	// stall, a pause): a person must act.
+	Blocked
+)
+
+// ObjectPlan is what the operator would do with one object.
+type ObjectPlan struct {
+	Kind, Namespace, Name string
+	// Email is the CipherscaleUser's email.
+	Email   string
+	Outcome Outcome
+	// Summary is one line in the words of the events: "adopt tenant user ...", "roles +1 -0".
+	Summary string
+	// Details are further lines: which roles, groups and members.
+	Details []string
+}
+
+// Result is the plan of every reported object.
+type Result struct {
+	Objects []ObjectPlan
+	// Undeclared are the emails of tenant users no object of the tenant declares (sorted).
+	Undeclared []string
+}
+
+// Counts returns how many objects would change and how many are blocked.
+func (r Result) Counts() (unchanged, changes, blocked int) {
+	for _, o := range r.Objects {
+		switch o.Outcome {
+		case Unchanged:
+			unchanged++
+		case Changes:
+			changes++
+		case Blocked:
+			blocked++
+		}
+	}
+	return
+}
+
+// planner carries the simulated tenant through the objects: each object's planned writes are
+// applied to it, so that the objects planned later see them, as the operator's later reconciles
+// would.
+type planner struct {
+	in      Input
+	set     *objectSet
+	byEmail map[string]*cipherscale.User
+	byID    map[string]*cipherscale.User
+	// ambiguous holds the emails that several tenant users share, differing only in case.
+	ambiguous map[string]bool
+	names     map[string]string // role and group names by id
+	// hasUser is true for the CipherscaleUsers that would be tied to a tenant user (a member
+	// by userRef waits for that).
+	hasUser map[string]bool
+}
+
+// Plan computes what the operator would do with each object, with the pure functions of
+// internal/plan, writing nothing.
+func Plan(in Input) Result {
+	p := &planner{in: in, set: newObjectSet(in.Users, in.Memberships),
+		byEmail: map[string]*cipherscale.User{}, byID: map[string]*cipherscale.User{}, ambiguous: map[string]bool{},
+		names: map[string]string{}, hasUser: map[string]bool{}}
+	if p.in.DefaultDeletionPolicy == "" {
+		p.in.DefaultDeletionPolicy = iamv1alpha1.DeletionPolicyDelete
+	}
+	for i := range in.Tenant {
+		u := copyUser(&in.Tenant[i])
+		e := cipherscale.NormalizeEmail(u.Email)
+		if p.byEmail[e] != nil {
+			p.ambiguous[e] = true
+		}
+		p.byEmail[e] = u
+		p.byID[cipherscale.NormalizeID(u.ID)] = u
+		for _, r := range u.Roles {
+			p.names[cipherscale.NormalizeID(r.ID)] = r.Name
+		}
+		for _, g := range u.Groups {
+			p.names[cipherscale.NormalizeID(g.ID)] = g.Name
+		}
+	}
+	var res Result
+	for _, u := range p.set.users {
+		op := p.planUser(u)
+		if in.Show == nil || in.Show["CipherscaleUser/"+key(u.Namespace, u.Name)] {
+			res.Objects = append(res.Objects, op)
+		}
+	}
+	for _, m := range p.set.memberships {
+		op := p.planMembership(m)
+		if in.Show == nil || in.Show["CipherscaleGroupMembership/"+key(m.Namespace, m.Name)] {
+			res.Objects = append(res.Objects, op)
+		}
+	}
+	res.Undeclared = p.undeclared()
+	return res
+}
+
+func copyUser(u *cipherscale.User) *cipherscale.User {
+	c := *u
+	c.Roles = append(cipherscale.RoleList(nil), u.Roles...)
+	c.Groups = append([]cipherscale.Group(nil), u.Groups...)
+	return &c
+}
+
+func (p *planner) name(id string) string {
+	if n := p.names[plan.NormalizeID(id)]; n != "" {
+		return n + " (" + plan.NormalizeID(id) + ")"
+	}
+	return plan.NormalizeID(id)
+}
+
+// recordedID is the tenant user id the object has recorded, "" when none.
+func recordedID(u *iamv1alpha1.CipherscaleUser) string {
+	if id := u.Annotations[annotationUserID]; id != "" {
+		return id
+	}
+	return u.Status.ID
+}
+
+// lookup finds an object's tenant user as identity.md says: by its recorded id when it has one
+// (a user whose email no longer matches is reported, never swapped; a recorded user that is gone
+// while another has the email is not adopted), else by email (an email that several users share,
+// differing only in case, is never guessed at). blocked is the reason and message when the object
+// would stall.
+func (p *planner) lookup(u *iamv1alpha1.CipherscaleUser) (live *cipherscale.User, blockReason, blockMsg string) {
+	email := cipherscale.NormalizeEmail(u.Spec.Email)
+	id := recordedID(u)
+	if id != "" {
+		if live := p.byID[cipherscale.NormalizeID(id)]; live != nil {
+			if cipherscale.NormalizeEmail(live.Email) != email {
+				return nil, reasonEmailMismatch, fmt.Sprintf("the tenant user %s recorded in the annotation %s has another email; the operator never swaps one user for another", id, annotationUserID)
+			}
+			return live, "", ""
+		}
+	}
+	if p.ambiguous[email] {
+		return nil, reasonAmbiguousEmail, "several tenant users have this email, differing only in case; the operator never picks one"
+	}
+	found := p.byEmail[email]
+	if id != "" && found != nil && cipherscale.NormalizeID(found.ID) != cipherscale.NormalizeID(id) {
+		return nil, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf("the tenant user %s this object recorded is gone, and another user (%s) now has the email", id, found.ID)
+	}
+	return found, "", ""
+}
+
+func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
+	op := ObjectPlan{Kind: "CipherscaleUser", Namespace: u.Namespace, Name: u.Name, Email: u.Spec.Email}
+	blocked := func(reason, msg string) ObjectPlan {
+		op.Outcome, op.Summary = Blocked, reason+": "+msg
+		return op
+	}
+	if !u.DeletionTimestamp.IsZero() {
+		return p.planUserDelete(u, op)
+	}
+	if owner := p.set.emailOwner(u.Spec.Email); owner != nil && owner != u {
+		return blocked(iamv1alpha1.ReasonEmailConflict, "another CipherscaleUser, created earlier, manages this email; this object would do nothing")
+	}
+	paused := u.Annotations[iamv1alpha1.AnnotationPaused] == "true"
+	live, reason, msg := p.lookup(u)
+	if reason != "" {
+		return blocked(reason, msg)
+	}
+	k := key(u.Namespace, u.Name)
+	if live == nil {
+		if paused {
+			return blocked(iamv1alpha1.ReasonPaused, "the user does not exist in the tenant and would be created")
+		}
+		groups := []string{}
+		if u.Spec.Groups != nil {
+			groups = plan.SortedSet(*u.Spec.Groups)
+		}
+		created := &cipherscale.User{Email: u.Spec.Email, Status: cipherscale.StatusPending}
+		for _, g := range groups {
+			created.Groups = append(created.Groups, cipherscale.Group{ID: g, Name: p.names[g]})
+		}
+		then := plan.PlanUser(&u.Spec, created, nil, nil)
+		op.Outcome, op.Summary = Changes, "create and invite"
+		if !then.Empty() {
+			op.Summary += "; then " + then.String()
+		}
+		for _, g := range groups {
+			op.Details = append(op.Details, "+ group "+p.name(g))
+		}
+		op.Details = append(op.Details, p.details(then)...)
+		p.apply(created, then)
+		p.byEmail[cipherscale.NormalizeEmail(u.Spec.Email)] = created
+		p.hasUser[k] = true
+		return op
+	}
+
+	var summary []string
+	if recordedID(u) == "" && u.Annotations[annotationCreatePending] == "" {
+		if u.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever {
+			return blocked(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf("the tenant already has a user with this email (%s) and adoptionPolicy is Never", live.ID))
+		}
+		if !paused {
+			summary = append(summary, "adopt tenant user "+live.ID)
+		}
+	}
+	add, remove := p.set.userGroupChanges(u, live)
+	up := plan.PlanUser(&u.Spec, live, add, remove)
+	if recordedID(u) != "" {
+		p.hasUser[k] = true // a paused object keeps the id it recorded
+	}
+	if paused {
+		if up.Empty() {
+			return blocked(iamv1alpha1.ReasonPaused, "the tenant matches the spec; no writes would be made")
+		}
+		return blocked(iamv1alpha1.ReasonPaused, "the tenant differs from the spec ("+up.String()+"); no writes would be made")
+	}
+	p.hasUser[k] = true
+	if !up.Empty() {
+		summary = append(summary, up.String())
+		op.Details = p.details(up)
+		p.apply(live, up)
+	}
+	if len(summary) > 0 {
+		op.Outcome, op.Summary = Changes, strings.Join(summary, "; ")
+	}
+	if up.OwnerProtected {
+		op.Outcome = Blocked
+		op.Summary = strings.TrimPrefix(op.Summary+"; ", "; ") + iamv1alpha1.ReasonOwnerProtected + ": the tenant owner cannot be deactivated"
+	}
+	if op.Outcome == Unchanged {
+		op.Summary = "no change"
+		if up.UnknownStatus != "" {
+			op.Summary += fmt.Sprintf(" (the API reports the unknown status %q: the active state is left alone)", up.UnknownStatus)
+		}
+	}
+	return op
+}
+
+// details lists the roles and groups a user plan adds and removes, by name.
+func (p *planner) details(up plan.UserPlan) []string {
+	var out []string
+	if up.Roles != nil {
+		for _, r := range up.Roles.AddedRoles {
+			out = append(out, "+ role "+p.name(r))
+		}
+		for _, r := range up.Roles.RemovedRoles {
+			out = append(out, "- role "+p.name(r))
+		}
+	}
+	for _, g := range up.AddGroups {
+		out = append(out, "+ group "+p.name(g))
+	}
+	for _, g := range up.RemoveGroups {
+		out = append(out, "- group "+p.name(g))
+	}
+	return out
+}
+
+// apply makes a user plan's changes to the simulated tenant user.
+func (p *planner) apply(u *cipherscale.User, up plan.UserPlan) {
+	switch {
+	case up.Reactivate:
+		u.Status = cipherscale.StatusActive
+	case up.Deactivate:
+		u.Status = cipherscale.StatusInactive
+	}
+	if up.Profile != nil {
+		if up.Profile.FirstName != nil {
+			u.FirstName = *up.Profile.FirstName
+		}
+		if up.Profile.LastName != nil {
+			u.LastName = *up.Profile.LastName
+		}
+		if up.Profile.Image != nil {
+			u.Image = *up.Profile.Image
+		}
+	}
+	if up.Roles != nil {
+		added, removed := toSet(up.Roles.AddedRoles), toSet(up.Roles.RemovedRoles)
+		var roles cipherscale.RoleList
+		for _, r := range u.Roles {
+			if !removed[plan.NormalizeID(r.ID)] {
+				roles = append(roles, r)
+			}
+		}
+		for id := range added {
+			roles = append(roles, cipherscale.Role{ID: id, Name: p.names[id]})
+		}
+		u.Roles = roles
+	}
+	p.changeGroups(u, up.AddGroups, up.RemoveGroups)
+}
+
+func (p *planner) changeGroups(u *cipherscale.User, add, remove []string) {
+	removed := toSet(remove)
+	var groups []cipherscale.Group
+	for _, g := range u.Groups {
+		if !removed[plan.NormalizeID(g.ID)] {
+			groups = append(groups, g)
+		}
+	}
+	for _, g := range add {
+		if !inGroup(u, g) {
+			groups = append(groups, cipherscale.Group{ID: g, Name: p.names[plan.NormalizeID(g)]})
+		}
+	}
+	u.Groups = groups
+}
+
+func toSet(ids []string) map[string]bool {
+	s := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		s[plan.NormalizeID(id)] = true
+	}
+	return s
+}
+
+func inGroup(u *cipherscale.User, groupID string) bool {
+	for _, g := range u.Groups {
+		if plan.NormalizeID(g.ID) == plan.NormalizeID(groupID) {
+			return true
+		}
+	}
+	return false
+}
+
+// planUserDelete is what finalizing a CipherscaleUser being deleted would do.
+func (p *planner) planUserDelete(u *iamv1alpha1.CipherscaleUser, op ObjectPlan) ObjectPlan {
+	if u.Annotations[iamv1alpha1.AnnotationPaused] == "true" {
+		op.Outcome, op.Summary = Blocked, iamv1alpha1.ReasonPaused+": deletion waits until the cipherscale.com/paused annotation is removed"
+		return op
+	}
+	policy := u.Spec.DeletionPolicy
+	if policy == "" {
+		policy = p.in.DefaultDeletionPolicy
+	}
+	owner := p.set.emailOwner(u.Spec.Email)
+	acts := owner == u && recordedID(u) != ""
+	live := p.byID[cipherscale.NormalizeID(recordedID(u))] // finalization acts by the recorded id
+	op.Outcome = Changes
+	switch {
+	case !acts:
+		op.Summary = "release the object (it never managed a tenant user)"
+	case policy == iamv1alpha1.DeletionPolicyOrphan:
+		op.Summary = "orphan: leave tenant user " + recordedID(u) + " in the tenant (deletionPolicy Orphan)"
+	case live == nil:
+		op.Summary = "release the object (tenant user " + recordedID(u) + " is already gone)"
+	case live.IsOwner:
+		op.Summary = iamv1alpha1.ReasonOwnerProtected + ": leave tenant user " + live.ID + " alone (the tenant owner is never deleted or deactivated)"
+	case policy == iamv1alpha1.DeletionPolicyDeactivate:
+		if live.Status.Normalized() != cipherscale.StatusInactive {
+			op.Summary = "deactivate tenant user " + live.ID + " (deletionPolicy Deactivate)"
+			live.Status = cipherscale.StatusInactive
+		} else {
+			op.Summary = "release the object (tenant user " + live.ID + " is already inactive)"
+		}
+	default:
+		op.Summary = "delete tenant user " + live.ID
+		delete(p.byEmail, cipherscale.NormalizeEmail(live.Email))
+		delete(p.byID, cipherscale.NormalizeID(live.ID))
+	}
+	return op
+}
+
+func (p *planner) planMembership(m *iamv1alpha1.CipherscaleGroupMembership) ObjectPlan {
+	op := ObjectPlan{Kind: "CipherscaleGroupMembership", Namespace: m.Namespace, Name: m.Name}
+	gid := plan.NormalizeID(m.Spec.GroupID)
+	owner := authoritativeOwner(p.set.byGroup[gid])
+	loser := m.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && owner != nil && owner != m
+	if !m.DeletionTimestamp.IsZero() {
+		return p.planMembershipDelete(m, op, loser)
+	}
+	if loser {
+		op.Outcome, op.Summary = Blocked, iamv1alpha1.ReasonGroupConflict+": another Authoritative membership, created earlier, owns this group; this object would do nothing"
+		return op
+	}
+	declared := map[string]bool{}
+	var added, removed, waiting []string
+	var notFound []string
+	for _, r := range p.set.resolveMembers(m) {
+		var live *cipherscale.User
+		if r.email != "" {
+			live = p.byEmail[r.email]
+		}
+		switch {
+		case r.spec.UserRef != nil && (r.user == nil || !p.hasUser[key(r.user.Namespace, r.user.Name)] || live == nil):
+			waiting = append(waiting, r.spec.UserRef.Name)
+		case live == nil:
+			notFound = append(notFound, r.email)
+		default:
+			declared[r.email] = true
+			if !inGroup(live, gid) {
+				added = append(added, r.email)
+				p.changeGroups(live, []string{gid}, nil)
+			}
+		}
+	}
+	if m.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative {
+		var emails []string
+		for e, u := range p.byEmail {
+			if inGroup(u, gid) && !declared[e] {
+				emails = append(emails, e)
+			}
+		}
+		sort.Strings(emails)
+		for _, e := range emails {
+			if plan.DecidePair(p.set.pairFacts(e, gid, true, "")) == plan.Remove {
+				removed = append(removed, e)
+				p.changeGroups(p.byEmail[e], nil, []string{gid})
+			}
+		}
+	}
+	var summary []string
+	if len(added) > 0 || len(removed) > 0 {
+		op.Outcome = Changes
+		summary = append(summary, fmt.Sprintf("members +%d -%d of group %s", len(added), len(removed), p.name(gid)))
+		for _, e := range added {
+			op.Details = append(op.Details, "+ member "+e)
+		}
+		for _, e := range removed {
+			op.Details = append(op.Details, "- member "+e)
+		}
+	}
+	if len(waiting) > 0 {
+		op.Outcome = max(op.Outcome, Blocked)
+		summary = append(summary, fmt.Sprintf("%s: %d members wait for their CipherscaleUser (%s)", iamv1alpha1.ReasonWaitingForUser, len(waiting), strings.Join(first(waiting, 5), ", ")))
+	}
+	if len(notFound) > 0 {
+		op.Outcome = Blocked
+		summary = append(summary, fmt.Sprintf("%s: %d members have no user in the tenant (%s)", iamv1alpha1.ReasonUserNotFound, len(notFound), strings.Join(first(notFound, 5), ", ")))
+	}
+	op.Summary = strings.Join(summary, "; ")
+	if op.Summary == "" {
+		op.Summary = "no change"
+	}
+	return op
+}
+
+func first(s []string, n int) []string {
+	if len(s) <= n {
+		return s
+	}
+	return append(append([]string(nil), s[:n]...), "...")
+}
+
+// planMembershipDelete is what finalizing a membership being deleted would do.
+func (p *planner) planMembershipDelete(m *iamv1alpha1.CipherscaleGroupMembership, op ObjectPlan, loser bool) ObjectPlan {
+	op.Outcome, op.Summary = Changes, "release the object"
+	if m.Spec.DeletionPolicy == iamv1alpha1.MembershipDeletionPolicyOrphan || loser {
+		op.Summary += " (its members stay in the group)"
+		return op
+	}
+	gid := plan.NormalizeID(m.Spec.GroupID)
+	var removed []string
+	for _, r := range p.set.resolveMembers(m) {
+		if r.email == "" {
+			continue
+		}
+		u := p.byEmail[r.email]
+		if u == nil || !inGroup(u, gid) {
+			continue
+		}
+		if plan.DecideRelease(p.set.pairFacts(r.email, gid, true, membershipSource(m)), true) == plan.Remove {
+			removed = append(removed, r.email)
+			p.changeGroups(u, nil, []string{gid})
+		}
+	}
+	if len(removed) > 0 {
+		op.Summary = fmt.Sprintf("remove %d members it declared from group %s, then release the object", len(removed), p.name(gid))
+		for _, e := range removed {
+			op.Details = append(op.Details, "- member "+e)
+		}
+	}
+	return op
+}
+
+// undeclared returns the emails of tenant users that no CipherscaleUser names and no membership
+// lists as an email member.
+func (p *planner) undeclared() []string {
+	declared := map[string]bool{}
+	for _, u := range p.set.users {
+		declared[cipherscale.NormalizeEmail(u.Spec.Email)] = true
+	}
+	for _, m := range p.set.memberships {
+		for _, mem := range m.Spec.Members {
+			if mem.UserRef == nil {
+				declared[cipherscale.NormalizeEmail(mem.Email)] = true
+			}
+		}
+	}
+	var out []string
+	for i := range p.in.Tenant {
+		if e := cipherscale.NormalizeEmail(p.in.Tenant[i].Email); !declared[e] {
+			out = append(out, e)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Render writes the plan for a person: one line per object that would change or is blocked,
+// its details indented, then a summary line.
+func Render(w io.Writer, r Result) {
+	unchanged, changes, blocked := r.Counts()
+	for _, o := range r.Objects {
+		if o.Outcome == Unchanged {
+			continue
+		}
+		mark := "~"
+		if o.Outcome == Blocked {
+			mark = "!"
+		}
+		who := o.Kind + " " + key(o.Namespace, o.Name)
+		if o.Email != "" {
+			who += " (" + o.Email + ")"
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", mark, who, o.Summary)
+		for _, d := range o.Details {
+			fmt.Fprintf(w, "    %s\n", d)
+		}
+	}
+	if n := len(r.Undeclared); n > 0 {
+		fmt.Fprintf(w, "  %d tenant users are declared by no object and are left alone: %s\n", n, strings.Join(first(r.Undeclared, 20), ", "))
+	}
+	if changes == 0 && blocked == 0 {
+		fmt.Fprintf(w, "No changes: the tenant matches all %d objects.\n", unchanged)
+		return
+	}
+	fmt.Fprintf(w, "Plan: %d objects to change, %d blocked (a person must act), %d unchanged.\n", changes, blocked, unchanged)
+}
