@@ -102,9 +102,9 @@ lint: $(GOLANGCI_LINT) $(ACTIONLINT) ## Run golangci-lint (configuration in .gol
 lint-fix: $(GOLANGCI_LINT) ## Run golangci-lint and apply the fixes it can.
 	$(GOLANGCI_LINT) run --fix
 
-# The image and its pull policy are placeholders that a release sets (kustomize edit set image,
-# or the chart), so kube-score's checks of them are skipped here.
-KUBE_SCORE_FLAGS ?= --ignore-test container-image-tag --ignore-test container-image-pull-policy
+# config/manager runs the image `make image` builds (a fixed tag, pull policy Always): every
+# kube-score check applies.
+KUBE_SCORE_FLAGS ?=
 
 .PHONY: score
 score: $(KUBE_SCORE) ## Score the manager's Deployment, Service and NetworkPolicy with kube-score.
