@@ -15,6 +15,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -183,7 +184,7 @@ func (o *options) defaults(created string) error {
 			return err
 		}
 		if chart.AppVersion == "" {
-			return fmt.Errorf("Chart.yaml has no appVersion")
+			return errors.New("no appVersion in Chart.yaml")
 		}
 		o.tag = chart.AppVersion
 	}
