@@ -231,9 +231,12 @@ func (o *options) git(fallback string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// buildManager builds the manager for the platform with the flags of `make build`.
+// buildManager builds the manager for the platform with the flags of `make build` (and the
+// Dockerfile).
 func (o *options) buildManager(p v1.Platform, out string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+o.version, "-o", out, ".")
+	// -buildvcs=false: as in the Dockerfile, whose context has no .git, the binary carries no
+	// VCS stamp (the version and the revision label say it), whatever GOFLAGS says.
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -X main.version="+o.version, "-o", out, ".")
 	cmd.Dir = o.root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

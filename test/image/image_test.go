@@ -119,7 +119,7 @@ var _ = Describe("the image", func() {
 		Expect(text).To(ContainSubstring(`go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"`))
 		hack, err := os.ReadFile(filepath.Join(root, "hack", "image", "main.go"))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(string(hack)).To(ContainSubstring(`"go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+o.version`))
+		Expect(string(hack)).To(ContainSubstring(`"go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -X main.version="+o.version`))
 		Expect(string(hack)).To(ContainSubstring(`"CGO_ENABLED=0"`))
 	})
 
