@@ -52,10 +52,10 @@ func parseFindings(out string) []finding {
 	return fs
 }
 
-// configIgnoredTests are the kube-score tests skipped for config/: its image is kustomize's
-// placeholder (controller:latest, set with `kustomize edit set image` at deploy time), so the
-// image tag and pull-policy checks would judge the placeholder, not what is deployed.
-var configIgnoredTests = []string{"container-image-tag", "container-image-pull-policy"}
+// configIgnoredTests are the kube-score tests skipped for config/: none. Its image is the one
+// `make image` builds, with a fixed tag (the chart's appVersion) and pull policy Always, as the
+// chart's.
+var configIgnoredTests []string
 
 // configWarnings are the WARNINGs config/default keeps, with the reason.
 var configWarnings = []allowedWarning{allowedWarnings[0]}

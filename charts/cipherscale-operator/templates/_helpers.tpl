@@ -26,17 +26,17 @@ already contains the chart's name.
 
 {{/* Labels of every object. */}}
 {{- define "cipherscale-operator.labels" -}}
-helm.sh/chart: {{ include "cipherscale-operator.chart" . }}
+helm.sh/chart: {{ include "cipherscale-operator.chart" . | quote }}
 {{ include "cipherscale-operator.selectorLabels" . }}
 app.kubernetes.io/version: {{ include "cipherscale-operator.imageTag" . | trunc 63 | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 app.kubernetes.io/part-of: cipherscale-operator
 {{- end }}
 
 {{/* Labels that select the manager pods; never change them (a Deployment's selector is immutable). */}}
 {{- define "cipherscale-operator.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "cipherscale-operator.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "cipherscale-operator.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 app.kubernetes.io/component: manager
 {{- end }}
 
@@ -52,6 +52,15 @@ app.kubernetes.io/component: manager
 {{/* The image tag: image.tag, or the chart's appVersion. */}}
 {{- define "cipherscale-operator.imageTag" -}}
 {{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{/*
+The image reference, REPOSITORY:TAG: the one `make image` builds and the release workflow
+pushes. The templates quote it; values.schema.json also bounds both parts to what registries
+accept.
+*/}}
+{{- define "cipherscale-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (include "cipherscale-operator.imageTag" .) }}
 {{- end }}
 
 {{/* The Secret holding the API key; rendering fails with instructions when it is not set. */}}
