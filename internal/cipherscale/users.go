@@ -143,7 +143,7 @@ func (c *Client) readList(ctx context.Context) ([]User, error) {
 				return nil, invalid(ErrListTooLarge, "the service sent more than %d users", c.maxUsers)
 			}
 			if memory += userFootprint(u); memory > c.maxMemory {
-				return nil, invalid(ErrListTooLarge, "the %d users read so far take more than %d MiB", len(users), c.maxMemory>>20)
+				return nil, invalid(ErrListTooLarge, "the %d users read so far take more than %d bytes of memory (estimated)", len(users), c.maxMemory)
 			}
 			users = append(users, *u)
 		}
