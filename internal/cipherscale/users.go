@@ -103,7 +103,7 @@ var errShifted = errors.New("the list shifted while it was read")
 // readList reads the list once, as ListUsers describes.
 func (c *Client) readList(ctx context.Context) ([]User, error) {
 	var (
-		users    []User
+		users    chunkedUsers
 		seen     = map[[16]byte]struct{}{}
 		memory   int64
 		offset   int
@@ -129,9 +129,6 @@ func (c *Client) readList(ctx context.Context) ([]User, error) {
 			}
 			data = data[1:]
 		}
-		if users == nil {
-			users = make([]User, 0, min(max(p.Total, len(data)), c.maxUsers, 10*MaxPageSize))
-		}
 		for i := range data {
 			u := &data[i]
 			key := uuidKey(u.ID)
@@ -139,19 +136,19 @@ func (c *Client) readList(ctx context.Context) ([]User, error) {
 				return nil, fmt.Errorf("%w: user %s came twice", errShifted, u.ID)
 			}
 			seen[key] = struct{}{}
-			if len(users) >= c.maxUsers {
+			if users.n >= c.maxUsers {
 				return nil, invalid(ErrListTooLarge, "the service sent more than %d users", c.maxUsers)
 			}
 			if memory += userFootprint(u); memory > c.maxMemory {
-				return nil, invalid(ErrListTooLarge, "the %d users read so far take more than %d bytes of memory (estimated)", len(users), c.maxMemory)
+				return nil, invalid(ErrListTooLarge, "the %d users read so far take more than %d bytes of memory (estimated)", users.n, c.maxMemory)
 			}
-			users = append(users, *u)
+			users.add(u)
 		}
 		if !p.HasNext {
-			if len(users) != p.Total {
-				return nil, fmt.Errorf("%w: read %d users, the service says it holds %d", errShifted, len(users), p.Total)
+			if users.n != p.Total {
+				return nil, fmt.Errorf("%w: read %d users, the service says it holds %d", errShifted, users.n, p.Total)
 			}
-			return users, nil
+			return users.slice(), nil
 		}
 		n := len(p.Data)
 		if n < 2 {
@@ -160,12 +157,54 @@ func (c *Client) readList(ctx context.Context) ([]User, error) {
 		}
 		if pages >= maxPages {
 			return nil, invalid(ErrListTooLarge, "read %d pages (%d users) and the service still says hasNext "+
-				"(total %d): its pagination does not end", pages, len(users), p.Total)
+				"(total %d): its pagination does not end", pages, users.n, p.Total)
 		}
 		// The next page overlaps this one by its last user, which tells a shifted list.
 		offset += n - 1
 		boundary = p.Data[n-1].ID
 	}
+}
+
+// chunkedUsers collects users in chunks of fixed size, so that a growing list is never copied
+// while it is read (a slice grown by append holds its old and new arrays at once): a list
+// refused at its cap has cost the memory of its users only.
+type chunkedUsers struct {
+	chunks [][]User
+	n      int
+}
+
+const userChunk = 4096
+
+func (c *chunkedUsers) add(u *User) {
+	if len(c.chunks) == 0 || len(c.chunks[len(c.chunks)-1]) == userChunk {
+		size := userChunk
+		if len(c.chunks) == 0 {
+			size = MaxPageSize // most tenants are small
+		}
+		c.chunks = append(c.chunks, make([]User, 0, size))
+	}
+	last := &c.chunks[len(c.chunks)-1]
+	if len(*last) == cap(*last) { // the first, small chunk is full: grow it to a whole chunk
+		*last = append(make([]User, 0, userChunk), *last...)
+	}
+	*last = append(*last, *u)
+	c.n++
+}
+
+// slice returns the users in one slice.
+func (c *chunkedUsers) slice() []User {
+	switch len(c.chunks) {
+	case 0:
+		return []User{}
+	case 1:
+		return c.chunks[0]
+	}
+	out := make([]User, 0, c.n)
+	for i, ch := range c.chunks {
+		out = append(out, ch...)
+		c.chunks[i] = nil
+	}
+	return out
 }
 
 // uuidKey packs a UUID (checked by checkUser) into 16 bytes, case-insensitively, for a set that
