@@ -432,6 +432,7 @@ type pager struct {
 	total, pageSize int
 	alwaysNext      bool // hasNext is always true
 	emptyPages      bool // pages carry no data
+	ignoreOffset    bool // every page is the first
 	requests        atomic.Int32
 	mu              sync.Mutex
 	offsets         []int
@@ -443,6 +444,9 @@ func (p *pager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	off, _ := strconv.Atoi(r.URL.Query().Get("offset"))
 	p.mu.Lock()
 	p.offsets = append(p.offsets, off)
+	if p.ignoreOffset {
+		off = 0
+	}
 	p.limits = append(p.limits, r.URL.Query().Get("limit"))
 	p.mu.Unlock()
 	data := []any{}
@@ -503,6 +507,14 @@ func TestListUsersPagination(t *testing.T) {
 		// 1000 users in pages of 99 new ones, then the refused page.
 		if n := p.requests.Load(); n != 11 {
 			t.Errorf("%d requests, want 11", n)
+		}
+	})
+	t.Run("offset ignored", func(t *testing.T) {
+		p := &pager{total: 250, pageSize: 100, alwaysNext: true, ignoreOffset: true}
+		c, _ := newClient(t, p)
+		_, err := c.ListUsers(ctx)
+		if !isDecode(err) || !strings.Contains(err.Error(), "does not follow the offset") || p.requests.Load() != 2 {
+			t.Fatalf("err = %v after %d requests, want a *DecodeError after 2", err, p.requests.Load())
 		}
 	})
 	t.Run("empty page with hasNext", func(t *testing.T) {

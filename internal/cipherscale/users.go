@@ -125,6 +125,14 @@ func (c *Client) readList(ctx context.Context) ([]User, error) {
 		data := p.Data
 		if boundary != "" {
 			if len(data) == 0 || data[0].ID != boundary {
+				// Users deleted before the offset make the page start later, with a user not read
+				// yet; a page that starts with a user read before does not follow the offset.
+				if len(data) > 0 {
+					if _, again := seen[uuidKey(data[0].ID)]; again {
+						return nil, invalid(nil, "the page at offset %d starts with user %s of an earlier page: "+
+							"the service's pagination does not follow the offset, and does not end", offset, data[0].ID)
+					}
+				}
 				return nil, fmt.Errorf("%w: the page at offset %d does not start with the last user of the page before it", errShifted, offset)
 			}
 			data = data[1:]
