@@ -513,7 +513,7 @@ func TestListUsersPagination(t *testing.T) {
 		p := &pager{total: 250, pageSize: 100, alwaysNext: true, ignoreOffset: true}
 		c, _ := newClient(t, p)
 		_, err := c.ListUsers(ctx)
-		if !isDecode(err) || !strings.Contains(err.Error(), "does not follow the offset") || p.requests.Load() != 2 {
+		if !isDecode(err) || !strings.Contains(err.Error(), "the offset is not followed") || p.requests.Load() != 2 {
 			t.Fatalf("err = %v after %d requests, want a *DecodeError after 2", err, p.requests.Load())
 		}
 	})

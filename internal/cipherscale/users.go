@@ -129,8 +129,8 @@ func (c *Client) readList(ctx context.Context) ([]User, error) {
 				// yet; a page that starts with a user read before does not follow the offset.
 				if len(data) > 0 {
 					if _, again := seen[uuidKey(data[0].ID)]; again {
-						return nil, invalid(nil, "the page at offset %d starts with user %s of an earlier page: "+
-							"the service's pagination does not follow the offset, and does not end", offset, data[0].ID)
+						return nil, invalid(nil, "the service's pagination does not end: the page at offset %d "+
+							"starts with user %s of an earlier page (the offset is not followed)", offset, data[0].ID)
 					}
 				}
 				return nil, fmt.Errorf("%w: the page at offset %d does not start with the last user of the page before it", errShifted, offset)
