@@ -31,6 +31,9 @@ func (c *Client) CreateUsers(ctx context.Context, users []NewUser) ([]User, erro
 		if e == "" {
 			return nil, fmt.Errorf("cipherscale API %s: item %d has no email", RouteCreateUsers, i)
 		}
+		if err := checkString("email", u.Email, maxEmailLen, true); err != nil {
+			return nil, fmt.Errorf("cipherscale API %s: item %d: %w", RouteCreateUsers, i, err)
+		}
 		if err := checkIDs(RouteCreateUsers, "group id", u.Groups); err != nil {
 			return nil, fmt.Errorf("item %d: %w", i, err)
 		}

@@ -230,8 +230,14 @@ func TestIDsCheckedBeforeEveryWrite(t *testing.T) {
 			}
 		}
 	}
+	// Emails the API would take for another, or that are not UTF-8, are never sent either.
+	for _, email := range []string{"a\u202e@x.com", "a\x00@x.com", "a\xff@x.com", strings.Repeat("a", 250) + "@x.com"} {
+		if _, err := c.CreateUsers(ctx, []cipherscale.NewUser{{Email: email}}); err == nil {
+			t.Errorf("create %q: accepted", email)
+		}
+	}
 	if n := requests.Load(); n != 0 {
-		t.Errorf("%d requests were sent with an invalid id", n)
+		t.Errorf("%d requests were sent with an invalid id or email", n)
 	}
 }
 
