@@ -15,7 +15,7 @@ const (
 	DefaultMaxListUsers = 200_000
 	// DefaultMaxListMemory is the most memory, estimated, that the users of one read of the tenant
 	// may take (Config.MaxListMemory).
-	DefaultMaxListMemory = 96 << 20
+	DefaultMaxListMemory = 64 << 20
 
 	// maxEmailLen is the longest email address (RFC 5321: 254 octets in a path).
 	maxEmailLen = 254

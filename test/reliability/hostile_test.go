@@ -50,6 +50,11 @@ func hostileID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d
 
 // hostilePage is a page of n minimal users from offset, served as JSON.
 func hostilePage(offset, n, total int, hasNext bool) []byte {
+	return hostilePageWith(offset, n, total, hasNext, "")
+}
+
+// hostilePageWith is hostilePage with extra raw JSON fields in every user (such as `,"roles":[...]`).
+func hostilePageWith(offset, n, total int, hasNext bool, extra string) []byte {
 	var b bytes.Buffer
 	b.Grow(64 + 64*n)
 	b.WriteString(`{"data":[`)
@@ -57,7 +62,7 @@ func hostilePage(offset, n, total int, hasNext bool) []byte {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`{"id":"` + hostileID(offset+i) + `","status":"active"}`)
+		b.WriteString(`{"id":"` + hostileID(offset+i) + `","status":"active"` + extra + `}`)
 	}
 	fmt.Fprintf(&b, `],"total":%d,"page":0,"limit":100,"hasNext":%t,"hasPrevious":false}`, total, hasNext)
 	return b.Bytes()
@@ -216,6 +221,16 @@ var _ = Describe("a hostile API", Ordered, func() {
 	It("refuses a status outside pending, active and inactive", func() {
 		attack("status suspended", `"suspended", which is none of pending, active or inactive`, 20*time.Second, nil,
 			rewriteVictim(users[4], func(u map[string]any) { u["status"] = "suspended" }, nil))
+	})
+
+	It("stops a list of users with 100 roles each at --max-tenant-list-mib", func() {
+		roles := make([]string, 100)
+		for i := range roles {
+			roles[i] = fmt.Sprintf(`{"id":"11111111-0000-4000-8000-%012d","name":"role %d"}`, i, i)
+		}
+		extra := `,"roles":[` + strings.Join(roles, ",") + `]`
+		attack("hasNext forever, 100 roles a user", "bytes of memory", 30*time.Second,
+			listOnly(func(r *http.Request) []byte { return hostilePageWith(offsetOf(r), 100, 10, true, extra) }), nil)
 	})
 
 	// Last: the memory the runtime keeps after this case would show in the peaks of later ones.
