@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -55,6 +56,9 @@ type options struct {
 	probeAddr             string
 	leaderElect           bool
 	leaderElectionNS      string
+	maxTenantUsers        int
+	maxTenantListMiB      int
+	softMemoryLimitMiB    int
 }
 
 func main() {
@@ -75,6 +79,9 @@ func main() {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the pod's namespace.")
+	fs.IntVar(&o.maxTenantUsers, "max-tenant-users", cipherscale.DefaultMaxListUsers, "Most users one read of a tenant may hold; a longer list (or an API that never stops paginating) is refused, so that memory stays bounded.")
+	fs.IntVar(&o.maxTenantListMiB, "max-tenant-list-mib", cipherscale.DefaultMaxListMemory>>20, "Most memory, in MiB and estimated, the users of one read of a tenant may take; past it the read is refused.")
+	fs.IntVar(&o.softMemoryLimitMiB, "soft-memory-limit-mib", 128, "Soft memory limit of the Go runtime in MiB, below the container's limit: the garbage collector works harder near it instead of letting the heap double. 0 keeps the runtime's default; $GOMEMLIMIT, when set, wins.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -118,6 +125,12 @@ func validate(o options) error {
 	if o.maxConcurrent < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
 	}
+	if o.softMemoryLimitMiB < 0 {
+		errs = append(errs, errors.New("--soft-memory-limit-mib must not be negative"))
+	}
+	if o.maxTenantUsers < 1 || o.maxTenantListMiB < 1 {
+		errs = append(errs, errors.New("--max-tenant-users and --max-tenant-list-mib must be at least 1"))
+	}
 	switch iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy) {
 	case iamv1alpha1.DeletionPolicyDelete, iamv1alpha1.DeletionPolicyDeactivate, iamv1alpha1.DeletionPolicyOrphan:
 	default:
@@ -131,6 +144,9 @@ func run(ctx context.Context, o options) error {
 	if err := validate(o); err != nil {
 		return err
 	}
+	if o.softMemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(o.softMemoryLimitMiB) << 20)
+	}
 	key, err := apiKey(o)
 	if err != nil {
 		return err
@@ -143,6 +159,8 @@ func run(ctx context.Context, o options) error {
 		Burst:             o.burst,
 		UserAgent:         "cipherscale-operator/" + version,
 		Observer:          controller.APIMetrics{},
+		MaxListUsers:      o.maxTenantUsers,
+		MaxListMemory:     int64(o.maxTenantListMiB) << 20,
 	})
 	if err != nil {
 		return fmt.Errorf("configuring the Cipherscale client: %w", err)

@@ -41,6 +41,16 @@ const (
 	ReasonEmailMismatch = "EmailMismatch"
 )
 
+// Condition reasons for answers of the Cipherscale API that the operator refuses or may not act on.
+const (
+	// ReasonForbidden: the API refused a call with 403 (the key lacks a permission).
+	ReasonForbidden = "Forbidden"
+	// ReasonAPIInvalidResponse: the API sent an answer the operator refuses (malformed, or past
+	// the client's limits: ids that are not UUIDs, strings that are not UTF-8, an unknown status,
+	// a page or a list larger than allowed). Retried with backoff.
+	ReasonAPIInvalidResponse = "APIInvalidResponse"
+)
+
 // Event reasons.
 const (
 	EventCreated          = "Created"
