@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -55,6 +56,8 @@ type options struct {
 	probeAddr             string
 	leaderElect           bool
 	leaderElectionNS      string
+	removalBudget         int
+	allowRemovalsFrom     string
 }
 
 func main() {
@@ -75,6 +78,8 @@ func main() {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the pod's namespace.")
+	fs.IntVar(&o.removalBudget, "removal-budget", 25, "Delete or deactivate calls allowed against the tenant in any sliding hour; past it removals wait for a person (0: no limit).")
+	fs.StringVar(&o.allowRemovalsFrom, "allow-removals-configmap", "", "NAMESPACE/NAME of a ConfigMap whose annotation "+iamv1alpha1.AnnotationAllowRemovals+"=<n> allows n more removals at once, once per value (the manager needs get and patch on it). Empty: only --removal-budget and time release waiting removals.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -117,6 +122,12 @@ func validate(o options) error {
 	}
 	if o.maxConcurrent < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
+	}
+	if o.removalBudget < 0 {
+		errs = append(errs, errors.New("--removal-budget must be 0 (no limit) or more"))
+	}
+	if _, err := namespacedName(o.allowRemovalsFrom); err != nil {
+		errs = append(errs, fmt.Errorf("--allow-removals-configmap: %w", err))
 	}
 	switch iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy) {
 	case iamv1alpha1.DeletionPolicyDelete, iamv1alpha1.DeletionPolicyDeactivate, iamv1alpha1.DeletionPolicyOrphan:
@@ -184,11 +195,14 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	allowFrom, _ := namespacedName(o.allowRemovalsFrom)
 	if err := controller.Setup(ctx, mgr, controller.Options{
-		Tenant:                  tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow}),
+		Tenant: tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow,
+			RemovalBudget: tenant.NewRemovalBudget(o.removalBudget, nil)}),
 		ResyncInterval:          o.resyncInterval,
 		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy),
 		MaxConcurrentReconciles: o.maxConcurrent,
+		AllowRemovalsConfigMap:  allowFrom,
 	}); err != nil {
 		return err
 	}
@@ -199,8 +213,20 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	setupLog.Info("Starting the manager", "version", version, "resyncInterval", o.resyncInterval.String(),
-		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces)
+		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces, "removalBudget", o.removalBudget)
 	return mgr.Start(ctx)
+}
+
+// namespacedName parses NAMESPACE/NAME; "" is the zero name.
+func namespacedName(s string) (types.NamespacedName, error) {
+	if s == "" {
+		return types.NamespacedName{}, nil
+	}
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("want NAMESPACE/NAME, not %q", s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
 
 func splitList(s string) []string {

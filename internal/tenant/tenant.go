@@ -23,6 +23,8 @@ type Options struct {
 	BatchWindow time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// RemovalBudget is the tenant's removal budget; nil gives a budget without limit.
+	RemovalBudget *RemovalBudget
 }
 
 // Tenant is the shared view of one tenant. It is safe for concurrent use.
@@ -64,6 +66,9 @@ func New(api cipherscale.API, opts Options) *Tenant {
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 10 * time.Minute
 	}
+	if opts.RemovalBudget == nil {
+		opts.RemovalBudget = NewRemovalBudget(0, opts.Now)
+	}
 	t := &Tenant{
 		api:           api,
 		opts:          opts,
@@ -78,6 +83,10 @@ func New(api cipherscale.API, opts Options) *Tenant {
 
 // API returns the client the tenant calls.
 func (t *Tenant) API() cipherscale.API { return t.api }
+
+// RemovalBudget returns the tenant's removal budget: every delete or deactivate call against
+// the tenant spends it.
+func (t *Tenant) RemovalBudget() *RemovalBudget { return t.opts.RemovalBudget }
 
 // Invalidate makes the next lookup read the tenant again. The controllers never call it: a
 // refresh they need goes through RefreshIfOlder, which is shared and remembers a failure.
