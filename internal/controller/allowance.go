@@ -49,6 +49,7 @@ func (a *allowRemovals) Start(ctx context.Context) error {
 		switch {
 		case apierrors.IsNotFound(err):
 			restored = true // nothing was granted from an object that does not exist
+			a.budget.Allow("", 0)
 		case err != nil:
 			logger.V(1).Info("Could not read the allow-removals ConfigMap", "error", err.Error())
 		default:
