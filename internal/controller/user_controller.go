@@ -128,6 +128,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 
 	if paused {
 		obj.Status.State = plan.StateOf(live.Status)
+		setTenantRefs(&obj.Status, live)
 		if p.Empty() {
 			markReady(conds, gen, iamv1alpha1.ReasonPaused, "Paused: the tenant matches the spec; no writes are made")
 		} else {
@@ -165,6 +166,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 
 	obj.Status.State = plan.StateOf(live.Status)
+	setTenantRefs(&obj.Status, live)
 	obj.Status.LastSyncTime = timePtr(readAt)
 	obj.Status.ObservedGeneration = gen
 	switch {

@@ -45,6 +45,9 @@ type Tenant struct {
 	touched  map[string]uint64
 	// refusedGroups holds the groups an add to which was refused as unknown (see GroupRefused).
 	refusedGroups map[string]time.Time
+	// roleNames and groupNames hold, by normalized id, the names of the roles and groups the
+	// tenant reported on its users, so that a role or group added locally carries its name.
+	roleNames, groupNames map[string]string
 
 	refresh singleflight.Group
 	batch   batcher
@@ -76,6 +79,8 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		byEmail:       map[string][]string{},
 		touched:       map[string]uint64{},
 		refusedGroups: map[string]time.Time{},
+		roleNames:     map[string]string{},
+		groupNames:    map[string]string{},
 	}
 	t.batch.t = t
 	return t
@@ -189,6 +194,7 @@ func (t *Tenant) install(users []cipherscale.User, started time.Time, startSeq u
 	for id, u := range byID {
 		n := cipherscale.NormalizeEmail(u.Email)
 		byEmail[n] = append(byEmail[n], id)
+		t.learnNamesLocked(u)
 	}
 	for n, ids := range byEmail {
 		if len(ids) > 1 {
@@ -361,9 +367,24 @@ func (t *Tenant) storeLocked(u *cipherscale.User) {
 	t.writeSeq++
 	t.touched[u.ID] = t.writeSeq
 	t.byID[u.ID] = u
+	t.learnNamesLocked(u)
 	n := cipherscale.NormalizeEmail(u.Email)
 	t.byEmail[n] = append(t.byEmail[n], u.ID)
 	sort.Strings(t.byEmail[n])
+}
+
+// learnNamesLocked records the names of u's roles and groups.
+func (t *Tenant) learnNamesLocked(u *cipherscale.User) {
+	for _, r := range u.Roles {
+		if r.Name != "" {
+			t.roleNames[normalizeID(r.ID)] = r.Name
+		}
+	}
+	for _, g := range u.Groups {
+		if g.Name != "" {
+			t.groupNames[normalizeID(g.ID)] = g.Name
+		}
+	}
 }
 
 // unindexLocked removes u's id from the email index.
@@ -465,7 +486,7 @@ func (t *Tenant) PatchRoles(ctx context.Context, id string, p cipherscale.RolesP
 		}
 		for _, a := range p.AddedRoles {
 			if _, ok := have[normalizeID(a)]; !ok {
-				roles = append(roles, cipherscale.Role{ID: a})
+				roles = append(roles, cipherscale.Role{ID: a, Name: t.roleNames[normalizeID(a)]})
 				have[normalizeID(a)] = struct{}{}
 			}
 		}
@@ -516,7 +537,7 @@ func (t *Tenant) AddToGroups(ctx context.Context, id string, groupIDs []string) 
 		}
 		for _, g := range groupIDs {
 			if _, ok := have[normalizeID(g)]; !ok {
-				u.Groups = append(u.Groups, cipherscale.Group{ID: g})
+				u.Groups = append(u.Groups, cipherscale.Group{ID: g, Name: t.groupNames[normalizeID(g)]})
 				have[normalizeID(g)] = struct{}{}
 			}
 		}
