@@ -129,9 +129,11 @@ func (r *UserReconciler) deactivate(ctx context.Context, obj *iamv1alpha1.Cipher
 }
 
 // removalStatusStep ends, at the end of a pass over an object that is not being deleted, a
-// removal its spec no longer asks for (spec.active is not false), so that it stops waiting.
+// removal it no longer needs (spec.active is not false, or the user is inactive already, for
+// example deactivated by hand), so that it stops waiting.
 func (r *UserReconciler) removalStatusStep(obj *iamv1alpha1.CipherscaleUser) {
-	if obj.DeletionTimestamp.IsZero() && (obj.Spec.Active == nil || *obj.Spec.Active) {
+	wanted := obj.Spec.Active != nil && !*obj.Spec.Active && obj.Status.State != iamv1alpha1.UserStateInactive
+	if obj.DeletionTimestamp.IsZero() && !wanted {
 		r.removalNotWanted(obj)
 	}
 }

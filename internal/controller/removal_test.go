@@ -121,3 +121,46 @@ func TestObjectOfRemoval(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovalStatusStep: at the end of a pass, a waiting deactivation stops waiting when the
+// spec no longer asks for it or the user is inactive already; it keeps waiting otherwise, and a
+// deleting object's removal is reconcileDelete's to end.
+func TestRemovalStatusStep(t *testing.T) {
+	f, tr := false, true
+	now := metav1.Now()
+	cases := []struct {
+		name      string
+		active    *bool
+		state     iamv1alpha1.UserState
+		deleting  bool
+		stillWait bool
+	}{
+		{"active omitted", nil, iamv1alpha1.UserStateActive, false, false},
+		{"active true again", &tr, iamv1alpha1.UserStateActive, false, false},
+		{"active false, user active", &f, iamv1alpha1.UserStateActive, false, true},
+		{"active false, user pending", &f, iamv1alpha1.UserStatePending, false, true},
+		{"active false, deactivated by hand", &f, iamv1alpha1.UserStateInactive, false, false},
+		{"being deleted", nil, iamv1alpha1.UserStateActive, true, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := tenant.NewRemovalBudget(1, nil)
+			r := &UserReconciler{Tenant: tenant.New(nil, tenant.Options{RemovalBudget: b})}
+			if w := r.reserveRemoval(budgetObj("first")); w != nil {
+				t.Fatal(w)
+			}
+			obj := budgetObj("x")
+			obj.Spec.Active, obj.Status.State = c.active, c.state
+			if c.deleting {
+				obj.DeletionTimestamp = &now
+			}
+			if w := r.reserveRemoval(obj); w == nil {
+				t.Fatal("x did not wait")
+			}
+			r.removalStatusStep(obj)
+			if got := b.Waiting() == 1; got != c.stillWait {
+				t.Fatalf("still waiting: %v, want %v", got, c.stillWait)
+			}
+		})
+	}
+}
