@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -59,6 +60,8 @@ type options struct {
 	maxTenantUsers        int
 	maxTenantListMiB      int
 	softMemoryLimitMiB    int
+	removalBudget         int
+	allowRemovalsFrom     string
 }
 
 func main() {
@@ -82,6 +85,8 @@ func main() {
 	fs.IntVar(&o.maxTenantUsers, "max-tenant-users", cipherscale.DefaultMaxListUsers, "Most users one read of a tenant may hold; a longer list (or an API that never stops paginating) is refused, so that memory stays bounded.")
 	fs.IntVar(&o.maxTenantListMiB, "max-tenant-list-mib", cipherscale.DefaultMaxListMemory>>20, "Most memory, in MiB and estimated, the users of one read of a tenant may take; past it the read is refused.")
 	fs.IntVar(&o.softMemoryLimitMiB, "soft-memory-limit-mib", 128, "Soft memory limit of the Go runtime in MiB, below the container's limit: the garbage collector works harder near it instead of letting the heap double. 0 keeps the runtime's default; $GOMEMLIMIT, when set, wins.")
+	fs.IntVar(&o.removalBudget, "removal-budget", 25, "Delete or deactivate calls allowed against the tenant in any sliding hour; past it removals wait for a person (0: no limit).")
+	fs.StringVar(&o.allowRemovalsFrom, "allow-removals-configmap", "", "NAMESPACE/NAME of a ConfigMap whose annotation "+iamv1alpha1.AnnotationAllowRemovals+"=<n> allows n more removals at once, once per value (the manager needs get and patch on it). Empty: only --removal-budget and time release waiting removals.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -130,6 +135,12 @@ func validate(o options) error {
 	}
 	if o.maxTenantUsers < 1 || o.maxTenantListMiB < 1 {
 		errs = append(errs, errors.New("--max-tenant-users and --max-tenant-list-mib must be at least 1"))
+	}
+	if o.removalBudget < 0 {
+		errs = append(errs, errors.New("--removal-budget must be 0 (no limit) or more"))
+	}
+	if _, err := namespacedName(o.allowRemovalsFrom); err != nil {
+		errs = append(errs, fmt.Errorf("--allow-removals-configmap: %w", err))
 	}
 	switch iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy) {
 	case iamv1alpha1.DeletionPolicyDelete, iamv1alpha1.DeletionPolicyDeactivate, iamv1alpha1.DeletionPolicyOrphan:
@@ -202,6 +213,7 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	allowFrom, _ := namespacedName(o.allowRemovalsFrom)
 	// The tenants that ClusterCipherscaleTenant and CipherscaleTenant objects add share the
 	// flags' settings; each has its own client and reads its key from its Secret, by name.
 	tenants := tenant.NewRegistry(tenant.RegistryOptions{
@@ -214,12 +226,14 @@ func run(ctx context.Context, o options) error {
 		BatchWindow:       o.batchWindow,
 	})
 	if err := controller.Setup(ctx, mgr, controller.Options{
-		Tenants:                 tenants,
-		NamespacedTenantsOnly:   len(splitList(o.watchNamespaces)) > 0,
-		Tenant:                  tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow}),
+		Tenants:               tenants,
+		NamespacedTenantsOnly: len(splitList(o.watchNamespaces)) > 0,
+		Tenant: tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow,
+			RemovalBudget: tenant.NewRemovalBudget(o.removalBudget, nil)}),
 		ResyncInterval:          o.resyncInterval,
 		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy),
 		MaxConcurrentReconciles: o.maxConcurrent,
+		AllowRemovalsConfigMap:  allowFrom,
 	}); err != nil {
 		return err
 	}
@@ -230,8 +244,20 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	setupLog.Info("Starting the manager", "version", version, "resyncInterval", o.resyncInterval.String(),
-		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces)
+		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces, "removalBudget", o.removalBudget)
 	return mgr.Start(ctx)
+}
+
+// namespacedName parses NAMESPACE/NAME; "" is the zero name.
+func namespacedName(s string) (types.NamespacedName, error) {
+	if s == "" {
+		return types.NamespacedName{}, nil
+	}
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("want NAMESPACE/NAME, not %q", s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
 
 func splitList(s string) []string {

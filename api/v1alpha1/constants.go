@@ -51,6 +51,21 @@ const (
 	ReasonAPIInvalidResponse = "APIInvalidResponse"
 )
 
+// Condition reason and annotations of the removal budget (docs: README "The removal budget").
+const (
+	// ReasonRemovalBudgetExceeded: the delete or deactivate call this object needs would overspend
+	// its tenant's removal budget; it waits, its finalizer held, until the budget allows it or a
+	// person allows more removals.
+	ReasonRemovalBudgetExceeded = "RemovalBudgetExceeded"
+	// AnnotationAllowRemovals, set to a whole number n, allows n more removals at once on top of
+	// the hourly budget, once per value. For the default tenant it is set on the ConfigMap that
+	// --allow-removals-configmap names.
+	AnnotationAllowRemovals = "cipherscale.com/allow-removals"
+	// AnnotationAllowRemovalsGranted is written by the operator next to AnnotationAllowRemovals
+	// with the value it granted, so that a restart does not grant the same value twice.
+	AnnotationAllowRemovalsGranted = "cipherscale.com/allow-removals-granted"
+)
+
 // Event reasons.
 const (
 	EventCreated          = "Created"

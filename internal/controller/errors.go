@@ -27,7 +27,10 @@ type verdict struct {
 func classify(err error) verdict {
 	var ae *cipherscale.APIError
 	var de *cipherscale.DecodeError
+	var rb *removalWaitError
 	switch {
+	case errors.As(err, &rb):
+		return verdict{reason: iamv1alpha1.ReasonRemovalBudgetExceeded, requeueAfter: rb.retryAfter, message: rb.Error()}
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return verdict{reason: iamv1alpha1.ReasonAPIUnavailable, message: "The Cipherscale API did not answer in time", retry: true}
 	case cipherscale.IsUnauthorized(err):
@@ -67,4 +70,12 @@ func classify(err error) verdict {
 	default:
 		return verdict{reason: iamv1alpha1.ReasonAPIError, retry: true, message: err.Error()}
 	}
+}
+
+// removalNotSent reports whether the error of a delete or deactivate call says that nobody was
+// removed: the API answered with a refusal (a 4xx other than 404, which means the user is
+// gone). Anything else (no answer, a timeout, a 5xx) may have removed the user.
+func removalNotSent(err error) bool {
+	st := cipherscale.StatusOf(err)
+	return st >= 400 && st < 500 && st != 404
 }
