@@ -30,6 +30,7 @@ import (
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/controller"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -55,6 +56,10 @@ type options struct {
 	probeAddr             string
 	leaderElect           bool
 	leaderElectionNS      string
+	// The default tenant's undeclared users (it has no tenant object to set them in).
+	undeclaredPolicy  string
+	undeclaredExclude string
+	undeclaredGrace   time.Duration
 }
 
 func main() {
@@ -75,6 +80,9 @@ func main() {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the pod's namespace.")
+	fs.StringVar(&o.undeclaredPolicy, "undeclared-users-policy", string(plan.UndeclaredIgnore), "What the operator does about the default tenant's users that no CipherscaleUser or membership declares: Ignore, Report (a log line and the metric cipherscale_undeclared_users), Deactivate or Delete (past --undeclared-grace-period, within the removal budget).")
+	fs.StringVar(&o.undeclaredExclude, "undeclared-exclude", "", "Comma-separated addresses or patterns (*@partner.com) of the default tenant never deactivated or deleted as undeclared.")
+	fs.DurationVar(&o.undeclaredGrace, "undeclared-grace-period", 24*time.Hour, "How long a user of the default tenant must have been undeclared before --undeclared-users-policy acts on them.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -123,7 +131,18 @@ func validate(o options) error {
 	default:
 		errs = append(errs, fmt.Errorf("--default-deletion-policy must be Delete, Deactivate or Orphan, not %q", o.defaultDeletionPolicy))
 	}
+	if err := controller.ValidateUndeclaredPolicy(undeclaredPolicy(o)); err != nil {
+		errs = append(errs, fmt.Errorf("--undeclared-users-policy, --undeclared-exclude, --undeclared-grace-period: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// undeclaredPolicy is the default tenant's undeclared-users policy, from the flags.
+func undeclaredPolicy(o options) controller.UndeclaredPolicy {
+	return controller.UndeclaredPolicy{
+		Policy: plan.UndeclaredPolicy(o.undeclaredPolicy), Exclude: splitList(o.undeclaredExclude),
+		GracePeriod: o.undeclaredGrace,
+	}
 }
 
 func run(ctx context.Context, o options) error {
@@ -194,6 +213,9 @@ func run(ctx context.Context, o options) error {
 		QPS:               o.qps,
 		Burst:             o.burst,
 		BatchWindow:       o.batchWindow,
+		// A tenant object without spec.removalBudget: the default of --removal-budget (25 a
+		// sliding hour), which that flag sets once it is merged.
+		RemovalBudget: 25,
 	})
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Tenants:                 tenants,
@@ -204,6 +226,13 @@ func run(ctx context.Context, o options) error {
 		MaxConcurrentReconciles: o.maxConcurrent,
 	}); err != nil {
 		return err
+	}
+	if p := undeclaredPolicy(o); p.Policy != plan.UndeclaredIgnore {
+		if err := mgr.Add(&controller.DefaultUndeclared{
+			Kube: mgr.GetClient(), Cache: mgr.GetCache(), Tenants: tenants, Policy: p, Interval: o.resyncInterval,
+		}); err != nil {
+			return fmt.Errorf("setting up the default tenant's undeclared users: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
