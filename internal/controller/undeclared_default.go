@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,7 +74,7 @@ func (d *DefaultUndeclared) Start(ctx context.Context) error {
 		return nil // stopped before the cache synced
 	}
 	for {
-		after, err := d.pass(ctx, logger)
+		after, err := d.pass(ctx)
 		if err != nil {
 			logger.Info("Undeclared users of the default tenant not checked: tried again", "error", err.Error())
 			after = min(d.Interval, maxRecheckInterval)
@@ -95,7 +94,8 @@ func (d *DefaultUndeclared) Start(ctx context.Context) error {
 
 // pass reads the default tenant's users and its objects, reports and, under Deactivate or
 // Delete, removes. It returns how soon it wants to run again.
-func (d *DefaultUndeclared) pass(ctx context.Context, logger logr.Logger) (time.Duration, error) {
+func (d *DefaultUndeclared) pass(ctx context.Context) (time.Duration, error) {
+	logger := log.FromContext(ctx)
 	t, ok := d.Tenants.Get(tenant.DefaultKey)
 	if !ok {
 		return 0, errors.New("the registry has no default tenant")

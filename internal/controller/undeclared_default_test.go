@@ -1,0 +1,149 @@
+package controller
+
+import (
+	"context"
+	"net/http/httptest"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+)
+
+// TestDefaultUndeclared: the default tenant's policy from the flags. Declared are the users its
+// objects name (not those of another tenant's objects); the owner and an excluded address are
+// counted and never touched; nothing is done within the grace period; past it, exactly the
+// budget's worth of users is deactivated and the rest waits; a user declared before its turn is
+// saved.
+func TestDefaultUndeclared(t *testing.T) {
+	t.Cleanup(undeclaredUsers.Reset)
+	sim := simulator.New("key")
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	add := func(seed simulator.UserSeed) {
+		seed.Status = cipherscale.StatusActive
+		if _, err := sim.AddUser(seed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(simulator.UserSeed{Email: "owner@x.example", IsOwner: true})
+	for _, e := range []string{"a1@x.example", "a2@x.example", "a3@x.example", "a4@x.example", "a5@x.example", "a6@x.example", "a7@x.example"} {
+		add(simulator.UserSeed{Email: e})
+	}
+
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC))
+	api, err := cipherscale.New(cipherscale.Config{BaseURL: srv.URL, Key: cipherscale.StaticKey("key"), QPS: 1000, Burst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := tenant.NewRegistry(tenant.RegistryOptions{RemovalBudget: 2, Now: clk.Now})
+	reg.SetDefault(tenant.New(api, tenant.Options{MaxAge: time.Minute, Now: clk.Now}))
+
+	scheme := runtime.NewScheme()
+	if err := iamv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	byTenant := func(o client.Object) []string { return []string{tenantKeyOf(o.GetNamespace(), tenantRefOf(o)).String()} }
+	qa := &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindCipherscaleTenant, Name: "qa"}
+	user := func(name, mail string, ref *iamv1alpha1.TenantReference) *iamv1alpha1.CipherscaleUser {
+		return &iamv1alpha1.CipherscaleUser{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: name},
+			Spec: iamv1alpha1.CipherscaleUserSpec{Email: mail, TenantRef: ref}}
+	}
+	kube := fake.NewClientBuilder().WithScheme(scheme).
+		WithIndex(&iamv1alpha1.CipherscaleUser{}, indexTenant, byTenant).
+		WithIndex(&iamv1alpha1.CipherscaleGroupMembership{}, indexTenant, byTenant).
+		WithIndex(&iamv1alpha1.CipherscaleUser{}, indexUserEmail, func(o client.Object) []string {
+			return []string{cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email)}
+		}).
+		WithIndex(&iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipMember, func(o client.Object) []string {
+			var keys []string
+			for _, m := range o.(*iamv1alpha1.CipherscaleGroupMembership).Spec.Members {
+				if m.Email != "" {
+					keys = append(keys, memberKeyEmail(m.Email))
+				}
+			}
+			return keys
+		}).
+		WithObjects(
+			user("a1", "A1@x.example", nil),
+			user("a4-elsewhere", "a4@x.example", qa), // another tenant's object declares nothing here
+			&iamv1alpha1.CipherscaleGroupMembership{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "m"},
+				Spec: iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: "g", Members: []iamv1alpha1.Member{{Email: "a2@x.example"}}}},
+		).Build()
+
+	d := &DefaultUndeclared{Kube: kube, Tenants: reg, Clock: clk, Interval: 10 * time.Minute, Policy: UndeclaredPolicy{
+		Policy: plan.UndeclaredDeactivate, Exclude: []string{"a3@*"}, GracePeriod: time.Hour,
+	}}
+	ctx := context.Background()
+	pass := func() time.Duration {
+		t.Helper()
+		after, err := d.pass(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return after
+	}
+	inactive := func() []string {
+		var out []string
+		for _, u := range sim.Users() {
+			if u.Status == cipherscale.StatusInactive {
+				out = append(out, u.Email)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+
+	// Within the grace period: reported, nothing done, and the next pass is due when it ends.
+	if after := pass(); after != time.Hour {
+		t.Errorf("first pass: requeue after %v, want 1h", after)
+	}
+	if got := gatherUndeclared(t)["default"]; got != 6 {
+		t.Errorf("metric = %v, want 6 (owner, a3 excluded, a4..a7)", got)
+	}
+	if got := inactive(); len(got) != 0 {
+		t.Fatalf("deactivated within the grace period: %v", got)
+	}
+
+	// a7 is declared before the grace period ends.
+	if err := kube.Create(ctx, user("a7", "a7@x.example", nil)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Hour)
+	after := pass()
+	// Users first seen together go in the order of their ids: any two of a4, a5 and a6.
+	got := inactive()
+	if len(got) != 2 || !sort.StringsAreSorted(got) || got[0] < "a4@x.example" || got[1] > "a6@x.example" {
+		t.Errorf("deactivated after the grace period, within a budget of 2: %v, want two of a4, a5 and a6", got)
+	}
+	if st := reg.Budget(tenant.DefaultKey).Status(); st.Spent != 2 || st.Waiting != 1 {
+		t.Errorf("budget = %+v, want 2 spent and 1 waiting", st)
+	}
+	if after != tenant.RemovalWindow {
+		t.Errorf("requeue after %v, want the budget's next unit in %v", after, tenant.RemovalWindow)
+	}
+
+	// An hour later the window frees: the last one goes; the owner, a3 and a7 stay.
+	clk.Step(tenant.RemovalWindow)
+	pass()
+	if diff := cmp.Diff([]string{"a4@x.example", "a5@x.example", "a6@x.example"}, inactive()); diff != "" {
+		t.Errorf("deactivated in all (-want +got):\n%s", diff)
+	}
+	if n := sim.Stats().Count(cipherscale.RouteDeactivateUser); n != 3 {
+		t.Errorf("%d deactivate calls, want 3: each user once, the owner and excluded never", n)
+	}
+	if got := gatherUndeclared(t)["default"]; got != 5 {
+		t.Errorf("metric = %v, want 5 (a7 declared, the deactivated still undeclared)", got)
+	}
+}
