@@ -54,7 +54,9 @@ func TestDefaultUndeclared(t *testing.T) {
 	if err := iamv1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	byTenant := func(o client.Object) []string { return []string{tenantKeyOf(o.GetNamespace(), tenantRefOf(o)).String()} }
+	byTenant := func(o client.Object) []string {
+		return []string{tenantKeyOf(o.GetNamespace(), tenantRefOf(o)).String()}
+	}
 	qa := &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindCipherscaleTenant, Name: "qa"}
 	user := func(name, mail string, ref *iamv1alpha1.TenantReference) *iamv1alpha1.CipherscaleUser {
 		return &iamv1alpha1.CipherscaleUser{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: name},
