@@ -149,3 +149,67 @@ func TestDefaultUndeclared(t *testing.T) {
 		t.Errorf("metric = %v, want 5 (a7 declared, the deactivated still undeclared)", got)
 	}
 }
+
+// TestRunUndeclaredConfirmsByID: a removal rests on a GET by id, never on the list alone. A user
+// the list shows but the tenant no longer has, one the list shows active but who is inactive
+// now, and one that became the owner are left alone and spend no unit of the budget.
+func TestRunUndeclaredConfirmsByID(t *testing.T) {
+	sim := simulator.New("key")
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	api, err := cipherscale.New(cipherscale.Config{BaseURL: srv.URL, Key: cipherscale.StaticKey("key"), QPS: 1000, Burst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten := tenant.New(api, tenant.Options{MaxAge: time.Minute})
+	add := func(seed simulator.UserSeed) cipherscale.User {
+		u, err := sim.AddUser(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	gone := add(simulator.UserSeed{Email: "gone@x.example", Status: cipherscale.StatusActive})
+	inactiveNow := add(simulator.UserSeed{Email: "inactive@x.example", Status: cipherscale.StatusActive})
+	ownerNow := add(simulator.UserSeed{Email: "owner@x.example", IsOwner: true, Status: cipherscale.StatusActive})
+	due := add(simulator.UserSeed{Email: "due@x.example", Status: cipherscale.StatusActive})
+	// The list, as read before the tenant changed.
+	list := sim.Users()
+	for i := range list {
+		list[i].IsOwner = false
+		list[i].Roles = nil
+	}
+	if err := ten.Delete(context.Background(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := ten.Deactivate(context.Background(), inactiveNow.ID); err != nil {
+		t.Fatal(err)
+	}
+	sim.ResetStats()
+
+	budget := tenant.NewRemovalBudget(10, nil)
+	out, err := runUndeclared(context.Background(), undeclaredRun{
+		Tenant: ten, Budget: budget, Users: list, Declared: map[string]struct{}{},
+		Policy:      UndeclaredPolicy{Policy: plan.UndeclaredDeactivate},
+		Now:         time.Now(),
+		DeclaredNow: func(context.Context, string) (bool, error) { return false, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Removed != 1 || out.Waiting != 0 || out.Failed != nil {
+		t.Errorf("outcome = removed %d, waiting %d, failed %v; want 1 removed", out.Removed, out.Waiting, out.Failed)
+	}
+	if n := sim.Stats().Count(cipherscale.RouteDeactivateUser); n != 1 {
+		t.Errorf("%d deactivate calls, want 1 (only %s)", n, due.Email)
+	}
+	if n := sim.Stats().Count(cipherscale.RouteGetUser); n != 4 {
+		t.Errorf("%d reads by id, want 4: one per planned removal", n)
+	}
+	if st := budget.Status(); st.Spent != 1 {
+		t.Errorf("budget spent %d, want 1: a removal not made gives its unit back", st.Spent)
+	}
+	if u, _ := sim.UserByEmail(ownerNow.Email); u.Status != cipherscale.StatusActive {
+		t.Errorf("the owner is %s", u.Status)
+	}
+}
