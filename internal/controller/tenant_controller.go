@@ -215,7 +215,9 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 // undeclared applies the tenant's removal budget (spec.removalBudget and the allow-removals
 // annotation) and its undeclared-users policy, and reports both in the status. The tenant stays
 // Ready (its objects may use it) and is also Stalled while removals wait for the budget or the
-// policy cannot be applied. It returns how soon it wants to run again.
+// policy cannot be applied. It returns how soon it wants to run again. It needs the cache of
+// CipherscaleUsers and memberships filled, or everyone would look undeclared: controller-runtime
+// starts this controller's workers only once the informers of its watches (both kinds) synced.
 func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, list []cipherscale.User, declared map[string]struct{}) (time.Duration, error) {
 	logger := log.FromContext(ctx)
 	st, gen := obj.GetTenantStatus(), obj.GetGeneration()
