@@ -213,3 +213,53 @@ func TestRunUndeclaredConfirmsByID(t *testing.T) {
 		t.Errorf("the owner is %s", u.Status)
 	}
 }
+
+// TestRunUndeclaredDelete: Delete removes every undeclared user past the grace period, inactive
+// ones included, and never the owner or an excluded address.
+func TestRunUndeclaredDelete(t *testing.T) {
+	sim := simulator.New("key")
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	api, err := cipherscale.New(cipherscale.Config{BaseURL: srv.URL, Key: cipherscale.StaticKey("key"), QPS: 1000, Burst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten := tenant.New(api, tenant.Options{MaxAge: time.Minute})
+	for _, seed := range []simulator.UserSeed{
+		{Email: "owner@x.example", IsOwner: true, Status: cipherscale.StatusActive},
+		{Email: "keep@partner.example", Status: cipherscale.StatusActive},
+		{Email: "declared@x.example", Status: cipherscale.StatusActive},
+		{Email: "old@x.example", Status: cipherscale.StatusInactive},
+		{Email: "pending@x.example"},
+		{Email: "active@x.example", Status: cipherscale.StatusActive},
+	} {
+		if _, err := sim.AddUser(seed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	budget := tenant.NewRemovalBudget(10, nil)
+	out, err := runUndeclared(context.Background(), undeclaredRun{
+		Tenant: ten, Budget: budget, Users: sim.Users(),
+		Declared:    map[string]struct{}{"declared@x.example": {}},
+		Policy:      UndeclaredPolicy{Policy: plan.UndeclaredDelete, Exclude: []string{"*@partner.example"}},
+		Now:         time.Now(),
+		DeclaredNow: func(context.Context, string) (bool, error) { return false, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, u := range sim.Users() {
+		left = append(left, u.Email)
+	}
+	sort.Strings(left)
+	if diff := cmp.Diff([]string{"declared@x.example", "keep@partner.example", "owner@x.example"}, left); diff != "" {
+		t.Errorf("users left (-want +got):\n%s", diff)
+	}
+	if out.Removed != 3 || out.Plan.Report.Count != 5 || out.Plan.Protected != 2 {
+		t.Errorf("removed %d, undeclared %d, protected %d; want 3, 5, 2", out.Removed, out.Plan.Report.Count, out.Plan.Protected)
+	}
+	if n := sim.Stats().Count(cipherscale.RouteDeleteUser); n != 3 {
+		t.Errorf("%d delete calls, want 3", n)
+	}
+}
