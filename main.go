@@ -32,6 +32,7 @@ import (
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/controller"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -62,6 +63,10 @@ type options struct {
 	softMemoryLimitMiB    int
 	removalBudget         int
 	allowRemovalsFrom     string
+	// The default tenant's undeclared users (it has no tenant object to set them in).
+	undeclaredPolicy  string
+	undeclaredExclude string
+	undeclaredGrace   time.Duration
 }
 
 func main() {
@@ -87,6 +92,9 @@ func main() {
 	fs.IntVar(&o.softMemoryLimitMiB, "soft-memory-limit-mib", 128, "Soft memory limit of the Go runtime in MiB, below the container's limit: the garbage collector works harder near it instead of letting the heap double. 0 keeps the runtime's default; $GOMEMLIMIT, when set, wins.")
 	fs.IntVar(&o.removalBudget, "removal-budget", 25, "Delete or deactivate calls allowed against the tenant in any sliding hour; past it removals wait for a person (0: no limit).")
 	fs.StringVar(&o.allowRemovalsFrom, "allow-removals-configmap", "", "NAMESPACE/NAME of a ConfigMap whose annotation "+iamv1alpha1.AnnotationAllowRemovals+"=<n> allows n more removals at once, once per value (the manager needs get and patch on it). Empty: only --removal-budget and time release waiting removals.")
+	fs.StringVar(&o.undeclaredPolicy, "undeclared-users-policy", string(plan.UndeclaredIgnore), "What the operator does about the default tenant's users that no CipherscaleUser or membership declares: Ignore, Report (a log line and the metric cipherscale_undeclared_users), Deactivate or Delete (past --undeclared-grace-period, within the removal budget).")
+	fs.StringVar(&o.undeclaredExclude, "undeclared-exclude", "", "Comma-separated addresses or patterns (*@partner.com) of the default tenant never deactivated or deleted as undeclared.")
+	fs.DurationVar(&o.undeclaredGrace, "undeclared-grace-period", 24*time.Hour, "How long a user of the default tenant must have been undeclared before --undeclared-users-policy acts on them.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -147,7 +155,18 @@ func validate(o options) error {
 	default:
 		errs = append(errs, fmt.Errorf("--default-deletion-policy must be Delete, Deactivate or Orphan, not %q", o.defaultDeletionPolicy))
 	}
+	if err := controller.ValidateUndeclaredPolicy(undeclaredPolicy(o)); err != nil {
+		errs = append(errs, fmt.Errorf("--undeclared-users-policy, --undeclared-exclude, --undeclared-grace-period: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// undeclaredPolicy is the default tenant's undeclared-users policy, from the flags.
+func undeclaredPolicy(o options) controller.UndeclaredPolicy {
+	return controller.UndeclaredPolicy{
+		Policy: plan.UndeclaredPolicy(o.undeclaredPolicy), Exclude: splitList(o.undeclaredExclude),
+		GracePeriod: o.undeclaredGrace,
+	}
 }
 
 func run(ctx context.Context, o options) error {
@@ -224,6 +243,8 @@ func run(ctx context.Context, o options) error {
 		QPS:               o.qps,
 		Burst:             o.burst,
 		BatchWindow:       o.batchWindow,
+		// A tenant object without spec.removalBudget gets --removal-budget.
+		RemovalBudget: o.removalBudget,
 	})
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Tenants:               tenants,
@@ -236,6 +257,13 @@ func run(ctx context.Context, o options) error {
 		AllowRemovalsConfigMap:  allowFrom,
 	}); err != nil {
 		return err
+	}
+	if p := undeclaredPolicy(o); p.Policy != plan.UndeclaredIgnore {
+		if err := mgr.Add(&controller.DefaultUndeclared{
+			Kube: mgr.GetClient(), Cache: mgr.GetCache(), Tenants: tenants, Policy: p, Interval: o.resyncInterval,
+		}); err != nil {
+			return fmt.Errorf("setting up the default tenant's undeclared users: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
