@@ -219,3 +219,17 @@ func TestListWithoutChurnCostsNoMore(t *testing.T) {
 		}
 	}
 }
+
+func TestListProgressCountsEveryUserOnce(t *testing.T) {
+	_, c, _ := seeded(t, 250)
+	var calls [][2]int
+	got, err := c.ListUsersProgress(ctxT(t), func(read, total int) { calls = append(calls, [2]int{read, total}) })
+	if err != nil || len(got) != 250 {
+		t.Fatalf("%d users, %v", len(got), err)
+	}
+	// Pages overlap by one user, which is counted once: 100, 199, 250.
+	want := [][2]int{{100, 250}, {199, 250}, {250, 250}}
+	if fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Errorf("progress %v, want %v", calls, want)
+	}
+}

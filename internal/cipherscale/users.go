@@ -83,9 +83,16 @@ func (c *Client) ListUsersPage(ctx context.Context, limit, offset int, sort ...s
 // ErrListTooLarge; a page that holds more users than asked for, or an empty page that says
 // hasNext, with a *DecodeError. The total the service reports sizes nothing.
 func (c *Client) ListUsers(ctx context.Context) ([]User, error) {
+	return c.ListUsersProgress(ctx, nil)
+}
+
+// ListUsersProgress is ListUsers, telling progress, when not nil, after each page how many users
+// the current read holds so far and the total the service reports (a read that starts again
+// starts its count again).
+func (c *Client) ListUsersProgress(ctx context.Context, progress func(read, total int)) ([]User, error) {
 	var last error
 	for attempt := 1; attempt <= listAttempts; attempt++ {
-		users, err := c.readList(ctx)
+		users, err := c.readList(ctx, progress)
 		if !errors.Is(err, errShifted) {
 			return users, err
 		}
@@ -101,7 +108,7 @@ func (c *Client) ListUsers(ctx context.Context) ([]User, error) {
 var errShifted = errors.New("the list shifted while it was read")
 
 // readList reads the list once, as ListUsers describes.
-func (c *Client) readList(ctx context.Context) ([]User, error) {
+func (c *Client) readList(ctx context.Context, progress func(read, total int)) ([]User, error) {
 	var (
 		users    chunkedUsers
 		seen     = map[[16]byte]struct{}{}
@@ -151,6 +158,9 @@ func (c *Client) readList(ctx context.Context) ([]User, error) {
 				return nil, invalid(ErrListTooLarge, "the %d users read so far take more than %d bytes of memory (estimated)", users.n, c.maxMemory)
 			}
 			users.add(u)
+		}
+		if progress != nil {
+			progress(users.n, p.Total)
 		}
 		if !p.HasNext {
 			if users.n != p.Total {
