@@ -16,6 +16,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +30,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -54,6 +57,7 @@ type params struct {
 	applies    int
 	out        string
 	readyLimit time.Duration
+	pprof      string
 	command    string
 }
 
@@ -72,6 +76,7 @@ func main() {
 	flag.StringVar(&p.managerBin, "manager", "", "Manager binary (default bin/manager).")
 	flag.IntVar(&p.applies, "applies", 50, "Sequential applies of one CipherscaleUser on the idle operator, for latency.")
 	flag.StringVar(&p.out, "out", "", "Report file (default bin/bench/report-N.md; bin/bench/report.md always).")
+	flag.StringVar(&p.pprof, "pprof", "", "Address a manager built with pprof serves it on; heap profiles go to bin/bench/heap-N-*.pb.gz.")
 	flag.DurationVar(&p.readyLimit, "ready-timeout", 30*time.Minute, "How long to wait for all Ready.")
 	flag.Parse()
 	log.SetLogger(logr.Discard()) // the bench's own informers; the manager logs to bin/bench/manager.log
@@ -99,6 +104,9 @@ func run(p params) error {
 		p.managerBin = filepath.Join(root, "bin", "manager")
 	}
 	r := &result{p: p, commit: gitDescribe(root), loadStart: loadAvg(), started: time.Now().UTC(), goVersion: runtime.Version(), cpus: runtime.NumCPU()}
+	if p.pprof != "" {
+		r.pprofURL = "http://" + p.pprof
+	}
 	r.defaults, err = managerDefaults(p.managerBin)
 	if err != nil {
 		return err
@@ -188,6 +196,23 @@ func run(p params) error {
 	}
 	kube := cp.Client
 
+	if p.applies > 0 {
+		// On the idle operator: before the workload, after one apply that pays the first read of
+		// the tenant. The users are deleted afterwards (deletionPolicy Delete), so that the
+		// workload starts from the seeded tenant.
+		fmt.Printf("==> Latency: 1 + %d sequential applies of one new CipherscaleUser on the idle operator\n", p.applies)
+		if r.latencies, err = latencyStage(ctx, kube, tr, id, p.applies); err != nil {
+			return managerErr(mgr, err)
+		}
+	}
+	if r.pprofURL != "" {
+		r.heapFiles = append(r.heapFiles, saveHeap(r.pprofURL, filepath.Join(dir, fmt.Sprintf("heap-%d-idle.pb.gz", p.n))))
+	}
+	stats0, err := control.Stats(ctx)
+	if err != nil {
+		return err
+	}
+
 	fmt.Printf("==> Creating %d CipherscaleUsers and %d CipherscaleGroupMemberships\n", len(w.users), len(w.memberships))
 	objs := make([]client.Object, 0, len(w.users)+len(w.memberships))
 	for _, u := range w.users {
@@ -217,8 +242,13 @@ func run(p params) error {
 	}
 	r.allReady = at.Sub(start)
 	r.cpuStage1 = cpuSeconds(mgr.Cmd.Process.Pid) - cpu0
-	if r.stats1, err = control.Stats(ctx); err != nil {
+	statsReady, err := control.Stats(ctx)
+	if err != nil {
 		return err
+	}
+	r.stats1 = diff(statsReady, stats0)
+	if r.pprofURL != "" {
+		r.heapFiles = append(r.heapFiles, saveHeap(r.pprofURL, filepath.Join(dir, fmt.Sprintf("heap-%d-ready.pb.gz", p.n))))
 	}
 	fmt.Printf("    all Ready after %s (objects created in %s)\n", r.allReady.Round(time.Millisecond), r.created.Round(time.Millisecond))
 
@@ -232,15 +262,11 @@ func run(p params) error {
 	if err != nil {
 		return err
 	}
-	r.steady = diff(stats2, r.stats1)
+	r.steady = diff(stats2, statsReady)
 	r.rssKiB = peakRSS(mgr.Cmd.Process.Pid)
 	r.readyAfterSteady, _ = tr.state()
-
-	if p.applies > 0 {
-		fmt.Printf("==> Latency: %d sequential applies of one new CipherscaleUser\n", p.applies)
-		if r.latencies, err = latencyStage(ctx, kube, tr, id, p.applies); err != nil {
-			return managerErr(mgr, err)
-		}
+	if r.pprofURL != "" {
+		r.heapFiles = append(r.heapFiles, saveHeap(r.pprofURL, filepath.Join(dir, fmt.Sprintf("heap-%d-steady.pb.gz", p.n))))
 	}
 
 	final, err := control.Stats(ctx)
@@ -317,7 +343,8 @@ func seedCatalog(ctx context.Context, c *devenv.SimControl, teams int) (ids, err
 // to the tracker seeing it Ready.
 func latencyStage(ctx context.Context, kube client.Client, tr *tracker, id ids, n int) ([]time.Duration, error) {
 	var out []time.Duration
-	for i := 1; i <= n; i++ {
+	var made []client.Object
+	for i := 0; i <= n; i++ {
 		u := &iamv1alpha1.CipherscaleUser{}
 		u.Namespace, u.Name = namespace, fmt.Sprintf("latency-%03d", i)
 		u.Spec = iamv1alpha1.CipherscaleUserSpec{
@@ -335,9 +362,55 @@ func latencyStage(ctx context.Context, kube client.Client, tr *tracker, id ids, 
 		if err != nil {
 			return nil, fmt.Errorf("%s not Ready within 30s: %w", u.Name, err)
 		}
-		out = append(out, at.Sub(start))
+		made = append(made, u)
+		if i > 0 { // the first apply pays the first read of the tenant
+			out = append(out, at.Sub(start))
+		}
+	}
+	for _, u := range made {
+		if err := kube.Delete(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for _, u := range made {
+		if err := waitGone(wctx, kube, u); err != nil {
+			return nil, fmt.Errorf("deleting the latency users: %w", err)
+		}
 	}
 	return out, nil
+}
+
+func waitGone(ctx context.Context, kube client.Client, o client.Object) error {
+	for {
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(o), o); apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("%s still there: %w", o.GetName(), ctx.Err())
+		}
+	}
+}
+
+// saveHeap writes the manager's heap profile (after a GC) to path; it needs a manager built with
+// a pprof endpoint (-pprof). It returns path, or what went wrong.
+func saveHeap(url, path string) string {
+	resp, err := http.Get(url + "/debug/pprof/heap?gc=1") //nolint:gosec,noctx // loopback
+	if err != nil {
+		return path + ": " + err.Error()
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		return path + ": " + err.Error()
+	}
+	return path
 }
 
 // parallel runs fn(0..n-1) on k goroutines and returns the first error.

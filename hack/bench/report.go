@@ -40,6 +40,8 @@ type result struct {
 	cpuStage1        float64
 	cpuTotal         float64
 	mismatch         []string
+	pprofURL         string
+	heapFiles        []string
 }
 
 // setting returns the value the manager ran with for a flag and where it came from.
@@ -123,7 +125,7 @@ func (r *result) String() string {
 	}
 	pr("| manager peak resident memory (VmHWM, after the steady state) | %.1f MiB | %s |\n", float64(r.rssKiB)/1024, memTarget)
 	pr("| manager CPU (user+system) until all Ready | %.1f s | | |\n", r.cpuStage1)
-	pr("| manager CPU (user+system) in all, latency stage included | %.1f s | | |\n", r.cpuTotal)
+	pr("| manager CPU (user+system) from the first create to the end of the steady state | %.1f s | | |\n", r.cpuTotal)
 	if len(r.latencies) > 0 {
 		med, p99, mx := percentile(r.latencies, 0.5), percentile(r.latencies, 0.99), percentile(r.latencies, 1)
 		pr("| one new user on the idle operator, create to Ready: median | %s | 250ms | %s |\n", med.Round(time.Millisecond), met(med < 250*time.Millisecond))
@@ -167,9 +169,12 @@ func (r *result) String() string {
 		sorted := append([]time.Duration{}, r.latencies...)
 		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 		pr("## Latency: one CipherscaleUser on the idle operator\n\n")
-		pr("From the create call to the Ready condition (True, current generation) arriving on a watch; %d applies one after another, after the steady state. ", len(sorted))
+		pr("From the create call to the Ready condition (True, current generation) arriving on a watch; %d applies one after another on the idle operator, before the workload, after one apply (not counted) that pays the first read of the tenant; the users are then deleted. ", len(sorted))
 		pr("Every apply pays the create batch window, then the create, the profile write and the role patch at %s of API latency each. ", p.latency)
 		pr("Sorted (ms): %s\n", durationsMs(sorted))
+	}
+	if len(r.heapFiles) > 0 {
+		pr("\n## Heap profiles\n\n%s\n", strings.Join(r.heapFiles, "\n"))
 	}
 	return b.String()
 }
