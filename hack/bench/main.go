@@ -43,22 +43,23 @@ import (
 const apiKey = "bench-api-key"
 
 type params struct {
-	n          int
-	latency    time.Duration
-	limit      float64
-	resync     time.Duration
-	resyncs    int
-	qps        float64
-	workers    string // empty: the manager's default, not passed
-	burst      string
-	window     string
-	managerEnv string
-	managerBin string
-	applies    int
-	out        string
-	readyLimit time.Duration
-	pprof      string
-	command    string
+	n              int
+	latency        time.Duration
+	limit          float64
+	resync         time.Duration
+	resyncs        int
+	workloadResync string
+	qps            float64
+	workers        string // empty: the manager's default, not passed
+	burst          string
+	window         string
+	managerEnv     string
+	managerBin     string
+	applies        int
+	out            string
+	readyLimit     time.Duration
+	pprof          string
+	command        string
 }
 
 func main() {
@@ -67,6 +68,7 @@ func main() {
 	flag.DurationVar(&p.latency, "latency", 20*time.Millisecond, "Latency the simulator adds to every API request.")
 	flag.Float64Var(&p.limit, "limit", 50, "The simulator's request limit per second (0: none); its burst is the same number.")
 	flag.DurationVar(&p.resync, "resync", 20*time.Second, "The manager's --resync-interval (shipped default 10m).")
+	flag.StringVar(&p.workloadResync, "workload-resync", "", "The manager's --resync-interval during the workload (empty: its default); the steady state restarts it with -resync.")
 	flag.IntVar(&p.resyncs, "resyncs", 3, "Resync intervals to sit through in the steady state.")
 	flag.Float64Var(&p.qps, "qps", 0, "The manager's --qps (0: the simulator's limit; with no limit, the manager's default).")
 	flag.StringVar(&p.workers, "max-concurrent-reconciles", "", "The manager's --max-concurrent-reconciles (empty: its default).")
@@ -156,39 +158,53 @@ func run(p params) error {
 		return err
 	}
 
-	metricsPort, err := devenv.FreePort()
-	if err != nil {
-		return err
-	}
-	args := []string{"--api-url", sim.URL, "--resync-interval", p.resync.String(),
-		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort), "--metrics-secure=false",
-		"--health-probe-bind-address", "0"}
-	switch {
-	case p.qps > 0:
-		args = append(args, "--qps", strconv.FormatFloat(p.qps, 'f', -1, 64))
-	case p.limit > 0:
-		args = append(args, "--qps", strconv.FormatFloat(p.limit, 'f', -1, 64))
-	}
-	for _, f := range []struct{ name, v string }{{"max-concurrent-reconciles", p.workers}, {"burst", p.burst}, {"create-batch-window", p.window}} {
-		if f.v != "" {
-			args = append(args, "--"+f.name, f.v)
-		}
-	}
-	r.managerArgs = args[2:] // without the URL, which changes every run
 	env := []string{"KUBECONFIG=" + cp.Kubeconfig, "CIPHERSCALE_API_KEY=" + apiKey}
 	if p.managerEnv != "" {
 		env = append(env, strings.Split(p.managerEnv, ",")...)
 	}
-	fmt.Printf("==> Starting the manager: %s\n", strings.Join(r.managerArgs, " "))
-	mgr, err := devenv.Start("manager", filepath.Join(dir, "manager.log"), env, p.managerBin, args...)
+	var stopping atomic.Bool
+	startManager := func(name, resync string) (*manager, error) {
+		port, err := devenv.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		args := []string{"--api-url", sim.URL}
+		if resync != "" {
+			args = append(args, "--resync-interval", resync)
+		}
+		switch {
+		case p.qps > 0:
+			args = append(args, "--qps", strconv.FormatFloat(p.qps, 'f', -1, 64))
+		case p.limit > 0:
+			args = append(args, "--qps", strconv.FormatFloat(p.limit, 'f', -1, 64))
+		}
+		for _, f := range []struct{ name, v string }{{"max-concurrent-reconciles", p.workers}, {"burst", p.burst}, {"create-batch-window", p.window}} {
+			if f.v != "" {
+				args = append(args, "--"+f.name, f.v)
+			}
+		}
+		shown := args[2:] // without the URL, which changes every run
+		args = append(args, "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-secure=false", "--health-probe-bind-address", "0")
+		fmt.Printf("==> Starting the manager: %s\n", strings.Join(shown, " "))
+		proc, err := devenv.Start("manager", filepath.Join(dir, name+".log"), env, p.managerBin, args...)
+		if err != nil {
+			return nil, err
+		}
+		cleanup.Defer(func() { proc.Stop(10 * time.Second) })
+		go func() {
+			<-proc.Done()
+			if !stopping.Load() {
+				cancel()
+			}
+		}()
+		return &manager{proc: proc, port: port, args: shown}, nil
+	}
+	m1, err := startManager("manager", p.workloadResync)
 	if err != nil {
 		return err
 	}
-	cleanup.Defer(func() { mgr.Stop(10 * time.Second) })
-	go func() {
-		<-mgr.Done()
-		cancel()
-	}()
+	mgr := m1.proc
+	r.managerArgs = m1.args
 
 	tr, err := startTracker(ctx, cp.Config)
 	if err != nil {
@@ -252,34 +268,64 @@ func run(p params) error {
 	}
 	fmt.Printf("    all Ready after %s (objects created in %s)\n", r.allReady.Round(time.Millisecond), r.created.Round(time.Millisecond))
 
-	fmt.Printf("==> Steady state: %d resync intervals of %s\n", p.resyncs, p.resync)
+	// The workload's manager is done: its counts and memory, then a restart with a short resync
+	// for the steady state (and the memory of a manager that starts with every object there).
+	if r.mismatch, err = settle(ctx, control, m1.port, statsAll(control)); err != nil {
+		return err
+	}
+	r.rssKiB, r.cpuTotal = peakRSS(mgr.Cmd.Process.Pid), cpuSeconds(mgr.Cmd.Process.Pid)-cpu0
+	stopping.Store(true)
+	mgr.Stop(30 * time.Second)
+	stopping.Store(false)
+	atRestart, err := control.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	m2, err := startManager("manager-steady", p.resync.String())
+	if err != nil {
+		return err
+	}
+	r.steadyArgs = m2.args
+	fmt.Printf("==> Steady state: 1 resync interval to settle after the restart, then %d of %s\n", p.resyncs, p.resync)
+	select {
+	case <-time.After(p.resync):
+	case <-ctx.Done():
+		return managerErr(m2.proc, errors.New("the restarted manager stopped"))
+	}
+	before, err := control.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	r.restart = diff(before, atRestart)
 	select {
 	case <-time.After(time.Duration(p.resyncs) * p.resync):
 	case <-ctx.Done():
-		return managerErr(mgr, errors.New("stopped during the steady state"))
+		return managerErr(m2.proc, errors.New("stopped during the steady state"))
 	}
 	stats2, err := control.Stats(ctx)
 	if err != nil {
 		return err
 	}
-	r.steady = diff(stats2, statsReady)
-	r.rssKiB = peakRSS(mgr.Cmd.Process.Pid)
+	r.steady = diff(stats2, before)
+	r.rssKiB2, r.cpu2 = peakRSS(m2.proc.Cmd.Process.Pid), cpuSeconds(m2.proc.Cmd.Process.Pid)
 	r.readyAfterSteady, _ = tr.state()
 	if r.pprofURL != "" {
 		r.heapFiles = append(r.heapFiles, saveHeap(r.pprofURL, filepath.Join(dir, fmt.Sprintf("heap-%d-steady.pb.gz", p.n))))
 	}
-
+	sinceRestart := func() (simulator.Stats, error) {
+		all, err := control.Stats(ctx)
+		return diff(all, atRestart), err
+	}
+	mismatch2, err := settle(ctx, control, m2.port, sinceRestart)
+	if err != nil {
+		return err
+	}
+	r.mismatch = append(r.mismatch, mismatch2...)
 	final, err := control.Stats(ctx)
 	if err != nil {
 		return err
 	}
 	r.all = final
-	metrics, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
-	if err != nil {
-		return err
-	}
-	r.mismatch = agreement(metrics, final)
-	r.cpuTotal = cpuSeconds(mgr.Cmd.Process.Pid) - cpu0
 	r.loadEnd = loadAvg()
 
 	text := r.String()
@@ -498,4 +544,40 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+type manager struct {
+	proc *devenv.Process
+	port int
+	args []string
+}
+
+// statsAll returns a function reading the simulator's statistics since the manager started.
+func statsAll(c *devenv.SimControl) func() (simulator.Stats, error) {
+	return func() (simulator.Stats, error) { return c.Stats(context.Background()) }
+}
+
+// settle compares a quiet manager's request metrics with the simulator's statistics, reading
+// both again a few times if a call was in flight between the two reads.
+func settle(ctx context.Context, c *devenv.SimControl, port int, stats func() (simulator.Stats, error)) ([]string, error) {
+	var mismatch []string
+	for range 5 {
+		metrics, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			return nil, err
+		}
+		s, err := stats()
+		if err != nil {
+			return nil, err
+		}
+		if mismatch = agreement(metrics, s); len(mismatch) == 0 {
+			return nil, nil
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return mismatch, nil
 }

@@ -40,6 +40,10 @@ type result struct {
 	cpuStage1        float64
 	cpuTotal         float64
 	mismatch         []string
+	steadyArgs       []string
+	restart          simulator.Stats // the restarted manager's first resync interval
+	rssKiB2          int
+	cpu2             float64
 	pprofURL         string
 	heapFiles        []string
 }
@@ -88,7 +92,7 @@ func (r *result) String() string {
 		env = "none added (Go defaults: GOGC=100, no GOMEMLIMIT)"
 	}
 	pr("| manager environment | %s | -manager-env |\n", env)
-	pr("| steady state | %d resync intervals of %s | -resyncs, -resync |\n", p.resyncs, p.resync)
+	pr("| steady state | once all are Ready, the manager is stopped and started again with --resync-interval %s (%s); one interval to settle, then %d intervals measured | -resync, -resyncs |\n", p.resync, strings.Join(r.steadyArgs, " "), p.resyncs)
 	pr("| API latency | %s added by the simulator to every API request | -latency |\n", p.latency)
 	pr("| API limit | %s | -limit |\n", limitText(p.limit))
 	pr("| latency applies | %d, one at a time, each a new user with a profile, one role and one group | -applies |\n\n", p.applies)
@@ -117,15 +121,16 @@ func (r *result) String() string {
 	pr("| steady state: calls per resync interval (%d calls in %d intervals) | %.1f | ceil(N/100)+1 = %d | %s |\n", r.steady.Total, p.resyncs, steadyPer, steadyTarget, met(steadyPer <= float64(steadyTarget)))
 	pr("| steady state: write calls | %d | 0 | %s |\n", writes(r.steady), met(writes(r.steady) == 0))
 	pr("| objects Ready at the end of the steady state | %d of %d | all | %s |\n", r.readyAfterSteady, objects, met(r.readyAfterSteady == objects))
-	memTarget := ""
-	if n >= 10000 {
-		memTarget = fmt.Sprintf("128 MiB at N=10,000 | %s", met(float64(r.rssKiB)/1024 <= 128))
-	} else {
-		memTarget = "(128 MiB at N=10,000) | "
+	memTarget := func(kib int) string {
+		if n >= 10000 {
+			return fmt.Sprintf("128 MiB at N=10,000 | %s", met(float64(kib)/1024 <= 128))
+		}
+		return "(128 MiB at N=10,000) | "
 	}
-	pr("| manager peak resident memory (VmHWM, after the steady state) | %.1f MiB | %s |\n", float64(r.rssKiB)/1024, memTarget)
-	pr("| manager CPU (user+system) until all Ready | %.1f s | | |\n", r.cpuStage1)
-	pr("| manager CPU (user+system) from the first create to the end of the steady state | %.1f s | | |\n", r.cpuTotal)
+	pr("| manager peak resident memory (VmHWM), latency stage and workload | %.1f MiB | %s |\n", float64(r.rssKiB)/1024, memTarget(r.rssKiB))
+	pr("| restarted manager's peak resident memory (VmHWM): start with every object present, steady state | %.1f MiB | %s |\n", float64(r.rssKiB2)/1024, memTarget(r.rssKiB2))
+	pr("| manager CPU (user+system) from the first create to all Ready | %.1f s | | |\n", r.cpuStage1)
+	pr("| restarted manager's CPU (user+system): start, settle, steady state | %.1f s | | |\n", r.cpu2)
 	if len(r.latencies) > 0 {
 		med, p99, mx := percentile(r.latencies, 0.5), percentile(r.latencies, 0.99), percentile(r.latencies, 1)
 		pr("| one new user on the idle operator, create to Ready: median | %s | 250ms | %s |\n", med.Round(time.Millisecond), met(med < 250*time.Millisecond))
@@ -133,7 +138,7 @@ func (r *result) String() string {
 		pr("| same, max | %s | | |\n", mx.Round(time.Millisecond))
 	}
 	if len(r.mismatch) == 0 {
-		pr("| cipherscale_api_requests_total agrees with the simulator's statistics, per route and status, over all %d calls | yes (checked) | | |\n\n", r.all.Total)
+		pr("| cipherscale_api_requests_total of each manager agrees with the simulator's statistics of its lifetime, per route and status (%d calls in all) | yes (checked) | | |\n\n", r.all.Total)
 	} else {
 		pr("| cipherscale_api_requests_total agrees with the simulator's statistics | **no**: %s | | |\n\n", strings.Join(r.mismatch, "; "))
 	}
@@ -150,16 +155,18 @@ func (r *result) String() string {
 	pr("It counts adoption writes: the adopted users' profile, role and group corrections and the removals from Authoritative groups. ")
 	pr("It assumes a membership's adds for a new user ride in the user's create and that a user's own groups and its memberships' groups go in one add call; ")
 	pr("the operator reconciles CipherscaleUsers and memberships separately, so calls above the bound on POST /tenants/users/{id}/groups come from there. ")
-	pr("It does not count the re-reads of the tenant once per resync interval (%s) while the run lasts, which the operator needs to see changes made elsewhere.\n\n", p.resync)
+	wr, _ := r.setting("resync-interval")
+	pr("It does not count the re-reads of the tenant once per resync interval (%s during the workload) while the run lasts, which the operator needs to see changes made elsewhere.\n\n", wr)
 
 	pr("## Calls by route and status, until all Ready\n\n| route | status | calls |\n|---|---|---|\n")
 	for _, s := range sortedStats(r.stats1) {
 		pr("| %s | %d | %d |\n", s.Route, s.Status, s.Count)
 	}
-	pr("\n## Steady state, %d resync intervals of %s\n\n| route | status | calls |\n|---|---|---|\n", p.resyncs, p.resync)
+	pr("\n## Steady state: the restarted manager, %d resync intervals of %s\n\n| route | status | calls |\n|---|---|---|\n", p.resyncs, p.resync)
 	for _, s := range sortedStats(r.steady) {
 		pr("| %s | %d | %d |\n", s.Route, s.Status, s.Count)
 	}
+	pr("\nThe restarted manager's first interval (not in the window): %d calls, %d of them writes.\n", r.restart.Total, writes(r.restart))
 	tenantUsers := len(r.w.seeds) + bd.newUsers
 	pr("\nThe tenant holds %d users, so one read of it is ceil(%d/100) = %d list pages. ", tenantUsers, tenantUsers, (tenantUsers+99)/100)
 	pr("The window starts at an arbitrary phase of the jittered resync, so it can hold one read more or fewer than the number of intervals.\n\n")
