@@ -444,7 +444,7 @@ func waitGone(ctx context.Context, kube client.Client, o client.Object) error {
 // saveHeap writes the manager's heap profile (after a GC) to path; it needs a manager built with
 // a pprof endpoint (-pprof). It returns path, or what went wrong.
 func saveHeap(url, path string) string {
-	resp, err := http.Get(url + "/debug/pprof/heap?gc=1") //nolint:gosec,noctx // loopback
+	resp, err := http.Get(url + "/debug/pprof/heap?gc=1") //nolint:gosec // loopback
 	if err != nil {
 		return path + ": " + err.Error()
 	}

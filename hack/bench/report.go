@@ -275,7 +275,7 @@ func diff(b, a simulator.Stats) simulator.Stats {
 
 // scrape reads cipherscale_api_requests_total by "route|code" from the manager's metrics.
 func scrape(url string) (map[string]int, error) {
-	resp, err := http.Get(url) //nolint:gosec,noctx // loopback, once
+	resp, err := http.Get(url) //nolint:gosec // loopback, once
 	if err != nil {
 		return nil, err
 	}
