@@ -152,7 +152,9 @@ func (r *result) String() string {
 	pr("          + one group add per existing user missing any declared group (endpoint 11 takes a list)\n")
 	pr("          + one group removal per (user, group) present, undeclared, in an authoritative scope\n\n")
 	pr("Here: %s = **%d**.\n\n", bd.formula(), bd.total())
-	pr("The first read of the tenant is made by the first latency apply, before the count starts: every list page in the table below is a read beyond the bound's. ")
+	if p.applies > 0 {
+		pr("The first read of the tenant is made by the first latency apply, before the count starts: every list page in the table below is a read beyond the bound's. ")
+	}
 	pr("It counts adoption writes: the adopted users' profile, role and group corrections and the removals from Authoritative groups. ")
 	pr("It assumes a membership's adds for a new user ride in the user's create and that a user's own groups and its memberships' groups go in one add call; ")
 	pr("the operator reconciles CipherscaleUsers and memberships separately, so calls above the bound on POST /tenants/users/{id}/groups come from there. ")
