@@ -1,18 +1,27 @@
-// Command bench measures the operator against the simulator: the API calls it makes to bring N
-// new CipherscaleUsers to Ready beside the lower bound the API allows, the time that takes, the
-// calls per resync once everything is in sync, and the manager's memory and CPU. It prints a
-// report and writes it to bin/bench/report.md. `make bench` runs it; it is not a test.
+// Command bench measures the operator against the simulator on a mixed workload: N
+// CipherscaleUsers of which half already exist in the tenant (adopted) and half are new, with
+// profiles, roles and groups, plus CipherscaleGroupMemberships (Additive and Authoritative, by
+// userRef and by email). It reports the API calls beside the lower bound the API allows, the
+// time to all Ready beside the bound's time at the tenant's limit, the 429s, the calls per
+// resync in the steady state, the manager's peak memory and CPU, and the time one more user
+// takes to be Ready on an idle operator. Every setting is written next to the figures.
+//
+// The manager runs at its shipped defaults except --qps (the simulator's limit) and
+// --resync-interval (short, so that the steady state fits in a minute); the report says which
+// flags were passed. `make bench` runs it; it is a program that prints figures, not a test.
 package main
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"math"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,11 +29,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -35,31 +43,57 @@ import (
 const apiKey = "bench-api-key"
 
 type params struct {
-	n          int
-	latency    time.Duration
-	limit      float64
-	resync     time.Duration
-	resyncs    int
-	workers    int
-	out        string
-	readyLimit time.Duration
+	n              int
+	latency        time.Duration
+	limit          float64
+	resync         time.Duration
+	resyncs        int
+	workloadResync string
+	qps            float64
+	workers        string // empty: the manager's default, not passed
+	burst          string
+	window         string
+	managerEnv     string
+	managerBin     string
+	applies        int
+	out            string
+	readyLimit     time.Duration
+	pprof          string
+	command        string
 }
 
 func main() {
 	var p params
-	flag.IntVar(&p.n, "n", 1000, "Number of CipherscaleUsers.")
-	flag.DurationVar(&p.latency, "latency", 20*time.Millisecond, "Latency the simulator adds to every request.")
-	flag.Float64Var(&p.limit, "limit", 50, "The simulator's request limit per second (0: none).")
-	flag.DurationVar(&p.resync, "resync", 20*time.Second, "The manager's --resync-interval.")
+	flag.IntVar(&p.n, "n", 2000, "Number of CipherscaleUsers (half adopted, half new).")
+	flag.DurationVar(&p.latency, "latency", 20*time.Millisecond, "Latency the simulator adds to every API request.")
+	flag.Float64Var(&p.limit, "limit", 50, "The simulator's request limit per second (0: none); its burst is the same number.")
+	flag.DurationVar(&p.resync, "resync", 20*time.Second, "The manager's --resync-interval (shipped default 10m).")
+	flag.StringVar(&p.workloadResync, "workload-resync", "", "The manager's --resync-interval during the workload (empty: its default); the steady state restarts it with -resync.")
 	flag.IntVar(&p.resyncs, "resyncs", 3, "Resync intervals to sit through in the steady state.")
-	flag.IntVar(&p.workers, "max-concurrent-reconciles", 128, "The manager's --max-concurrent-reconciles.")
-	flag.StringVar(&p.out, "out", "", "Report file (default bin/bench/report-N.md and bin/bench/report.md).")
+	flag.Float64Var(&p.qps, "qps", 0, "The manager's --qps (0: the simulator's limit; with no limit, the manager's default).")
+	flag.StringVar(&p.workers, "max-concurrent-reconciles", "", "The manager's --max-concurrent-reconciles (empty: its default).")
+	flag.StringVar(&p.burst, "burst", "", "The manager's --burst (empty: its default).")
+	flag.StringVar(&p.window, "create-batch-window", "", "The manager's --create-batch-window (empty: its default).")
+	flag.StringVar(&p.managerEnv, "manager-env", "", "Comma-separated KEY=VALUE added to the manager's environment, such as GOMEMLIMIT=100MiB.")
+	flag.StringVar(&p.managerBin, "manager", "", "Manager binary (default bin/manager).")
+	flag.IntVar(&p.applies, "applies", 50, "Sequential applies of one CipherscaleUser on the idle operator, for latency.")
+	flag.StringVar(&p.out, "out", "", "Report file (default bin/bench/report-N.md; bin/bench/report.md always).")
+	flag.StringVar(&p.pprof, "pprof", "", "Address a manager built with pprof serves it on; heap profiles go to bin/bench/heap-N-*.pb.gz.")
 	flag.DurationVar(&p.readyLimit, "ready-timeout", 30*time.Minute, "How long to wait for all Ready.")
 	flag.Parse()
+	log.SetLogger(logr.Discard()) // the bench's own informers; the manager logs to bin/bench/manager.log
+	p.command = commandLine()
 	if err := run(p); err != nil {
 		fmt.Fprintln(os.Stderr, "bench failed:", err)
 		os.Exit(1)
 	}
+}
+
+// commandLine is how to run this again: go run ./hack/bench with the flags given.
+func commandLine() string {
+	parts := []string{"go run ./hack/bench"}
+	flag.Visit(func(f *flag.Flag) { parts = append(parts, "-"+f.Name+"="+f.Value.String()) })
+	return strings.Join(parts, " ")
 }
 
 func run(p params) error {
@@ -68,11 +102,23 @@ func run(p params) error {
 		return err
 	}
 	dir := filepath.Join(root, "bin", "bench")
-	ctx := context.Background()
+	if p.managerBin == "" {
+		p.managerBin = filepath.Join(root, "bin", "manager")
+	}
+	r := &result{p: p, commit: gitDescribe(root), loadStart: loadAvg(), started: time.Now().UTC(), goVersion: runtime.Version(), cpus: runtime.NumCPU()}
+	if p.pprof != "" {
+		r.pprofURL = "http://" + p.pprof
+	}
+	r.defaults, err = managerDefaults(p.managerBin)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var cleanup devenv.Group
 	defer cleanup.Run()
 
-	fmt.Printf("==> Starting kube-apiserver, etcd and the simulator (latency %s, limit %g/s)\n", p.latency, p.limit)
+	fmt.Printf("==> Starting kube-apiserver, etcd and the simulator\n")
 	cp, err := devenv.StartControlPlane(root, filepath.Join(dir, "kubeconfig"))
 	if err != nil {
 		return err
@@ -84,203 +130,360 @@ func run(p params) error {
 	}
 	cleanup.Defer(func() { sim.Stop(5 * time.Second) })
 	control := devenv.NewSimControl(sim.URL)
-	role, group, err := seed(ctx, sim.URL)
+
+	id, err := seedCatalog(ctx, control, blocks(p.n))
 	if err != nil {
 		return err
+	}
+	w := newWorkload(p.n, id)
+	r.w, r.bound = w, w.bound()
+	fmt.Printf("==> Seeding %d tenant users (%d to adopt, %d unmanaged members)\n", len(w.seeds), r.bound.adopted, len(w.seeds)-r.bound.adopted)
+	if err := parallel(8, len(w.seeds), func(i int) error {
+		_, err := control.AddUser(ctx, w.seeds[i])
+		return err
+	}); err != nil {
+		return fmt.Errorf("seeding the tenant: %w", err)
 	}
 	if p.latency > 0 {
 		if err := control.SetFaults(ctx, []simulator.FaultRule{{LatencyMs: int(p.latency / time.Millisecond)}}); err != nil {
 			return err
 		}
 	}
-	qps, burst := 10000.0, 1000
 	if p.limit > 0 {
-		if err := control.SetLimit(ctx, p.limit, int(math.Max(1, p.limit))); err != nil {
+		if err := control.SetLimit(ctx, p.limit, int(max(1, p.limit))); err != nil {
 			return err
 		}
-		// Stay just under the API's limit, with a burst that cannot outrun its bucket.
-		qps, burst = p.limit*0.97, int(math.Max(1, p.limit/5))
 	}
 	if err := control.ResetStats(ctx); err != nil {
 		return err
 	}
 
-	metricsPort, err := devenv.FreePort()
+	env := []string{"KUBECONFIG=" + cp.Kubeconfig, "CIPHERSCALE_API_KEY=" + apiKey}
+	if p.managerEnv != "" {
+		env = append(env, strings.Split(p.managerEnv, ",")...)
+	}
+	var stopping atomic.Bool
+	startManager := func(name, resync string) (*manager, error) {
+		port, err := devenv.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		args := []string{"--api-url", sim.URL}
+		if resync != "" {
+			args = append(args, "--resync-interval", resync)
+		}
+		switch {
+		case p.qps > 0:
+			args = append(args, "--qps", strconv.FormatFloat(p.qps, 'f', -1, 64))
+		case p.limit > 0:
+			args = append(args, "--qps", strconv.FormatFloat(p.limit, 'f', -1, 64))
+		}
+		for _, f := range []struct{ name, v string }{{"max-concurrent-reconciles", p.workers}, {"burst", p.burst}, {"create-batch-window", p.window}} {
+			if f.v != "" {
+				args = append(args, "--"+f.name, f.v)
+			}
+		}
+		shown := args[2:] // without the URL, which changes every run
+		args = append(args, "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-secure=false", "--health-probe-bind-address", "0")
+		fmt.Printf("==> Starting the manager: %s\n", strings.Join(shown, " "))
+		proc, err := devenv.Start("manager", filepath.Join(dir, name+".log"), env, p.managerBin, args...)
+		if err != nil {
+			return nil, err
+		}
+		cleanup.Defer(func() { proc.Stop(10 * time.Second) })
+		go func() {
+			<-proc.Done()
+			if !stopping.Load() {
+				cancel()
+			}
+		}()
+		return &manager{proc: proc, port: port, args: shown}, nil
+	}
+	m1, err := startManager("manager", p.workloadResync)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("==> Starting the manager (qps %.1f, burst %d, resync %s, %d workers)\n", qps, burst, p.resync, p.workers)
-	mgr, err := devenv.Start("manager", filepath.Join(dir, "manager.log"),
-		[]string{"KUBECONFIG=" + cp.Kubeconfig, "CIPHERSCALE_API_KEY=" + apiKey},
-		filepath.Join(root, "bin", "manager"),
-		"--api-url", sim.URL, "--resync-interval", p.resync.String(),
-		"--qps", strconv.FormatFloat(qps, 'f', 2, 64), "--burst", strconv.Itoa(burst),
-		"--max-concurrent-reconciles", strconv.Itoa(p.workers),
-		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort), "--metrics-secure=false",
-		"--health-probe-bind-address", "0")
-	if err != nil {
-		return err
-	}
-	cleanup.Defer(func() { mgr.Stop(10 * time.Second) })
+	mgr := m1.proc
+	r.managerArgs = m1.args
 
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = iamv1alpha1.AddToScheme(scheme)
-	cfg := *cp.Config
-	cfg.QPS, cfg.Burst = 1000, 2000
-	kube, err := client.New(&cfg, client.Options{Scheme: scheme})
+	tr, err := startTracker(ctx, cp.Config)
+	if err != nil {
+		return err
+	}
+	kube := cp.Client
+
+	if p.applies > 0 {
+		// On the idle operator: before the workload, after one apply that pays the first read of
+		// the tenant. The users are deleted afterwards (deletionPolicy Delete), so that the
+		// workload starts from the seeded tenant.
+		fmt.Printf("==> Latency: 1 + %d sequential applies of one new CipherscaleUser on the idle operator\n", p.applies)
+		if r.latencies, err = latencyStage(ctx, kube, tr, id, p.applies); err != nil {
+			return managerErr(mgr, err)
+		}
+	}
+	if r.pprofURL != "" {
+		r.heapFiles = append(r.heapFiles, saveHeap(r.pprofURL, filepath.Join(dir, fmt.Sprintf("heap-%d-idle.pb.gz", p.n))))
+	}
+	stats0, err := control.Stats(ctx)
 	if err != nil {
 		return err
 	}
 
-	fmt.Printf("==> Creating %d CipherscaleUsers (each with a profile, one role and one group)\n", p.n)
+	fmt.Printf("==> Creating %d CipherscaleUsers and %d CipherscaleGroupMemberships\n", len(w.users), len(w.memberships))
+	objs := make([]client.Object, 0, len(w.users)+len(w.memberships))
+	for _, u := range w.users {
+		objs = append(objs, u)
+	}
+	for _, m := range w.memberships {
+		objs = append(objs, m)
+	}
+	cpu0 := cpuSeconds(mgr.Cmd.Process.Pid)
 	start := time.Now()
-	if err := createUsers(ctx, kube, p.n, role, group); err != nil {
-		return err
+	if err := parallel(16, len(objs), func(i int) error { return kube.Create(ctx, objs[i]) }); err != nil {
+		return managerErr(mgr, fmt.Errorf("creating objects: %w", err))
 	}
-	created := time.Since(start)
-	allReady, err := waitReady(ctx, kube, p.n, start, p.readyLimit, mgr)
+	r.created = time.Since(start)
+	wctx, wcancel := context.WithTimeout(ctx, p.readyLimit)
+	last := -1
+	at, err := tr.waitCount(wctx, len(objs), func(c int) {
+		if step := max(1, len(objs)/10); c/step != last/step {
+			fmt.Printf("    %d/%d Ready after %s\n", c, len(objs), time.Since(start).Round(time.Second))
+			last = c
+		}
+	})
+	wcancel()
+	if err != nil {
+		c, _ := tr.state()
+		return managerErr(mgr, fmt.Errorf("%d of %d objects Ready when waiting stopped: %w", c, len(objs), err))
+	}
+	r.allReady = at.Sub(start)
+	r.cpuStage1 = cpuSeconds(mgr.Cmd.Process.Pid) - cpu0
+	statsReady, err := control.Stats(ctx)
 	if err != nil {
 		return err
 	}
-	stats1, err := control.Stats(ctx)
-	if err != nil {
-		return err
+	r.stats1 = diff(statsReady, stats0)
+	if r.pprofURL != "" {
+		r.heapFiles = append(r.heapFiles, saveHeap(r.pprofURL, filepath.Join(dir, fmt.Sprintf("heap-%d-ready.pb.gz", p.n))))
 	}
-	fmt.Printf("    all Ready after %s (objects created in %s)\n", allReady.Round(time.Millisecond), created.Round(time.Millisecond))
+	fmt.Printf("    all Ready after %s (objects created in %s)\n", r.allReady.Round(time.Millisecond), r.created.Round(time.Millisecond))
 
-	fmt.Printf("==> Steady state: %d resync intervals of %s\n", p.resyncs, p.resync)
-	if err := control.ResetStats(ctx); err != nil {
+	// The workload's manager is done: its counts and memory, then a restart with a short resync
+	// for the steady state (and the memory of a manager that starts with every object there).
+	if r.mismatch, err = settle(ctx, control, m1.port, statsAll(control)); err != nil {
 		return err
 	}
-	time.Sleep(time.Duration(p.resyncs) * p.resync)
+	r.rssKiB, r.cpuTotal = peakRSS(mgr.Cmd.Process.Pid), cpuSeconds(mgr.Cmd.Process.Pid)-cpu0
+	stopping.Store(true)
+	mgr.Stop(30 * time.Second)
+	stopping.Store(false)
+	atRestart, err := control.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	m2, err := startManager("manager-steady", p.resync.String())
+	if err != nil {
+		return err
+	}
+	r.steadyArgs = m2.args
+	fmt.Printf("==> Steady state: 1 resync interval to settle after the restart, then %d of %s\n", p.resyncs, p.resync)
+	select {
+	case <-time.After(p.resync):
+	case <-ctx.Done():
+		return managerErr(m2.proc, errors.New("the restarted manager stopped"))
+	}
+	before, err := control.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	r.restart = diff(before, atRestart)
+	select {
+	case <-time.After(time.Duration(p.resyncs) * p.resync):
+	case <-ctx.Done():
+		return managerErr(m2.proc, errors.New("stopped during the steady state"))
+	}
 	stats2, err := control.Stats(ctx)
 	if err != nil {
 		return err
 	}
-	metrics, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	r.steady = diff(stats2, before)
+	r.rssKiB2, r.cpu2 = peakRSS(m2.proc.Cmd.Process.Pid), cpuSeconds(m2.proc.Cmd.Process.Pid)
+	r.readyAfterSteady, _ = tr.state()
+	if r.pprofURL != "" {
+		r.heapFiles = append(r.heapFiles, saveHeap(r.pprofURL, filepath.Join(dir, fmt.Sprintf("heap-%d-steady.pb.gz", p.n))))
+	}
+	sinceRestart := func() (simulator.Stats, error) {
+		all, err := control.Stats(ctx)
+		return diff(all, atRestart), err
+	}
+	mismatch2, err := settle(ctx, control, m2.port, sinceRestart)
 	if err != nil {
 		return err
 	}
-	rss, cpu := procStats(mgr.Cmd.Process.Pid)
-	notReady, err := countNotReady(ctx, kube)
+	r.mismatch = append(r.mismatch, mismatch2...)
+	final, err := control.Stats(ctx)
 	if err != nil {
 		return err
 	}
+	r.all = final
+	r.loadEnd = loadAvg()
 
-	r := report{p: p, stats1: stats1, stats2: stats2, allReady: allReady, created: created, metrics: metrics,
-		rssKiB: rss, cpu: cpu, notReady: notReady, qps: qps}
 	text := r.String()
 	fmt.Print("\n" + text)
 	out := p.out
 	if out == "" {
 		out = filepath.Join(dir, fmt.Sprintf("report-%d.md", p.n))
 	}
-	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(text), 0o644); err != nil {
-		return err
+	for _, f := range []string{out, filepath.Join(dir, "report.md")} {
+		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("\nReport written to %s and %s\n", out, filepath.Join(dir, "report.md"))
+	if len(r.mismatch) > 0 {
+		return fmt.Errorf("the manager's metrics disagree with the simulator's statistics: %s", strings.Join(r.mismatch, "; "))
+	}
 	return nil
 }
 
-func seed(ctx context.Context, url string) (role, group string, err error) {
-	c := devenv.NewSimControl(url)
-	var r cipherscale.Role
-	if err := c.Post(ctx, "/_sim/roles", map[string]string{"name": "Bench", "type": "SUPPORT"}, &r); err != nil {
-		return "", "", err
+func managerErr(mgr *devenv.Process, err error) error {
+	if mgr.Exited() {
+		return fmt.Errorf("%w; the manager exited: %s", err, tail(mgr.Log(), 40))
 	}
-	var g cipherscale.Group
-	if err := c.Post(ctx, "/_sim/groups", map[string]any{"name": "Bench", "roles": []string{}}, &g); err != nil {
-		return "", "", err
-	}
-	return r.ID, g.ID, nil
+	return err
 }
 
-func createUsers(ctx context.Context, kube client.Client, n int, role, group string) error {
+// seedCatalog creates the roles and groups the workload uses: Bench and Legacy roles and
+// groups, and one Team group per block of 100 users.
+func seedCatalog(ctx context.Context, c *devenv.SimControl, teams int) (ids, error) {
+	var id ids
+	role := func(name string, typ cipherscale.RoleType) (string, error) {
+		var r cipherscale.Role
+		err := c.Post(ctx, "/_sim/roles", map[string]string{"name": name, "type": string(typ)}, &r)
+		return r.ID, err
+	}
+	group := func(name string) (string, error) {
+		var g cipherscale.Group
+		err := c.Post(ctx, "/_sim/groups", map[string]any{"name": name, "roles": []string{}}, &g)
+		return g.ID, err
+	}
+	var errs []error
+	var err error
+	id.role, err = role("Bench", cipherscale.RoleTypeSupport)
+	errs = append(errs, err)
+	id.legacyRole, err = role("Legacy", cipherscale.RoleTypeAuditor)
+	errs = append(errs, err)
+	id.group, err = group("Bench")
+	errs = append(errs, err)
+	id.legacyGroup, err = group("Legacy")
+	errs = append(errs, err)
+	for k := range teams {
+		g, err := group(fmt.Sprintf("Team %d", k))
+		errs = append(errs, err)
+		id.teams = append(id.teams, g)
+	}
+	return id, errors.Join(errs...)
+}
+
+// latencyStage applies one new CipherscaleUser at a time and measures the time from the create
+// to the tracker seeing it Ready.
+func latencyStage(ctx context.Context, kube client.Client, tr *tracker, id ids, n int) ([]time.Duration, error) {
+	var out []time.Duration
+	var made []client.Object
+	for i := 0; i <= n; i++ {
+		u := &iamv1alpha1.CipherscaleUser{}
+		u.Namespace, u.Name = namespace, fmt.Sprintf("latency-%03d", i)
+		u.Spec = iamv1alpha1.CipherscaleUserSpec{
+			Email:     fmt.Sprintf("latency-%03d@%s", i, emailDomain),
+			FirstName: ptr("Latency"), LastName: ptr(strconv.Itoa(i)),
+			Roles: &[]iamv1alpha1.ID{id.role}, Groups: &[]iamv1alpha1.ID{id.group},
+		}
+		start := time.Now()
+		if err := kube.Create(ctx, u); err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		at, err := tr.waitFor(wctx, u)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%s not Ready within 30s: %w", u.Name, err)
+		}
+		made = append(made, u)
+		if i > 0 { // the first apply pays the first read of the tenant
+			out = append(out, at.Sub(start))
+		}
+	}
+	for _, u := range made {
+		if err := kube.Delete(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for _, u := range made {
+		if err := waitGone(wctx, kube, u); err != nil {
+			return nil, fmt.Errorf("deleting the latency users: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func waitGone(ctx context.Context, kube client.Client, o client.Object) error {
+	for {
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(o), o); apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("%s still there: %w", o.GetName(), ctx.Err())
+		}
+	}
+}
+
+// saveHeap writes the manager's heap profile (after a GC) to path; it needs a manager built with
+// a pprof endpoint (-pprof). It returns path, or what went wrong.
+func saveHeap(url, path string) string {
+	resp, err := http.Get(url + "/debug/pprof/heap?gc=1") //nolint:gosec // loopback
+	if err != nil {
+		return path + ": " + err.Error()
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		return path + ": " + err.Error()
+	}
+	return path
+}
+
+// parallel runs fn(0..n-1) on k goroutines and returns the first error.
+func parallel(k, n int, fn func(int) error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for range 16 {
+	var once sync.Once
+	var first error
+	for range k {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				i := int(next.Add(1))
-				if i > n {
+				i := int(next.Add(1)) - 1
+				if i >= n {
 					return
 				}
-				u := &iamv1alpha1.CipherscaleUser{
-					ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("user-%05d", i)},
-					Spec: iamv1alpha1.CipherscaleUserSpec{
-						Email:     fmt.Sprintf("user-%05d@bench.example.com", i),
-						FirstName: ptr(fmt.Sprintf("First%d", i)), LastName: ptr("Bench"),
-						Roles: &[]string{role}, Groups: &[]string{group},
-					},
-				}
-				if err := kube.Create(ctx, u); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					next.Store(int64(n))
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
-}
-
-func ptr[T any](v T) *T { return &v }
-
-func countNotReady(ctx context.Context, kube client.Client) (int, error) {
-	var list iamv1alpha1.CipherscaleUserList
-	if err := kube.List(ctx, &list); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, u := range list.Items {
-		if !meta.IsStatusConditionTrue(u.Status.Conditions, iamv1alpha1.ConditionReady) {
-			n++
-		}
-	}
-	return n, nil
-}
-
-func waitReady(ctx context.Context, kube client.Client, n int, start time.Time, limit time.Duration, mgr *devenv.Process) (time.Duration, error) {
-	last := -1
-	for time.Since(start) < limit {
-		var list iamv1alpha1.CipherscaleUserList
-		if err := kube.List(ctx, &list); err != nil {
-			return 0, err
-		}
-		ready := 0
-		for _, u := range list.Items {
-			if meta.IsStatusConditionTrue(u.Status.Conditions, iamv1alpha1.ConditionReady) {
-				ready++
-			}
-		}
-		if ready == n {
-			return time.Since(start), nil
-		}
-		if mgr.Exited() {
-			return 0, fmt.Errorf("the manager exited: %s", tail(mgr.Log(), 40))
-		}
-		if ready != last && (ready-last >= n/10 || ready == n) {
-			fmt.Printf("    %d/%d Ready after %s\n", ready, n, time.Since(start).Round(time.Second))
-			last = ready
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	return 0, fmt.Errorf("not all Ready within %s", limit)
+	return first
 }
 
 func tail(s string, lines int) string {
@@ -291,168 +494,90 @@ func tail(s string, lines int) string {
 	return strings.Join(l, "\n")
 }
 
-// scrape reads cipherscale_api_requests_total by route from the manager's metrics.
-func scrape(url string) (map[string]int, error) {
-	resp, err := http.Get(url) //nolint:gosec // loopback
+func gitDescribe(root string) string {
+	out, err := exec.Command("git", "-C", root, "describe", "--always", "--dirty", "--tags").Output()
 	if err != nil {
-		return nil, err
+		return "unknown (git describe failed)"
 	}
-	defer resp.Body.Close()
-	out := map[string]int{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "cipherscale_api_requests_total{") {
+	return strings.TrimSpace(string(out))
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// managerDefaults reads the defaults the manager binary declares for its flags from its -h.
+func managerDefaults(bin string) (map[string]string, error) {
+	out, _ := exec.Command(bin, "-h").CombinedOutput() // -h exits 0 or 2 depending on the flag package
+	defs := map[string]string{}
+	var name string
+	for _, line := range strings.Split(string(out), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "-") {
+			name = strings.TrimPrefix(strings.Fields(t)[0], "-")
 			continue
 		}
-		i := strings.Index(line, `route="`)
-		j := strings.LastIndex(line, " ")
-		if i < 0 || j < 0 {
-			continue
+		if i := strings.LastIndex(t, "(default "); i >= 0 && name != "" {
+			defs[name] = strings.Trim(strings.TrimSuffix(t[i+len("(default "):], ")"), `"`)
 		}
-		route, _, ok := strings.Cut(line[i+len(`route="`):], `"`)
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[j+1:], 64)
-		if err != nil {
-			continue
-		}
-		out[route] += int(v)
 	}
-	return out, sc.Err()
+	for _, f := range []string{"qps", "burst", "max-concurrent-reconciles", "create-batch-window", "resync-interval"} {
+		if _, ok := defs[f]; !ok {
+			return nil, fmt.Errorf("%s -h does not give a default for --%s:\n%s", bin, f, out)
+		}
+	}
+	return defs, nil
 }
 
-// procStats returns the peak resident memory (KiB) and the CPU seconds of a process.
-func procStats(pid int) (int, float64) {
-	rss := 0
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "VmHWM:") {
-				f := strings.Fields(l)
-				rss, _ = strconv.Atoi(f[1])
-			}
-		}
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	cpu := 0.0
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
-		if len(f) > 12 {
-			ut, _ := strconv.ParseFloat(f[11], 64)
-			st, _ := strconv.ParseFloat(f[12], 64)
-			cpu = (ut + st) / 100 // USER_HZ
-		}
-	}
-	return rss, cpu
-}
-
-type report struct {
-	p              params
-	stats1, stats2 simulator.Stats
-	allReady       time.Duration
-	created        time.Duration
-	metrics        map[string]int
-	rssKiB         int
-	cpu            float64
-	notReady       int
-	qps            float64
-}
-
-func (r report) String() string {
-	var b strings.Builder
-	n := r.p.n
-	lowerCreates := (n + cipherscale.MaxCreateBatch - 1) / cipherscale.MaxCreateBatch
-	lower := lowerCreates + n + n + 1
-	total := r.stats1.Total
-	fmt.Fprintf(&b, "# cipherscale-operator benchmark\n\n")
-	fmt.Fprintf(&b, "N=%d users, simulator latency %s, limit %s, resync %s, %d workers, on %s\n\n",
-		n, r.p.latency, limitText(r.p.limit), r.p.resync, r.p.workers, time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "## Stage 1: %d new CipherscaleUsers to Ready\n\n", n)
-	fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")
-	fmt.Fprintf(&b, "| time from the first create to all Ready | %s |\n", r.allReady.Round(time.Millisecond))
-	fmt.Fprintf(&b, "| API calls | %d |\n", total)
-	fmt.Fprintf(&b, "| lower bound (%d creates of 100 + %d profile writes + %d role patches + 1 list) | %d |\n", lowerCreates, n, n, lower)
-	fmt.Fprintf(&b, "| calls / lower bound | %.3f |\n", float64(total)/float64(lower))
-	if r.p.limit > 0 {
-		ideal := time.Duration(float64(lower) / r.p.limit * float64(time.Second))
-		fmt.Fprintf(&b, "| time the lower bound needs at %g/s | %s |\n", r.p.limit, ideal.Round(time.Millisecond))
-		fmt.Fprintf(&b, "| time / lower-bound time | %.3f |\n", r.allReady.Seconds()/ideal.Seconds())
-	}
-	throttled := countStatus(r.stats1, 429) + countStatus(r.stats2, 429)
-	fmt.Fprintf(&b, "| 429 answers | %d (%.2f%% of calls) |\n\n", throttled, 100*float64(throttled)/math.Max(1, float64(total+r.stats2.Total)))
-	fmt.Fprintf(&b, "Calls by route and status:\n\n| route | status | calls |\n|---|---|---|\n")
-	for _, s := range sortedStats(r.stats1) {
-		fmt.Fprintf(&b, "| %s | %d | %d |\n", s.Route, s.Status, s.Count)
-	}
-	perResync := float64(r.stats2.Total) / float64(r.p.resyncs)
-	fmt.Fprintf(&b, "\n## Stage 2: steady state, %d resync intervals\n\n| figure | value |\n|---|---|\n", r.p.resyncs)
-	fmt.Fprintf(&b, "| calls in %d intervals | %d |\n", r.p.resyncs, r.stats2.Total)
-	fmt.Fprintf(&b, "| calls per resync interval | %.1f |\n", perResync)
-	fmt.Fprintf(&b, "| target: ceil(N/100)+1 | %d |\n", (n+99)/100+1)
-	fmt.Fprintf(&b, "| per-object polling would make (2N) | %d |\n", 2*n)
-	fmt.Fprintf(&b, "| write calls in the steady state | %d |\n", writes(r.stats2))
-	fmt.Fprintf(&b, "| objects not Ready at the end | %d |\n", r.notReady)
-	for _, s := range sortedStats(r.stats2) {
-		fmt.Fprintf(&b, "| %s %d | %d |\n", s.Route, s.Status, s.Count)
-	}
-	fmt.Fprintf(&b, "\n## The manager process\n\n| figure | value |\n|---|---|\n")
-	fmt.Fprintf(&b, "| peak resident memory (VmHWM) | %.1f MiB |\n", float64(r.rssKiB)/1024)
-	fmt.Fprintf(&b, "| CPU time (user+system) | %.1f s |\n", r.cpu)
-	simTotal := map[string]int{}
-	for _, s := range append(append([]simulator.RouteStat{}, r.stats1.Requests...), r.stats2.Requests...) {
-		simTotal[s.Route] += s.Count
-	}
-	agree := true
-	var rows []string
-	for route, c := range simTotal {
-		m := r.metrics[route]
-		if m != c {
-			agree = false
-		}
-		rows = append(rows, fmt.Sprintf("| %s | %d | %d |", route, m, c))
-	}
-	sort.Strings(rows)
-	fmt.Fprintf(&b, "\n## The operator's metrics against the simulator's statistics\n\n")
-	fmt.Fprintf(&b, "Agree: %v\n\n| route | cipherscale_api_requests_total | simulator |\n|---|---|---|\n%s\n", agree, strings.Join(rows, "\n"))
-	return b.String()
-}
-
-func limitText(l float64) string {
-	if l <= 0 {
-		return "none"
-	}
-	return fmt.Sprintf("%g requests/s", l)
-}
-
-func countStatus(s simulator.Stats, status int) int {
-	n := 0
-	for _, r := range s.Requests {
-		if r.Status == status {
-			n += r.Count
-		}
-	}
-	return n
-}
-
-func writes(s simulator.Stats) int {
-	n := 0
-	for _, r := range s.Requests {
-		if !strings.HasPrefix(r.Route, "GET ") {
-			n += r.Count
-		}
-	}
-	return n
-}
-
-func sortedStats(s simulator.Stats) []simulator.RouteStat {
-	out := append([]simulator.RouteStat{}, s.Requests...)
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Route != out[j].Route {
-			return out[i].Route < out[j].Route
-		}
-		return out[i].Status < out[j].Status
-	})
+	sort.Strings(out)
 	return out
+}
+
+type manager struct {
+	proc *devenv.Process
+	port int
+	args []string
+}
+
+// statsAll returns a function reading the simulator's statistics since the manager started.
+func statsAll(c *devenv.SimControl) func() (simulator.Stats, error) {
+	return func() (simulator.Stats, error) { return c.Stats(context.Background()) }
+}
+
+// settle compares a quiet manager's request metrics with the simulator's statistics, reading
+// both again a few times if a call was in flight between the two reads.
+func settle(ctx context.Context, c *devenv.SimControl, port int, stats func() (simulator.Stats, error)) ([]string, error) {
+	var mismatch []string
+	for range 5 {
+		metrics, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			return nil, err
+		}
+		s, err := stats()
+		if err != nil {
+			return nil, err
+		}
+		if mismatch = agreement(metrics, s); len(mismatch) == 0 {
+			return nil, nil
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return mismatch, nil
 }
