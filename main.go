@@ -30,6 +30,7 @@ import (
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/controller"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -55,6 +56,11 @@ type options struct {
 	probeAddr             string
 	leaderElect           bool
 	leaderElectionNS      string
+	// The trust rules of the default tenant.
+	adoptionNamespaces   string
+	privilegedNamespaces string
+	privilegedRoles      string
+	maxInvitationsPerDay int
 }
 
 func main() {
@@ -75,6 +81,10 @@ func main() {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the pod's namespace.")
+	fs.StringVar(&o.adoptionNamespaces, "adoption-namespaces", "", "Comma-separated namespaces whose CipherscaleUsers may adopt tenant users the operator did not create; * for every namespace. Default: none.")
+	fs.StringVar(&o.privilegedNamespaces, "privileged-namespaces", "", "Comma-separated namespaces whose objects may grant or remove privileged roles and be Authoritative memberships; * for every namespace. Default: none.")
+	fs.StringVar(&o.privilegedRoles, "privileged-roles", "", "Comma-separated ids of the privileged roles. Default: the roles of type OWNER or ADMIN, and those whose type the operator cannot see.")
+	fs.IntVar(&o.maxInvitationsPerDay, "max-invitations-per-day", 5, "Most invitations sent to one user in 24 hours, from any source (the create counts as one); 0 for no cap.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -117,6 +127,12 @@ func validate(o options) error {
 	}
 	if o.maxConcurrent < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
+	}
+	if _, err := trustPolicy(o); err != nil {
+		errs = append(errs, err)
+	}
+	if o.maxInvitationsPerDay < 0 || o.maxInvitationsPerDay > 100 {
+		errs = append(errs, errors.New("--max-invitations-per-day must be between 0 and 100"))
 	}
 	switch iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy) {
 	case iamv1alpha1.DeletionPolicyDelete, iamv1alpha1.DeletionPolicyDeactivate, iamv1alpha1.DeletionPolicyOrphan:
@@ -184,7 +200,13 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	trust, err := trustPolicy(o)
+	if err != nil {
+		return err
+	}
 	if err := controller.Setup(ctx, mgr, controller.Options{
+		Trust:                   trust,
+		MaxInvitationsPerDay:    o.maxInvitationsPerDay,
 		Tenant:                  tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow}),
 		ResyncInterval:          o.resyncInterval,
 		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy),
@@ -199,7 +221,8 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	setupLog.Info("Starting the manager", "version", version, "resyncInterval", o.resyncInterval.String(),
-		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces)
+		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces,
+		"adoptionNamespaces", o.adoptionNamespaces, "privilegedNamespaces", o.privilegedNamespaces)
 	return mgr.Start(ctx)
 }
 
@@ -211,4 +234,20 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// trustPolicy reads the default tenant's trust rules from the flags.
+func trustPolicy(o options) (plan.TrustPolicy, error) {
+	var p plan.TrustPolicy
+	var err error
+	if p.Adoption, err = plan.ParseNamespaces(o.adoptionNamespaces); err != nil {
+		return p, fmt.Errorf("--adoption-namespaces: %w", err)
+	}
+	if p.Privileged, err = plan.ParseNamespaces(o.privilegedNamespaces); err != nil {
+		return p, fmt.Errorf("--privileged-namespaces: %w", err)
+	}
+	if roles := splitList(o.privilegedRoles); len(roles) > 0 {
+		p.PrivilegedRoles = roles
+	}
+	return p, nil
 }

@@ -46,6 +46,8 @@ type MembershipReconciler struct {
 	// Wake, when set, receives memberships to reconcile now: the CipherscaleUser reconciler
 	// sends those whose pairs it wrote.
 	Wake <-chan event.GenericEvent
+	// Trust says which namespaces may have Authoritative memberships.
+	Trust plan.TrustPolicy
 }
 
 // Reconcile reads top to bottom: fetch, deletion, finalizer, conflict, observe the members,
@@ -69,8 +71,11 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	gen := obj.Generation
 	groupID := plan.NormalizeID(obj.Spec.GroupID)
-	w := world{kube: r.Kube}
+	w := world{kube: r.Kube, trust: r.Trust}
 
+	if obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace) {
+		return r.stall(obj, iamv1alpha1.ReasonNotAllowed, authoritativeRefusedMessage(obj.Namespace)), nil
+	}
 	winner, err := r.conflictWinner(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -151,9 +156,14 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			continue
 		}
 		u := live[m.email]
-		switch u {
-		case nil:
+		switch {
+		case u == nil:
 			st.State = iamv1alpha1.MemberStateUserNotFound
+		case u.IsOwner && !inGroup(u, groupID):
+			// The tenant owner is read-only to the operator: never added.
+			declared[m.email] = true
+			st.UserID = u.ID
+			st.State = iamv1alpha1.MemberStateOwnerProtected
 		default:
 			declared[m.email] = true
 			st.UserID = u.ID
@@ -180,8 +190,8 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		for i := range present {
 			u := &present[i]
-			if declared[cipherscale.NormalizeEmail(u.Email)] {
-				continue
+			if declared[cipherscale.NormalizeEmail(u.Email)] || u.IsOwner {
+				continue // the tenant owner is read-only to the operator
 			}
 			owner, err := w.emailOwner(ctx, u.Email)
 			if err != nil {
@@ -266,6 +276,9 @@ func (r *MembershipReconciler) managedMember(ctx context.Context, user *iamv1alp
 	if inGroup(u, groupID) {
 		return iamv1alpha1.MemberStateMember, false, id, at, nil
 	}
+	if u.IsOwner {
+		return iamv1alpha1.MemberStateOwnerProtected, false, id, at, nil
+	}
 	return iamv1alpha1.MemberStateWaitingForUser, stuck, id, at, nil
 }
 
@@ -322,7 +335,7 @@ func (r *MembershipReconciler) conflictWinner(ctx context.Context, obj *iamv1alp
 	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(obj.Spec.GroupID)}); err != nil {
 		return nil, fmt.Errorf("listing CipherscaleGroupMemberships by group: %w", err)
 	}
-	owner := authoritativeOwner(list.Items)
+	owner := authoritativeOwner(list.Items, r.Trust)
 	if owner != nil && owner.UID != obj.UID {
 		return owner, nil
 	}
@@ -350,8 +363,10 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil {
-		w := world{kube: r.Kube}
+	// An Authoritative membership its namespace may not have declared nothing: it releases nothing.
+	refused := obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace)
+	if obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil && !refused {
+		w := world{kube: r.Kube, trust: r.Trust}
 		groupID := plan.NormalizeID(obj.Spec.GroupID)
 		members, err := w.resolveMembers(ctx, obj)
 		if err != nil {
@@ -385,8 +400,8 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 			if err != nil {
 				return r.failDeleting(obj, err)
 			}
-			if !inGroup(u, groupID) {
-				continue
+			if !inGroup(u, groupID) || u.IsOwner {
+				continue // the tenant owner is read-only to the operator
 			}
 			f, err := w.pairFacts(ctx, u.Email, groupID, true, membershipSource(obj))
 			if err != nil {

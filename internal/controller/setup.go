@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -28,6 +29,11 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Clock is the controllers' clock; the real one when nil.
 	Clock clock.PassiveClock
+	// Trust is what the tenant allows each namespace: adoption, privileged roles, Authoritative
+	// memberships. The zero value allows none of them.
+	Trust plan.TrustPolicy
+	// MaxInvitationsPerDay caps the invitations sent to one user in 24 hours; 0: no cap.
+	MaxInvitationsPerDay int
 }
 
 // maxBackoff is the longest a failing object waits before it is tried again.
@@ -60,6 +66,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := (&UserReconciler{
 		Kube: mgr.GetClient(), Tenant: o.Tenant, Recorder: recorder, Clock: o.Clock,
 		MembershipEvents:        wake,
+		Trust:                   o.Trust,
+		MaxInvitationsPerDay:    o.MaxInvitationsPerDay,
 		ResyncInterval:          o.ResyncInterval,
 		DefaultDeletionPolicy:   o.DefaultDeletionPolicy,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
@@ -69,6 +77,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := (&MembershipReconciler{
 		Kube: mgr.GetClient(), Tenant: o.Tenant, Recorder: recorder, Clock: o.Clock,
 		Wake:                    wake,
+		Trust:                   o.Trust,
 		ResyncInterval:          o.ResyncInterval,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr); err != nil {
