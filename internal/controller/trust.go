@@ -25,9 +25,9 @@ func adoptionRefusedMessage(ns string) string {
 
 // mayManage reports whether the object may manage the tenant user u, found through its recorded
 // id or pending create mark: always from a namespace that may adopt; elsewhere only when the
-// record is the operator's own (status.id, which only the operator writes, names the user) or u
-// was created after the object (the annotations alone prove nothing: whoever may edit the
-// object may write them).
+// record is the operator's own (status.id, which only the operator writes, names the user), or u
+// is still pending and was created after the object (a create whose answer was lost). The
+// annotations alone prove nothing: whoever may edit the object may write them.
 func (r *UserReconciler) mayManage(obj *iamv1alpha1.CipherscaleUser, statusID string, u *cipherscale.User) bool {
 	if r.Trust.MayAdopt(obj.Namespace) {
 		return true
@@ -35,7 +35,7 @@ func (r *UserReconciler) mayManage(obj *iamv1alpha1.CipherscaleUser, statusID st
 	if statusID != "" && plan.NormalizeID(statusID) == plan.NormalizeID(u.ID) {
 		return true
 	}
-	return plan.CreatedFor(obj.CreationTimestamp.Time, u)
+	return u.Status.Normalized() == cipherscale.StatusPending && plan.CreatedFor(obj.CreationTimestamp.Time, u)
 }
 
 // refuseAdoption stalls an object whose namespace may not adopt the user it found.
@@ -68,3 +68,11 @@ func authoritativeRefusedMessage(ns string) string {
 
 // maxSentTimes bounds status.invitation.sentTimes (the CRD's maxItems).
 const maxSentTimes = 100
+
+// keptSends is how many send times status.invitation.sentTimes keeps: enough to apply the cap.
+func (r *UserReconciler) keptSends() int {
+	if r.MaxInvitationsPerDay <= 0 || r.MaxInvitationsPerDay > maxSentTimes {
+		return maxSentTimes
+	}
+	return r.MaxInvitationsPerDay
+}

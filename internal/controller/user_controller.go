@@ -58,6 +58,8 @@ type UserReconciler struct {
 	// MaxInvitationsPerDay caps the invitations sent to one user in 24 hours, from any source;
 	// 0: no cap.
 	MaxInvitationsPerDay int
+
+	sent sendLog
 }
 
 // Reconcile reads top to bottom: fetch, deletion, finalizer, conflicts, observe (the user
@@ -328,7 +330,7 @@ func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.Cipherscal
 			return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 				"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID), jitter(r.ResyncInterval)), nil
 		}
-		if !r.Trust.MayAdopt(obj.Namespace) && (!markedBefore || !plan.CreatedFor(obj.CreationTimestamp.Time, found)) {
+		if !markedBefore && !r.Trust.MayAdopt(obj.Namespace) || markedBefore && !r.mayManage(obj, obj.Status.ID, found) {
 			return observed{}, r.refuseAdoption(obj), nil
 		}
 		if err := recordID(ctx, r.Kube, obj, found.ID); err != nil {
@@ -353,7 +355,8 @@ func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.Cipherscal
 	}
 	readAt := r.Clock.Now()
 	now := metav1.NewTime(readAt)
-	obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now, SentTimes: []metav1.Time{now}}
+	obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now,
+		SentTimes: r.sent.record(created.ID, nil, readAt, r.keptSends())}
 	// The event is emitted now, so that a failure of the writes that follow does not lose it.
 	r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Created tenant user %s and sent the invitation", created.ID)
 	if err := recordID(ctx, r.Kube, obj, created.ID); err != nil {
@@ -535,10 +538,7 @@ func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.Cipher
 		st = &iamv1alpha1.InvitationStatus{}
 		obj.Status.Invitation = st
 	}
-	sent := make([]time.Time, 0, len(st.SentTimes))
-	for _, t := range st.SentTimes {
-		sent = append(sent, t.Time)
-	}
+	sent := r.sent.times(live.ID, st.SentTimes)
 	if ok, until := plan.InvitationCap(sent, r.MaxInvitationsPerDay, now); !ok {
 		// Deferred, the request kept: it is answered once the oldest send leaves the window.
 		r.event(obj, corev1.EventTypeWarning, iamv1alpha1.EventInvitationDeferred, "ResendInvitation",
@@ -558,14 +558,7 @@ func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.Cipher
 	}
 	t := metav1.NewTime(now)
 	st.LastSentTime = &t
-	st.SentTimes = nil
-	keep := r.MaxInvitationsPerDay
-	if keep <= 0 || keep > maxSentTimes {
-		keep = maxSentTimes
-	}
-	for _, s := range plan.RecentSends(append(sent, now), keep, now) {
-		st.SentTimes = append(st.SentTimes, metav1.NewTime(s))
-	}
+	st.SentTimes = r.sent.record(live.ID, sent, now, r.keptSends())
 	if d.Requested {
 		st.LastResendRequest = d.RequestValue
 	} else {
