@@ -31,8 +31,10 @@ const (
 
 func testTrust() plan.TrustPolicy {
 	return plan.TrustPolicy{
-		Adoption:   func(ns string) bool { return !strings.HasPrefix(ns, untrustedPrefix) },
-		Privileged: func(ns string) bool { return !strings.HasPrefix(ns, untrustedPrefix) && !strings.HasPrefix(ns, adoptingPrefix) },
+		Adoption: func(ns string) bool { return !strings.HasPrefix(ns, untrustedPrefix) },
+		Privileged: func(ns string) bool {
+			return !strings.HasPrefix(ns, untrustedPrefix) && !strings.HasPrefix(ns, adoptingPrefix)
+		},
 	}
 }
 

@@ -170,4 +170,3 @@ func RecentSends(sent []time.Time, keep int, now time.Time) []time.Time {
 	}
 	return out
 }
-
