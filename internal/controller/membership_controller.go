@@ -110,6 +110,10 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			emails = append(emails, m.email)
 		}
 	}
+	if len(emails) > 0 && !r.Trust.MayAdopt(obj.Namespace) {
+		// Those members are people the operator did not create for this namespace.
+		return r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, emailMembersRefusedMessage(obj.Namespace, len(emails))), nil
+	}
 	live, err := r.Tenant.LookupMany(ctx, emails)
 	if err != nil {
 		return r.failLookup(obj, err)
@@ -380,6 +384,9 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 			id := knownID(obj, m)
 			if m.user != nil && recordedID(m.user) != "" {
 				id = recordedID(m.user)
+			}
+			if id == "" && m.email != "" && !r.Trust.MayAdopt(obj.Namespace) {
+				continue // this membership was refused the members no CipherscaleUser manages
 			}
 			if id == "" && m.email != "" {
 				u, err := r.Tenant.Lookup(ctx, m.email)

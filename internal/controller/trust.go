@@ -76,3 +76,9 @@ func (r *UserReconciler) keptSends() int {
 	}
 	return r.MaxInvitationsPerDay
 }
+
+// emailMembersRefusedMessage says why a membership whose email members no CipherscaleUser
+// manages does nothing.
+func emailMembersRefusedMessage(ns string, n int) string {
+	return fmt.Sprintf("%d email members have no CipherscaleUser: they are tenant users the operator did not create for this namespace, and namespace %s may not adopt users (allowed by the manager's --adoption-namespaces); declare them with CipherscaleUsers, or ask for the namespace to be allowed; nothing was written", n, ns)
+}

@@ -105,6 +105,18 @@ func tenantWrites() int {
 	return n
 }
 
+// settledWrites waits until the tenant is not being written (the cleanup of earlier specs may
+// still be writing) and returns the count of writes.
+func settledWrites() int {
+	GinkgoHelper()
+	var n int
+	Eventually(func(g Gomega) {
+		n = tenantWrites()
+		g.Consistently(tenantWrites, resync/2, 100*time.Millisecond).Should(Equal(n))
+	}, 30*time.Second).Should(Succeed())
+	return n
+}
+
 // expectNoWrite checks that the tenant is not written while the operator resyncs, and that the
 // users are as they were.
 func expectNoWrite(before int, users ...cipherscale.User) {
@@ -134,7 +146,7 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 		mallory := attacker(ns)
 		admin, err := sim.AddUser(simulator.UserSeed{Email: email("admin"), Status: cipherscale.StatusActive, FirstName: "Ada", Roles: []string{adminRole()}})
 		Expect(err).NotTo(HaveOccurred())
-		before := tenantWrites()
+		before := settledWrites()
 
 		u := &iamv1alpha1.CipherscaleUser{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "takeover"},
@@ -156,7 +168,7 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 		mallory := attacker(ns)
 		admin, err := sim.AddUser(simulator.UserSeed{Email: email("admin"), Status: cipherscale.StatusActive, Roles: []string{adminRole()}})
 		Expect(err).NotTo(HaveOccurred())
-		before := tenantWrites()
+		before := settledWrites()
 
 		byID := &iamv1alpha1.CipherscaleUser{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "forged-id",
@@ -193,7 +205,7 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 		owner, err := sim.AddUser(simulator.UserSeed{Email: email("owner"), Status: cipherscale.StatusActive, IsOwner: true,
 			FirstName: "Olivia", LastName: "Owner", Image: "https://example.com/o.png", Roles: []string{adminRole()}, Groups: []string{group}})
 		Expect(err).NotTo(HaveOccurred())
-		before := tenantWrites()
+		before := settledWrites()
 
 		u := &iamv1alpha1.CipherscaleUser{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "owner"},
@@ -229,7 +241,7 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 		ns := newPrefixedNamespace(adoptingPrefix)
 		mallory := attacker(ns)
 		admin := adminRole()
-		before := tenantWrites()
+		before := settledWrites()
 		mail := email("mallory")
 
 		u := &iamv1alpha1.CipherscaleUser{
@@ -246,7 +258,7 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 		update(u, func() { u.Spec.Roles = ids() })
 		expectReady(u)
 		created := tenantUser(mail)
-		before = tenantWrites()
+		before = settledWrites()
 		update(u, func() { u.Spec.Roles = ids(admin) })
 		expectStalled(u, iamv1alpha1.ReasonNotAllowed)
 		expectNoWrite(before, created)
@@ -264,7 +276,7 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 		}
 		mine := newUser(ns, "mine", email("mine"))
 		expectReady(mine)
-		before := tenantWrites()
+		before := settledWrites()
 
 		m := &iamv1alpha1.CipherscaleGroupMembership{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "only-me"},
@@ -278,6 +290,32 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 		Expect(mallory.Delete(ctx, m)).To(Succeed())
 		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(m), m)) }, 20*time.Second).Should(BeTrue())
 		expectNoWrite(before, others...)
+	})
+})
+
+var _ = Describe("Trust boundaries: memberships", func() {
+	It("refuses email members nobody created for the namespace: creating and deleting the membership removes no one", func() {
+		ns := newPrefixedNamespace(untrustedPrefix)
+		mallory := attacker(ns)
+		group := seedGroup("finance")
+		victim, err := sim.AddUser(simulator.UserSeed{Email: email("cfo"), Status: cipherscale.StatusActive, Groups: []string{group}})
+		Expect(err).NotTo(HaveOccurred())
+		stranger, err := sim.AddUser(simulator.UserSeed{Email: email("stranger"), Status: cipherscale.StatusActive})
+		Expect(err).NotTo(HaveOccurred())
+		before := settledWrites()
+
+		m := &iamv1alpha1.CipherscaleGroupMembership{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "finance"},
+			Spec: iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: group,
+				Members: []iamv1alpha1.Member{{Email: victim.Email}, {Email: stranger.Email}}},
+		}
+		Expect(mallory.Create(ctx, m)).To(Succeed())
+		expectStalled(m, iamv1alpha1.ReasonAdoptionNotAllowed)
+		expectNoWrite(before, victim, stranger)
+		// Deleting it (deletionPolicy Delete) would have released the pairs it declared.
+		Expect(mallory.Delete(ctx, m)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(m), m)) }, 20*time.Second).Should(BeTrue())
+		expectNoWrite(before, victim, stranger)
 	})
 })
 
