@@ -250,6 +250,9 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	case counts[iamv1alpha1.MemberStateWaitingForUser] > 0:
 		msg := fmt.Sprintf("Waiting for %d CipherscaleUsers to be created in the tenant (see status.members)", counts[iamv1alpha1.MemberStateWaitingForUser])
 		markReconciling(&obj.Status.Conditions, gen, iamv1alpha1.ReasonWaitingForUser, msg)
+	case counts[iamv1alpha1.MemberStateOwnerProtected] > 0:
+		markReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonOwnerProtected, fmt.Sprintf(
+			"%d members are in the group; the tenant owner is not: the owner is read-only to the operator, which never adds it", counts[iamv1alpha1.MemberStateMember]))
 	default:
 		markReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("All %d members are in the group", len(statuses)))
 	}

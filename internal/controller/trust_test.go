@@ -235,6 +235,27 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(u), u)) }, 20*time.Second).Should(BeTrue())
 		expectNoWrite(before, owner)
 		Expect(eventsOf(m)()).NotTo(ContainElement(iamv1alpha1.EventMembersUpdated))
+		Eventually(func() []iamv1alpha1.MemberState {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(m), m)).To(Succeed())
+			var out []iamv1alpha1.MemberState
+			for _, st := range m.Status.Members {
+				out = append(out, st.State)
+			}
+			return out
+		}, 20*time.Second).Should(Equal([]iamv1alpha1.MemberState{iamv1alpha1.MemberStateOwnerProtected}))
+	})
+
+	It("keeps the tenant owner in a group whose Authoritative membership does not declare it", func() {
+		ns := newNamespace() // trusted: the membership may be Authoritative
+		group := seedGroup("auth-owner")
+		owner, err := sim.AddUser(simulator.UserSeed{Email: email("owner"), Status: cipherscale.StatusActive, IsOwner: true, Groups: []string{group}})
+		Expect(err).NotTo(HaveOccurred())
+		member, err := sim.AddUser(simulator.UserSeed{Email: email("member"), Status: cipherscale.StatusActive})
+		Expect(err).NotTo(HaveOccurred())
+		m := newMembership(ns, "auth", group, iamv1alpha1.MembershipPolicyAuthoritative, byEmail(member.Email))
+		expectReady(m)
+		Expect(groupIDs(tenantUser(member.Email))).To(ContainElement(normalize(group)))
+		Consistently(func() []string { return groupIDs(tenantUser(owner.Email)) }, 2*resync).Should(ContainElement(normalize(group)))
 	})
 
 	It("refuses the Admin role to a namespace that may not grant it, before creating anyone", func() {
