@@ -67,6 +67,11 @@ type options struct {
 	undeclaredPolicy  string
 	undeclaredExclude string
 	undeclaredGrace   time.Duration
+	// The trust rules of the default tenant.
+	adoptionNamespaces   string
+	privilegedNamespaces string
+	privilegedRoles      string
+	maxInvitationsPerDay int
 }
 
 func main() {
@@ -95,6 +100,10 @@ func main() {
 	fs.StringVar(&o.undeclaredPolicy, "undeclared-users-policy", string(plan.UndeclaredIgnore), "What the operator does about the default tenant's users that no CipherscaleUser or membership declares: Ignore, Report (a log line and the metric cipherscale_undeclared_users), Deactivate or Delete (past --undeclared-grace-period, within the removal budget).")
 	fs.StringVar(&o.undeclaredExclude, "undeclared-exclude", "", "Comma-separated addresses or patterns (*@partner.com) of the default tenant never deactivated or deleted as undeclared.")
 	fs.DurationVar(&o.undeclaredGrace, "undeclared-grace-period", 24*time.Hour, "How long a user of the default tenant must have been undeclared before --undeclared-users-policy acts on them.")
+	fs.StringVar(&o.adoptionNamespaces, "adoption-namespaces", "", "Comma-separated namespaces whose CipherscaleUsers may adopt tenant users the operator did not create; * for every namespace. Default: none.")
+	fs.StringVar(&o.privilegedNamespaces, "privileged-namespaces", "", "Comma-separated namespaces whose objects may grant or remove privileged roles and be Authoritative memberships; * for every namespace. Default: none.")
+	fs.StringVar(&o.privilegedRoles, "privileged-roles", "", "Comma-separated ids of the privileged roles. Default: the roles of type OWNER or ADMIN, and those whose type the operator cannot see.")
+	fs.IntVar(&o.maxInvitationsPerDay, "max-invitations-per-day", 5, "Most invitations sent to one user in 24 hours, from any source (the create counts as one); 0 for no cap.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -149,6 +158,12 @@ func validate(o options) error {
 	}
 	if _, err := namespacedName(o.allowRemovalsFrom); err != nil {
 		errs = append(errs, fmt.Errorf("--allow-removals-configmap: %w", err))
+	}
+	if _, err := trustPolicy(o); err != nil {
+		errs = append(errs, err)
+	}
+	if o.maxInvitationsPerDay < 0 || o.maxInvitationsPerDay > 100 {
+		errs = append(errs, errors.New("--max-invitations-per-day must be between 0 and 100"))
 	}
 	switch iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy) {
 	case iamv1alpha1.DeletionPolicyDelete, iamv1alpha1.DeletionPolicyDeactivate, iamv1alpha1.DeletionPolicyOrphan:
@@ -232,6 +247,10 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	trust, err := trustPolicy(o)
+	if err != nil {
+		return err
+	}
 	allowFrom, _ := namespacedName(o.allowRemovalsFrom)
 	// The tenants that ClusterCipherscaleTenant and CipherscaleTenant objects add share the
 	// flags' settings; each has its own client and reads its key from its Secret, by name.
@@ -251,6 +270,8 @@ func run(ctx context.Context, o options) error {
 		NamespacedTenantsOnly: len(splitList(o.watchNamespaces)) > 0,
 		Tenant: tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow,
 			RemovalBudget: tenant.NewRemovalBudget(o.removalBudget, nil)}),
+		Trust:                   trust,
+		MaxInvitationsPerDay:    o.maxInvitationsPerDay,
 		ResyncInterval:          o.resyncInterval,
 		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy),
 		MaxConcurrentReconciles: o.maxConcurrent,
@@ -272,7 +293,8 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	setupLog.Info("Starting the manager", "version", version, "resyncInterval", o.resyncInterval.String(),
-		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces, "removalBudget", o.removalBudget)
+		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces, "removalBudget", o.removalBudget,
+		"adoptionNamespaces", o.adoptionNamespaces, "privilegedNamespaces", o.privilegedNamespaces)
 	return mgr.Start(ctx)
 }
 
@@ -296,4 +318,20 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// trustPolicy reads the default tenant's trust rules from the flags.
+func trustPolicy(o options) (plan.TrustPolicy, error) {
+	var p plan.TrustPolicy
+	var err error
+	if p.Adoption, err = plan.ParseNamespaces(o.adoptionNamespaces); err != nil {
+		return p, fmt.Errorf("--adoption-namespaces: %w", err)
+	}
+	if p.Privileged, err = plan.ParseNamespaces(o.privilegedNamespaces); err != nil {
+		return p, fmt.Errorf("--privileged-namespaces: %w", err)
+	}
+	if roles := splitList(o.privilegedRoles); len(roles) > 0 {
+		p.PrivilegedRoles = roles
+	}
+	return p, nil
 }

@@ -114,6 +114,12 @@ type InvitationStatus struct {
 	// was last acted on; a new value resends once.
 	// +optional
 	LastResendRequest string `json:"lastResendRequest,omitempty"`
+	// sentTimes are the times of the invitations sent in the last 24 hours, oldest first (at
+	// most the manager's --max-invitations-per-day): they enforce that cap across restarts.
+	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=atomic
+	SentTimes []metav1.Time `json:"sentTimes,omitempty"`
 }
 
 // CipherscaleUserStatus is what the operator observed and did.

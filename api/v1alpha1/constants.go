@@ -66,6 +66,22 @@ const (
 	AnnotationAllowRemovalsGranted = "cipherscale.com/allow-removals-granted"
 )
 
+// Condition and event reasons of the trust rules: a namespace is not the tenant.
+const (
+	// ReasonAdoptionNotAllowed: the tenant already has a user with the email that the operator
+	// did not create for the object, and the object's namespace may not adopt users.
+	ReasonAdoptionNotAllowed = "AdoptionNotAllowed"
+	// ReasonNotAllowed: the object asks for a privileged role or an Authoritative membership,
+	// which its namespace may not.
+	ReasonNotAllowed = "NotAllowed"
+	// EventInvitationDeferred: an invitation was not sent because the user had the most
+	// invitations a day allows; the event says until when.
+	EventInvitationDeferred = "InvitationDeferred"
+	// MemberStateOwnerProtected: the member is the tenant owner, whose groups the operator
+	// never changes.
+	MemberStateOwnerProtected MemberState = "OwnerProtected"
+)
+
 // Event reasons.
 const (
 	EventCreated          = "Created"

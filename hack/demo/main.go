@@ -93,6 +93,10 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 		[]string{"KUBECONFIG=" + kubeconfig, "CIPHERSCALE_API_KEY=" + apiKey},
 		filepath.Join(binDir, "manager"),
 		"--api-url", sim.URL, "--resync-interval", "30s",
+		// The samples give Jane the Admin role, make a membership Authoritative (privileged) and
+		// name contractor@example.com, added by hand (an adoption): allowed only from the
+		// namespaces named here (see "Security model" in the README).
+		"--privileged-namespaces", "default", "--adoption-namespaces", "default",
 		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe))
 	if err != nil {
 		return err

@@ -3,4 +3,6 @@
 // the tenant (the user it recorded by id, else the shared snapshot), asks package plan what to
 // do, does it, and writes the status once. The id of a CipherscaleUser's tenant user lives in
 // the object's metadata (identity.go); a decision that removes access rests on a read by id.
+// What a namespace may do beyond the users created for its objects (adoption, privileged roles,
+// Authoritative memberships) is checked before any write (trust.go).
 package controller

@@ -46,6 +46,8 @@ type MembershipReconciler struct {
 	// Wake, when set, receives memberships to reconcile now: the CipherscaleUser reconciler
 	// sends those whose pairs it wrote.
 	Wake <-chan event.GenericEvent
+	// Trust says which namespaces may have Authoritative memberships.
+	Trust plan.TrustPolicy
 }
 
 // Reconcile reads top to bottom: fetch, deletion, finalizer, conflict, observe the members,
@@ -69,8 +71,11 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	gen := obj.Generation
 	groupID := plan.NormalizeID(obj.Spec.GroupID)
-	w := world{kube: r.Kube}
+	w := world{kube: r.Kube, trust: r.Trust}
 
+	if obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace) {
+		return r.stall(obj, iamv1alpha1.ReasonNotAllowed, authoritativeRefusedMessage(obj.Namespace)), nil
+	}
 	winner, err := r.conflictWinner(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -104,6 +109,10 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if m.user == nil && m.email != "" {
 			emails = append(emails, m.email)
 		}
+	}
+	if len(emails) > 0 && !r.Trust.MayAdopt(obj.Namespace) {
+		// Those members are people the operator did not create for this namespace.
+		return r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, emailMembersRefusedMessage(obj.Namespace, len(emails))), nil
 	}
 	live, err := r.Tenant.LookupMany(ctx, emails)
 	if err != nil {
@@ -151,9 +160,14 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			continue
 		}
 		u := live[m.email]
-		switch u {
-		case nil:
+		switch {
+		case u == nil:
 			st.State = iamv1alpha1.MemberStateUserNotFound
+		case u.IsOwner && !inGroup(u, groupID):
+			// The tenant owner is read-only to the operator: never added.
+			declared[m.email] = true
+			st.UserID = u.ID
+			st.State = iamv1alpha1.MemberStateOwnerProtected
 		default:
 			declared[m.email] = true
 			st.UserID = u.ID
@@ -180,8 +194,8 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		for i := range present {
 			u := &present[i]
-			if declared[cipherscale.NormalizeEmail(u.Email)] {
-				continue
+			if declared[cipherscale.NormalizeEmail(u.Email)] || u.IsOwner {
+				continue // the tenant owner is read-only to the operator
 			}
 			owner, err := w.emailOwner(ctx, u.Email)
 			if err != nil {
@@ -236,6 +250,9 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	case counts[iamv1alpha1.MemberStateWaitingForUser] > 0:
 		msg := fmt.Sprintf("Waiting for %d CipherscaleUsers to be created in the tenant (see status.members)", counts[iamv1alpha1.MemberStateWaitingForUser])
 		markReconciling(&obj.Status.Conditions, gen, iamv1alpha1.ReasonWaitingForUser, msg)
+	case counts[iamv1alpha1.MemberStateOwnerProtected] > 0:
+		markReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonOwnerProtected, fmt.Sprintf(
+			"%d members are in the group; the tenant owner is not: the owner is read-only to the operator, which never adds it", counts[iamv1alpha1.MemberStateMember]))
 	default:
 		markReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("All %d members are in the group", len(statuses)))
 	}
@@ -265,6 +282,9 @@ func (r *MembershipReconciler) managedMember(ctx context.Context, user *iamv1alp
 	}
 	if inGroup(u, groupID) {
 		return iamv1alpha1.MemberStateMember, false, id, at, nil
+	}
+	if u.IsOwner {
+		return iamv1alpha1.MemberStateOwnerProtected, false, id, at, nil
 	}
 	return iamv1alpha1.MemberStateWaitingForUser, stuck, id, at, nil
 }
@@ -322,7 +342,7 @@ func (r *MembershipReconciler) conflictWinner(ctx context.Context, obj *iamv1alp
 	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(obj.Spec.GroupID)}); err != nil {
 		return nil, fmt.Errorf("listing CipherscaleGroupMemberships by group: %w", err)
 	}
-	owner := authoritativeOwner(list.Items)
+	owner := authoritativeOwner(list.Items, r.Trust)
 	if owner != nil && owner.UID != obj.UID {
 		return owner, nil
 	}
@@ -350,8 +370,10 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil {
-		w := world{kube: r.Kube}
+	// An Authoritative membership its namespace may not have declared nothing: it releases nothing.
+	refused := obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace)
+	if obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil && !refused {
+		w := world{kube: r.Kube, trust: r.Trust}
 		groupID := plan.NormalizeID(obj.Spec.GroupID)
 		members, err := w.resolveMembers(ctx, obj)
 		if err != nil {
@@ -365,6 +387,9 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 			id := knownID(obj, m)
 			if m.user != nil && recordedID(m.user) != "" {
 				id = recordedID(m.user)
+			}
+			if id == "" && m.email != "" && !r.Trust.MayAdopt(obj.Namespace) {
+				continue // this membership was refused the members no CipherscaleUser manages
 			}
 			if id == "" && m.email != "" {
 				u, err := r.Tenant.Lookup(ctx, m.email)
@@ -385,8 +410,8 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 			if err != nil {
 				return r.failDeleting(obj, err)
 			}
-			if !inGroup(u, groupID) {
-				continue
+			if !inGroup(u, groupID) || u.IsOwner {
+				continue // the tenant owner is read-only to the operator
 			}
 			f, err := w.pairFacts(ctx, u.Email, groupID, true, membershipSource(obj))
 			if err != nil {

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -42,6 +43,11 @@ type Options struct {
 	// how often it is read (DefaultAllowRemovalsPoll when zero).
 	AllowRemovalsConfigMap types.NamespacedName
 	AllowRemovalsPoll      time.Duration
+	// Trust is what the tenant allows each namespace: adoption, privileged roles, Authoritative
+	// memberships. The zero value allows none of them.
+	Trust plan.TrustPolicy
+	// MaxInvitationsPerDay caps the invitations sent to one user in 24 hours; 0: no cap.
+	MaxInvitationsPerDay int
 }
 
 // maxBackoff is the longest a failing object waits before it is tried again.
@@ -100,6 +106,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		MembershipEvents:        wake,
 		RemovalWake:             removalWake,
 		TenantName:              o.TenantName,
+		Trust:                   o.Trust,
+		MaxInvitationsPerDay:    o.MaxInvitationsPerDay,
 		ResyncInterval:          o.ResyncInterval,
 		DefaultDeletionPolicy:   o.DefaultDeletionPolicy,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
@@ -109,6 +117,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := (&MembershipReconciler{
 		Kube: mgr.GetClient(), Tenant: o.Tenant, Recorder: recorder, Clock: o.Clock,
 		Wake:                    wake,
+		Trust:                   o.Trust,
 		ResyncInterval:          o.ResyncInterval,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr); err != nil {

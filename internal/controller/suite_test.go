@@ -22,6 +22,7 @@ import (
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
+	"github.com/cipherscale/cipherscale-operator/internal/controller"
 	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 )
 
@@ -58,7 +59,8 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	k8s = cp.Client
 
-	op, err := devenv.RunOperator(ctx, cp, apiKey, resync, 8)
+	// Every namespace is trusted but those the trust specs make (trust_test.go).
+	op, err := devenv.RunOperator(ctx, cp, apiKey, resync, 8, func(o *controller.Options) { o.Trust = testTrust() })
 	Expect(err).NotTo(HaveOccurred())
 	sim, simURL, operator = op.Sim, op.SimURL, op
 	go func() {

@@ -58,6 +58,14 @@ type UserReconciler struct {
 	RemovalWake <-chan event.GenericEvent
 	// TenantName labels the tenant's metrics; DefaultTenantName when empty.
 	TenantName string
+	// Trust is what the tenant allows each namespace beyond managing the users the operator
+	// creates for it: adoption, privileged roles.
+	Trust plan.TrustPolicy
+	// MaxInvitationsPerDay caps the invitations sent to one user in 24 hours, from any source;
+	// 0: no cap.
+	MaxInvitationsPerDay int
+
+	sent sendLog
 }
 
 // Reconcile reads top to bottom: fetch, deletion, finalizer, conflicts, observe (the user
@@ -89,7 +97,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	gen := obj.Generation
 	conds := &obj.Status.Conditions
 
-	w := world{kube: r.Kube}
+	w := world{kube: r.Kube, trust: r.Trust}
 	owner, err := w.emailOwner(ctx, obj.Spec.Email)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -101,16 +109,36 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 			"Another CipherscaleUser, created earlier, manages this email; this object does nothing until that one is gone", jitter(r.ResyncInterval)), nil
 	}
 
+	// Privileged roles asked of a namespace that may not grant them: refused before any write,
+	// the create included.
+	if msg, err := r.refusedRoles(ctx, obj, nil); err != nil || msg != "" {
+		if err != nil {
+			return r.fail(obj, err)
+		}
+		return r.stall(obj, iamv1alpha1.ReasonNotAllowed, msg, jitter(r.ResyncInterval)), nil
+	}
+
 	paused := isPaused(obj)
+	// status.id is written by the operator alone: it vouches for the annotation.
+	statusID := obj.Status.ID
 	id := recordedID(obj)
 	if id != "" {
 		obj.Status.ID = id
 	}
-	seen, res, err := r.observeUser(ctx, obj, id, paused)
+	seen, res, err := r.observeUser(ctx, obj, id, statusID, paused)
 	if seen.user == nil || err != nil {
 		return res, err
 	}
 	live, readAt, isNew := seen.user, seen.readAt, seen.created
+	if !live.IsOwner {
+		// Privileged roles the user holds and spec.roles would remove.
+		if msg, err := r.refusedRoles(ctx, obj, live.Roles); err != nil || msg != "" {
+			if err != nil {
+				return r.fail(obj, err)
+			}
+			return r.stall(obj, iamv1alpha1.ReasonNotAllowed, msg, jitter(r.ResyncInterval)), nil
+		}
+	}
 	if !paused && obj.Annotations[iamv1alpha1.AnnotationUserID] == "" {
 		// An object an earlier version reconciled has its id in status only: record it where it
 		// survives a restore.
@@ -170,8 +198,10 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	obj.Status.LastSyncTime = timePtr(readAt)
 	obj.Status.ObservedGeneration = gen
 	switch {
+	case p.OwnerProtected && p.Withheld != "":
+		return r.stall(obj, iamv1alpha1.ReasonOwnerProtected, "The tenant owner is read-only to the operator, and the spec differs from the owner's state ("+p.Withheld+"): no change is made; match the spec to the owner, or remove it", jitter(r.ResyncInterval)), nil
 	case p.OwnerProtected:
-		return r.stall(obj, iamv1alpha1.ReasonOwnerProtected, "The tenant owner cannot be deactivated: set spec.active to true", jitter(r.ResyncInterval)), nil
+		markReady(conds, gen, iamv1alpha1.ReasonOwnerProtected, "The tenant owner matches the spec; the owner is read-only to the operator, which makes no change to it")
 	case p.UnknownStatus != "":
 		markReady(conds, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("In sync, except the active state: the API reports the unknown status %q", p.UnknownStatus))
 	default:
@@ -199,7 +229,7 @@ type observed struct {
 // whose email no longer matches is reported, never swapped), else by email, creating it when
 // the tenant has none. It returns the user and when the compared data was read; a nil user
 // with the result and error to return when the pass ends here.
-func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string, paused bool) (observed, ctrl.Result, error) {
+func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id, statusID string, paused bool) (observed, ctrl.Result, error) {
 	gen := obj.Generation
 	gone := false
 	if id != "" {
@@ -214,6 +244,10 @@ func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 			return observed{}, r.stall(obj, iamv1alpha1.ReasonEmailMismatch, fmt.Sprintf(
 				"The tenant user %s recorded in the annotation %s has another email; the operator never swaps one user for another: correct the annotation, or remove it to look the user up by email",
 				id, iamv1alpha1.AnnotationUserID), jitter(r.ResyncInterval)), nil
+		case !r.mayManage(obj, statusID, live):
+			// An id written into the annotation by hand is an adoption: it is not recorded.
+			obj.Status.ID = statusID
+			return observed{}, r.refuseAdoption(obj), nil
 		default:
 			return observed{user: live, readAt: readAt}, ctrl.Result{}, nil
 		}
@@ -240,6 +274,10 @@ func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 	case paused:
 		// Nothing is recorded while paused: recording is the start of managing the user.
 		return observed{user: found, readAt: readAt}, ctrl.Result{}, nil
+	case createPending(obj) && !r.mayManage(obj, statusID, found):
+		// A mark written by hand on an object that did not create the user is an adoption.
+		obj.Status.ID = statusID
+		return observed{}, r.refuseAdoption(obj), nil
 	case createPending(obj):
 		// A create this object marked before sending it: the user is its own, whatever its
 		// adoptionPolicy (the answer was lost to a crash, a failover or a failed write).
@@ -250,6 +288,8 @@ func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 	case obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever:
 		return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 			"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID), jitter(r.ResyncInterval)), nil
+	case !r.Trust.MayAdopt(obj.Namespace):
+		return observed{}, r.refuseAdoption(obj), nil
 	default:
 		if err := recordID(ctx, r.Kube, obj, found.ID); err != nil {
 			return observed{}, ctrl.Result{}, err
@@ -298,6 +338,9 @@ func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.Cipherscal
 			return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 				"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID), jitter(r.ResyncInterval)), nil
 		}
+		if !markedBefore && !r.Trust.MayAdopt(obj.Namespace) || markedBefore && !r.mayManage(obj, obj.Status.ID, found) {
+			return observed{}, r.refuseAdoption(obj), nil
+		}
 		if err := recordID(ctx, r.Kube, obj, found.ID); err != nil {
 			return observed{}, ctrl.Result{}, err
 		}
@@ -320,7 +363,8 @@ func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.Cipherscal
 	}
 	readAt := r.Clock.Now()
 	now := metav1.NewTime(readAt)
-	obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now}
+	obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now,
+		SentTimes: r.sent.record(created.ID, nil, readAt, r.keptSends())}
 	// The event is emitted now, so that a failure of the writes that follow does not lose it.
 	r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Created tenant user %s and sent the invitation", created.ID)
 	if err := recordID(ctx, r.Kube, obj, created.ID); err != nil {
@@ -502,6 +546,19 @@ func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.Cipher
 	if !d.Resend {
 		return d.Next, nil
 	}
+	st := obj.Status.Invitation
+	if st == nil {
+		st = &iamv1alpha1.InvitationStatus{}
+		obj.Status.Invitation = st
+	}
+	sent := r.sent.times(live.ID, st.SentTimes)
+	if ok, until := plan.InvitationCap(sent, r.MaxInvitationsPerDay, now); !ok {
+		// Deferred, the request kept: it is answered once the oldest send leaves the window.
+		r.event(obj, corev1.EventTypeWarning, iamv1alpha1.EventInvitationDeferred, "ResendInvitation",
+			"Deferred the invitation of tenant user %s until %s: it had %d invitations in 24 hours, the most allowed (--max-invitations-per-day)",
+			live.ID, until.UTC().Format(time.RFC3339), r.MaxInvitationsPerDay)
+		return until.Sub(now), nil
+	}
 	log.FromContext(ctx).Info("Resending invitation", "requested", d.Requested)
 	err := r.Tenant.ResendInvitation(ctx, live.ID)
 	if cipherscale.IsConflict(err) {
@@ -513,8 +570,8 @@ func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.Cipher
 		return 0, fmt.Errorf("resending the invitation of user %s: %w", live.ID, err)
 	}
 	t := metav1.NewTime(now)
-	st := obj.Status.Invitation
 	st.LastSentTime = &t
+	st.SentTimes = r.sent.record(live.ID, sent, now, r.keptSends())
 	if d.Requested {
 		st.LastResendRequest = d.RequestValue
 	} else {
@@ -576,6 +633,9 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 			r.warnOnChange(obj, iamv1alpha1.ReasonEmailMismatch, msg)
 			markStalled(&obj.Status.Conditions, gen, iamv1alpha1.ReasonEmailMismatch, msg)
 			return ctrl.Result{RequeueAfter: jitter(r.ResyncInterval)}, nil
+		case !r.mayManage(obj, obj.Status.ID, live):
+			// The id was written by hand: this object never created nor adopted the user.
+			r.event(obj, corev1.EventTypeWarning, iamv1alpha1.ReasonAdoptionNotAllowed, "Delete", "Left tenant user %s alone: this object did not create it, and its namespace may not adopt users", live.ID)
 		case live.IsOwner:
 			r.event(obj, corev1.EventTypeWarning, iamv1alpha1.ReasonOwnerProtected, "Delete", "Left tenant user %s alone: the tenant owner is never deleted or deactivated", live.ID)
 		case policy == iamv1alpha1.DeletionPolicyDeactivate:

@@ -17,6 +17,8 @@ import (
 // (user, group) pair and which scopes are authoritative. It only reads.
 type world struct {
 	kube client.Reader
+	// trust says which namespaces may have Authoritative memberships: the others' own no scope.
+	trust plan.TrustPolicy
 }
 
 func userSource(u *iamv1alpha1.CipherscaleUser) plan.Source {
@@ -56,14 +58,14 @@ func (w world) groupMemberships(ctx context.Context, groupID string) (counting [
 	if err := w.kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(groupID)}); err != nil {
 		return nil, nil, fmt.Errorf("listing CipherscaleGroupMemberships by group: %w", err)
 	}
-	owner := authoritativeOwner(list.Items)
+	owner := authoritativeOwner(list.Items, w.trust)
 	for i := range list.Items {
 		m := &list.Items[i]
 		if !m.DeletionTimestamp.IsZero() {
 			continue
 		}
 		if m.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && (owner == nil || owner.UID != m.UID) {
-			continue // GroupConflict: declares nothing
+			continue // GroupConflict or NotAllowed: declares nothing
 		}
 		counting = append(counting, *m)
 	}
@@ -73,12 +75,13 @@ func (w world) groupMemberships(ctx context.Context, groupID string) (counting [
 	return counting, authoritative, nil
 }
 
-// authoritativeOwner returns the oldest Authoritative membership among ms, nil when none.
-func authoritativeOwner(ms []iamv1alpha1.CipherscaleGroupMembership) *iamv1alpha1.CipherscaleGroupMembership {
+// authoritativeOwner returns the oldest Authoritative membership among ms from a namespace the
+// trust policy allows to have one, nil when none.
+func authoritativeOwner(ms []iamv1alpha1.CipherscaleGroupMembership, trust plan.TrustPolicy) *iamv1alpha1.CipherscaleGroupMembership {
 	var auth []*iamv1alpha1.CipherscaleGroupMembership
 	var claims []plan.Claim
 	for i := range ms {
-		if ms[i].Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative {
+		if ms[i].Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && trust.MayBeAuthoritative(ms[i].Namespace) {
 			auth = append(auth, &ms[i])
 			claims = append(claims, claimOf(&ms[i]))
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
 	"github.com/cipherscale/cipherscale-operator/internal/controller"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -167,7 +168,10 @@ var AllowRemovalsConfigMap = types.NamespacedName{Namespace: "default", Name: "c
 
 // RunOperator starts the simulator and the operator in this process until ctx is done. The
 // client is fast (QPS 500) and retries briefly, so that tests are quick.
-func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync time.Duration, workers int) (*InProcess, error) {
+//
+// The operator trusts every namespace (adoption, privileged roles, Authoritative memberships)
+// and caps invitations at 5 a day, unless configure changes its options.
+func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync time.Duration, workers int, configure ...func(*controller.Options)) (*InProcess, error) {
 	sim := simulator.New(apiKey)
 	srv := httptest.NewServer(sim)
 	go func() {
@@ -191,14 +195,20 @@ func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync ti
 		return nil, err
 	}
 	t := tenant.New(api, tenant.Options{MaxAge: resync, BatchWindow: 10 * time.Millisecond})
-	if err := controller.Setup(ctx, mgr, controller.Options{
+	opts := controller.Options{
 		Tenant:                  t,
 		ResyncInterval:          resync,
 		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicyDelete,
 		MaxConcurrentReconciles: workers,
 		AllowRemovalsConfigMap:  AllowRemovalsConfigMap,
 		AllowRemovalsPoll:       100 * time.Millisecond,
-	}); err != nil {
+		Trust:                   plan.AllowAll(),
+		MaxInvitationsPerDay:    5,
+	}
+	for _, c := range configure {
+		c(&opts)
+	}
+	if err := controller.Setup(ctx, mgr, opts); err != nil {
 		return nil, err
 	}
 	errc := make(chan error, 1)

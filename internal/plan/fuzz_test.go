@@ -331,14 +331,14 @@ func FuzzPlanUser(f *testing.F) {
 
 		p := plan.PlanUser(spec, live, add, remove)
 
-		if p.Deactivate && live.IsOwner {
-			t.Fatalf("the plan deactivates the tenant owner: %+v", p)
+		if live.IsOwner && (!p.Empty() || !p.OwnerProtected) {
+			t.Fatalf("the plan writes to the tenant owner: %+v", p)
 		}
 		if p.Deactivate && p.Reactivate {
 			t.Errorf("the plan both reactivates and deactivates: %+v", p)
 		}
 		known := live.Status.Known()
-		if !known && (p.Deactivate || p.Reactivate || p.OwnerProtected) {
+		if !known && (p.Deactivate || p.Reactivate) {
 			t.Errorf("status %q is unknown, yet the plan acts on it: %+v", live.Status, p)
 		}
 		if !known && p.UnknownStatus != live.Status {
@@ -347,8 +347,11 @@ func FuzzPlanUser(f *testing.F) {
 		if known && p.UnknownStatus != "" {
 			t.Errorf("status %q is known, but UnknownStatus = %q", live.Status, p.UnknownStatus)
 		}
-		if p.OwnerProtected && (!live.IsOwner || plan.WantsActive(spec)) {
-			t.Errorf("OwnerProtected without a request to deactivate the owner: %+v", p)
+		if p.OwnerProtected != live.IsOwner {
+			t.Errorf("OwnerProtected = %t for a user whose isOwner is %t: %+v", p.OwnerProtected, live.IsOwner, p)
+		}
+		if p.OwnerProtected && (p.Withheld == "") != plan.PlanUser(spec, notOwner(live), add, remove).Empty() {
+			t.Errorf("Withheld = %q does not say what the owner's spec would change: %+v", p.Withheld, p)
 		}
 		if s := p.String(); strings.Contains(s, "@") {
 			t.Errorf("String() = %q holds an email", s)
@@ -365,4 +368,10 @@ func FuzzPlanUser(f *testing.F) {
 			t.Errorf("a second pass still has work: %s (%+v)", again, again)
 		}
 	})
+}
+
+func notOwner(u *cipherscale.User) *cipherscale.User {
+	c := *u
+	c.IsOwner = false
+	return &c
 }

@@ -24,8 +24,12 @@ type UserPlan struct {
 	RemoveGroups []string
 	// Deactivate the user last.
 	Deactivate bool
-	// OwnerProtected is set when the spec asks to deactivate the tenant owner: no call is made.
+	// OwnerProtected is set when the user is the tenant owner, which is read-only to the
+	// operator: the plan makes no call, whatever the spec asks.
 	OwnerProtected bool
+	// Withheld says what the spec asks of the owner that differs from the owner's state, ""
+	// when nothing does (set only with OwnerProtected).
+	Withheld string
 	// UnknownStatus is set when the API reported a status this operator does not know: the
 	// active state is then left alone.
 	UnknownStatus cipherscale.Status
@@ -78,7 +82,22 @@ func WantsActive(spec *iamv1alpha1.CipherscaleUserSpec) bool {
 
 // PlanUser diffs the spec against the live user. groupAdd and groupRemove are the decisions of
 // the membership rule for the pairs this CipherscaleUser is responsible for (see UserGroups).
+//
+// The tenant owner is read-only: for the owner the plan makes no call, and says in Withheld what
+// it would have changed.
 func PlanUser(spec *iamv1alpha1.CipherscaleUserSpec, live *cipherscale.User, groupAdd, groupRemove []string) UserPlan {
+	p := planUser(spec, live, groupAdd, groupRemove)
+	if !live.IsOwner {
+		return p
+	}
+	withheld := ""
+	if !p.Empty() {
+		withheld = p.String()
+	}
+	return UserPlan{OwnerProtected: true, Withheld: withheld, UnknownStatus: p.UnknownStatus}
+}
+
+func planUser(spec *iamv1alpha1.CipherscaleUserSpec, live *cipherscale.User, groupAdd, groupRemove []string) UserPlan {
 	var p UserPlan
 	status := live.Status.Normalized()
 	switch {
@@ -87,11 +106,7 @@ func PlanUser(spec *iamv1alpha1.CipherscaleUserSpec, live *cipherscale.User, gro
 	case WantsActive(spec) && status == cipherscale.StatusInactive:
 		p.Reactivate = true
 	case !WantsActive(spec) && status != cipherscale.StatusInactive:
-		if live.IsOwner {
-			p.OwnerProtected = true
-		} else {
-			p.Deactivate = true
-		}
+		p.Deactivate = true
 	}
 
 	var profile cipherscale.ProfileUpdate

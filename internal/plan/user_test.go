@@ -284,13 +284,13 @@ func TestPlanUserActive(t *testing.T) {
 		{ptr(false), "Inactive", false, want{}},
 		// An empty status is not known: left alone, and reported.
 		{ptr(false), "", false, want{unknown: ""}},
-		// The tenant owner is never deactivated.
+		// The tenant owner is read-only: never deactivated, nor reactivated.
 		{ptr(false), "active", true, want{ownerProtected: true}},
 		{ptr(false), "pending", true, want{ownerProtected: true}},
-		{ptr(false), "inactive", true, want{}},
-		{ptr(true), "active", true, want{}},
-		{ptr(true), "inactive", true, want{reactivate: true}},
-		{ptr(false), "Suspended", true, want{unknown: "Suspended"}},
+		{ptr(false), "inactive", true, want{ownerProtected: true}},
+		{ptr(true), "active", true, want{ownerProtected: true}},
+		{ptr(true), "inactive", true, want{ownerProtected: true}},
+		{ptr(false), "Suspended", true, want{ownerProtected: true, unknown: "Suspended"}},
 	}
 	for _, tc := range tests {
 		active := "nil"

@@ -44,6 +44,11 @@ maxConcurrentReconciles: 4
 createBatchWindow: 100ms
 defaultDeletionPolicy: Deactivate
 watchNamespaces: [team-a, team-b]
+trust:
+  adoptionNamespaces: [team-a]
+  privilegedNamespaces: [platform, team-a]
+  privilegedRoles: [11111111-1111-4111-8111-111111111111]
+maxInvitationsPerDay: 3
 logLevel: debug
 metrics:
   enabled: true

@@ -72,6 +72,9 @@ var _ = Describe("the manager binary", Ordered, func() {
 			"--api-url", sim.URL, "--api-key-file", keyFile,
 			"--leader-elect", "--leader-election-namespace", operatorNS,
 			"--resync-interval", "3s",
+			// The samples hold an Admin role and an Authoritative membership, and name a user
+			// added by hand.
+			"--privileged-namespaces", "default", "--adoption-namespaces", "default",
 			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
 			"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort))
 		Expect(err).NotTo(HaveOccurred())

@@ -1,0 +1,359 @@
+package controller_test
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
+	"github.com/cipherscale/cipherscale-operator/internal/devenv"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
+)
+
+// Namespaces named with these prefixes are less trusted by the suite's operator: "trust-none-"
+// may neither adopt nor hold privileged objects; "trust-adopt-" may adopt, but not hold
+// privileged objects. Every other namespace may do everything.
+const (
+	untrustedPrefix = "trust-none-"
+	adoptingPrefix  = "trust-adopt-"
+)
+
+func testTrust() plan.TrustPolicy {
+	return plan.TrustPolicy{
+		Adoption: func(ns string) bool { return !strings.HasPrefix(ns, untrustedPrefix) },
+		Privileged: func(ns string) bool {
+			return !strings.HasPrefix(ns, untrustedPrefix) && !strings.HasPrefix(ns, adoptingPrefix)
+		},
+	}
+}
+
+// attacker is a person allowed only to write CipherscaleUsers and memberships in one namespace:
+// a namespace-only Role, used through impersonation.
+func attacker(ns string) client.Client {
+	GinkgoHelper()
+	name := "mallory-" + ns
+	Expect(k8s.Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cipherscale-editor"},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{iamv1alpha1.GroupVersion.Group},
+			Resources: []string{"cipherscaleusers", "cipherscalegroupmemberships"},
+			Verbs:     []string{"get", "list", "watch", "create", "update", "patch", "delete"},
+		}},
+	})).To(Succeed())
+	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cipherscale-editor"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "cipherscale-editor"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: name}},
+	})).To(Succeed())
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: name}
+	c, err := client.New(cfg, client.Options{Scheme: devenv.Scheme()})
+	Expect(err).NotTo(HaveOccurred())
+	// The Role is all the attacker has: nothing outside the namespace, no status.
+	Eventually(func() error {
+		return c.List(ctx, &iamv1alpha1.CipherscaleUserList{}, client.InNamespace(ns))
+	}).Should(Succeed())
+	err = c.List(ctx, &iamv1alpha1.CipherscaleUserList{}, client.InNamespace("default"))
+	Expect(apierrors.IsForbidden(err)).To(BeTrue(), "the attacker must not read other namespaces: %v", err)
+	return c
+}
+
+func newPrefixedNamespace(prefix string) string {
+	GinkgoHelper()
+	counter++
+	name := fmt.Sprintf("%s%d-%d", prefix, counter, time.Now().UnixNano()%100000)
+	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	DeferCleanup(func() {
+		Expect(k8s.DeleteAllOf(ctx, &iamv1alpha1.CipherscaleGroupMembership{}, client.InNamespace(name))).To(Succeed())
+		Expect(k8s.DeleteAllOf(ctx, &iamv1alpha1.CipherscaleUser{}, client.InNamespace(name))).To(Succeed())
+		Eventually(func(g Gomega) {
+			var us iamv1alpha1.CipherscaleUserList
+			g.Expect(k8s.List(ctx, &us, client.InNamespace(name))).To(Succeed())
+			g.Expect(us.Items).To(BeEmpty())
+			var ms iamv1alpha1.CipherscaleGroupMembershipList
+			g.Expect(k8s.List(ctx, &ms, client.InNamespace(name))).To(Succeed())
+			g.Expect(ms.Items).To(BeEmpty())
+		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+	})
+	return name
+}
+
+// writeRoutes are the API calls that change the tenant.
+var writeRoutes = []string{
+	cipherscale.RouteCreateUsers, cipherscale.RouteUpdateProfile, cipherscale.RouteDeleteUser,
+	cipherscale.RouteDeactivateUser, cipherscale.RouteReactivateUser, cipherscale.RouteResendInvitation,
+	cipherscale.RoutePatchRoles, cipherscale.RouteAddToGroups, cipherscale.RouteRemoveFromGroup,
+}
+
+func tenantWrites() int {
+	st := sim.Stats()
+	n := 0
+	for _, r := range writeRoutes {
+		n += st.Count(r)
+	}
+	return n
+}
+
+// settledWrites waits until the tenant is not being written (the cleanup of earlier specs may
+// still be writing) and returns the count of writes.
+func settledWrites() int {
+	GinkgoHelper()
+	var n int
+	Eventually(func(g Gomega) {
+		n = tenantWrites()
+		g.Consistently(tenantWrites, resync/2, 100*time.Millisecond).Should(Equal(n))
+	}, 30*time.Second).Should(Succeed())
+	return n
+}
+
+// expectNoWrite checks that the tenant is not written while the operator resyncs, and that the
+// users are as they were.
+func expectNoWrite(before int, users ...cipherscale.User) {
+	GinkgoHelper()
+	Consistently(tenantWrites, 2*resync, 200*time.Millisecond).Should(Equal(before), "the tenant was written")
+	for _, u := range users {
+		now := tenantUser(u.Email)
+		Expect(now.ID).To(Equal(u.ID), "user %s is gone", u.Email)
+		Expect(now.Status).To(Equal(u.Status))
+		Expect(now.FirstName).To(Equal(u.FirstName))
+		Expect(now.LastName).To(Equal(u.LastName))
+		Expect(now.Image).To(Equal(u.Image))
+		Expect(roleIDs(now)).To(Equal(roleIDs(u)))
+		Expect(groupIDs(now)).To(Equal(groupIDs(u)))
+	}
+}
+
+func adminRole() string {
+	r, err := sim.AddRole(simulator.RoleSeed{Name: uniq("Admin"), Type: cipherscale.RoleTypeAdmin})
+	Expect(err).NotTo(HaveOccurred())
+	return r.ID
+}
+
+var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
+	It("refuses to adopt an existing administrator, and deleting the object leaves them alone", func() {
+		ns := newPrefixedNamespace(untrustedPrefix)
+		mallory := attacker(ns)
+		admin, err := sim.AddUser(simulator.UserSeed{Email: email("admin"), Status: cipherscale.StatusActive, FirstName: "Ada", Roles: []string{adminRole()}})
+		Expect(err).NotTo(HaveOccurred())
+		before := settledWrites()
+
+		u := &iamv1alpha1.CipherscaleUser{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "takeover"},
+			Spec:       iamv1alpha1.CipherscaleUserSpec{Email: admin.Email, Roles: ids(), FirstName: ptr("Mallory")},
+		}
+		Expect(mallory.Create(ctx, u)).To(Succeed())
+		expectStalled(u, iamv1alpha1.ReasonAdoptionNotAllowed)
+		Expect(u.Annotations).NotTo(HaveKey(iamv1alpha1.AnnotationUserID))
+		Expect(u.Status.ID).To(BeEmpty())
+		expectNoWrite(before, admin)
+
+		Expect(mallory.Delete(ctx, u)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(u), u)) }, 20*time.Second).Should(BeTrue())
+		expectNoWrite(before, admin)
+	})
+
+	It("refuses an adoption forged with the id annotation or a pending-create mark, and deleting those objects deletes nobody", func() {
+		ns := newPrefixedNamespace(untrustedPrefix)
+		mallory := attacker(ns)
+		admin, err := sim.AddUser(simulator.UserSeed{Email: email("admin"), Status: cipherscale.StatusActive, Roles: []string{adminRole()}})
+		Expect(err).NotTo(HaveOccurred())
+		before := settledWrites()
+
+		byID := &iamv1alpha1.CipherscaleUser{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "forged-id",
+				Annotations: map[string]string{iamv1alpha1.AnnotationUserID: admin.ID}},
+			Spec: iamv1alpha1.CipherscaleUserSpec{Email: admin.Email, DeletionPolicy: iamv1alpha1.DeletionPolicyDelete},
+		}
+		Expect(mallory.Create(ctx, byID)).To(Succeed())
+		expectStalled(byID, iamv1alpha1.ReasonAdoptionNotAllowed)
+		Expect(byID.Status.ID).To(BeEmpty())
+
+		pending := &iamv1alpha1.CipherscaleUser{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "forged-mark",
+				Annotations: map[string]string{iamv1alpha1.AnnotationCreatePending: "2020-01-01T00:00:00Z"}},
+			Spec: iamv1alpha1.CipherscaleUserSpec{Email: strings.ToUpper(admin.Email), DeletionPolicy: iamv1alpha1.DeletionPolicyDelete},
+		}
+		Expect(mallory.Create(ctx, pending)).To(Succeed())
+		// The older object owns the email; the forged mark never gets to act.
+		expectStalled(pending, iamv1alpha1.ReasonEmailConflict)
+		Expect(mallory.Delete(ctx, byID)).To(Succeed())
+		expectStalled(pending, iamv1alpha1.ReasonAdoptionNotAllowed)
+		Expect(pending.Annotations).NotTo(HaveKey(iamv1alpha1.AnnotationUserID))
+		Expect(mallory.Delete(ctx, pending)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(pending), pending)) &&
+				apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(byID), byID))
+		}, 20*time.Second).Should(BeTrue())
+		expectNoWrite(before, admin)
+	})
+
+	It("leaves the tenant owner alone: no role, profile, group or active-state change", func() {
+		ns := newPrefixedNamespace(adoptingPrefix)
+		mallory := attacker(ns)
+		group := seedGroup("owners-group")
+		owner, err := sim.AddUser(simulator.UserSeed{Email: email("owner"), Status: cipherscale.StatusActive, IsOwner: true,
+			FirstName: "Olivia", LastName: "Owner", Image: "https://example.com/o.png", Roles: []string{adminRole()}, Groups: []string{group}})
+		Expect(err).NotTo(HaveOccurred())
+		before := settledWrites()
+
+		u := &iamv1alpha1.CipherscaleUser{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "owner"},
+			Spec: iamv1alpha1.CipherscaleUserSpec{Email: owner.Email, Roles: ids(), Groups: ids(),
+				FirstName: ptr("Pwned"), Image: ptr("https://evil.example.com/x.png"), Active: ptr(false)},
+		}
+		Expect(mallory.Create(ctx, u)).To(Succeed())
+		expectStalled(u, iamv1alpha1.ReasonOwnerProtected)
+		Expect(conditionOf(u, iamv1alpha1.ConditionReady)().Message).To(ContainSubstring("read-only"))
+		expectNoWrite(before, owner)
+
+		// A spec that matches the owner is Ready, and still writes nothing.
+		update(u, func() {
+			u.Spec = iamv1alpha1.CipherscaleUserSpec{Email: owner.Email, FirstName: ptr("Olivia"), Groups: ids(group)}
+		})
+		Eventually(conditionOf(u, iamv1alpha1.ConditionReady), 20*time.Second, 100*time.Millisecond).
+			Should(haveCondition(u, metav1.ConditionTrue, iamv1alpha1.ReasonOwnerProtected))
+
+		// Nor does a membership take the owner out of a group, or deleting the object.
+		other := seedGroup("other")
+		m := &iamv1alpha1.CipherscaleGroupMembership{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "owner-into-other"},
+			Spec:       iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: other, Members: []iamv1alpha1.Member{{Email: owner.Email}}},
+		}
+		Expect(mallory.Create(ctx, m)).To(Succeed())
+		Expect(mallory.Delete(ctx, u)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(u), u)) }, 20*time.Second).Should(BeTrue())
+		expectNoWrite(before, owner)
+		Expect(eventsOf(m)()).NotTo(ContainElement(iamv1alpha1.EventMembersUpdated))
+		Eventually(func() []iamv1alpha1.MemberState {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(m), m)).To(Succeed())
+			var out []iamv1alpha1.MemberState
+			for _, st := range m.Status.Members {
+				out = append(out, st.State)
+			}
+			return out
+		}, 20*time.Second).Should(Equal([]iamv1alpha1.MemberState{iamv1alpha1.MemberStateOwnerProtected}))
+	})
+
+	It("keeps the tenant owner in a group whose Authoritative membership does not declare it", func() {
+		ns := newNamespace() // trusted: the membership may be Authoritative
+		group := seedGroup("auth-owner")
+		owner, err := sim.AddUser(simulator.UserSeed{Email: email("owner"), Status: cipherscale.StatusActive, IsOwner: true, Groups: []string{group}})
+		Expect(err).NotTo(HaveOccurred())
+		member, err := sim.AddUser(simulator.UserSeed{Email: email("member"), Status: cipherscale.StatusActive})
+		Expect(err).NotTo(HaveOccurred())
+		m := newMembership(ns, "auth", group, iamv1alpha1.MembershipPolicyAuthoritative, byEmail(member.Email))
+		expectReady(m)
+		Expect(groupIDs(tenantUser(member.Email))).To(ContainElement(normalize(group)))
+		Consistently(func() []string { return groupIDs(tenantUser(owner.Email)) }, 2*resync).Should(ContainElement(normalize(group)))
+	})
+
+	It("refuses the Admin role to a namespace that may not grant it, before creating anyone", func() {
+		ns := newPrefixedNamespace(adoptingPrefix)
+		mallory := attacker(ns)
+		admin := adminRole()
+		before := settledWrites()
+		mail := email("mallory")
+
+		u := &iamv1alpha1.CipherscaleUser{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mallory"},
+			Spec:       iamv1alpha1.CipherscaleUserSpec{Email: mail, Roles: ids(admin)},
+		}
+		Expect(mallory.Create(ctx, u)).To(Succeed())
+		expectStalled(u, iamv1alpha1.ReasonNotAllowed)
+		Expect(conditionOf(u, iamv1alpha1.ConditionReady)().Message).To(ContainSubstring(plan.NormalizeID(admin)))
+		Consistently(func() int { return usersWithEmail(mail) }, resync).Should(BeZero())
+		expectNoWrite(before)
+
+		// Created without it, then asked for it: refused, the user left as it is.
+		update(u, func() { u.Spec.Roles = ids() })
+		expectReady(u)
+		created := tenantUser(mail)
+		before = settledWrites()
+		update(u, func() { u.Spec.Roles = ids(admin) })
+		expectStalled(u, iamv1alpha1.ReasonNotAllowed)
+		expectNoWrite(before, created)
+	})
+
+	It("refuses an Authoritative membership: nobody is removed from the group", func() {
+		ns := newPrefixedNamespace(adoptingPrefix)
+		mallory := attacker(ns)
+		group := seedGroup("ops")
+		var others []cipherscale.User
+		for i := range 2 {
+			o, err := sim.AddUser(simulator.UserSeed{Email: email(fmt.Sprintf("ops%d", i)), Status: cipherscale.StatusActive, Groups: []string{group}})
+			Expect(err).NotTo(HaveOccurred())
+			others = append(others, o)
+		}
+		mine := newUser(ns, "mine", email("mine"))
+		expectReady(mine)
+		before := settledWrites()
+
+		m := &iamv1alpha1.CipherscaleGroupMembership{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "only-me"},
+			Spec: iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: group, Policy: iamv1alpha1.MembershipPolicyAuthoritative,
+				Members: []iamv1alpha1.Member{{UserRef: &iamv1alpha1.UserReference{Name: "mine"}}}},
+		}
+		Expect(mallory.Create(ctx, m)).To(Succeed())
+		expectStalled(m, iamv1alpha1.ReasonNotAllowed)
+		// Nothing is written for it, not even the add its members would get from an Additive one.
+		expectNoWrite(before, others...)
+		Expect(mallory.Delete(ctx, m)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(m), m)) }, 20*time.Second).Should(BeTrue())
+		expectNoWrite(before, others...)
+	})
+})
+
+var _ = Describe("Trust boundaries: memberships", func() {
+	It("refuses email members nobody created for the namespace: creating and deleting the membership removes no one", func() {
+		ns := newPrefixedNamespace(untrustedPrefix)
+		mallory := attacker(ns)
+		group := seedGroup("finance")
+		victim, err := sim.AddUser(simulator.UserSeed{Email: email("cfo"), Status: cipherscale.StatusActive, Groups: []string{group}})
+		Expect(err).NotTo(HaveOccurred())
+		stranger, err := sim.AddUser(simulator.UserSeed{Email: email("stranger"), Status: cipherscale.StatusActive})
+		Expect(err).NotTo(HaveOccurred())
+		before := settledWrites()
+
+		m := &iamv1alpha1.CipherscaleGroupMembership{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "finance"},
+			Spec: iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: group,
+				Members: []iamv1alpha1.Member{{Email: victim.Email}, {Email: stranger.Email}}},
+		}
+		Expect(mallory.Create(ctx, m)).To(Succeed())
+		expectStalled(m, iamv1alpha1.ReasonAdoptionNotAllowed)
+		expectNoWrite(before, victim, stranger)
+		// Deleting it (deletionPolicy Delete) would have released the pairs it declared.
+		Expect(mallory.Delete(ctx, m)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(m), m)) }, 20*time.Second).Should(BeTrue())
+		expectNoWrite(before, victim, stranger)
+	})
+})
+
+var _ = Describe("Invitation cap", func() {
+	It("sends at most 4 invitations beyond the create for 40 resend requests in a minute", func() {
+		ns := newNamespace()
+		mail := email("spam")
+		u := newUser(ns, "spam", mail)
+		expectReady(u)
+		Expect(sim.InvitationsSent(mail)).To(Equal(1))
+		for i := range 40 {
+			setAnnotation(u, iamv1alpha1.AnnotationResendInvitation, fmt.Sprint(i))
+		}
+		Eventually(func() int { return sim.InvitationsSent(mail) }, 20*time.Second).Should(Equal(5))
+		Eventually(eventsOf(u), 10*time.Second).Should(ContainElement(iamv1alpha1.EventInvitationDeferred))
+		Consistently(func() int { return sim.InvitationsSent(mail) }, 2*resync).Should(Equal(5))
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+		Expect(u.Status.Invitation.SentTimes).To(HaveLen(5))
+	})
+})

@@ -1,0 +1,172 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+)
+
+// NamespaceRule says whether a tenant allows something from a namespace. The nil rule allows
+// nothing.
+type NamespaceRule func(namespace string) bool
+
+// Allows reports whether the rule allows the namespace.
+func (r NamespaceRule) Allows(namespace string) bool { return r != nil && r(namespace) }
+
+// ParseNamespaces reads the value of a namespace flag: comma-separated namespace names, "*" for
+// every namespace, "" for none.
+func ParseNamespaces(value string) (NamespaceRule, error) {
+	names := map[string]bool{}
+	for _, n := range strings.Split(value, ",") {
+		n = strings.TrimSpace(n)
+		switch {
+		case n == "":
+		case n == "*":
+			return func(string) bool { return true }, nil
+		case len(n) > 63 || strings.ToLower(n) != n || strings.ContainsAny(n, "*/ "):
+			return nil, fmt.Errorf("%q is not a namespace name", n)
+		default:
+			names[n] = true
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	return func(ns string) bool { return names[ns] }, nil
+}
+
+// TrustPolicy is what a tenant allows the objects of a namespace to do beyond managing the users
+// they create: adopt users the operator did not create, and grant privileged roles or own a
+// group's members (Authoritative memberships). The zero value allows neither, from anywhere.
+// The default tenant fills it from the manager's flags.
+type TrustPolicy struct {
+	// Adoption: the namespaces whose objects may adopt tenant users the operator did not create.
+	Adoption NamespaceRule
+	// Privileged: the namespaces whose objects may grant or remove privileged roles and be
+	// Authoritative for a group.
+	Privileged NamespaceRule
+	// PrivilegedRoles are the ids of the privileged roles. nil: every role of type OWNER or
+	// ADMIN, and every role whose type the operator cannot see.
+	PrivilegedRoles []string
+}
+
+// AllowAll is the policy of a tenant that trusts every namespace.
+func AllowAll() TrustPolicy {
+	all := func(string) bool { return true }
+	return TrustPolicy{Adoption: all, Privileged: all}
+}
+
+// MayAdopt reports whether objects of the namespace may adopt tenant users the operator did not
+// create.
+func (p TrustPolicy) MayAdopt(namespace string) bool { return p.Adoption.Allows(namespace) }
+
+// MayBeAuthoritative reports whether memberships of the namespace may be Authoritative.
+func (p TrustPolicy) MayBeAuthoritative(namespace string) bool {
+	return p.Privileged.Allows(namespace)
+}
+
+// PrivilegedRole reports whether a role is privileged. types holds the role types the operator knows
+// (by normalized id); a role it does not know the type of is privileged unless PrivilegedRoles
+// lists the privileged roles explicitly.
+func (p TrustPolicy) PrivilegedRole(roleID string, types map[string]cipherscale.RoleType) bool {
+	id := NormalizeID(roleID)
+	if p.PrivilegedRoles != nil {
+		for _, r := range p.PrivilegedRoles {
+			if NormalizeID(r) == id {
+				return true
+			}
+		}
+		return false
+	}
+	t, known := types[id]
+	if !known || t == "" {
+		return true
+	}
+	switch cipherscale.RoleType(strings.ToUpper(string(t))) {
+	case cipherscale.RoleTypeOwner, cipherscale.RoleTypeAdmin:
+		return true
+	}
+	return false
+}
+
+// RefusedRoles returns the privileged roles that an object of the namespace may not manage:
+// those spec.roles (nil when the object does not manage roles) grants, and those the user holds
+// that spec.roles would remove. Sorted, normalized; nil when the namespace is allowed.
+func (p TrustPolicy) RefusedRoles(namespace string, spec *[]string, held []cipherscale.Role, types map[string]cipherscale.RoleType) []string {
+	if spec == nil || p.Privileged.Allows(namespace) {
+		return nil
+	}
+	all := map[string]cipherscale.RoleType{}
+	for k, v := range types {
+		all[k] = v
+	}
+	for _, r := range held {
+		if r.Type != "" {
+			all[NormalizeID(r.ID)] = r.Type
+		}
+	}
+	var heldIDs []string
+	for _, r := range held {
+		heldIDs = append(heldIDs, r.ID)
+	}
+	_, removed := Diff(*spec, heldIDs)
+	var refused []string
+	for _, id := range append(SortedSet(*spec), removed...) {
+		if p.PrivilegedRole(id, all) {
+			refused = append(refused, NormalizeID(id))
+		}
+	}
+	refused = SortedSet(refused)
+	if len(refused) == 0 {
+		return nil
+	}
+	return refused
+}
+
+// CreationSkew is how much earlier than its CipherscaleUser a tenant user may have been created
+// and still be taken as created for it: the clocks of the API and of the cluster differ.
+const CreationSkew = 5 * time.Minute
+
+// CreatedFor reports whether a tenant user may have been created for an object created at
+// objectCreated: it was created after it. A recorded id or a pending create mark that the
+// operator did not write itself (anyone who may edit the object may write them) proves nothing
+// else: a user created before the object is an adoption.
+func CreatedFor(objectCreated time.Time, u *cipherscale.User) bool {
+	return u != nil && !u.CreatedAt.IsZero() && !u.CreatedAt.Before(objectCreated.Add(-CreationSkew))
+}
+
+// InvitationWindow is the window of the invitation cap.
+const InvitationWindow = 24 * time.Hour
+
+// InvitationCap decides whether one more invitation may be sent now, given the send times
+// recorded (any order) and the cap per InvitationWindow (max <= 0: no cap). When it may not,
+// until is when the oldest counted send leaves the window.
+func InvitationCap(sent []time.Time, limit int, now time.Time) (ok bool, until time.Time) {
+	if limit <= 0 {
+		return true, time.Time{}
+	}
+	recent := RecentSends(sent, limit, now)
+	if len(recent) < limit {
+		return true, time.Time{}
+	}
+	return false, recent[len(recent)-limit].Add(InvitationWindow)
+}
+
+// RecentSends returns the send times within the window before now, oldest first, at most keep
+// of them (the newest).
+func RecentSends(sent []time.Time, keep int, now time.Time) []time.Time {
+	var out []time.Time
+	for _, t := range sent {
+		if now.Sub(t) < InvitationWindow {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
+	if keep > 0 && len(out) > keep {
+		out = out[len(out)-keep:]
+	}
+	return out
+}

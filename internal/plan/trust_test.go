@@ -1,0 +1,207 @@
+package plan_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
+)
+
+func TestParseNamespaces(t *testing.T) {
+	tests := []struct {
+		flag    string
+		allowed []string
+		refused []string
+		wantErr bool
+	}{
+		{flag: "", refused: []string{"team-a", "default", ""}},
+		{flag: " , ", refused: []string{"team-a"}},
+		{flag: "*", allowed: []string{"team-a", "kube-system", "default"}},
+		{flag: "team-a, *", allowed: []string{"team-b"}},
+		{flag: "team-a,team-b", allowed: []string{"team-a", "team-b"}, refused: []string{"team-c", "team", "Team-a", ""}},
+		{flag: " platform ", allowed: []string{"platform"}, refused: []string{" platform "}},
+		{flag: "team-*", wantErr: true},
+		{flag: "Team-A", wantErr: true},
+		{flag: "a/b", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.flag, func(t *testing.T) {
+			rule, err := plan.ParseNamespaces(tc.flag)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("ParseNamespaces(%q) error = %v, want error %t", tc.flag, err, tc.wantErr)
+			}
+			for _, ns := range tc.allowed {
+				if !rule.Allows(ns) {
+					t.Errorf("%q does not allow %q", tc.flag, ns)
+				}
+			}
+			for _, ns := range tc.refused {
+				if rule.Allows(ns) {
+					t.Errorf("%q allows %q", tc.flag, ns)
+				}
+			}
+		})
+	}
+}
+
+func TestTrustPolicyZeroAllowsNothing(t *testing.T) {
+	var p plan.TrustPolicy
+	if p.MayAdopt("default") || p.MayBeAuthoritative("default") {
+		t.Errorf("the zero policy allows adoption or Authoritative memberships")
+	}
+	all := plan.AllowAll()
+	if !all.MayAdopt("x") || !all.MayBeAuthoritative("x") {
+		t.Errorf("AllowAll refuses")
+	}
+}
+
+func TestRefusedRoles(t *testing.T) {
+	const (
+		admin   = "AAAAAAAA-0000-4000-8000-000000000001"
+		owner   = "aaaaaaaa-0000-4000-8000-000000000002"
+		support = "aaaaaaaa-0000-4000-8000-000000000003"
+		unknown = "aaaaaaaa-0000-4000-8000-000000000004"
+	)
+	types := map[string]cipherscale.RoleType{
+		plan.NormalizeID(admin): cipherscale.RoleTypeAdmin,
+		owner:                   "owner", // the type is compared case-insensitively
+		support:                 cipherscale.RoleTypeSupport,
+	}
+	privilegedNS := func(ns string) bool { return ns == "platform" }
+	byType := plan.TrustPolicy{Privileged: privilegedNS}
+	explicit := plan.TrustPolicy{Privileged: privilegedNS, PrivilegedRoles: []string{support}}
+	held := func(ids ...string) []cipherscale.Role {
+		var out []cipherscale.Role
+		for _, id := range ids {
+			out = append(out, cipherscale.Role{ID: id})
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		policy plan.TrustPolicy
+		ns     string
+		spec   *[]string
+		held   []cipherscale.Role
+		want   []string
+	}{
+		{"roles not managed", byType, "team-a", nil, held(admin), nil},
+		{"a plain role", byType, "team-a", ids(support), nil, nil},
+		{"granting admin", byType, "team-a", ids(support, admin), nil, []string{plan.NormalizeID(admin)}},
+		{"granting admin from an allowed namespace", byType, "platform", ids(admin), nil, nil},
+		{"keeping admin is still managing it", byType, "team-a", ids(admin), held(admin), []string{plan.NormalizeID(admin)}},
+		{"removing admin", byType, "team-a", ids(), held(admin, support), []string{plan.NormalizeID(admin)}},
+		{"removing a plain role", byType, "team-a", ids(), held(support), nil},
+		{"an owner-type role", byType, "team-a", ids(owner), nil, []string{owner}},
+		{"a role of unknown type", byType, "team-a", ids(unknown), nil, []string{unknown}},
+		{"a held role's own type counts", byType, "team-a", ids(unknown), []cipherscale.Role{{ID: unknown, Type: cipherscale.RoleTypeBasic}}, nil},
+		{"explicit list: only it is privileged", explicit, "team-a", ids(admin, unknown, support), nil, []string{support}},
+		{"explicit list, removal", explicit, "team-a", ids(), held(support, admin), []string{support}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.policy.RefusedRoles(tc.ns, tc.spec, tc.held, types)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("RefusedRoles mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCreatedFor(t *testing.T) {
+	obj := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		created time.Time
+		want    bool
+	}{
+		{"after the object", obj.Add(time.Second), true},
+		{"within the clock skew", obj.Add(-plan.CreationSkew + time.Second), true},
+		{"before the object", obj.Add(-plan.CreationSkew - time.Second), false},
+		{"long before", obj.Add(-365 * 24 * time.Hour), false},
+		{"unknown", time.Time{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := plan.CreatedFor(obj, &cipherscale.User{CreatedAt: tc.created}); got != tc.want {
+				t.Errorf("CreatedFor = %t, want %t", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestInvitationCap(t *testing.T) {
+	now := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
+	ago := func(d ...time.Duration) []time.Time {
+		var out []time.Time
+		for _, x := range d {
+			out = append(out, now.Add(-x))
+		}
+		return out
+	}
+	h := time.Hour
+	tests := []struct {
+		name      string
+		sent      []time.Time
+		limit     int
+		wantOK    bool
+		wantUntil time.Time
+	}{
+		{"none sent", nil, 5, true, time.Time{}},
+		{"four in the day", ago(1*h, 2*h, 3*h, 4*h), 5, true, time.Time{}},
+		{"five in the day", ago(1*h, 2*h, 3*h, 4*h, 5*h), 5, false, now.Add(-5 * h).Add(24 * h)},
+		{"in any order", ago(5*h, 1*h, 4*h, 2*h, 3*h), 5, false, now.Add(-5 * h).Add(24 * h)},
+		{"older sends leave the window", ago(1*h, 2*h, 3*h, 4*h, 25*h, 30*h), 5, true, time.Time{}},
+		{"more than the cap: free once all but four left the window", ago(1*h, 2*h, 3*h, 4*h, 5*h, 6*h), 5, false, now.Add(-5 * h).Add(24 * h)},
+		{"no cap", ago(1*h, 1*h, 1*h), 0, true, time.Time{}},
+		{"a cap of one", ago(23 * h), 1, false, now.Add(h)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, until := plan.InvitationCap(tc.sent, tc.limit, now)
+			if ok != tc.wantOK || !until.Equal(tc.wantUntil) {
+				t.Errorf("InvitationCap = %t, %v; want %t, %v", ok, until, tc.wantOK, tc.wantUntil)
+			}
+		})
+	}
+}
+
+// The tenant owner is read-only: whatever the spec asks, the plan makes no call, and says what
+// differs.
+func TestPlanUserOwner(t *testing.T) {
+	owner := func() *cipherscale.User {
+		u := liveUser(cipherscale.StatusActive, roleA)
+		u.IsOwner = true
+		return u
+	}
+	tests := []struct {
+		name     string
+		spec     iamv1alpha1.CipherscaleUserSpec
+		add, rem []string
+		withheld string
+	}{
+		{"matching spec", iamv1alpha1.CipherscaleUserSpec{Email: janeEmail, FirstName: ptr("Jane"), Roles: ids(roleA), Groups: ids(groupA)}, nil, nil, ""},
+		{"roles emptied", iamv1alpha1.CipherscaleUserSpec{Email: janeEmail, Roles: ids()}, nil, nil, "roles +0 -1"},
+		{"profile rewritten", iamv1alpha1.CipherscaleUserSpec{Email: janeEmail, FirstName: ptr("Pwned"), Image: ptr("https://evil.example.com/x.png")}, nil, nil, "profile (firstName, image)"},
+		{"deactivated", iamv1alpha1.CipherscaleUserSpec{Email: janeEmail, Active: ptr(false)}, nil, nil, "deactivate"},
+		{"groups changed", iamv1alpha1.CipherscaleUserSpec{Email: janeEmail, Groups: ids()}, []string{groupB}, []string{groupA}, "groups +1 -1"},
+		{"everything", iamv1alpha1.CipherscaleUserSpec{Email: janeEmail, LastName: ptr("X"), Roles: ids(roleB), Active: ptr(false)}, nil, []string{groupA},
+			"profile (lastName), roles +1 -1, groups +0 -1, deactivate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := plan.PlanUser(&tc.spec, owner(), tc.add, tc.rem)
+			want := plan.UserPlan{OwnerProtected: true, Withheld: tc.withheld}
+			if diff := cmp.Diff(want, p); diff != "" {
+				t.Errorf("PlanUser for the owner (-want +got):\n%s", diff)
+			}
+			if !p.Empty() {
+				t.Errorf("the plan writes to the owner: %s", p)
+			}
+		})
+	}
+}
