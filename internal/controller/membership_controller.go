@@ -37,8 +37,13 @@ import (
 // MembershipReconciler brings the members of Cipherscale groups to their
 // CipherscaleGroupMemberships, under the membership rule shared with CipherscaleUsers.
 type MembershipReconciler struct {
-	Kube                    client.Client
+	Kube client.Client
+	// Resolver finds the tenant each object names.
+	Resolver *TenantResolver
+	// Tenant is the tenant of one pass: Reconcile sets it, with tenantKey, on a copy of the
+	// reconciler made for the pass.
 	Tenant                  *tenant.Tenant
+	tenantKey               tenant.Key
 	Recorder                events.EventRecorder
 	Clock                   clock.PassiveClock
 	ResyncInterval          time.Duration
@@ -61,6 +66,21 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			retErr = errors.Join(retErr, err)
 		}
 	}()
+	// The tenant comes first: a finalizer needs it too.
+	t, key, refusal, err := r.Resolver.Resolve(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if refusal != "" {
+		if !obj.DeletionTimestamp.IsZero() && len(obj.Status.Members) == 0 {
+			// It never reached the tenant: nothing to carry out.
+			return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+		}
+		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal), nil
+	}
+	pass := *r
+	pass.Tenant, pass.tenantKey = t, key
+	r = &pass
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}
@@ -69,7 +89,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	gen := obj.Generation
 	groupID := plan.NormalizeID(obj.Spec.GroupID)
-	w := world{kube: r.Kube}
+	w := world{kube: r.Kube, tenant: r.tenantKey}
 
 	winner, err := r.conflictWinner(ctx, obj)
 	if err != nil {
@@ -319,7 +339,7 @@ func (r *MembershipReconciler) conflictWinner(ctx context.Context, obj *iamv1alp
 		return nil, nil
 	}
 	var list iamv1alpha1.CipherscaleGroupMembershipList
-	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(obj.Spec.GroupID)}); err != nil {
+	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: scoped(tenantOf(obj), plan.NormalizeID(obj.Spec.GroupID))}); err != nil {
 		return nil, fmt.Errorf("listing CipherscaleGroupMemberships by group: %w", err)
 	}
 	owner := authoritativeOwner(list.Items)
@@ -351,7 +371,7 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 		return ctrl.Result{}, err
 	}
 	if obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil {
-		w := world{kube: r.Kube}
+		w := world{kube: r.Kube, tenant: r.tenantKey}
 		groupID := plan.NormalizeID(obj.Spec.GroupID)
 		members, err := w.resolveMembers(ctx, obj)
 		if err != nil {
@@ -452,8 +472,8 @@ func (r *MembershipReconciler) event(obj *iamv1alpha1.CipherscaleGroupMembership
 // CipherscaleUsers its members name (a user created in the tenant, or changing its groups,
 // changes what the membership must do) and the other memberships of the same group.
 func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Kube == nil || r.Tenant == nil || r.Recorder == nil || r.Clock == nil {
-		return errors.New("MembershipReconciler needs Kube, Tenant, Recorder and Clock")
+	if r.Kube == nil || r.Resolver == nil || r.Recorder == nil || r.Clock == nil {
+		return errors.New("MembershipReconciler needs Kube, Resolver, Recorder and Clock")
 	}
 	if r.ResyncInterval <= 0 {
 		return errors.New("MembershipReconciler needs a positive ResyncInterval")
@@ -470,6 +490,7 @@ func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(r.sameGroup),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: rateLimiter(r.ResyncInterval)})
+	b = watchTenants(b, mgr, r.Resolver, func() client.ObjectList { return &iamv1alpha1.CipherscaleGroupMembershipList{} })
 	if r.Wake != nil {
 		b = b.WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
 	}
@@ -508,7 +529,7 @@ func (r *MembershipReconciler) membershipsNaming(ctx context.Context, o client.O
 	keys := map[client.ObjectKey]bool{}
 	collect := func(field, value string) {
 		var list iamv1alpha1.CipherscaleGroupMembershipList
-		if err := r.Kube.List(ctx, &list, client.MatchingFields{field: value}); err != nil {
+		if err := r.Kube.List(ctx, &list, client.MatchingFields{field: scoped(tenantOf(u), value)}); err != nil {
 			return
 		}
 		for i := range list.Items {
@@ -532,7 +553,7 @@ func (r *MembershipReconciler) sameGroup(ctx context.Context, o client.Object) [
 		return nil
 	}
 	var list iamv1alpha1.CipherscaleGroupMembershipList
-	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(m.Spec.GroupID)}); err != nil {
+	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: scoped(tenantOf(m), plan.NormalizeID(m.Spec.GroupID))}); err != nil {
 		return nil
 	}
 	keys := map[client.ObjectKey]bool{}

@@ -69,11 +69,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := setupTenants(ctx, mgr, o.Tenants, recorder, o); err != nil {
 		return err
 	}
+	resolver := &TenantResolver{Kube: mgr.GetClient(), Tenants: o.Tenants, NoClusterTenants: o.NamespacedTenantsOnly}
 	// The CipherscaleUser reconciler writes the pairs of the users it manages, and wakes the
 	// memberships that declared them.
 	wake := make(chan event.GenericEvent, 1024)
 	if err := (&UserReconciler{
-		Kube: mgr.GetClient(), Tenant: o.Tenant, Recorder: recorder, Clock: o.Clock,
+		Kube: mgr.GetClient(), Resolver: resolver, Recorder: recorder, Clock: o.Clock,
 		MembershipEvents:        wake,
 		ResyncInterval:          o.ResyncInterval,
 		DefaultDeletionPolicy:   o.DefaultDeletionPolicy,
@@ -82,7 +83,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("setting up the CipherscaleUser controller: %w", err)
 	}
 	if err := (&MembershipReconciler{
-		Kube: mgr.GetClient(), Tenant: o.Tenant, Recorder: recorder, Clock: o.Clock,
+		Kube: mgr.GetClient(), Resolver: resolver, Recorder: recorder, Clock: o.Clock,
 		Wake:                    wake,
 		ResyncInterval:          o.ResyncInterval,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,

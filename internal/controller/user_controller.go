@@ -39,8 +39,13 @@ import (
 
 // UserReconciler brings tenant users to their CipherscaleUsers.
 type UserReconciler struct {
-	Kube     client.Client
-	Tenant   *tenant.Tenant
+	Kube client.Client
+	// Resolver finds the tenant each object names.
+	Resolver *TenantResolver
+	// Tenant is the tenant of one pass: Reconcile sets it, with tenantKey, on a copy of the
+	// reconciler made for the pass.
+	Tenant    *tenant.Tenant
+	tenantKey tenant.Key
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	// ResyncInterval is how often an object is compared with the tenant when nothing changed.
@@ -74,6 +79,22 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		}
 	}()
 
+	// The tenant comes first: a finalizer needs it too.
+	t, key, refusal, err := r.Resolver.Resolve(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if refusal != "" {
+		if !obj.DeletionTimestamp.IsZero() && recordedID(obj) == "" && !createPending(obj) {
+			// It never created or adopted anyone: nothing to carry out.
+			return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+		}
+		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal, jitter(r.ResyncInterval)), nil
+	}
+	pass := *r
+	pass.Tenant, pass.tenantKey = t, key
+	r = &pass
+
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}
@@ -83,7 +104,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	gen := obj.Generation
 	conds := &obj.Status.Conditions
 
-	w := world{kube: r.Kube}
+	w := world{kube: r.Kube, tenant: r.tenantKey}
 	owner, err := w.emailOwner(ctx, obj.Spec.Email)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -460,7 +481,7 @@ func (r *UserReconciler) notifyMemberships(ctx context.Context, obj *iamv1alpha1
 	if r.MembershipEvents == nil || (len(p.AddGroups) == 0 && len(p.RemoveGroups) == 0) {
 		return
 	}
-	naming, err := world{kube: r.Kube}.membershipsNaming(ctx, obj)
+	naming, err := world{kube: r.Kube, tenant: r.tenantKey}.membershipsNaming(ctx, obj)
 	if err != nil {
 		return // they see the change at their next resync
 	}
@@ -526,7 +547,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 			"Paused: deletion waits until the cipherscale.com/paused annotation is removed (or set deletionPolicy Orphan)")
 		return ctrl.Result{}, nil
 	}
-	owner, err := world{kube: r.Kube}.emailOwner(ctx, obj.Spec.Email)
+	owner, err := world{kube: r.Kube, tenant: r.tenantKey}.emailOwner(ctx, obj.Spec.Email)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -668,8 +689,8 @@ func jitter(d time.Duration) time.Duration {
 // deletion changes), the other CipherscaleUsers with the same email (one leaving hands the email
 // to the next), and the memberships that name a user (they change which groups it may keep).
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Kube == nil || r.Tenant == nil || r.Recorder == nil || r.Clock == nil {
-		return errors.New("UserReconciler needs Kube, Tenant, Recorder and Clock")
+	if r.Kube == nil || r.Resolver == nil || r.Recorder == nil || r.Clock == nil {
+		return errors.New("UserReconciler needs Kube, Resolver, Recorder and Clock")
 	}
 	if r.ResyncInterval <= 0 {
 		return errors.New("UserReconciler needs a positive ResyncInterval")
@@ -680,7 +701,7 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = 1
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("cipherscaleuser").
 		For(&iamv1alpha1.CipherscaleUser{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, personAnnotationChanged(), deletionPredicate()))).
@@ -695,8 +716,9 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			})).
 		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(r.membersOf),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: rateLimiter(r.ResyncInterval)}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: rateLimiter(r.ResyncInterval)})
+	b = watchTenants(b, mgr, r.Resolver, func() client.ObjectList { return &iamv1alpha1.CipherscaleUserList{} })
+	return b.Complete(r)
 }
 
 // sameEmail enqueues the other CipherscaleUsers that name the same email.
@@ -706,7 +728,7 @@ func (r *UserReconciler) sameEmail(ctx context.Context, o client.Object) []recon
 		return nil
 	}
 	var list iamv1alpha1.CipherscaleUserList
-	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: cipherscale.NormalizeEmail(u.Spec.Email)}); err != nil {
+	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: scoped(tenantOf(u), cipherscale.NormalizeEmail(u.Spec.Email))}); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request
@@ -738,7 +760,7 @@ func (r *UserReconciler) membersOf(ctx context.Context, o client.Object) []recon
 			continue
 		}
 		var list iamv1alpha1.CipherscaleUserList
-		if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: cipherscale.NormalizeEmail(mem.Email)}); err != nil {
+		if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: scoped(tenantOf(m), cipherscale.NormalizeEmail(mem.Email))}); err != nil {
 			continue
 		}
 		for i := range list.Items {
