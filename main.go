@@ -142,7 +142,7 @@ func run(ctx context.Context, o options) error {
 		QPS:               o.qps,
 		Burst:             o.burst,
 		UserAgent:         "cipherscale-operator/" + version,
-		Observer:          controller.APIMetrics{},
+		Observer:          controller.APIMetrics{Tenant: tenant.DefaultKey.String()},
 	})
 	if err != nil {
 		return fmt.Errorf("configuring the Cipherscale client: %w", err)
@@ -189,7 +189,7 @@ func run(ctx context.Context, o options) error {
 	tenants := tenant.NewRegistry(tenant.RegistryOptions{
 		ReadSecret:        controller.SecretReader(mgr.GetAPIReader()),
 		AllowInsecureHTTP: o.allowInsecureHTTP,
-		Observer:          controller.APIMetrics{},
+		ObserverFor:       controller.TenantMetrics,
 		UserAgent:         "cipherscale-operator/" + version,
 		QPS:               o.qps,
 		Burst:             o.burst,

@@ -71,6 +71,9 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	pass := *r
+	pass.Tenant, pass.tenantKey = t, key
+	r = &pass
 	if refusal != "" {
 		if !obj.DeletionTimestamp.IsZero() && len(obj.Status.Members) == 0 {
 			// It never reached the tenant: nothing to carry out.
@@ -78,9 +81,6 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal), nil
 	}
-	pass := *r
-	pass.Tenant, pass.tenantKey = t, key
-	r = &pass
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}

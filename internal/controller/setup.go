@@ -61,7 +61,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}
 	recorder := mgr.GetEventRecorder("cipherscale-operator")
 	if o.Tenants == nil {
-		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), Observer: APIMetrics{}})
+		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), ObserverFor: TenantMetrics})
 	}
 	if o.Tenant != nil {
 		o.Tenants.SetDefault(o.Tenant)

@@ -67,7 +67,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	obj := &iamv1alpha1.CipherscaleUser{}
 	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			userStates.set(req.NamespacedName, "")
+			userStates.set(req.NamespacedName, "", "")
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -84,6 +84,9 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	pass := *r
+	pass.Tenant, pass.tenantKey = t, key
+	r = &pass
 	if refusal != "" {
 		if !obj.DeletionTimestamp.IsZero() && recordedID(obj) == "" && !createPending(obj) {
 			// It never created or adopted anyone: nothing to carry out.
@@ -91,9 +94,6 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		}
 		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal, jitter(r.ResyncInterval)), nil
 	}
-	pass := *r
-	pass.Tenant, pass.tenantKey = t, key
-	r = &pass
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
@@ -370,10 +370,10 @@ func timePtr(t time.Time) *metav1.Time {
 // observe updates the metrics that follow an object's status.
 func (r *UserReconciler) observe(key types.NamespacedName, obj *iamv1alpha1.CipherscaleUser, before *iamv1alpha1.CipherscaleUserStatus) {
 	if !obj.DeletionTimestamp.IsZero() {
-		userStates.set(key, "")
+		userStates.set(key, "", "")
 		return
 	}
-	userStates.set(key, string(obj.Status.State))
+	userStates.set(key, r.tenantKey.String(), string(obj.Status.State))
 	if isReady(obj.Status.Conditions) && before.LastSyncTime == nil {
 		timeToReady.WithLabelValues("CipherscaleUser").Observe(r.Clock.Since(obj.CreationTimestamp.Time).Seconds())
 	}
