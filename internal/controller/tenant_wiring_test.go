@@ -105,7 +105,7 @@ var _ = Describe("CipherscaleUsers of several tenants", func() {
 		Expect(eventReasons(u)).To(ContainElement(iamv1alpha1.ReasonInvalidTenant))
 		Expect(countEmail(other, mail)).To(BeZero())
 		Expect(usersWithEmail(mail)).To(BeZero(), "nor the default tenant")
-		Expect(other.Stats().Total - before).To(BeNumerically("<=", 1), "at most the tenant's own periodic read")
+		Expect(other.Stats().Total-before).To(BeNumerically("<=", 1), "at most the tenant's own periodic read")
 
 		By("its deletion releases it at once: it never made a user")
 		Expect(k8s.Delete(ctx, u)).To(Succeed())

@@ -46,8 +46,8 @@ type UserReconciler struct {
 	// reconciler made for the pass.
 	Tenant    *tenant.Tenant
 	tenantKey tenant.Key
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
 	// ResyncInterval is how often an object is compared with the tenant when nothing changed.
 	ResyncInterval time.Duration
 	// DefaultDeletionPolicy applies when spec.deletionPolicy is empty.
