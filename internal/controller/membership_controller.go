@@ -37,13 +37,8 @@ import (
 // MembershipReconciler brings the members of Cipherscale groups to their
 // CipherscaleGroupMemberships, under the membership rule shared with CipherscaleUsers.
 type MembershipReconciler struct {
-	Kube client.Client
-	// Resolver finds the tenant each object names.
-	Resolver *TenantResolver
-	// Tenant is the tenant of one pass: Reconcile sets it, with tenantKey, on a copy of the
-	// reconciler made for the pass.
+	Kube                    client.Client
 	Tenant                  *tenant.Tenant
-	tenantKey               tenant.Key
 	Recorder                events.EventRecorder
 	Clock                   clock.PassiveClock
 	ResyncInterval          time.Duration
@@ -51,6 +46,10 @@ type MembershipReconciler struct {
 	// Wake, when set, receives memberships to reconcile now: the CipherscaleUser reconciler
 	// sends those whose pairs it wrote.
 	Wake <-chan event.GenericEvent
+	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
+	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
+	Resolver  *TenantResolver
+	tenantKey tenant.Key
 }
 
 // Reconcile reads top to bottom: fetch, deletion, finalizer, conflict, observe the members,

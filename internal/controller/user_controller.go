@@ -39,15 +39,10 @@ import (
 
 // UserReconciler brings tenant users to their CipherscaleUsers.
 type UserReconciler struct {
-	Kube client.Client
-	// Resolver finds the tenant each object names.
-	Resolver *TenantResolver
-	// Tenant is the tenant of one pass: Reconcile sets it, with tenantKey, on a copy of the
-	// reconciler made for the pass.
-	Tenant    *tenant.Tenant
-	tenantKey tenant.Key
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
+	Kube     client.Client
+	Tenant   *tenant.Tenant
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
 	// ResyncInterval is how often an object is compared with the tenant when nothing changed.
 	ResyncInterval time.Duration
 	// DefaultDeletionPolicy applies when spec.deletionPolicy is empty.
@@ -57,6 +52,10 @@ type UserReconciler struct {
 	// MembershipEvents, when set, receives the memberships that name a user whose groups this
 	// reconciler changed (the membership controller watches it).
 	MembershipEvents chan<- event.GenericEvent
+	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
+	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
+	Resolver  *TenantResolver
+	tenantKey tenant.Key
 }
 
 // Reconcile reads top to bottom: fetch, deletion, finalizer, conflicts, observe (the user
