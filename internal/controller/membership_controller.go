@@ -73,6 +73,9 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	pass := *r
 	pass.Tenant, pass.tenantKey = t, key
 	r = &pass
+	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
+	// (classify), so that one tenant's throttling never holds the workers other tenants need.
+	ctx = cipherscale.WithoutPauseWait(ctx)
 	if refusal != "" {
 		if !obj.DeletionTimestamp.IsZero() && len(obj.Status.Members) == 0 {
 			// It never reached the tenant: nothing to carry out.

@@ -86,6 +86,9 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	pass := *r
 	pass.Tenant, pass.tenantKey = t, key
 	r = &pass
+	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
+	// (classify), so that one tenant's throttling never holds the workers other tenants need.
+	ctx = cipherscale.WithoutPauseWait(ctx)
 	if refusal != "" {
 		if !obj.DeletionTimestamp.IsZero() && recordedID(obj) == "" && !createPending(obj) {
 			// It never created or adopted anyone: nothing to carry out.
