@@ -57,7 +57,7 @@ var _ = Describe("two tenants, one throttled", func() {
 		aloneTime := waitAllReady(time.Minute, n, aloneNS).Sub(start)
 		figure(test, fmt.Sprintf("%d users of tenant A Ready, A alone", n), aloneTime.Round(time.Millisecond).String())
 
-		By("tenant B answering 429 to everything; A and B declared at once, B first")
+		By("tenant B answering 429 to everything, and declaring its users")
 		simB.SetFaults([]simulator.FaultRule{{Status: http.StatusTooManyRequests, RetryAfterSeconds: 1}})
 		stormStart := time.Now()
 		bUsers := makeUsers(nsB, "b", n, nil, nil, false)
@@ -66,6 +66,18 @@ var _ = Describe("two tenants, one throttled", func() {
 			o.(*iamv1alpha1.CipherscaleUser).Spec.TenantRef = &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindCipherscaleTenant, Name: "b"}
 		}
 		createAll(bObjs)
+		By("every object of B reporting the throttling before A's objects come")
+		Eventually(func(g Gomega) {
+			var list iamv1alpha1.CipherscaleUserList
+			g.Expect(k8s.List(ctx, &list, client.InNamespace(nsB))).To(Succeed())
+			throttledNow := 0
+			for _, u := range list.Items {
+				if c := meta.FindStatusCondition(u.Status.Conditions, iamv1alpha1.ConditionReady); c != nil && c.Reason == iamv1alpha1.ReasonAPIUnavailable {
+					throttledNow++
+				}
+			}
+			g.Expect(throttledNow).To(Equal(n))
+		}, storm/2, 100*time.Millisecond).Should(Succeed())
 		with := makeUsers(withNS, "with", n, nil, nil, false)
 		start = time.Now()
 		createAll(userObjects(with))
