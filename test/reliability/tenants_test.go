@@ -93,7 +93,7 @@ var _ = Describe("two tenants, one throttled", func() {
 				throttled += r.Count
 			}
 		}
-		figure(test, "429 answers of tenant B during A's run", fmt.Sprint(throttled))
+		figure(test, "429 answers of tenant B so far", fmt.Sprint(throttled))
 
 		By("tenant B recovering after the storm")
 		Eventually(func() time.Duration { return time.Since(stormStart) }, storm+time.Second, 100*time.Millisecond).
