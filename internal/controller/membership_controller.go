@@ -52,8 +52,8 @@ type MembershipReconciler struct {
 	tenantKey tenant.Key
 }
 
-// Reconcile reads top to bottom: fetch, deletion, finalizer, conflict, observe the members,
-// decide each pair with the membership rule, act, status.
+// Reconcile reads top to bottom: fetch, the tenant, deletion, finalizer, conflict, observe the
+// members, decide each pair with the membership rule, act, status.
 func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	obj := &iamv1alpha1.CipherscaleGroupMembership{}
 	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {

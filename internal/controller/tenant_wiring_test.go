@@ -209,3 +209,50 @@ var _ = Describe("A namespace holding a tenant, its Secret and its users, delete
 		})
 	}
 })
+
+var _ = Describe("CipherscaleGroupMemberships of a second tenant", func() {
+	It("add the tenant's own users to the tenant's group, and count a userRef only to a user of the same tenant", func() {
+		ns := newNamespace()
+		other, url := newTenantSim()
+		newSecret(ns, "key", map[string]string{"api-key": otherKey})
+		qa := newNamespacedTenant(ns, "qa", url, "key")
+		expectTenantReady(qa)
+		g, err := other.AddGroup(simulator.GroupSeed{Name: uniq("qa-team"), Roles: []string{}})
+		Expect(err).NotTo(HaveOccurred())
+
+		onQA := newUser(ns, "qa-user", email("qa-member"), onTenant(iamv1alpha1.KindCipherscaleTenant, "qa"))
+		onDefault := newUser(ns, "default-user", email("default-member"))
+		expectReady(onQA)
+		expectReady(onDefault)
+		m := &iamv1alpha1.CipherscaleGroupMembership{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "qa-team"},
+			Spec: iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: g.ID,
+				TenantRef: &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindCipherscaleTenant, Name: "qa"},
+				Members:   []iamv1alpha1.Member{ref("qa-user"), ref("default-user")}},
+		}
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+
+		Eventually(func() []string {
+			u, _ := other.UserByEmail(onQA.Spec.Email)
+			return groupIDs(u)
+		}, 20*time.Second, 100*time.Millisecond).Should(ContainElement(normalize(g.ID)))
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(m), m)).To(Succeed())
+			states := map[string]iamv1alpha1.MemberState{}
+			for _, st := range m.Status.Members {
+				states[st.UserRef] = st.State
+			}
+			g.Expect(states).To(HaveKeyWithValue("qa-user", iamv1alpha1.MemberStateMember))
+			g.Expect(states).To(HaveKeyWithValue("default-user", iamv1alpha1.MemberStateWaitingForUser))
+		}, 20*time.Second, 100*time.Millisecond).Should(Succeed())
+		Expect(countEmail(other, onDefault.Spec.Email)).To(BeZero(), "the default tenant's user is not made in qa")
+		Expect(groupIDs(tenantUser(onDefault.Spec.Email))).NotTo(ContainElement(normalize(g.ID)))
+
+		By("deleting the objects while the second tenant still answers")
+		Expect(k8s.Delete(ctx, m)).To(Succeed())
+		expectGone(m)
+		Expect(k8s.Delete(ctx, onQA)).To(Succeed())
+		expectGone(onQA)
+		Expect(countEmail(other, onQA.Spec.Email)).To(BeZero())
+	})
+})

@@ -58,8 +58,8 @@ type UserReconciler struct {
 	tenantKey tenant.Key
 }
 
-// Reconcile reads top to bottom: fetch, deletion, finalizer, conflicts, observe (the user
-// recorded by id, else by email), plan, act, status (written once, deferred, only when it
+// Reconcile reads top to bottom: fetch, the tenant, deletion, finalizer, conflicts, observe (the
+// user recorded by id, else by email), plan, act, status (written once, deferred, only when it
 // changed).
 func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	logger := log.FromContext(ctx)
