@@ -165,7 +165,9 @@ func conditions(obj client.Object) []metav1.Condition {
 		return o.Status.Conditions
 	case *iamv1alpha1.CipherscaleGroupMembership:
 		return o.Status.Conditions
-	case interface{ GetTenantStatus() *iamv1alpha1.TenantStatus }:
+	case interface {
+		GetTenantStatus() *iamv1alpha1.TenantStatus
+	}:
 		return o.GetTenantStatus().Conditions
 	}
 	Fail(fmt.Sprintf("unexpected type %T", obj))
