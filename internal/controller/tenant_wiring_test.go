@@ -125,7 +125,7 @@ var _ = Describe("CipherscaleUsers of several tenants", func() {
 		Expect(stalledMessage(u)).To(SatisfyAll(ContainSubstring(prod.Name), ContainSubstring("does not select this namespace")))
 		Expect(countEmail(other, mail)).To(BeZero())
 
-		By("the namespace labelled: the object uses the tenant at its next pass")
+		By("the namespace labeled: the object uses the tenant at its next pass")
 		nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
 		update(nsObj, func() { nsObj.Labels = map[string]string{"team": label} })
 		expectReady(u)

@@ -165,10 +165,10 @@ func conditions(obj client.Object) []metav1.Condition {
 		return o.Status.Conditions
 	case *iamv1alpha1.CipherscaleGroupMembership:
 		return o.Status.Conditions
-	case interface {
-		GetTenantStatus() *iamv1alpha1.TenantStatus
-	}:
-		return o.GetTenantStatus().Conditions
+	case *iamv1alpha1.CipherscaleTenant:
+		return o.Status.Conditions
+	case *iamv1alpha1.ClusterCipherscaleTenant:
+		return o.Status.Conditions
 	}
 	Fail(fmt.Sprintf("unexpected type %T", obj))
 	return nil
