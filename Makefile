@@ -28,10 +28,15 @@ ENVTEST_STAMP := $(ENVTEST_ASSETS_DIR)/.version
 # Where the chart keeps its copy of the CRDs, if the chart exists.
 CHART_CRDS_DIR ?= charts/cipherscale-operator/crds
 
-# go test: race detector, no cache, a timeout generous enough for a cold 2-core machine.
+# go test: no cache, a timeout generous enough for a cold 2-core machine. The packages whose code
+# runs inside the test binary (unit, envtest, chart, GitOps) run with the race detector; the
+# black-box suites drive built binaries as processes (the manager, the simulator, the image), so
+# the race detector would only instrument their harness and double their build: they run without.
 GO_TEST_TIMEOUT ?= 30m
 GO_TEST_FLAGS ?= -race -count=1 -timeout $(GO_TEST_TIMEOUT)
-GO_TEST_PKGS ?= ./...
+GO_TEST_BLACKBOX_FLAGS ?= -count=1 -timeout $(GO_TEST_TIMEOUT)
+GO_TEST_BLACKBOX_PKGS ?= ./test/e2e/... ./test/reliability/... ./test/onboarding/... ./test/image/...
+GO_TEST_PKGS ?= $(shell go list ./... | grep -v -e /test/e2e -e /test/reliability -e /test/onboarding -e /test/image)
 
 # `make run` runs the manager against the current kubeconfig and, by default, the simulator on
 # 127.0.0.1:8089, started in another terminal with
@@ -111,8 +116,9 @@ score: $(KUBE_SCORE) ## Score the manager's Deployment, Service and NetworkPolic
 	$(KUBE_SCORE) score $(KUBE_SCORE_FLAGS) config/manager/manager.yaml config/default/metrics_service.yaml config/network-policy/*.yaml
 
 .PHONY: test
-test: manifests generate fmt vet envtest-assets $(HELM) $(KUBE_SCORE) ## Run all tests (unit, envtest, chart, GitOps, end to end, reliability) with the race detector.
+test: manifests generate fmt vet envtest-assets $(HELM) $(KUBE_SCORE) ## Run all tests: unit, envtest, chart and GitOps with the race detector; then end to end, reliability, onboarding and image (needs root) on the built binaries.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" go test $(GO_TEST_FLAGS) $(GO_TEST_PKGS)
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" go test $(GO_TEST_BLACKBOX_FLAGS) $(GO_TEST_BLACKBOX_PKGS)
 
 .PHONY: test-crd
 test-crd: manifests envtest-assets ## Run only the CRD validation suite against a real kube-apiserver.
@@ -194,7 +200,7 @@ demo: envtest-assets build ## Run the operator end to end on this machine (DEMO_
 
 .PHONY: e2e
 e2e: envtest-assets ## Run only the end-to-end test of the built manager binary.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" go test $(GO_TEST_FLAGS) ./test/e2e/...
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" go test $(GO_TEST_BLACKBOX_FLAGS) ./test/e2e/...
 
 # Benchmark parameters: make bench BENCH_N=10000 BENCH_LIMIT=0
 BENCH_N ?= 1000
@@ -234,7 +240,7 @@ image: ## Build the manager's OCI image index (amd64, arm64) without a daemon in
 
 .PHONY: image-test
 image-test: image envtest-assets $(HELM) ## Build the image, then run it as the chart's Deployment runs it (needs root: namespaces, setuid).
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" IMAGE_TAR="$(IMAGE_TAR)" go test $(GO_TEST_FLAGS) ./test/image/...
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" IMAGE_TAR="$(IMAGE_TAR)" go test $(GO_TEST_BLACKBOX_FLAGS) ./test/image/...
 
 ##@ Chart
 

@@ -14,10 +14,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,6 +32,7 @@ import (
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/controller"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -55,6 +58,15 @@ type options struct {
 	probeAddr             string
 	leaderElect           bool
 	leaderElectionNS      string
+	maxTenantUsers        int
+	maxTenantListMiB      int
+	softMemoryLimitMiB    int
+	removalBudget         int
+	allowRemovalsFrom     string
+	// The default tenant's undeclared users (it has no tenant object to set them in).
+	undeclaredPolicy  string
+	undeclaredExclude string
+	undeclaredGrace   time.Duration
 }
 
 func main() {
@@ -75,6 +87,14 @@ func main() {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the pod's namespace.")
+	fs.IntVar(&o.maxTenantUsers, "max-tenant-users", cipherscale.DefaultMaxListUsers, "Most users one read of a tenant may hold; a longer list (or an API that never stops paginating) is refused, so that memory stays bounded.")
+	fs.IntVar(&o.maxTenantListMiB, "max-tenant-list-mib", cipherscale.DefaultMaxListMemory>>20, "Most memory, in MiB and estimated, the users of one read of a tenant may take; past it the read is refused.")
+	fs.IntVar(&o.softMemoryLimitMiB, "soft-memory-limit-mib", 128, "Soft memory limit of the Go runtime in MiB, below the container's limit: the garbage collector works harder near it instead of letting the heap double. 0 keeps the runtime's default; $GOMEMLIMIT, when set, wins.")
+	fs.IntVar(&o.removalBudget, "removal-budget", 25, "Delete or deactivate calls allowed against the tenant in any sliding hour; past it removals wait for a person (0: no limit).")
+	fs.StringVar(&o.allowRemovalsFrom, "allow-removals-configmap", "", "NAMESPACE/NAME of a ConfigMap whose annotation "+iamv1alpha1.AnnotationAllowRemovals+"=<n> allows n more removals at once, once per value (the manager needs get and patch on it). Empty: only --removal-budget and time release waiting removals.")
+	fs.StringVar(&o.undeclaredPolicy, "undeclared-users-policy", string(plan.UndeclaredIgnore), "What the operator does about the default tenant's users that no CipherscaleUser or membership declares: Ignore, Report (a log line and the metric cipherscale_undeclared_users), Deactivate or Delete (past --undeclared-grace-period, within the removal budget).")
+	fs.StringVar(&o.undeclaredExclude, "undeclared-exclude", "", "Comma-separated addresses or patterns (*@partner.com) of the default tenant never deactivated or deleted as undeclared.")
+	fs.DurationVar(&o.undeclaredGrace, "undeclared-grace-period", 24*time.Hour, "How long a user of the default tenant must have been undeclared before --undeclared-users-policy acts on them.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -118,18 +138,44 @@ func validate(o options) error {
 	if o.maxConcurrent < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
 	}
+	if o.softMemoryLimitMiB < 0 {
+		errs = append(errs, errors.New("--soft-memory-limit-mib must not be negative"))
+	}
+	if o.maxTenantUsers < 1 || o.maxTenantListMiB < 1 {
+		errs = append(errs, errors.New("--max-tenant-users and --max-tenant-list-mib must be at least 1"))
+	}
+	if o.removalBudget < 0 {
+		errs = append(errs, errors.New("--removal-budget must be 0 (no limit) or more"))
+	}
+	if _, err := namespacedName(o.allowRemovalsFrom); err != nil {
+		errs = append(errs, fmt.Errorf("--allow-removals-configmap: %w", err))
+	}
 	switch iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy) {
 	case iamv1alpha1.DeletionPolicyDelete, iamv1alpha1.DeletionPolicyDeactivate, iamv1alpha1.DeletionPolicyOrphan:
 	default:
 		errs = append(errs, fmt.Errorf("--default-deletion-policy must be Delete, Deactivate or Orphan, not %q", o.defaultDeletionPolicy))
 	}
+	if err := controller.ValidateUndeclaredPolicy(undeclaredPolicy(o)); err != nil {
+		errs = append(errs, fmt.Errorf("--undeclared-users-policy, --undeclared-exclude, --undeclared-grace-period: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// undeclaredPolicy is the default tenant's undeclared-users policy, from the flags.
+func undeclaredPolicy(o options) controller.UndeclaredPolicy {
+	return controller.UndeclaredPolicy{
+		Policy: plan.UndeclaredPolicy(o.undeclaredPolicy), Exclude: splitList(o.undeclaredExclude),
+		GracePeriod: o.undeclaredGrace,
+	}
 }
 
 func run(ctx context.Context, o options) error {
 	setupLog := ctrl.Log.WithName("setup")
 	if err := validate(o); err != nil {
 		return err
+	}
+	if o.softMemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(o.softMemoryLimitMiB) << 20)
 	}
 	key, err := apiKey(o)
 	if err != nil {
@@ -143,6 +189,8 @@ func run(ctx context.Context, o options) error {
 		Burst:             o.burst,
 		UserAgent:         "cipherscale-operator/" + version,
 		Observer:          controller.APIMetrics{Tenant: tenant.DefaultKey.String()},
+		MaxListUsers:      o.maxTenantUsers,
+		MaxListMemory:     int64(o.maxTenantListMiB) << 20,
 	})
 	if err != nil {
 		return fmt.Errorf("configuring the Cipherscale client: %w", err)
@@ -184,6 +232,7 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	allowFrom, _ := namespacedName(o.allowRemovalsFrom)
 	// The tenants that ClusterCipherscaleTenant and CipherscaleTenant objects add share the
 	// flags' settings; each has its own client and reads its key from its Secret, by name.
 	tenants := tenant.NewRegistry(tenant.RegistryOptions{
@@ -194,16 +243,27 @@ func run(ctx context.Context, o options) error {
 		QPS:               o.qps,
 		Burst:             o.burst,
 		BatchWindow:       o.batchWindow,
+		// A tenant object without spec.removalBudget gets --removal-budget.
+		RemovalBudget: o.removalBudget,
 	})
 	if err := controller.Setup(ctx, mgr, controller.Options{
-		Tenants:                 tenants,
-		NamespacedTenantsOnly:   len(splitList(o.watchNamespaces)) > 0,
-		Tenant:                  tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow}),
+		Tenants:               tenants,
+		NamespacedTenantsOnly: len(splitList(o.watchNamespaces)) > 0,
+		Tenant: tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow,
+			RemovalBudget: tenant.NewRemovalBudget(o.removalBudget, nil)}),
 		ResyncInterval:          o.resyncInterval,
 		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicy(o.defaultDeletionPolicy),
 		MaxConcurrentReconciles: o.maxConcurrent,
+		AllowRemovalsConfigMap:  allowFrom,
 	}); err != nil {
 		return err
+	}
+	if p := undeclaredPolicy(o); p.Policy != plan.UndeclaredIgnore {
+		if err := mgr.Add(&controller.DefaultUndeclared{
+			Kube: mgr.GetClient(), Cache: mgr.GetCache(), Tenants: tenants, Policy: p, Interval: o.resyncInterval,
+		}); err != nil {
+			return fmt.Errorf("setting up the default tenant's undeclared users: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
@@ -212,8 +272,20 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	setupLog.Info("Starting the manager", "version", version, "resyncInterval", o.resyncInterval.String(),
-		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces)
+		"qps", o.qps, "burst", o.burst, "watchNamespaces", o.watchNamespaces, "removalBudget", o.removalBudget)
 	return mgr.Start(ctx)
+}
+
+// namespacedName parses NAMESPACE/NAME; "" is the zero name.
+func namespacedName(s string) (types.NamespacedName, error) {
+	if s == "" {
+		return types.NamespacedName{}, nil
+	}
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("want NAMESPACE/NAME, not %q", s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
 
 func splitList(s string) []string {

@@ -140,6 +140,23 @@ type CipherscaleUserStatus struct {
 	// invitation records the invitations the operator sent.
 	// +optional
 	Invitation *InvitationStatus `json:"invitation,omitempty"`
+	// roles are the tenant user's direct roles as the tenant reports them, with their names.
+	// +optional
+	// +listType=atomic
+	Roles []TenantRef `json:"roles,omitempty"`
+	// groups are the tenant groups the user is in as the tenant reports them, with their names.
+	// +optional
+	// +listType=atomic
+	Groups []TenantRef `json:"groups,omitempty"`
+}
+
+// TenantRef is a role or group of the tenant: its id and its name as the tenant reports it.
+type TenantRef struct {
+	// id of the role or group.
+	ID string `json:"id"`
+	// name of the role or group ("" until the tenant has reported it).
+	// +optional
+	Name string `json:"name,omitempty"`
 }
 
 // CipherscaleUser is a user of the Cipherscale tenant, kept as declared.

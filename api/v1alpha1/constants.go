@@ -41,6 +41,31 @@ const (
 	ReasonEmailMismatch = "EmailMismatch"
 )
 
+// Condition reasons for answers of the Cipherscale API that the operator refuses or may not act on.
+const (
+	// ReasonForbidden: the API refused a call with 403 (the key lacks a permission).
+	ReasonForbidden = "Forbidden"
+	// ReasonAPIInvalidResponse: the API sent an answer the operator refuses (malformed, or past
+	// the client's limits: ids that are not UUIDs, strings that are not UTF-8, an unknown status,
+	// a page or a list larger than allowed). Retried with backoff.
+	ReasonAPIInvalidResponse = "APIInvalidResponse"
+)
+
+// Condition reason and annotations of the removal budget (docs: README "The removal budget").
+const (
+	// ReasonRemovalBudgetExceeded: the delete or deactivate call this object needs would overspend
+	// its tenant's removal budget; it waits, its finalizer held, until the budget allows it or a
+	// person allows more removals.
+	ReasonRemovalBudgetExceeded = "RemovalBudgetExceeded"
+	// AnnotationAllowRemovals, set to a whole number n, allows n more removals at once on top of
+	// the hourly budget, once per value. For the default tenant it is set on the ConfigMap that
+	// --allow-removals-configmap names.
+	AnnotationAllowRemovals = "cipherscale.com/allow-removals"
+	// AnnotationAllowRemovalsGranted is written by the operator next to AnnotationAllowRemovals
+	// with the value it granted, so that a restart does not grant the same value twice.
+	AnnotationAllowRemovalsGranted = "cipherscale.com/allow-removals-granted"
+)
+
 // Event reasons.
 const (
 	EventCreated          = "Created"

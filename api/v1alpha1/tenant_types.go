@@ -255,6 +255,25 @@ type UndeclaredStatus struct {
 	Emails []string `json:"emails,omitempty"`
 }
 
+// TenantRemovalBudgetStatus reports the tenant's removal budget.
+type TenantRemovalBudgetStatus struct {
+	// perHour is the budget in force: removals allowed in any sliding hour (0: no limit).
+	PerHour int32 `json:"perHour"`
+	// spent is how many removals the last hour spent.
+	Spent int32 `json:"spent"`
+	// waiting is how many removals wait for the budget.
+	Waiting int32 `json:"waiting"`
+	// allowance is how many removals a person allowed (cipherscale.com/allow-removals) that
+	// are not yet spent.
+	// +optional
+	Allowance int32 `json:"allowance,omitempty"`
+	// allowRemovalsUsed is the value of the cipherscale.com/allow-removals annotation already
+	// granted: the same value is never granted twice.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	AllowRemovalsUsed string `json:"allowRemovalsUsed,omitempty"`
+}
+
 // TenantStatus is what the operator observed of a tenant.
 type TenantStatus struct {
 	// observedGeneration is the generation of the spec the status describes.
@@ -278,6 +297,9 @@ type TenantStatus struct {
 	// undeclared reports the users no object declares (policy Report and above).
 	// +optional
 	Undeclared *UndeclaredStatus `json:"undeclared,omitempty"`
+	// removalBudget reports the tenant's removal budget.
+	// +optional
+	RemovalBudget *TenantRemovalBudgetStatus `json:"removalBudget,omitempty"`
 	// references is how many CipherscaleUsers and memberships use this tenant.
 	// +optional
 	References int32 `json:"references,omitempty"`

@@ -41,8 +41,9 @@ const (
 	// maxRetryAfter bounds the pause a single response can impose, so that a bogus header
 	// cannot stop the client for days.
 	maxRetryAfter = 10 * time.Minute
-	// maxResponseBytes bounds the body of a successful answer; maxErrorBodyBytes of an error.
-	maxResponseBytes  = 32 << 20
+	// maxResponseBytes bounds the body of a successful answer: a page of 100 users, each with
+	// its roles, groups and devices, is well under it. maxErrorBodyBytes bounds an error's body.
+	maxResponseBytes  = 4 << 20
 	maxErrorBodyBytes = 64 << 10
 	// maxExcerpt is the longest excerpt of a non-JSON error body kept as a message.
 	maxExcerpt = 160
@@ -88,6 +89,13 @@ type Config struct {
 	UserAgent string
 	// Observer receives metrics; optional.
 	Observer Observer
+	// MaxListUsers is the most users ListUsers reads before it gives up with ErrListTooLarge;
+	// DefaultMaxListUsers when 0. It also caps the pages of a list at MaxListUsers/10 (pages of
+	// 10 users on average). Negative is invalid.
+	MaxListUsers int
+	// MaxListMemory is the most memory, estimated, that the users read by one ListUsers may take
+	// before it gives up with ErrListTooLarge; DefaultMaxListMemory when 0. Negative is invalid.
+	MaxListMemory int64
 }
 
 // Client is the HTTP client of the Cipherscale Users API. It is safe for concurrent use; all its
@@ -102,6 +110,8 @@ type Client struct {
 	budget     time.Duration
 	userAgent  string
 	obs        Observer
+	maxUsers   int
+	maxMemory  int64
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -161,6 +171,20 @@ func New(cfg Config) (*Client, error) {
 	if strings.ContainsFunc(ua, isCTL) {
 		return nil, errors.New("cipherscale: config: UserAgent contains control characters")
 	}
+	maxUsers := cfg.MaxListUsers
+	switch {
+	case maxUsers < 0:
+		return nil, fmt.Errorf("cipherscale: config: MaxListUsers must be positive, got %d", maxUsers)
+	case maxUsers == 0:
+		maxUsers = DefaultMaxListUsers
+	}
+	maxMemory := cfg.MaxListMemory
+	switch {
+	case maxMemory < 0:
+		return nil, fmt.Errorf("cipherscale: config: MaxListMemory must be positive, got %d", maxMemory)
+	case maxMemory == 0:
+		maxMemory = DefaultMaxListMemory
+	}
 	var hc http.Client
 	if cfg.HTTPClient != nil {
 		hc = *cfg.HTTPClient
@@ -177,7 +201,65 @@ func New(cfg Config) (*Client, error) {
 		budget:     budget,
 		userAgent:  ua,
 		obs:        cfg.Observer,
+		maxUsers:   maxUsers,
+		maxMemory:  maxMemory,
 	}, nil
+}
+
+// decodeStream hands a 2xx body to cl.decode through a reader that stops at maxResponseBytes,
+// and sorts its failure: a body cut by the network is a *TransportError, a body past the limit or
+// one cl.decode refuses a *DecodeError.
+func (c *Client) decodeStream(cl call, resp *http.Response, start time.Time, key string) (*response, error) {
+	body := &cappedReader{r: resp.Body, left: maxResponseBytes}
+	err := cl.decode(body)
+	c.observe(cl.route, resp.StatusCode, time.Since(start))
+	switch {
+	case body.over:
+		return nil, &DecodeError{Method: cl.method, Route: cl.route,
+			Err: fmt.Errorf("response larger than %d bytes", int64(maxResponseBytes))}
+	case body.readErr != nil:
+		return nil, &TransportError{Method: cl.method, Route: cl.route,
+			Err: scrubErr(fmt.Errorf("reading the response: %w", stripURLErr(body.readErr)), key)}
+	case err != nil:
+		return nil, &DecodeError{Method: cl.method, Route: cl.route, Err: scrubErr(err, key)}
+	}
+	return &response{status: resp.StatusCode, header: resp.Header}, nil
+}
+
+// cappedReader reads at most left bytes of r; past them it fails and records that it did. It
+// records a failure of r itself apart, so that a cut connection is not taken for bad data.
+type cappedReader struct {
+	r       io.Reader
+	left    int64
+	over    bool
+	readErr error
+}
+
+var errTooLarge = errors.New("response too large")
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// One more byte tells a body of exactly the limit from a longer one.
+		var one [1]byte
+		n, err := c.r.Read(one[:])
+		if n > 0 {
+			c.over = true
+			return 0, errTooLarge
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			c.readErr = err
+		}
+		return 0, err
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.readErr = err
+	}
+	return n, err
 }
 
 func defaultTransport() *http.Transport {
@@ -266,6 +348,9 @@ type call struct {
 	// idempotent calls are retried after a 5xx or a failure with no answer. Every call is
 	// retried after a 429, which is a refusal.
 	idempotent bool
+	// decode, when set, reads a 2xx body as a stream (at most maxResponseBytes of it) instead of
+	// the body being read into memory; its error is a malformed response.
+	decode func(io.Reader) error
 }
 
 // response is a complete HTTP answer with a 2xx status.
@@ -430,6 +515,9 @@ func (c *Client) send(ctx context.Context, cl call) (*response, error) {
 	}
 	defer resp.Body.Close()
 	success := resp.StatusCode >= 200 && resp.StatusCode < 300
+	if success && cl.decode != nil {
+		return c.decodeStream(cl, resp, start, key)
+	}
 	limit := int64(maxErrorBodyBytes)
 	if success {
 		limit = maxResponseBytes

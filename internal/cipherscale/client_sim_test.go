@@ -169,7 +169,7 @@ func TestSimEveryEndpoint(t *testing.T) {
 	if err := c.PatchRoles(ctx, id, cipherscale.RolesPatch{RemovedRoles: []string{direct.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AddToGroups(ctx, id, []string{"no-such-group"}); !cipherscale.IsNotFound(err) {
+	if err := c.AddToGroups(ctx, id, []string{"00000000-0000-4000-8000-00000000dead"}); !cipherscale.IsNotFound(err) {
 		t.Errorf("adding an unknown group: %v, want 404", err)
 	}
 

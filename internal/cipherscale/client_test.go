@@ -45,6 +45,19 @@ func newClient(t *testing.T, h http.Handler, mod ...func(*cipherscale.Config)) (
 	return c, srv
 }
 
+// Ids of the tests: the client refuses any id that is not a UUID.
+const (
+	uid1 = "123e4567-e89b-12d3-a456-426614174001"
+	uid2 = "123e4567-e89b-12d3-a456-426614174002"
+	rid1 = "550e8400-e29b-41d4-a716-446655440001"
+	rid2 = "550e8400-e29b-41d4-a716-446655440002"
+	gid1 = "660e8400-e29b-41d4-a716-446655440001"
+	gid2 = "660e8400-e29b-41d4-a716-446655440002"
+)
+
+// testID is the UUID of the ith user of a generated list.
+func testID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
+
 func retries(n int) func(*cipherscale.Config) {
 	return func(c *cipherscale.Config) { c.MaxRetries = n }
 }
@@ -105,7 +118,7 @@ func TestErrorMapping(t *testing.T) {
 				})
 			}))
 			start := time.Now()
-			_, err := c.GetUser(ctxT(t), "u-1")
+			_, err := c.GetUser(ctxT(t), uid1)
 			if time.Since(start) > time.Second {
 				t.Errorf("the call waited %v, want no retry (MaxRetries < 0)", time.Since(start))
 			}
@@ -171,7 +184,7 @@ func TestErrorBodies(t *testing.T) {
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, tt.body)
 			}))
-			_, err := c.GetUser(ctxT(t), "u-1")
+			_, err := c.GetUser(ctxT(t), uid1)
 			var ae *cipherscale.APIError
 			if !errors.As(err, &ae) {
 				t.Fatalf("err = %v, want *APIError", err)
@@ -207,13 +220,13 @@ func TestRetryAfter(t *testing.T) {
 
 	// Absent: 1s. The call is not retried (MaxRetries < 0) and says when to come back.
 	header.Store("")
-	_, err := c.GetUser(ctx, "u")
+	_, err := c.GetUser(ctx, uid1)
 	if got := cipherscale.RetryAfterOf(err); got != time.Second {
 		t.Errorf("RetryAfter without a header = %v, want 1s", got)
 	}
 	time.Sleep(1100 * time.Millisecond) // the shared pause
 	header.Store(time.Now().Add(3 * time.Second).UTC().Format(http.TimeFormat))
-	_, err = c.GetUser(ctx, "u")
+	_, err = c.GetUser(ctx, uid1)
 	if got := cipherscale.RetryAfterOf(err); got < time.Second || got > 3*time.Second {
 		t.Errorf("RetryAfter for an HTTP-date 3s ahead = %v", got)
 	}
@@ -241,7 +254,7 @@ func TestRequestsOfEveryEndpoint(t *testing.T) {
 		writeJSON(w, st, rep)
 	}), func(c *cipherscale.Config) { c.UserAgent = "test-agent/1" })
 	ctx := ctxT(t)
-	user := userJSON("id/1", "a@x.com", "active")
+	user := userJSON(uid2, "a@x.com", "active")
 	first, last2 := "Jane", ""
 
 	tests := []struct {
@@ -257,39 +270,39 @@ func TestRequestsOfEveryEndpoint(t *testing.T) {
 			_, err := c.ListUsersPage(ctx, 25, 50, "email", "-createdAt")
 			return err
 		}, "GET", "/qa/tenants/users", "limit=25&offset=50&sort=email&sort=-createdAt", "", false},
-		{"get", 200, user, func() error { _, err := c.GetUser(ctx, "id/1"); return err },
-			"GET", "/qa/tenants/users/id%2F1", "", "", false},
+		{"get", 200, user, func() error { _, err := c.GetUser(ctx, uid2); return err },
+			"GET", "/qa/tenants/users/" + uid2, "", "", false},
 		{"update", 200, user, func() error {
-			_, err := c.UpdateProfile(ctx, "id/1", cipherscale.ProfileUpdate{FirstName: &first, LastName: &last2})
+			_, err := c.UpdateProfile(ctx, uid2, cipherscale.ProfileUpdate{FirstName: &first, LastName: &last2})
 			return err
-		}, "PUT", "/qa/tenants/users/id%2F1", "", `{"firstName":"Jane","lastName":""}`, true},
-		{"delete 204", 204, nil, func() error { return c.DeleteUser(ctx, "a b") },
-			"DELETE", "/qa/tenants/users/a%20b", "", "", false},
-		{"delete 200", 200, map[string]any{}, func() error { return c.DeleteUser(ctx, "a b") },
-			"DELETE", "/qa/tenants/users/a%20b", "", "", false},
-		{"delete gone", 404, map[string]any{"message": "no such user"}, func() error { return c.DeleteUser(ctx, "gone") },
-			"DELETE", "/qa/tenants/users/gone", "", "", false},
-		{"deactivate", 200, user, func() error { _, err := c.DeactivateUser(ctx, "u1"); return err },
-			"PATCH", "/qa/tenants/users/u1/deactivate", "", "", false},
-		{"reactivate", 201, user, func() error { _, err := c.ReactivateUser(ctx, "u1"); return err },
-			"POST", "/qa/tenants/users/u1/reactivate", "", "", false},
-		{"invite 200", 200, nil, func() error { return c.ResendInvitation(ctx, "u1") },
-			"POST", "/qa/tenants/users/u1/invite", "", "", false},
-		{"invite 204", 204, nil, func() error { return c.ResendInvitation(ctx, "u1") },
-			"POST", "/qa/tenants/users/u1/invite", "", "", false},
-		{"roles all", 200, []any{}, func() error { _, err := c.UserRoles(ctx, "u1", cipherscale.AllRoles); return err },
-			"GET", "/qa/tenants/users/u1/roles", "", "", false},
-		{"roles direct", 200, []any{}, func() error { _, err := c.UserRoles(ctx, "u1", cipherscale.DirectRolesOnly); return err },
-			"GET", "/qa/tenants/users/u1/roles", "rolesOnly=true", "", false},
-		{"roles groups", 200, []any{}, func() error { _, err := c.UserRoles(ctx, "u1", cipherscale.GroupRolesOnly); return err },
-			"GET", "/qa/tenants/users/u1/roles", "groupsOnly=true", "", false},
+		}, "PUT", "/qa/tenants/users/" + uid2, "", `{"firstName":"Jane","lastName":""}`, true},
+		{"delete 204", 204, nil, func() error { return c.DeleteUser(ctx, uid2) },
+			"DELETE", "/qa/tenants/users/" + uid2, "", "", false},
+		{"delete 200", 200, map[string]any{}, func() error { return c.DeleteUser(ctx, uid2) },
+			"DELETE", "/qa/tenants/users/" + uid2, "", "", false},
+		{"delete gone", 404, map[string]any{"message": "no such user"}, func() error { return c.DeleteUser(ctx, uid1) },
+			"DELETE", "/qa/tenants/users/" + uid1, "", "", false},
+		{"deactivate", 200, user, func() error { _, err := c.DeactivateUser(ctx, uid1); return err },
+			"PATCH", "/qa/tenants/users/" + uid1 + "/deactivate", "", "", false},
+		{"reactivate", 201, user, func() error { _, err := c.ReactivateUser(ctx, uid1); return err },
+			"POST", "/qa/tenants/users/" + uid1 + "/reactivate", "", "", false},
+		{"invite 200", 200, nil, func() error { return c.ResendInvitation(ctx, uid1) },
+			"POST", "/qa/tenants/users/" + uid1 + "/invite", "", "", false},
+		{"invite 204", 204, nil, func() error { return c.ResendInvitation(ctx, uid1) },
+			"POST", "/qa/tenants/users/" + uid1 + "/invite", "", "", false},
+		{"roles all", 200, []any{}, func() error { _, err := c.UserRoles(ctx, uid1, cipherscale.AllRoles); return err },
+			"GET", "/qa/tenants/users/" + uid1 + "/roles", "", "", false},
+		{"roles direct", 200, []any{}, func() error { _, err := c.UserRoles(ctx, uid1, cipherscale.DirectRolesOnly); return err },
+			"GET", "/qa/tenants/users/" + uid1 + "/roles", "rolesOnly=true", "", false},
+		{"roles groups", 200, []any{}, func() error { _, err := c.UserRoles(ctx, uid1, cipherscale.GroupRolesOnly); return err },
+			"GET", "/qa/tenants/users/" + uid1 + "/roles", "groupsOnly=true", "", false},
 		{"patch roles", 200, nil, func() error {
-			return c.PatchRoles(ctx, "u1", cipherscale.RolesPatch{AddedRoles: []string{"r1"}})
-		}, "PATCH", "/qa/tenants/users/u1/roles", "", `{"addedRoles":["r1"],"removedRoles":[]}`, true},
-		{"add groups", 201, nil, func() error { return c.AddToGroups(ctx, "u1", []string{"g1", "g2"}) },
-			"POST", "/qa/tenants/users/u1/groups", "", `{"groups":["g1","g2"]}`, true},
-		{"remove group", 204, nil, func() error { return c.RemoveFromGroup(ctx, "u1", "g/1") },
-			"DELETE", "/qa/tenants/users/u1/groups/g%2F1", "", "", false},
+			return c.PatchRoles(ctx, uid1, cipherscale.RolesPatch{AddedRoles: []string{rid1}})
+		}, "PATCH", "/qa/tenants/users/" + uid1 + "/roles", "", `{"addedRoles":["` + rid1 + `"],"removedRoles":[]}`, true},
+		{"add groups", 201, nil, func() error { return c.AddToGroups(ctx, uid1, []string{gid1, gid2}) },
+			"POST", "/qa/tenants/users/" + uid1 + "/groups", "", `{"groups":["` + gid1 + `","` + gid2 + `"]}`, true},
+		{"remove group", 204, nil, func() error { return c.RemoveFromGroup(ctx, uid1, gid1) },
+			"DELETE", "/qa/tenants/users/" + uid1 + "/groups/" + gid1, "", "", false},
 		{"create one", 201, user, func() error {
 			_, err := c.CreateUsers(ctx, []cipherscale.NewUser{{Email: "a@x.com"}})
 			return err
@@ -324,8 +337,8 @@ func TestRequestsOfEveryEndpoint(t *testing.T) {
 	for _, bad := range []func() error{
 		func() error { _, err := c.GetUser(ctx, ""); return err },
 		func() error { return c.DeleteUser(ctx, "..") },
-		func() error { return c.RemoveFromGroup(ctx, "u1", "") },
-		func() error { _, err := c.UserRoles(ctx, "u1", cipherscale.RoleFilter(9)); return err },
+		func() error { return c.RemoveFromGroup(ctx, uid1, "") },
+		func() error { _, err := c.UserRoles(ctx, uid1, cipherscale.RoleFilter(9)); return err },
 		func() error { _, err := c.ListUsersPage(ctx, -1, 0); return err },
 	} {
 		if err := bad(); err == nil {
@@ -335,30 +348,30 @@ func TestRequestsOfEveryEndpoint(t *testing.T) {
 }
 
 func TestUserRolesShapes(t *testing.T) {
-	role := map[string]any{"id": "r1", "name": "Admins", "type": "ADMIN", "deleteable": false}
+	role := map[string]any{"id": rid1, "name": "Admins", "type": "ADMIN", "deleteable": false}
 	var body atomic.Value
 	c, _ := newClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, body.Load().(string))
 	}))
 	one, _ := json.Marshal(role)
-	list, _ := json.Marshal([]any{role, map[string]any{"id": "r2", "name": "Billing", "type": "BILLING"}})
+	list, _ := json.Marshal([]any{role, map[string]any{"id": rid2, "name": "Billing", "type": "BILLING"}})
 	for _, tt := range []struct {
 		body string
 		want int
 	}{{string(one), 1}, {string(list), 2}, {"null", 0}, {"[]", 0}} {
 		body.Store(tt.body)
-		roles, err := c.UserRoles(ctxT(t), "u1", cipherscale.AllRoles)
+		roles, err := c.UserRoles(ctxT(t), uid1, cipherscale.AllRoles)
 		if err != nil || len(roles) != tt.want {
 			t.Errorf("UserRoles(%s) = %d roles, %v; want %d", tt.body, len(roles), err, tt.want)
 			continue
 		}
-		if tt.want > 0 && (roles[0].ID != "r1" || roles[0].Type != cipherscale.RoleTypeAdmin) {
+		if tt.want > 0 && (roles[0].ID != rid1 || roles[0].Type != cipherscale.RoleTypeAdmin) {
 			t.Errorf("role = %+v", roles[0])
 		}
 	}
 	body.Store(`{"id": 5}`)
-	if _, err := c.UserRoles(ctxT(t), "u1", cipherscale.AllRoles); !isDecode(err) {
+	if _, err := c.UserRoles(ctxT(t), uid1, cipherscale.AllRoles); !isDecode(err) {
 		t.Errorf("malformed roles: err = %v, want *DecodeError", err)
 	}
 }
@@ -379,13 +392,13 @@ func TestMalformedResponses(t *testing.T) {
 		`{bad`,
 		`[]`,
 		`{"status":"active","isOwner":false}`,
-		`{"id":"u1","isOwner":false}`,
-		`{"id":"u1","status":"  "}`,
-		`{"id":"u1","status":"active","createdAt":"yesterday, for joe@example.com"}`,
-		`{"id":"u1","status":"active","roles":"admin"}`,
+		`{"id":"123e4567-e89b-12d3-a456-426614174001","isOwner":false}`,
+		`{"id":"123e4567-e89b-12d3-a456-426614174001","status":"  "}`,
+		`{"id":"123e4567-e89b-12d3-a456-426614174001","status":"active","createdAt":"yesterday, for joe@example.com"}`,
+		`{"id":"123e4567-e89b-12d3-a456-426614174001","status":"active","roles":"admin"}`,
 	} {
 		body.Store(b)
-		u, err := c.GetUser(ctx, "u1")
+		u, err := c.GetUser(ctx, uid1)
 		if !isDecode(err) || u != nil {
 			t.Errorf("body %q: user %v, err %v; want *DecodeError", b, u, err)
 			continue
@@ -395,13 +408,17 @@ func TestMalformedResponses(t *testing.T) {
 			t.Errorf("DecodeError %q", err)
 		}
 	}
-	// An unknown status is reported as it is.
-	u := userJSON("u1", "a@x.com", "Suspended")
+	// An unknown status is refused, naming it; a known one in another case is taken.
+	u := userJSON(uid1, "a@x.com", "Suspended")
 	b, _ := json.Marshal(u)
 	body.Store(string(b))
-	got, err := c.GetUser(ctx, "u1")
-	if err != nil || got.Status != "Suspended" || got.Status.Known() {
-		t.Errorf("unknown status: %+v, %v", got, err)
+	if got, err := c.GetUser(ctx, uid1); !isDecode(err) || !strings.Contains(err.Error(), `"Suspended"`) {
+		t.Errorf("unknown status: %+v, %v; want a *DecodeError naming it", got, err)
+	}
+	b, _ = json.Marshal(userJSON(uid1, "a@x.com", "Active"))
+	body.Store(string(b))
+	if got, err := c.GetUser(ctx, uid1); err != nil || got.Status.Normalized() != cipherscale.StatusActive {
+		t.Errorf("status Active: %+v, %v", got, err)
 	}
 	// A page with a malformed user.
 	body.Store(`{"data":[{"id":"","status":"active"}],"total":1}`)
@@ -415,6 +432,7 @@ type pager struct {
 	total, pageSize int
 	alwaysNext      bool // hasNext is always true
 	emptyPages      bool // pages carry no data
+	ignoreOffset    bool // every page is the first
 	requests        atomic.Int32
 	mu              sync.Mutex
 	offsets         []int
@@ -426,12 +444,15 @@ func (p *pager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	off, _ := strconv.Atoi(r.URL.Query().Get("offset"))
 	p.mu.Lock()
 	p.offsets = append(p.offsets, off)
+	if p.ignoreOffset {
+		off = 0
+	}
 	p.limits = append(p.limits, r.URL.Query().Get("limit"))
 	p.mu.Unlock()
 	data := []any{}
 	if !p.emptyPages {
 		for i := off; i < off+p.pageSize && (i < p.total || p.alwaysNext); i++ {
-			data = append(data, userJSON(fmt.Sprintf("u%04d", i), fmt.Sprintf("user%d@x.com", i), "active"))
+			data = append(data, userJSON(testID(i), fmt.Sprintf("user%d@x.com", i), "active"))
 		}
 	}
 	writeJSON(w, 200, map[string]any{
@@ -449,21 +470,22 @@ func TestListUsersPagination(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(users) != 250 || users[0].ID != "u0000" || users[249].ID != "u0249" {
+		if len(users) != 250 || users[0].ID != testID(0) || users[249].ID != testID(249) {
 			t.Fatalf("got %d users", len(users))
 		}
+		// Each page after the first starts at the last user of the one before: 29 new users a page.
 		if n := p.requests.Load(); n != 9 {
 			t.Errorf("%d requests, want 9", n)
 		}
-		if p.limits[0] != "100" || p.offsets[1] != 30 || p.offsets[8] != 240 {
+		if p.limits[0] != "100" || p.offsets[1] != 29 || p.offsets[8] != 232 {
 			t.Errorf("limits %v offsets %v", p.limits, p.offsets)
 		}
 	})
 	t.Run("exact pages", func(t *testing.T) {
-		p := &pager{total: 200, pageSize: 100}
+		p := &pager{total: 199, pageSize: 100}
 		c, _ := newClient(t, p)
 		users, err := c.ListUsers(ctx)
-		if err != nil || len(users) != 200 || p.requests.Load() != 2 {
+		if err != nil || len(users) != 199 || p.requests.Load() != 2 {
 			t.Fatalf("%d users, %d requests, %v", len(users), p.requests.Load(), err)
 		}
 	})
@@ -477,13 +499,22 @@ func TestListUsersPagination(t *testing.T) {
 	})
 	t.Run("hasNext never ends", func(t *testing.T) {
 		p := &pager{total: 250, pageSize: 100, alwaysNext: true}
+		c, _ := newClient(t, p, func(c *cipherscale.Config) { c.MaxListUsers = 1000 })
+		_, err := c.ListUsers(ctx)
+		if !isDecode(err) || !errors.Is(err, cipherscale.ErrListTooLarge) || !strings.Contains(err.Error(), "more than 1000 users") {
+			t.Fatalf("err = %v, want a *DecodeError wrapping ErrListTooLarge", err)
+		}
+		// 1000 users in pages of 99 new ones, then the refused page.
+		if n := p.requests.Load(); n != 11 {
+			t.Errorf("%d requests, want 11", n)
+		}
+	})
+	t.Run("offset ignored", func(t *testing.T) {
+		p := &pager{total: 250, pageSize: 100, alwaysNext: true, ignoreOffset: true}
 		c, _ := newClient(t, p)
 		_, err := c.ListUsers(ctx)
-		if !isDecode(err) || !strings.Contains(err.Error(), "does not end") {
-			t.Fatalf("err = %v, want a *DecodeError", err)
-		}
-		if n := p.requests.Load(); n > 5 {
-			t.Errorf("%d requests, want at most ceil(250/100)+2", n)
+		if !isDecode(err) || !strings.Contains(err.Error(), "the offset is not followed") || p.requests.Load() != 2 {
+			t.Fatalf("err = %v after %d requests, want a *DecodeError after 2", err, p.requests.Load())
 		}
 	})
 	t.Run("empty page with hasNext", func(t *testing.T) {
@@ -497,19 +528,20 @@ func TestListUsersPagination(t *testing.T) {
 }
 
 func TestSecretsNeverShown(t *testing.T) {
+	const dropID, garbageID = "123e4567-e89b-12d3-a456-4266141740d0", "123e4567-e89b-12d3-a456-4266141740e0"
 	c, srv := newClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case strings.HasSuffix(r.URL.Path, "/drop"):
+		case strings.HasSuffix(r.URL.Path, "/"+dropID):
 			dropConnection(w)
-		case strings.HasSuffix(r.URL.Path, "/garbage"):
-			_, _ = io.WriteString(w, `{"id":"`+r.Header.Get("apikey")+`","status":5}`)
+		case strings.HasSuffix(r.URL.Path, "/"+garbageID):
+			_, _ = io.WriteString(w, `{"id":"`+r.Header.Get("apikey")+`","status":"active"}`)
 		default:
 			writeJSON(w, 401, map[string]string{"message": "key " + r.Header.Get("apikey") + " is not valid for owner@corp.example", "code": r.Header.Get("apikey")})
 		}
 	}))
 	ctx := ctxT(t)
 	var errs []error
-	_, err := c.GetUser(ctx, "someone")
+	_, err := c.GetUser(ctx, uid1)
 	if !cipherscale.IsUnauthorized(err) {
 		t.Errorf("err = %v, want 401", err)
 	}
@@ -518,12 +550,12 @@ func TestSecretsNeverShown(t *testing.T) {
 		t.Errorf("APIError fields hold the key: %+v", ae)
 	}
 	errs = append(errs, err)
-	_, err = c.GetUser(ctx, "drop")
+	_, err = c.GetUser(ctx, dropID)
 	if !cipherscale.IsTransport(err) {
 		t.Errorf("err = %v, want *TransportError", err)
 	}
 	errs = append(errs, err)
-	_, err = c.GetUser(ctx, "garbage")
+	_, err = c.GetUser(ctx, garbageID)
 	errs = append(errs, err)
 	_, err = cipherscale.New(cipherscale.Config{BaseURL: "ftp://" + testKey, Key: cipherscale.StaticKey(testKey)})
 	errs = append(errs, err)
@@ -540,7 +572,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		}
 		msg := err.Error()
 		if strings.Contains(msg, testKey) || strings.Contains(msg, "@") || strings.Contains(msg, srv.URL) ||
-			strings.Contains(msg, "drop\"") {
+			strings.Contains(msg, dropID) {
 			t.Errorf("error %q shows the key, an email or the URL", msg)
 		}
 	}
@@ -679,7 +711,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	c, _ := newClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
 	}))
-	_, err := c.GetUser(ctxT(t), "u1")
+	_, err := c.GetUser(ctxT(t), uid1)
 	if cipherscale.StatusOf(err) != http.StatusTemporaryRedirect || stolen.Load() != 0 {
 		t.Errorf("err = %v, other server hit %d times", err, stolen.Load())
 	}
@@ -741,16 +773,16 @@ func (r *recorder) ObserveThrottled(_ string, ra time.Duration) {
 
 func TestRetries(t *testing.T) {
 	ctx := ctxT(t)
-	user := userJSON("u1", "a@x.com", "active")
+	user := userJSON(uid1, "a@x.com", "active")
 
 	t.Run("5xx and lost answers retried for idempotent calls", func(t *testing.T) {
 		f := &flaky{script: []int{503, 0, 502}, reply: user}
 		rec := &recorder{}
 		c, _ := newClient(t, f, retries(4), func(c *cipherscale.Config) { c.Observer = rec })
-		if _, err := c.GetUser(ctx, "u1"); err != nil {
+		if _, err := c.GetUser(ctx, uid1); err != nil {
 			t.Fatal(err)
 		}
-		if n := f.count("GET /qa/tenants/users/u1"); n != 4 {
+		if n := f.count("GET /qa/tenants/users/" + uid1); n != 4 {
 			t.Errorf("%d requests, want 4", n)
 		}
 		rec.mu.Lock()
@@ -767,16 +799,16 @@ func TestRetries(t *testing.T) {
 	t.Run("every idempotent call", func(t *testing.T) {
 		for name, call := range map[string]func(*cipherscale.Client) error{
 			"update": func(c *cipherscale.Client) error {
-				_, err := c.UpdateProfile(ctx, "u1", cipherscale.ProfileUpdate{})
+				_, err := c.UpdateProfile(ctx, uid1, cipherscale.ProfileUpdate{})
 				return err
 			},
-			"delete":     func(c *cipherscale.Client) error { return c.DeleteUser(ctx, "u1") },
-			"deactivate": func(c *cipherscale.Client) error { _, err := c.DeactivateUser(ctx, "u1"); return err },
-			"reactivate": func(c *cipherscale.Client) error { _, err := c.ReactivateUser(ctx, "u1"); return err },
-			"roles":      func(c *cipherscale.Client) error { _, err := c.UserRoles(ctx, "u1", cipherscale.AllRoles); return err },
-			"patchroles": func(c *cipherscale.Client) error { return c.PatchRoles(ctx, "u1", cipherscale.RolesPatch{}) },
-			"addgroups":  func(c *cipherscale.Client) error { return c.AddToGroups(ctx, "u1", []string{"g"}) },
-			"rmgroup":    func(c *cipherscale.Client) error { return c.RemoveFromGroup(ctx, "u1", "g") },
+			"delete":     func(c *cipherscale.Client) error { return c.DeleteUser(ctx, uid1) },
+			"deactivate": func(c *cipherscale.Client) error { _, err := c.DeactivateUser(ctx, uid1); return err },
+			"reactivate": func(c *cipherscale.Client) error { _, err := c.ReactivateUser(ctx, uid1); return err },
+			"roles":      func(c *cipherscale.Client) error { _, err := c.UserRoles(ctx, uid1, cipherscale.AllRoles); return err },
+			"patchroles": func(c *cipherscale.Client) error { return c.PatchRoles(ctx, uid1, cipherscale.RolesPatch{}) },
+			"addgroups":  func(c *cipherscale.Client) error { return c.AddToGroups(ctx, uid1, []string{gid1}) },
+			"rmgroup":    func(c *cipherscale.Client) error { return c.RemoveFromGroup(ctx, uid1, gid1) },
 			"listpage": func(c *cipherscale.Client) error {
 				_, err := c.ListUsersPage(ctx, 10, 0)
 				return err
@@ -800,32 +832,32 @@ func TestRetries(t *testing.T) {
 		for _, st := range []int{500, 0} {
 			f := &flaky{script: []int{st}}
 			c, _ := newClient(t, f, retries(4))
-			err := c.ResendInvitation(ctx, "u1")
-			if err == nil || f.count("POST /qa/tenants/users/u1/invite") != 1 {
-				t.Errorf("status %d: err %v after %d requests, want an error after 1", st, err, f.count("POST /qa/tenants/users/u1/invite"))
+			err := c.ResendInvitation(ctx, uid1)
+			if err == nil || f.count("POST /qa/tenants/users/"+uid1+"/invite") != 1 {
+				t.Errorf("status %d: err %v after %d requests, want an error after 1", st, err, f.count("POST /qa/tenants/users/"+uid1+"/invite"))
 			}
 		}
 	})
 	t.Run("invite retried after a 429", func(t *testing.T) {
 		f := &flaky{script: []int{429}}
 		c, _ := newClient(t, f, retries(2))
-		if err := c.ResendInvitation(ctx, "u1"); err != nil || f.count("POST /qa/tenants/users/u1/invite") != 2 {
-			t.Errorf("err %v after %d requests", err, f.count("POST /qa/tenants/users/u1/invite"))
+		if err := c.ResendInvitation(ctx, uid1); err != nil || f.count("POST /qa/tenants/users/"+uid1+"/invite") != 2 {
+			t.Errorf("err %v after %d requests", err, f.count("POST /qa/tenants/users/"+uid1+"/invite"))
 		}
 	})
 	t.Run("bounded by MaxRetries", func(t *testing.T) {
 		f := &flaky{script: []int{500, 500, 500, 500, 500, 500}}
 		c, _ := newClient(t, f, retries(2))
-		_, err := c.GetUser(ctx, "u1")
-		if cipherscale.StatusOf(err) != 500 || f.count("GET /qa/tenants/users/u1") != 3 {
-			t.Errorf("err %v after %d requests, want 500 after 3", err, f.count("GET /qa/tenants/users/u1"))
+		_, err := c.GetUser(ctx, uid1)
+		if cipherscale.StatusOf(err) != 500 || f.count("GET /qa/tenants/users/"+uid1) != 3 {
+			t.Errorf("err %v after %d requests, want 500 after 3", err, f.count("GET /qa/tenants/users/"+uid1))
 		}
 	})
 	t.Run("bounded by RetryBudget", func(t *testing.T) {
 		f := &flaky{script: []int{500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500}}
 		c, _ := newClient(t, f, retries(10), func(c *cipherscale.Config) { c.RetryBudget = 400 * time.Millisecond })
 		start := time.Now()
-		_, err := c.GetUser(ctx, "u1")
+		_, err := c.GetUser(ctx, uid1)
 		if cipherscale.StatusOf(err) != 500 || time.Since(start) > 1500*time.Millisecond {
 			t.Errorf("err %v after %v", err, time.Since(start))
 		}
@@ -833,8 +865,8 @@ func TestRetries(t *testing.T) {
 	t.Run("4xx not retried", func(t *testing.T) {
 		f := &flaky{script: []int{409, 409}}
 		c, _ := newClient(t, f, retries(4))
-		if _, err := c.GetUser(ctx, "u1"); !cipherscale.IsConflict(err) || f.count("GET /qa/tenants/users/u1") != 1 {
-			t.Errorf("err %v after %d requests", err, f.count("GET /qa/tenants/users/u1"))
+		if _, err := c.GetUser(ctx, uid1); !cipherscale.IsConflict(err) || f.count("GET /qa/tenants/users/"+uid1) != 1 {
+			t.Errorf("err %v after %d requests", err, f.count("GET /qa/tenants/users/"+uid1))
 		}
 	})
 }
@@ -873,14 +905,14 @@ func (th *throttler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestThrottling(t *testing.T) {
 	ctx := ctxT(t)
-	user := userJSON("u1", "a@x.com", "active")
+	user := userJSON(uid1, "a@x.com", "active")
 
 	t.Run("429 retried after Retry-After", func(t *testing.T) {
 		th := &throttler{retryAfter: "0.3", throttle: map[int]bool{1: true}, reply: user}
 		rec := &recorder{}
 		c, _ := newClient(t, th, retries(2), func(c *cipherscale.Config) { c.Observer = rec })
 		start := time.Now()
-		if _, err := c.GetUser(ctx, "u1"); err != nil {
+		if _, err := c.GetUser(ctx, uid1); err != nil {
 			t.Fatal(err)
 		}
 		if d := time.Since(start); d < 280*time.Millisecond || d > 2*time.Second {
@@ -896,10 +928,10 @@ func TestThrottling(t *testing.T) {
 		th := &throttler{retryAfter: "0.5", throttle: map[int]bool{1: true}, reply: user, served429: make(chan struct{}, 1)}
 		c, _ := newClient(t, th, retries(2))
 		errc := make(chan error, 1)
-		go func() { _, err := c.GetUser(ctx, "u1"); errc <- err }()
+		go func() { _, err := c.GetUser(ctx, uid1); errc <- err }()
 		<-th.served429
 		time.Sleep(50 * time.Millisecond) // let the client read the 429
-		if _, err := c.GetUser(ctx, "u2"); err != nil {
+		if _, err := c.GetUser(ctx, uid2); err != nil {
 			t.Fatal(err)
 		}
 		if err := <-errc; err != nil {
@@ -920,11 +952,11 @@ func TestThrottling(t *testing.T) {
 		th := &throttler{retryAfter: "20", throttle: map[int]bool{1: true}, reply: user}
 		c, _ := newClient(t, th, retries(4), func(c *cipherscale.Config) { c.RetryBudget = time.Second })
 		start := time.Now()
-		_, err := c.GetUser(ctx, "u1")
+		_, err := c.GetUser(ctx, uid1)
 		if !cipherscale.IsRateLimited(err) || cipherscale.RetryAfterOf(err) != 20*time.Second {
 			t.Errorf("err = %v, want a 429 with RetryAfter 20s", err)
 		}
-		_, err = c.GetUser(ctx, "u2")
+		_, err = c.GetUser(ctx, uid2)
 		if ra := cipherscale.RetryAfterOf(err); !cipherscale.IsRateLimited(err) || ra < 18*time.Second || ra > 20*time.Second {
 			t.Errorf("second call: err = %v, want a 429 with the rest of the pause", err)
 		}
@@ -952,13 +984,13 @@ func TestThrottling(t *testing.T) {
 	t.Run("waiting respects ctx", func(t *testing.T) {
 		th := &throttler{retryAfter: "5", throttle: map[int]bool{1: true}, reply: user}
 		c, _ := newClient(t, th)
-		if _, err := c.GetUser(ctx, "u1"); !cipherscale.IsRateLimited(err) {
+		if _, err := c.GetUser(ctx, uid1); !cipherscale.IsRateLimited(err) {
 			t.Fatalf("err = %v", err)
 		}
 		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		_, err := c.GetUser(short, "u1")
+		_, err := c.GetUser(short, uid1)
 		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
 			t.Errorf("err = %v after %v, want the ctx's deadline", err, time.Since(start))
 		}
@@ -967,12 +999,12 @@ func TestThrottling(t *testing.T) {
 		c, _ := newClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 200, user)
 		}), func(c *cipherscale.Config) { c.QPS, c.Burst = 0.5, 1 })
-		if _, err := c.GetUser(ctx, "u1"); err != nil {
+		if _, err := c.GetUser(ctx, uid1); err != nil {
 			t.Fatal(err)
 		}
 		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
-		if _, err := c.GetUser(short, "u1"); !errors.Is(err, context.DeadlineExceeded) {
+		if _, err := c.GetUser(short, uid1); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("err = %v, want the ctx's deadline", err)
 		}
 	})
@@ -989,7 +1021,7 @@ func TestThrottling(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for range 6 + g%2 {
-					if _, err := c.GetUser(ctx, "u1"); err != nil {
+					if _, err := c.GetUser(ctx, uid1); err != nil {
 						t.Error(err)
 					}
 				}
@@ -1056,7 +1088,7 @@ func (f *fakeTenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var created []any
 	if apply {
 		for _, it := range items {
-			u := userJSON(fmt.Sprintf("id-%d", len(f.users)), it.Email, "pending")
+			u := userJSON(testID(len(f.users)), it.Email, "pending")
 			f.users = append(f.users, u)
 			created = append(created, u)
 		}
@@ -1124,7 +1156,7 @@ func TestCreateUsers(t *testing.T) {
 	t.Run("single object answer", func(t *testing.T) {
 		f := &fakeTenant{post: func(int, []cipherscale.NewUser) (bool, string) { return true, answerSingle }}
 		c, _ := newClient(t, f)
-		in := []cipherscale.NewUser{{Email: "Solo@X.com", Groups: []string{"g1"}}}
+		in := []cipherscale.NewUser{{Email: "Solo@X.com", Groups: []string{gid1}}}
 		got, err := c.CreateUsers(ctx, in)
 		if err != nil {
 			t.Fatal(err)
@@ -1196,7 +1228,7 @@ func TestCreateUsers(t *testing.T) {
 				}
 				return true, answerOK
 			}}
-			f.users = append(f.users, userJSON("other", "other@x.com", "active"))
+			f.users = append(f.users, userJSON(uid2, "other@x.com", "active"))
 			c, _ := newClient(t, f, retries(3))
 			in := newUsers(3, "a")
 			got, err := c.CreateUsers(ctx, in)
@@ -1231,7 +1263,7 @@ func TestCreateUsers(t *testing.T) {
 		f := &fakeTenant{}
 		f.post = func(n int, items []cipherscale.NewUser) (bool, string) {
 			if n == 1 { // apply the first item only, then fail
-				f.users = append(f.users, userJSON("early", strings.ToUpper(items[0].Email), "pending"))
+				f.users = append(f.users, userJSON(uid1, strings.ToUpper(items[0].Email), "pending"))
 				return false, answerDrop
 			}
 			return true, answerOK
@@ -1243,7 +1275,7 @@ func TestCreateUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkCreated(t, got, in)
-		if got[0].ID != "early" || len(f.posts) != 2 || len(f.posts[1]) != 2 || f.posts[1][0].Email != "p001@x.com" {
+		if got[0].ID != uid1 || len(f.posts) != 2 || len(f.posts[1]) != 2 || f.posts[1][0].Email != "p001@x.com" {
 			t.Errorf("posts %v", f.posts)
 		}
 	})
@@ -1255,7 +1287,7 @@ func TestCreateUsers(t *testing.T) {
 				return false, answer500
 			case 2: // ...applied late: the resend conflicts
 				for _, it := range items {
-					f.users = append(f.users, userJSON("late-"+it.Email, it.Email, "pending"))
+					f.users = append(f.users, userJSON(testID(1000+len(f.users)), it.Email, "pending"))
 				}
 				return false, answer409
 			}

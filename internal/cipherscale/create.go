@@ -31,6 +31,12 @@ func (c *Client) CreateUsers(ctx context.Context, users []NewUser) ([]User, erro
 		if e == "" {
 			return nil, fmt.Errorf("cipherscale API %s: item %d has no email", RouteCreateUsers, i)
 		}
+		if err := checkString("email", u.Email, maxEmailLen, true); err != nil {
+			return nil, fmt.Errorf("cipherscale API %s: item %d: %w", RouteCreateUsers, i, err)
+		}
+		if err := checkIDs(RouteCreateUsers, "group id", u.Groups); err != nil {
+			return nil, fmt.Errorf("item %d: %w", i, err)
+		}
 		if j, dup := index[e]; dup {
 			return nil, fmt.Errorf("cipherscale API %s: items %d and %d have the same email "+
 				"(emails are compared case-insensitively)", RouteCreateUsers, j, i)
@@ -69,7 +75,7 @@ func (c *Client) createBatch(ctx context.Context, batch []NewUser) ([]User, erro
 				return inRequestOrder(batch, done), nil
 			}
 			// The service applied the batch, but which users it made cannot be read.
-			err = decodeErr(http.MethodPost, RouteCreateUsers, derr)
+			err = c.decodeErr(http.MethodPost, RouteCreateUsers, derr)
 		}
 		// A 409 on a resend most likely names a user whose earlier create was applied after all.
 		unknown := outcomeUnknown(err) || (resends > 0 && IsConflict(err))

@@ -157,7 +157,10 @@ func IsTransport(err error) bool {
 	return errors.As(err, &te)
 }
 
-// DecodeError is a response the client could not read: bad JSON or missing required fields.
+// DecodeError is a 2xx response the client refuses: bad JSON, a missing or invalid field (an id
+// that is not a UUID, a string that is not UTF-8 or longer than any real one, a status outside
+// the vocabulary), a page larger than asked for, a body or a list past its limits. Its message
+// says what the service sent.
 type DecodeError struct {
 	Method, Route string
 	Err           error
@@ -177,4 +180,22 @@ func RetryAfterOf(err error) time.Duration {
 		return ae.RetryAfter
 	}
 	return 0
+}
+
+// RouteOf returns the route template (one of the Route* constants) of the call that failed with
+// err: the route of the *APIError, *DecodeError or *TransportError in its chain, or "". It tells
+// a failed read of the user list from a refused write.
+func RouteOf(err error) string {
+	var ae *APIError
+	var de *DecodeError
+	var te *TransportError
+	switch {
+	case errors.As(err, &ae):
+		return ae.Route
+	case errors.As(err, &de):
+		return de.Route
+	case errors.As(err, &te):
+		return te.Route
+	}
+	return ""
 }

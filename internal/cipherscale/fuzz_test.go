@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 )
@@ -201,8 +201,8 @@ func FuzzClientResponse(f *testing.F) {
 			if u == nil {
 				t.Fatal("GetUser returned neither a user nor an error")
 			}
-			if strings.TrimSpace(u.ID) == "" || strings.TrimSpace(string(u.Status)) == "" {
-				t.Errorf("GetUser returned a user without an id or a status: %+v", u)
+			if !cipherscale.IsUUID(u.ID) || !u.Status.Known() || !utf8.ValidString(u.Email+u.FirstName+u.LastName+u.Image) {
+				t.Errorf("GetUser returned a user the client must refuse: %+v", u)
 			}
 		}
 
@@ -216,9 +216,12 @@ func FuzzClientResponse(f *testing.F) {
 				t.Errorf("ListUsersPage returned a negative total %d", p.Total)
 			}
 			for i, u := range p.Data {
-				if strings.TrimSpace(u.ID) == "" || strings.TrimSpace(string(u.Status)) == "" {
-					t.Errorf("ListUsersPage returned user %d without an id or a status: %+v", i, u)
+				if !cipherscale.IsUUID(u.ID) || !u.Status.Known() {
+					t.Errorf("ListUsersPage returned user %d with an invalid id or status: %+v", i, u)
 				}
+			}
+			if len(p.Data) > 10 {
+				t.Errorf("ListUsersPage returned %d users, 10 were asked for", len(p.Data))
 			}
 		}
 

@@ -7,7 +7,9 @@ import "context"
 type API interface {
 	// ListUsersPage reads one page (endpoint 1). limit is capped at MaxPageSize by the service.
 	ListUsersPage(ctx context.Context, limit, offset int, sort ...string) (*Page, error)
-	// ListUsers reads every user across pages of MaxPageSize, in creation order.
+	// ListUsers reads every user across pages of MaxPageSize, in creation order. It never
+	// returns a list missing a user that existed during the whole read: a list that shifted
+	// is read again, a bounded number of times (then ErrListChanged).
 	ListUsers(ctx context.Context) ([]User, error)
 	// CreateUsers creates users (endpoint 2), sending batches of at most MaxCreateBatch. The
 	// result holds the created users in request order. A refused batch stops the call with an

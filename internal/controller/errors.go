@@ -26,7 +26,10 @@ type verdict struct {
 func classify(err error) verdict {
 	var ae *cipherscale.APIError
 	var de *cipherscale.DecodeError
+	var rb *removalWaitError
 	switch {
+	case errors.As(err, &rb):
+		return verdict{reason: iamv1alpha1.ReasonRemovalBudgetExceeded, requeueAfter: rb.retryAfter, message: rb.Error()}
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return verdict{reason: iamv1alpha1.ReasonAPIUnavailable, message: "The Cipherscale API did not answer in time", retry: true}
 	case cipherscale.IsUnauthorized(err):
@@ -42,16 +45,37 @@ func classify(err error) verdict {
 			message: "The Cipherscale API is rate limiting the operator; retrying after the pause it asked for"}
 	case cipherscale.IsRetryable(err):
 		return verdict{reason: iamv1alpha1.ReasonAPIUnavailable, retry: true, message: "The Cipherscale API is unavailable: " + err.Error()}
+	case errors.Is(err, cipherscale.ErrListChanged):
+		return verdict{reason: iamv1alpha1.ReasonAPIUnavailable, retry: true,
+			message: "The tenant's user list kept changing while it was read; retrying: " + err.Error()}
+	case errors.Is(err, cipherscale.ErrListTooLarge):
+		return verdict{reason: iamv1alpha1.ReasonAPIInvalidResponse, retry: true,
+			message: "The Cipherscale API sent a user list larger than the operator reads (raise --max-tenant-users " +
+				"or --max-tenant-list-mib if the tenant is really that large): " + err.Error()}
 	case errors.As(err, &de):
-		return verdict{reason: iamv1alpha1.ReasonAPIError, retry: true, message: err.Error()}
+		return verdict{reason: iamv1alpha1.ReasonAPIInvalidResponse, retry: true,
+			message: "The Cipherscale API sent a response the operator refuses: " + err.Error()}
+	case cipherscale.RouteOf(err) == cipherscale.RouteListUsers && (cipherscale.IsNotFound(err) || cipherscale.IsBadRequest(err)):
+		// The list takes no input from the spec: the URL does not point at the API, or the API is broken.
+		return verdict{reason: iamv1alpha1.ReasonAPIUnavailable, retry: true,
+			message: "The Cipherscale API refused to list the tenant's users: check that --api-url points at the Cipherscale API: " + err.Error()}
 	case cipherscale.IsNotFound(err):
 		return verdict{stalled: true, reason: iamv1alpha1.ReasonInvalidReference,
 			message: "The tenant has no role or group with an id the spec names: " + err.Error()}
 	case cipherscale.IsForbidden(err):
-		return verdict{stalled: true, reason: iamv1alpha1.ReasonOwnerProtected, message: "The Cipherscale API refused the change: " + err.Error()}
+		return verdict{stalled: true, reason: iamv1alpha1.ReasonForbidden,
+			message: "The Cipherscale API refused the call (403): check the permissions of the API key: " + err.Error()}
 	case errors.As(err, &ae) && ae.Status == 400:
 		return verdict{stalled: true, reason: iamv1alpha1.ReasonAPIError, message: "The Cipherscale API refused the spec: " + err.Error()}
 	default:
 		return verdict{reason: iamv1alpha1.ReasonAPIError, retry: true, message: err.Error()}
 	}
+}
+
+// removalNotSent reports whether the error of a delete or deactivate call says that nobody was
+// removed: the API answered with a refusal (a 4xx other than 404, which means the user is
+// gone). Anything else (no answer, a timeout, a 5xx) may have removed the user.
+func removalNotSent(err error) bool {
+	st := cipherscale.StatusOf(err)
+	return st >= 400 && st < 500 && st != 404
 }

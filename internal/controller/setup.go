@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -34,6 +35,13 @@ type Options struct {
 	// NamespacedTenantsOnly serves no ClusterCipherscaleTenant: set when the operator watches
 	// only some namespaces, as its RBAC then grants nothing cluster-scoped.
 	NamespacedTenantsOnly bool
+	// TenantName labels the tenant's metrics; DefaultTenantName when empty.
+	TenantName string
+	// AllowRemovalsConfigMap, when set, is the ConfigMap whose annotation
+	// cipherscale.com/allow-removals releases the tenant's removal budget; AllowRemovalsPoll is
+	// how often it is read (DefaultAllowRemovalsPoll when zero).
+	AllowRemovalsConfigMap types.NamespacedName
+	AllowRemovalsPoll      time.Duration
 }
 
 // maxBackoff is the longest a failing object waits before it is tried again.
@@ -73,9 +81,26 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	// The CipherscaleUser reconciler writes the pairs of the users it manages, and wakes the
 	// memberships that declared them.
 	wake := make(chan event.GenericEvent, 1024)
+	// The allow-removals ConfigMap requeues the objects whose removals wait when it grants more.
+	var removalWake chan event.GenericEvent
+	if o.AllowRemovalsConfigMap.Name != "" {
+		removalWake = make(chan event.GenericEvent, 1024)
+		poll := o.AllowRemovalsPoll
+		if poll <= 0 {
+			poll = DefaultAllowRemovalsPoll
+		}
+		if err := mgr.Add(&allowRemovals{
+			reader: mgr.GetAPIReader(), writer: mgr.GetClient(), key: o.AllowRemovalsConfigMap,
+			budget: o.Tenant.RemovalBudget(), poll: poll, wake: removalWake,
+		}); err != nil {
+			return fmt.Errorf("setting up the allow-removals ConfigMap: %w", err)
+		}
+	}
 	if err := (&UserReconciler{
 		Kube: mgr.GetClient(), Resolver: resolver, Recorder: recorder, Clock: o.Clock,
 		MembershipEvents:        wake,
+		RemovalWake:             removalWake,
+		TenantName:              o.TenantName,
 		ResyncInterval:          o.ResyncInterval,
 		DefaultDeletionPolicy:   o.DefaultDeletionPolicy,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,

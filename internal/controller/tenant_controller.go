@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -25,6 +26,7 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -71,6 +73,9 @@ type TenantReconciler struct {
 	// the key changed, or after the resync interval.
 	RecheckInterval time.Duration
 
+	// grace remembers when each tenant's undeclared users were first seen.
+	grace graceClock
+
 	mu sync.Mutex
 	// refused remembers, per tenant, the version of the key the API last refused and when, so
 	// that a Stalled tenant's recheck calls the API only with a new key.
@@ -107,6 +112,8 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		if apierrors.IsNotFound(err) {
 			r.Tenants.Remove(key)
 			r.forgetRefusal(key)
+			r.grace.forget(key)
+			undeclaredUsers.DeleteLabelValues(key.String())
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -139,6 +146,8 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		logger.Info("Releasing the tenant: nothing uses it")
 		r.Tenants.Remove(key)
 		r.forgetRefusal(key)
+		r.grace.forget(key)
+		undeclaredUsers.DeleteLabelValues(key.String())
 		return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer)
 	}
 	if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer); err != nil {
@@ -186,14 +195,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			counts.Inactive++
 		}
 	}
-	declared := declaredEmails(users, memberships)
-	var n int32
-	for _, u := range list {
-		if _, ok := declared[cipherscale.NormalizeEmail(u.Email)]; ok {
-			n++
-		}
-	}
-	st.Users, st.Declared, st.LastSyncTime = counts, &n, &readAt
+	st.Users, st.LastSyncTime = counts, &readAt
 
 	if !isReady(*conds) {
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, iamv1alpha1.EventTenantReady, "Check",
@@ -201,7 +203,130 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}
 	markReady(conds, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("The API key works: the tenant has %d users", len(list)))
 	st.ObservedGeneration = gen
-	return ctrl.Result{RequeueAfter: jitter(cfg.ResyncInterval)}, nil
+
+	requeue := jitter(cfg.ResyncInterval)
+	after, err := r.undeclared(ctx, obj, key, t, list, declaredEmails(users, memberships))
+	if after > 0 && after < requeue {
+		requeue = after
+	}
+	return ctrl.Result{RequeueAfter: requeue}, err
+}
+
+// undeclared applies the tenant's removal budget (spec.removalBudget and the allow-removals
+// annotation) and its undeclared-users policy, and reports both in the status. The tenant stays
+// Ready (its objects may use it) and is also Stalled while removals wait for the budget or the
+// policy cannot be applied. It returns how soon it wants to run again. It needs the cache of
+// CipherscaleUsers and memberships filled, or everyone would look undeclared: controller-runtime
+// starts this controller's workers only once the informers of its watches (both kinds) synced.
+func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, list []cipherscale.User, declared map[string]struct{}) (time.Duration, error) {
+	logger := log.FromContext(ctx)
+	st, gen := obj.GetTenantStatus(), obj.GetGeneration()
+	budget := r.applyBudget(obj, key)
+
+	before := st.Undeclared.DeepCopy()
+	out, err := runUndeclared(ctx, undeclaredRun{
+		Tenant: t, Budget: budget, Users: list, Declared: declared,
+		Policy:    undeclaredPolicyOf(obj.Settings().UndeclaredUsers),
+		FirstSeen: r.grace.get(key), Now: r.Clock.Now(),
+		DeclaredNow: declaredNow(r.Kube, key),
+	})
+	if err != nil {
+		msg := "spec.undeclaredUsers cannot be applied, nothing is acted on: " + err.Error()
+		if c := meta.FindStatusCondition(st.Conditions, iamv1alpha1.ConditionStalled); c == nil || c.Reason != reasonInvalidUndeclaredUsers {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reasonInvalidUndeclaredUsers, "Check", "%s", msg)
+		}
+		set(&st.Conditions, iamv1alpha1.ConditionStalled, metav1.ConditionTrue, gen, reasonInvalidUndeclaredUsers, msg)
+		r.reportBudget(st, budget)
+		return 0, nil
+	}
+	r.grace.set(key, out.Plan.FirstSeen)
+	p := out.Plan
+	n := int32(p.Declared)
+	st.Declared = &n
+	setUndeclaredMetric(key, p)
+	if p.Report == nil {
+		st.Undeclared = nil
+	} else {
+		st.Undeclared = &iamv1alpha1.UndeclaredStatus{Count: int32(p.Report.Count), Emails: p.Report.Emails}
+		if before == nil || before.Count != st.Undeclared.Count {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, eventUndeclaredUsers, "Report",
+				"%d users of the tenant are undeclared: no CipherscaleUser or membership of the tenant names them", p.Report.Count)
+		}
+		logger.V(1).Info("Undeclared users", "plan", p.String())
+	}
+	if out.Removed > 0 {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, eventUndeclaredUserRemoved, "Remove",
+			"%s %d undeclared users past the grace period of %s", removedVerb(p), out.Removed, undeclaredPolicyOf(obj.Settings().UndeclaredUsers).GracePeriod)
+	}
+	if out.Failed != nil {
+		logger.Info("Some undeclared users could not be removed: tried again next pass", "error", out.Failed.Error())
+	}
+
+	waiting := r.reportBudget(st, budget)
+	if waiting > 0 {
+		msg := fmt.Sprintf("%d removals wait for the removal budget of %d per hour: if they are intended, annotate the tenant %s: \"<n>\" or raise spec.removalBudget.perHour; if not, restore the objects",
+			waiting, st.RemovalBudget.PerHour, iamv1alpha1.AnnotationAllowRemovals)
+		if c := meta.FindStatusCondition(st.Conditions, iamv1alpha1.ConditionStalled); c == nil || c.Reason != iamv1alpha1.ReasonRemovalBudgetExceeded {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonRemovalBudgetExceeded, "Remove", "%s", msg)
+		}
+		set(&st.Conditions, iamv1alpha1.ConditionStalled, metav1.ConditionTrue, gen, iamv1alpha1.ReasonRemovalBudgetExceeded, msg)
+	}
+	after := out.requeue()
+	if out.Failed != nil && (after == 0 || after > r.RecheckInterval) {
+		after = r.RecheckInterval
+	}
+	return after, nil
+}
+
+// applyBudget sets the tenant's removal budget from its spec, and grants the allow-removals
+// annotation once: the value granted is recorded in the status, so that neither a resync nor a
+// restart grants it twice.
+func (r *TenantReconciler) applyBudget(obj tenantObject, key tenant.Key) *tenant.RemovalBudget {
+	budget := r.Tenants.Budget(key)
+	perHour := r.Tenants.DefaultRemovalBudget()
+	if rb := obj.Settings().RemovalBudget; rb != nil && rb.PerHour != nil {
+		perHour = int(*rb.PerHour)
+	}
+	budget.SetPerHour(perHour)
+	st := obj.GetTenantStatus()
+	if budget.AllowToken() == "" && st.RemovalBudget != nil && st.RemovalBudget.AllowRemovalsUsed != "" {
+		budget.RestoreAllowToken(st.RemovalBudget.AllowRemovalsUsed)
+	}
+	value, ok := obj.GetAnnotations()[iamv1alpha1.AnnotationAllowRemovals]
+	if !ok {
+		budget.Allow("", 0)
+		return budget
+	}
+	n, err := tenant.ParseAllowRemovals(value)
+	if err != nil {
+		if budget.AllowToken() != value {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, eventRemovalsAllowed, "Allow", "%s: ignored", capitalize(err.Error()))
+		}
+		return budget
+	}
+	if budget.Allow(value, n) {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, eventRemovalsAllowed, "Allow",
+			"%d more removals allowed by the %s annotation", n, iamv1alpha1.AnnotationAllowRemovals)
+	}
+	return budget
+}
+
+// reportBudget writes the budget's figures in the status and returns how many removals wait.
+func (r *TenantReconciler) reportBudget(st *iamv1alpha1.TenantStatus, budget *tenant.RemovalBudget) int {
+	s := budget.Status()
+	st.RemovalBudget = &iamv1alpha1.TenantRemovalBudgetStatus{
+		PerHour: int32(s.PerHour), Spent: int32(s.Spent), Waiting: int32(s.Waiting),
+		Allowance: int32(s.Allowance), AllowRemovalsUsed: budget.AllowToken(),
+	}
+	return s.Waiting
+}
+
+// removedVerb says what the policy did to the users it removed.
+func removedVerb(p plan.UndeclaredPlan) string {
+	if len(p.Delete) > 0 {
+		return "Deleted"
+	}
+	return "Deactivated"
 }
 
 // config is the tenant's configuration: its spec, with the operator's defaults for what it
@@ -308,29 +433,6 @@ func (r *TenantReconciler) referrers(ctx context.Context, key tenant.Key) (*iamv
 	return users, memberships, nil
 }
 
-// declaredEmails returns the normalized emails the objects declare: every CipherscaleUser's,
-// and every email member of a membership. Objects being deleted declare nothing.
-func declaredEmails(users *iamv1alpha1.CipherscaleUserList, memberships *iamv1alpha1.CipherscaleGroupMembershipList) map[string]struct{} {
-	out := map[string]struct{}{}
-	for i := range users.Items {
-		if users.Items[i].DeletionTimestamp.IsZero() {
-			out[cipherscale.NormalizeEmail(users.Items[i].Spec.Email)] = struct{}{}
-		}
-	}
-	for i := range memberships.Items {
-		m := &memberships.Items[i]
-		if !m.DeletionTimestamp.IsZero() {
-			continue
-		}
-		for _, mem := range m.Spec.Members {
-			if mem.Email != "" {
-				out[cipherscale.NormalizeEmail(mem.Email)] = struct{}{}
-			}
-		}
-	}
-	return out
-}
-
 // SetupWithManager registers the controller: it watches its kind of tenant (spec and deletion
 // changes), and the CipherscaleUsers and memberships that name one (their number holds it).
 func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -354,11 +456,24 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(r.Kind)).
-		For(r.newObject(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
+		For(r.newObject(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate(), allowRemovalsChanged()))).
 		Watches(&iamv1alpha1.CipherscaleUser{}, handler.EnqueueRequestsFromMapFunc(tenantOfObject(r.Kind)), countChanged).
 		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(tenantOfObject(r.Kind)), countChanged).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2, RateLimiter: rateLimiter(r.ResyncInterval)}).
 		Complete(r)
+}
+
+// allowRemovalsChanged passes the updates of a tenant object whose allow-removals annotation
+// changed, so that a person's grant takes effect at once.
+func allowRemovalsChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetAnnotations()[iamv1alpha1.AnnotationAllowRemovals] != e.ObjectNew.GetAnnotations()[iamv1alpha1.AnnotationAllowRemovals]
+		},
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
 }
 
 // setupTenants registers the tenant index and one TenantReconciler per tenant kind.

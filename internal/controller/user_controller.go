@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -52,6 +53,11 @@ type UserReconciler struct {
 	// MembershipEvents, when set, receives the memberships that name a user whose groups this
 	// reconciler changed (the membership controller watches it).
 	MembershipEvents chan<- event.GenericEvent
+	// RemovalWake, when set, requeues objects whose removals waited for the removal budget when a
+	// person allows more.
+	RemovalWake <-chan event.GenericEvent
+	// TenantName labels the tenant's metrics; DefaultTenantName when empty.
+	TenantName string
 	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
 	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
 	Resolver  *TenantResolver
@@ -145,6 +151,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 
 	if paused {
 		obj.Status.State = plan.StateOf(live.Status)
+		setTenantRefs(&obj.Status, live)
 		if p.Empty() {
 			markReady(conds, gen, iamv1alpha1.ReasonPaused, "Paused: the tenant matches the spec; no writes are made")
 		} else {
@@ -182,6 +189,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 
 	obj.Status.State = plan.StateOf(live.Status)
+	setTenantRefs(&obj.Status, live)
 	obj.Status.LastSyncTime = timePtr(readAt)
 	obj.Status.ObservedGeneration = gen
 	switch {
@@ -375,6 +383,7 @@ func (r *UserReconciler) observe(key types.NamespacedName, obj *iamv1alpha1.Ciph
 		userStates.set(key, "", "")
 		return
 	}
+	r.removalStatusStep(obj)
 	userStates.set(key, r.tenantKey.String(), string(obj.Status.State))
 	if isReady(obj.Status.Conditions) && before.LastSyncTime == nil {
 		timeToReady.WithLabelValues("CipherscaleUser").Observe(r.Clock.Since(obj.CreationTimestamp.Time).Seconds())
@@ -450,11 +459,15 @@ func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.Cipherscale
 		}
 	}
 	if p.Deactivate {
-		logger.Info("Deactivating tenant user")
-		if err := r.Tenant.Deactivate(ctx, id); err != nil {
-			return applied, fmt.Errorf("deactivating user %s: %w", id, err)
+		// Within the tenant's removal budget, after a read by id: a removal that waits is a
+		// removalWaitError (Reconciling/RemovalBudgetExceeded, retried when a unit frees).
+		deactivated, err := r.deactivate(ctx, obj, id)
+		if err != nil {
+			return applied, err
 		}
-		event(iamv1alpha1.EventDeactivated, "Deactivate", "Deactivated tenant user %s", id)
+		if deactivated {
+			event(iamv1alpha1.EventDeactivated, "Deactivate", "Deactivated tenant user %s", id)
+		}
 	}
 	return applied, nil
 }
@@ -590,20 +603,33 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 			r.event(obj, corev1.EventTypeWarning, iamv1alpha1.ReasonOwnerProtected, "Delete", "Left tenant user %s alone: the tenant owner is never deleted or deactivated", live.ID)
 		case policy == iamv1alpha1.DeletionPolicyDeactivate:
 			if live.Status.Normalized() != cipherscale.StatusInactive {
+				// Every removal spends the tenant's budget; past it, the object waits.
+				if w := r.reserveRemoval(obj); w != nil {
+					return r.waitForRemoval(obj, w), nil
+				}
 				log.FromContext(ctx).Info("Deactivating tenant user on deletion")
-				if err := r.Tenant.Deactivate(ctx, live.ID); err != nil && !errors.Is(err, tenant.ErrUserGone) {
+				err := r.Tenant.Deactivate(ctx, live.ID)
+				r.endRemoval(obj, err)
+				if err != nil && !errors.Is(err, tenant.ErrUserGone) {
 					return r.failDeleting(obj, fmt.Errorf("deactivating user %s: %w", live.ID, err))
 				}
 				r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDeactivated, "Deactivate", "Deactivated tenant user %s on deletion", live.ID)
 			}
 		default:
+			if w := r.reserveRemoval(obj); w != nil {
+				return r.waitForRemoval(obj, w), nil
+			}
 			log.FromContext(ctx).Info("Deleting tenant user")
-			if err := r.Tenant.Delete(ctx, live.ID); err != nil {
+			err := r.Tenant.Delete(ctx, live.ID)
+			r.endRemoval(obj, err)
+			if err != nil {
 				return r.failDeleting(obj, fmt.Errorf("deleting user %s: %w", live.ID, err))
 			}
 			r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDeleted, "Delete", "Deleted tenant user %s", live.ID)
 		}
 	}
+	// Whatever was decided, this object has no removal left to make: it stops waiting.
+	r.removalNotWanted(obj)
 	return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
 }
 
@@ -720,6 +746,9 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: rateLimiter(r.ResyncInterval)})
 	b = watchTenants(b, mgr, r.Resolver, func() client.ObjectList { return &iamv1alpha1.CipherscaleUserList{} })
+	if r.RemovalWake != nil {
+		b = b.WatchesRawSource(source.Channel(r.RemovalWake, &handler.EnqueueRequestForObject{}))
+	}
 	return b.Complete(r)
 }
 

@@ -44,6 +44,35 @@ var _ = Describe("CipherscaleUser", func() {
 		Expect(u.Finalizers).To(ContainElement(iamv1alpha1.Finalizer))
 		Eventually(eventsOf(u)).Should(ContainElement(iamv1alpha1.EventCreated), "one event tells the creation and its first writes")
 
+		By("status naming the roles and groups as the tenant reports them")
+		names := map[string]string{}
+		for _, r := range sim.Roles() {
+			names[normalize(r.ID)] = r.Name
+		}
+		for _, g := range sim.Groups() {
+			names[normalize(g.ID)] = g.Name
+		}
+		refs := func(list ...string) []iamv1alpha1.TenantRef {
+			out := []iamv1alpha1.TenantRef{}
+			for _, id := range sorted(list) {
+				Expect(names[id]).NotTo(BeEmpty())
+				out = append(out, iamv1alpha1.TenantRef{ID: id, Name: names[id]})
+			}
+			return out
+		}
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			norm := func(in []iamv1alpha1.TenantRef) []iamv1alpha1.TenantRef {
+				out := []iamv1alpha1.TenantRef{}
+				for _, r := range in {
+					out = append(out, iamv1alpha1.TenantRef{ID: normalize(r.ID), Name: r.Name})
+				}
+				return out
+			}
+			g.Expect(norm(u.Status.Roles)).To(Equal(refs(roleA, roleB)), "direct roles only, by name")
+			g.Expect(norm(u.Status.Groups)).To(Equal(refs(groupA)))
+		}, 10*resync, 100*time.Millisecond).Should(Succeed())
+
 		By("the invitee accepting")
 		_, err := sim.Accept(live.ID)
 		Expect(err).NotTo(HaveOccurred())

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -114,6 +115,8 @@ type InProcess struct {
 	SimURL string
 	// Errors receives the manager's error when it stops.
 	Errors <-chan error
+	// Tenant is the operator's view of the tenant (its removal budget among others).
+	Tenant *tenant.Tenant
 
 	extra *extraUsers
 }
@@ -158,6 +161,10 @@ func (e *extraUsers) GetUser(ctx context.Context, id string) (*cipherscale.User,
 	return e.API.GetUser(ctx, id)
 }
 
+// AllowRemovalsConfigMap is the ConfigMap whose allow-removals annotation releases the removal
+// budget of the operator RunOperator starts.
+var AllowRemovalsConfigMap = types.NamespacedName{Namespace: "default", Name: "cipherscale-removals"}
+
 // RunOperator starts the simulator and the operator in this process until ctx is done. The
 // client is fast (QPS 500) and retries briefly, so that tests are quick.
 func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync time.Duration, workers int) (*InProcess, error) {
@@ -183,15 +190,18 @@ func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync ti
 	if err != nil {
 		return nil, err
 	}
+	t := tenant.New(api, tenant.Options{MaxAge: resync, BatchWindow: 10 * time.Millisecond})
 	if err := controller.Setup(ctx, mgr, controller.Options{
-		Tenant:                  tenant.New(api, tenant.Options{MaxAge: resync, BatchWindow: 10 * time.Millisecond}),
+		Tenant:                  t,
 		ResyncInterval:          resync,
 		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicyDelete,
 		MaxConcurrentReconciles: workers,
+		AllowRemovalsConfigMap:  AllowRemovalsConfigMap,
+		AllowRemovalsPoll:       100 * time.Millisecond,
 	}); err != nil {
 		return nil, err
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- mgr.Start(ctx) }()
-	return &InProcess{Sim: sim, SimURL: srv.URL, Errors: errc, extra: api}, nil
+	return &InProcess{Sim: sim, SimURL: srv.URL, Errors: errc, Tenant: t, extra: api}, nil
 }

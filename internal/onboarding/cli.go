@@ -209,7 +209,7 @@ func readTenant(ctx context.Context, api *cipherscale.Client, env Env) ([]cipher
 			fmt.Fprintf(env.Stderr, "Reading the tenant: %d of %d users\n", read, total)
 		}
 	}
-	users, err := ReadTenant(ctx, api, progress)
+	users, err := api.ListUsersProgress(ctx, progress)
 	if shown {
 		fmt.Fprintln(env.Stderr)
 	}

@@ -2,7 +2,6 @@ package onboarding
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 )
 
 func TestLoadManifestsReadsAnExportedFolder(t *testing.T) {
@@ -97,37 +95,3 @@ func TestParseTenantRef(t *testing.T) {
 }
 
 // pages serves a tenant in pages, optionally growing by one user after the first page.
-type pages struct {
-	users []cipherscale.User
-	grow  int
-	calls int
-}
-
-func (p *pages) ListUsersPage(_ context.Context, limit, offset int, _ ...string) (*cipherscale.Page, error) {
-	p.calls++
-	if p.grow > 0 && p.calls == 2 {
-		p.grow--
-		p.users = append([]cipherscale.User{{ID: "new", Email: "new@example.com"}}, p.users...)
-	}
-	end := min(offset+limit, len(p.users))
-	return &cipherscale.Page{Data: p.users[offset:end], Total: len(p.users), HasNext: end < len(p.users)}, nil
-}
-
-func TestReadTenantReadsAgainWhenTheListShifts(t *testing.T) {
-	var users []cipherscale.User
-	for i := range 250 {
-		users = append(users, cipherscale.User{ID: string(rune('A'+i/26)) + string(rune('a'+i%26)), Email: "x"})
-	}
-	p := &pages{users: users, grow: 1}
-	var last [2]int
-	got, err := ReadTenant(context.Background(), p, func(read, total int) { last = [2]int{read, total} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 251 || last != [2]int{251, 251} {
-		t.Errorf("read %d users, last progress %v; want all 251 after a second read", len(got), last)
-	}
-	if p.calls != 2+3 {
-		t.Errorf("%d page calls; want 2 (the shifted read) + 3", p.calls)
-	}
-}

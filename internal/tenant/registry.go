@@ -114,6 +114,9 @@ type RegistryOptions struct {
 	// KeyMaxAge is how long a key read from a Secret is used before the Secret is read again;
 	// keyMaxAge when zero. A 401 from the API makes the next call read it again at once.
 	KeyMaxAge time.Duration
+	// RemovalBudget is the removals per sliding hour of a tenant's budget until its reconciler
+	// sets one (--removal-budget; 0: no limit).
+	RemovalBudget int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -136,6 +139,9 @@ type Registry struct {
 
 	mu      sync.RWMutex
 	entries map[Key]*entry
+	// budgets holds each tenant's removal budget, apart from its entry so that a tenant
+	// reconfigured (a new client) keeps the removals of its last hour.
+	budgets map[Key]*RemovalBudget
 }
 
 type entry struct {
@@ -160,6 +166,12 @@ func (r *Registry) SetDefault(t *Tenant) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.entries[DefaultKey] = &entry{tenant: t}
+	// One budget for the default tenant: its objects' removals and the pruning of its
+	// undeclared users spend the same hour.
+	if r.budgets == nil {
+		r.budgets = map[Key]*RemovalBudget{}
+	}
+	r.budgets[DefaultKey] = t.RemovalBudget()
 }
 
 // Get returns the tenant with this key, if the registry has it.
@@ -225,7 +237,8 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuring the client of tenant %s: %w", k, err)
 	}
-	t := New(api, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, Now: r.opts.Now})
+	// The budget outlives the entry: a reconfigured tenant keeps the removals of its hour.
+	t := New(api, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, Now: r.opts.Now, RemovalBudget: r.Budget(k)})
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -280,6 +293,28 @@ func (r *Registry) Remove(k Key) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.entries, k)
+	delete(r.budgets, k)
+}
+
+// DefaultRemovalBudget returns RegistryOptions.RemovalBudget: the budget of a tenant that sets
+// none.
+func (r *Registry) DefaultRemovalBudget() int { return r.opts.RemovalBudget }
+
+// Budget returns the removal budget of the tenant with this key, made on first use with
+// RegistryOptions.RemovalBudget units per hour (the tenant's reconciler sets its own with
+// SetPerHour).
+func (r *Registry) Budget(k Key) *RemovalBudget {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.budgets[k]; ok {
+		return b
+	}
+	if r.budgets == nil {
+		r.budgets = map[Key]*RemovalBudget{}
+	}
+	b := NewRemovalBudget(r.opts.RemovalBudget, r.opts.Now)
+	r.budgets[k] = b
+	return b
 }
 
 // expireOn401 passes the client's metrics on and makes the key source read its Secret again

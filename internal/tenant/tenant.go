@@ -23,6 +23,8 @@ type Options struct {
 	BatchWindow time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// RemovalBudget is the tenant's removal budget; nil gives a budget without limit.
+	RemovalBudget *RemovalBudget
 }
 
 // Tenant is the shared view of one tenant. It is safe for concurrent use.
@@ -43,6 +45,9 @@ type Tenant struct {
 	touched  map[string]uint64
 	// refusedGroups holds the groups an add to which was refused as unknown (see GroupRefused).
 	refusedGroups map[string]time.Time
+	// roleNames and groupNames hold, by normalized id, the names of the roles and groups the
+	// tenant reported on its users, so that a role or group added locally carries its name.
+	roleNames, groupNames map[string]string
 
 	refresh singleflight.Group
 	batch   batcher
@@ -64,6 +69,9 @@ func New(api cipherscale.API, opts Options) *Tenant {
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 10 * time.Minute
 	}
+	if opts.RemovalBudget == nil {
+		opts.RemovalBudget = NewRemovalBudget(0, opts.Now)
+	}
 	t := &Tenant{
 		api:           api,
 		opts:          opts,
@@ -71,6 +79,8 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		byEmail:       map[string][]string{},
 		touched:       map[string]uint64{},
 		refusedGroups: map[string]time.Time{},
+		roleNames:     map[string]string{},
+		groupNames:    map[string]string{},
 	}
 	t.batch.t = t
 	return t
@@ -78,6 +88,10 @@ func New(api cipherscale.API, opts Options) *Tenant {
 
 // API returns the client the tenant calls.
 func (t *Tenant) API() cipherscale.API { return t.api }
+
+// RemovalBudget returns the tenant's removal budget: every delete or deactivate call against
+// the tenant spends it.
+func (t *Tenant) RemovalBudget() *RemovalBudget { return t.opts.RemovalBudget }
 
 // Invalidate makes the next lookup read the tenant again. The controllers never call it: a
 // refresh they need goes through RefreshIfOlder, which is shared and remembers a failure.
@@ -180,6 +194,7 @@ func (t *Tenant) install(users []cipherscale.User, started time.Time, startSeq u
 	for id, u := range byID {
 		n := cipherscale.NormalizeEmail(u.Email)
 		byEmail[n] = append(byEmail[n], id)
+		t.learnNamesLocked(u)
 	}
 	for n, ids := range byEmail {
 		if len(ids) > 1 {
@@ -352,9 +367,24 @@ func (t *Tenant) storeLocked(u *cipherscale.User) {
 	t.writeSeq++
 	t.touched[u.ID] = t.writeSeq
 	t.byID[u.ID] = u
+	t.learnNamesLocked(u)
 	n := cipherscale.NormalizeEmail(u.Email)
 	t.byEmail[n] = append(t.byEmail[n], u.ID)
 	sort.Strings(t.byEmail[n])
+}
+
+// learnNamesLocked records the names of u's roles and groups.
+func (t *Tenant) learnNamesLocked(u *cipherscale.User) {
+	for _, r := range u.Roles {
+		if r.Name != "" {
+			t.roleNames[normalizeID(r.ID)] = r.Name
+		}
+	}
+	for _, g := range u.Groups {
+		if g.Name != "" {
+			t.groupNames[normalizeID(g.ID)] = g.Name
+		}
+	}
 }
 
 // unindexLocked removes u's id from the email index.
@@ -456,7 +486,7 @@ func (t *Tenant) PatchRoles(ctx context.Context, id string, p cipherscale.RolesP
 		}
 		for _, a := range p.AddedRoles {
 			if _, ok := have[normalizeID(a)]; !ok {
-				roles = append(roles, cipherscale.Role{ID: a})
+				roles = append(roles, cipherscale.Role{ID: a, Name: t.roleNames[normalizeID(a)]})
 				have[normalizeID(a)] = struct{}{}
 			}
 		}
@@ -507,7 +537,7 @@ func (t *Tenant) AddToGroups(ctx context.Context, id string, groupIDs []string) 
 		}
 		for _, g := range groupIDs {
 			if _, ok := have[normalizeID(g)]; !ok {
-				u.Groups = append(u.Groups, cipherscale.Group{ID: g})
+				u.Groups = append(u.Groups, cipherscale.Group{ID: g, Name: t.groupNames[normalizeID(g)]})
 				have[normalizeID(g)] = struct{}{}
 			}
 		}

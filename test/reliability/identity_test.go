@@ -58,7 +58,9 @@ var _ = Describe("identity", func() {
 		for _, o := range objs {
 			o.(*iamv1alpha1.CipherscaleUser).Spec.DeletionPolicy = iamv1alpha1.DeletionPolicyDelete
 		}
-		startManager(managerConfig{name: "manager", apiURL: sim.URL, namespaces: []string{ns}})
+		// 150 removals on purpose: no removal budget (the mass deletion spec tests the budget).
+		startManager(managerConfig{name: "manager", apiURL: sim.URL, namespaces: []string{ns},
+			args: []string{"--removal-budget", "0"}})
 		createAll(objs)
 		waitAllReady(time.Minute, managed, ns)
 

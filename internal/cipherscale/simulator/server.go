@@ -38,6 +38,16 @@ type Server struct {
 	limiter *rate.Limiter
 	stats   map[statKey]int
 	total   int
+	hook    func(route string, r *http.Request)
+}
+
+// SetHook makes fn run before every authorized API request is handled, with its route template,
+// outside the simulator's lock, so that fn may change the tenant (delete or add users between
+// two pages of a list, say). nil removes it. Go tests only: the control surface has no such call.
+func (s *Server) SetHook(fn func(route string, r *http.Request)) {
+	s.mu.Lock()
+	s.hook = fn
+	s.mu.Unlock()
 }
 
 // New returns a simulator of an empty tenant that accepts the given API key. With an empty key,
@@ -281,6 +291,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	s.mu.Lock()
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil {
+		hook(m.route, r)
+	}
 	f := s.pickFault(m.route)
 	if f.latency > 0 {
 		time.Sleep(f.latency)

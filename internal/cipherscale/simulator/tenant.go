@@ -527,6 +527,18 @@ func (s *Server) SeedUsers(n int, emailPattern string) error {
 	return s.t.seedUsers(n, emailPattern)
 }
 
+// DeleteUser removes a user, as another administrator would: ErrNotFound when there is none.
+func (s *Server) DeleteUser(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.t.byID[id]
+	if !ok {
+		return ErrNotFound
+	}
+	s.t.remove(u)
+	return nil
+}
+
 // Accept marks that the invitee accepted: pending -> active. An unknown user is ErrNotFound, a user
 // who is not pending ErrConflict.
 func (s *Server) Accept(id string) (cipherscale.User, error) {

@@ -1,0 +1,70 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+)
+
+func TestClassify(t *testing.T) {
+	apiErr := func(status int, route string) error {
+		method, _, _ := strings.Cut(route, " ")
+		return fmt.Errorf("listing tenant users: %w", &cipherscale.APIError{Status: status, Method: method, Route: route, Message: "no"})
+	}
+	decodeErr := func(route string, err error) error {
+		method, _, _ := strings.Cut(route, " ")
+		return &cipherscale.DecodeError{Method: method, Route: route, Err: err}
+	}
+	tests := []struct {
+		name    string
+		err     error
+		reason  string
+		stalled bool
+		retry   bool
+		inMsg   string
+	}{
+		{"404 of the list: the URL is wrong", apiErr(404, cipherscale.RouteListUsers),
+			iamv1alpha1.ReasonAPIUnavailable, false, true, "--api-url"},
+		{"400 of the list: the URL or the API is wrong", apiErr(400, cipherscale.RouteListUsers),
+			iamv1alpha1.ReasonAPIUnavailable, false, true, "--api-url"},
+		{"404 of a role patch: the spec names an unknown role", apiErr(404, cipherscale.RoutePatchRoles),
+			iamv1alpha1.ReasonInvalidReference, true, false, "no role or group"},
+		{"400 of a create: the API refused the spec", apiErr(400, cipherscale.RouteCreateUsers),
+			iamv1alpha1.ReasonAPIError, true, false, "refused the spec"},
+		{"403 of a write", apiErr(403, cipherscale.RoutePatchRoles),
+			iamv1alpha1.ReasonForbidden, true, false, "403"},
+		{"403 of the list", apiErr(403, cipherscale.RouteListUsers),
+			iamv1alpha1.ReasonForbidden, true, false, "permissions"},
+		{"401", apiErr(401, cipherscale.RouteListUsers),
+			iamv1alpha1.ReasonUnauthorized, true, false, "API key"},
+		{"500 of the list", apiErr(500, cipherscale.RouteListUsers),
+			iamv1alpha1.ReasonAPIUnavailable, false, true, "unavailable"},
+		{"a hostile page", decodeErr(cipherscale.RouteListUsers, errors.New(`user id "../../admin/keys" is not a UUID`)),
+			iamv1alpha1.ReasonAPIInvalidResponse, false, true, `"../../admin/keys" is not a UUID`},
+		{"an unknown status", decodeErr(cipherscale.RouteGetUser, errors.New(`the status "suspended", which is none of pending, active or inactive`)),
+			iamv1alpha1.ReasonAPIInvalidResponse, false, true, "GET /tenants/users/{id}"},
+		{"a list past the cap", decodeErr(cipherscale.RouteListUsers, fmt.Errorf("%w: more than 200000 users", cipherscale.ErrListTooLarge)),
+			iamv1alpha1.ReasonAPIInvalidResponse, false, true, "--max-tenant-users"},
+		{"a list that kept changing", fmt.Errorf("listing tenant users: %w", fmt.Errorf("x: %w", cipherscale.ErrListChanged)),
+			iamv1alpha1.ReasonAPIUnavailable, false, true, "kept changing"},
+		{"a timeout", context.DeadlineExceeded, iamv1alpha1.ReasonAPIUnavailable, false, true, "in time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := classify(tt.err)
+			if v.reason != tt.reason || v.stalled != tt.stalled || v.retry != tt.retry || !strings.Contains(v.message, tt.inMsg) {
+				t.Errorf("classify = %+v; want reason %s, stalled %v, retry %v, message with %q",
+					v, tt.reason, tt.stalled, tt.retry, tt.inMsg)
+			}
+		})
+	}
+	if v := classify(&cipherscale.APIError{Status: 429, Route: cipherscale.RouteListUsers, RetryAfter: 3 * time.Second}); v.requeueAfter != 3*time.Second {
+		t.Errorf("429: %+v", v)
+	}
+}

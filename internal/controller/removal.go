@@ -1,0 +1,146 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+)
+
+// DefaultTenantName is the tenant label of the tenant the manager's flags configure.
+const DefaultTenantName = "default"
+
+// minRemovalRetry is the shortest wait of a removal that waits for the budget.
+const minRemovalRetry = time.Second
+
+// removalWaitError says that a removal waits for the tenant's removal budget.
+type removalWaitError struct {
+	waiting    int
+	retryAfter time.Duration
+}
+
+func (e *removalWaitError) Error() string {
+	return fmt.Sprintf("The tenant's removal budget is spent: %d removals wait (this one included); the next unit frees in %s, or a person allows more with the annotation %s",
+		e.waiting, e.retryAfter.Round(time.Second), iamv1alpha1.AnnotationAllowRemovals)
+}
+
+// removalKey names the removal of an object's tenant user in the budget.
+func removalKey(key types.NamespacedName) string {
+	return "user/" + key.Namespace + "/" + key.Name
+}
+
+// objectOfRemoval returns the object a removal key names, false for a key of another kind.
+func objectOfRemoval(key string) (types.NamespacedName, bool) {
+	rest, ok := strings.CutPrefix(key, "user/")
+	if !ok {
+		return types.NamespacedName{}, false
+	}
+	ns, name, ok := strings.Cut(rest, "/")
+	if !ok || ns == "" || name == "" {
+		return types.NamespacedName{}, false
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, true
+}
+
+func (r *UserReconciler) tenantName() string {
+	if !r.tenantKey.IsDefault() {
+		return r.tenantKey.String()
+	}
+	if r.TenantName == "" {
+		return DefaultTenantName
+	}
+	return r.TenantName
+}
+
+// reserveRemoval asks the budget for the unit of the object's removal, after the confirming
+// read by id and only when a call will be made. It returns nil when the call may be made, else
+// the removalWaitError that says how long to wait.
+func (r *UserReconciler) reserveRemoval(obj *iamv1alpha1.CipherscaleUser) *removalWaitError {
+	b := r.Tenant.RemovalBudget()
+	res := b.Reserve(removalKey(typesKey(obj)))
+	removalsWaiting.WithLabelValues(r.tenantName()).Set(float64(res.Waiting))
+	if res.OK {
+		return nil
+	}
+	return &removalWaitError{waiting: res.Waiting, retryAfter: max(res.RetryAfter, minRemovalRetry)}
+}
+
+// endRemoval ends the object's removal after its call: Done when it succeeded, found the user
+// gone, or may have removed them; Release when the API refused it; a call that may have been
+// applied keeps its unit, so that its retry spends nothing more.
+func (r *UserReconciler) endRemoval(obj *iamv1alpha1.CipherscaleUser, err error) {
+	b := r.Tenant.RemovalBudget()
+	key := removalKey(typesKey(obj))
+	switch {
+	case err == nil || errors.Is(err, tenant.ErrUserGone) || cipherscale.IsNotFound(err):
+		b.Done(key)
+	case removalNotSent(err):
+		b.Release(key)
+	}
+	removalsWaiting.WithLabelValues(r.tenantName()).Set(float64(b.Waiting()))
+}
+
+// removalNotWanted ends the object's removal when it has none to make any more (the object
+// was released, the user is already inactive, spec.active is true again): it stops waiting.
+func (r *UserReconciler) removalNotWanted(obj *iamv1alpha1.CipherscaleUser) {
+	b := r.Tenant.RemovalBudget()
+	b.Done(removalKey(typesKey(obj)))
+	removalsWaiting.WithLabelValues(r.tenantName()).Set(float64(b.Waiting()))
+}
+
+// waitForRemoval keeps a deleting object, its finalizer held, until the budget allows its
+// removal: Reconciling with reason RemovalBudgetExceeded, a warning event once, and a retry when
+// the window frees its next unit (or at once when a person allows more).
+func (r *UserReconciler) waitForRemoval(obj *iamv1alpha1.CipherscaleUser, w *removalWaitError) ctrl.Result {
+	msg := "Deleting: " + w.Error()
+	r.warnOnChange(obj, iamv1alpha1.ReasonRemovalBudgetExceeded, msg)
+	markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonRemovalBudgetExceeded, msg)
+	return ctrl.Result{RequeueAfter: w.retryAfter}
+}
+
+// deactivate deactivates the object's tenant user within the budget, after reading it by id:
+// a user already inactive, or the owner, is left alone (false). A removal that waits returns a
+// removalWaitError, which classify turns into Reconciling/RemovalBudgetExceeded.
+func (r *UserReconciler) deactivate(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string) (bool, error) {
+	live, _, err := r.Tenant.Get(ctx, id, true)
+	if err != nil {
+		return false, err
+	}
+	if live.IsOwner || live.Status.Normalized() == cipherscale.StatusInactive {
+		r.removalNotWanted(obj)
+		return false, nil
+	}
+	if w := r.reserveRemoval(obj); w != nil {
+		return false, w
+	}
+	log.FromContext(ctx).Info("Deactivating tenant user")
+	err = r.Tenant.Deactivate(ctx, id)
+	r.endRemoval(obj, err)
+	if err != nil {
+		return false, fmt.Errorf("deactivating user %s: %w", id, err)
+	}
+	return true, nil
+}
+
+// removalStatusStep ends, at the end of a pass over an object that is not being deleted, a
+// removal it no longer needs (spec.active is not false, or the user is inactive already, for
+// example deactivated by hand), so that it stops waiting.
+func (r *UserReconciler) removalStatusStep(obj *iamv1alpha1.CipherscaleUser) {
+	wanted := obj.Spec.Active != nil && !*obj.Spec.Active && obj.Status.State != iamv1alpha1.UserStateInactive
+	if obj.DeletionTimestamp.IsZero() && !wanted {
+		r.removalNotWanted(obj)
+	}
+}
+
+func typesKey(obj *iamv1alpha1.CipherscaleUser) types.NamespacedName {
+	return types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
+}

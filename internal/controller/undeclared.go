@@ -1,0 +1,315 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+)
+
+// The names the undeclared-users pass uses.
+const (
+	// reasonInvalidUndeclaredUsers: spec.undeclaredUsers cannot be applied (an exclude pattern
+	// that is not an address pattern); nothing is acted on until it is fixed.
+	reasonInvalidUndeclaredUsers = "InvalidUndeclaredUsers"
+	// eventUndeclaredUsers: the number of undeclared users changed.
+	eventUndeclaredUsers = "UndeclaredUsers"
+	// eventUndeclaredUserRemoved: an undeclared user was deactivated or deleted.
+	eventUndeclaredUserRemoved = "UndeclaredUserRemoved"
+	// eventRemovalsAllowed: a person allowed more removals with the annotation.
+	eventRemovalsAllowed = "RemovalsAllowed"
+	// undeclaredBudgetPrefix begins the budget key of an undeclared user's removal.
+	undeclaredBudgetPrefix = "undeclared/"
+)
+
+// defaultGracePeriod is the grace period of a tenant that sets none.
+const defaultGracePeriod = 24 * time.Hour
+
+// UndeclaredPolicy is what a tenant does about its undeclared users: its
+// spec.undeclaredUsers, or the operator's flags for the default tenant.
+type UndeclaredPolicy struct {
+	Policy      plan.UndeclaredPolicy
+	Exclude     []string
+	GracePeriod time.Duration
+}
+
+// undeclaredPolicyOf reads a tenant's spec.undeclaredUsers (nil: Ignore).
+func undeclaredPolicyOf(s *iamv1alpha1.UndeclaredUsersSpec) UndeclaredPolicy {
+	p := UndeclaredPolicy{Policy: plan.UndeclaredIgnore, GracePeriod: defaultGracePeriod}
+	if s == nil {
+		return p
+	}
+	if s.Policy != "" {
+		p.Policy = plan.UndeclaredPolicy(s.Policy)
+	}
+	p.Exclude = s.Exclude
+	if s.GracePeriod != nil {
+		p.GracePeriod = s.GracePeriod.Duration
+	}
+	return p
+}
+
+// graceClock remembers, per tenant, when each undeclared user open to action was first seen so.
+// It is kept in memory: after a restart the grace periods start again, which only delays.
+type graceClock struct {
+	mu sync.Mutex
+	m  map[tenant.Key]map[string]time.Time
+}
+
+func (g *graceClock) get(k tenant.Key) map[string]time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.m[k]
+}
+
+func (g *graceClock) set(k tenant.Key, firstSeen map[string]time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = map[tenant.Key]map[string]time.Time{}
+	}
+	g.m[k] = firstSeen
+}
+
+func (g *graceClock) forget(k tenant.Key) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.m, k)
+}
+
+// undeclaredRun is one pass over a tenant's undeclared users.
+type undeclaredRun struct {
+	Tenant *tenant.Tenant
+	Budget *tenant.RemovalBudget
+	// Users is the list just read from the API.
+	Users []cipherscale.User
+	// Declared is the normalized emails that the tenant's objects declare.
+	Declared map[string]struct{}
+	Policy   UndeclaredPolicy
+	// FirstSeen is the grace record of the tenant, read only.
+	FirstSeen map[string]time.Time
+	Now       time.Time
+	// DeclaredNow reports whether an email is declared now, read again just before a removal:
+	// an object created since Declared was read saves its user.
+	DeclaredNow func(ctx context.Context, email string) (bool, error)
+}
+
+// undeclaredOutcome is what a pass decided and did.
+type undeclaredOutcome struct {
+	Plan plan.UndeclaredPlan
+	// Removed is how many users were deactivated or deleted.
+	Removed int
+	// Waiting is how many removals of undeclared users wait for the budget, and RetryAfter how
+	// long until the budget frees its next unit.
+	Waiting    int
+	RetryAfter time.Duration
+	// Failed joins the errors of removals that failed; they are tried again next pass.
+	Failed error
+}
+
+// requeue returns how soon the pass wants to run again (0: no sooner than the resync).
+func (o undeclaredOutcome) requeue() time.Duration {
+	d := o.Plan.NextDue
+	if o.Waiting > 0 && o.RetryAfter > 0 && (d == 0 || o.RetryAfter < d) {
+		d = o.RetryAfter
+	}
+	return d
+}
+
+// runUndeclared plans the tenant's undeclared users and, under Deactivate or Delete, removes
+// those past the grace period. Each removal is confirmed by a GET by id first (never from the
+// list alone): a user gone, the owner, an excluded or now-declared address, or (for Deactivate)
+// a user already inactive is left alone. Each removal spends a unit of the tenant's budget;
+// past it, removals wait. An error is a policy that cannot be applied, and nothing was done.
+func runUndeclared(ctx context.Context, in undeclaredRun) (undeclaredOutcome, error) {
+	declared := make([]string, 0, len(in.Declared))
+	for e := range in.Declared {
+		declared = append(declared, e)
+	}
+	p, err := plan.PlanUndeclared(plan.UndeclaredInput{
+		Users: in.Users, Declared: declared, Exclude: in.Policy.Exclude, Policy: in.Policy.Policy,
+		GracePeriod: in.Policy.GracePeriod, FirstSeen: in.FirstSeen, Now: in.Now,
+	})
+	if err != nil {
+		return undeclaredOutcome{}, err
+	}
+	out := undeclaredOutcome{Plan: p}
+	ids, deleting := p.Deactivate, false
+	if len(p.Delete) > 0 {
+		ids, deleting = p.Delete, true
+	}
+	wanted := make(map[string]bool, len(ids))
+	var errs []error
+	for _, id := range ids {
+		wanted[undeclaredBudgetPrefix+id] = true
+		removed, waitFor, err := removeUndeclared(ctx, in, id, deleting)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case waitFor > 0:
+			out.Waiting++
+			if out.RetryAfter == 0 || waitFor < out.RetryAfter {
+				out.RetryAfter = waitFor
+			}
+		case removed:
+			out.Removed++
+		}
+	}
+	// Removals that waited and are no longer wanted (the user declared again, excluded, gone,
+	// or the policy changed) stop waiting.
+	for _, k := range in.Budget.WaitingKeys() {
+		if strings.HasPrefix(k, undeclaredBudgetPrefix) && !wanted[k] {
+			in.Budget.Done(k)
+		}
+	}
+	out.Failed = errors.Join(errs...)
+	return out, nil
+}
+
+// removeUndeclared deactivates or deletes one undeclared user within the budget. It reports
+// whether the user was removed, or how long the removal waits for the budget.
+func removeUndeclared(ctx context.Context, in undeclaredRun, id string, deleting bool) (bool, time.Duration, error) {
+	logger := log.FromContext(ctx)
+	key := undeclaredBudgetPrefix + id
+	res := in.Budget.Reserve(key)
+	if !res.OK {
+		return false, max(res.RetryAfter, time.Second), nil
+	}
+	u, _, err := in.Tenant.Get(ctx, id, true)
+	switch {
+	case errors.Is(err, tenant.ErrUserGone):
+		in.Budget.Release(key) // no call was made
+		return false, 0, nil
+	case err != nil:
+		in.Budget.Release(key)
+		return false, 0, err
+	}
+	email := cipherscale.NormalizeEmail(u.Email)
+	skip := isTenantOwner(u) || excludedAddress(in.Policy.Exclude, email) ||
+		(!deleting && (u.Status.Normalized() == cipherscale.StatusInactive || !u.Status.Known()))
+	if !skip && email != "" {
+		now, err := in.DeclaredNow(ctx, email)
+		if err != nil {
+			in.Budget.Release(key)
+			return false, 0, err
+		}
+		skip = now
+	}
+	if skip {
+		in.Budget.Release(key)
+		return false, 0, nil
+	}
+	if deleting {
+		logger.Info("Deleting undeclared user", "id", id)
+		err = in.Tenant.Delete(ctx, id)
+	} else {
+		logger.Info("Deactivating undeclared user", "id", id)
+		err = in.Tenant.Deactivate(ctx, id)
+	}
+	if err != nil {
+		if refusedWithoutChange(err) {
+			in.Budget.Release(key)
+		} else {
+			in.Budget.Done(key) // it may have been made: the unit stays spent
+		}
+		return false, 0, fmt.Errorf("removing undeclared user %s: %w", id, err)
+	}
+	in.Budget.Done(key)
+	return true, 0, nil
+}
+
+// refusedWithoutChange reports whether the API refused a call, so that it certainly removed
+// nobody: a 4xx answer.
+func refusedWithoutChange(err error) bool {
+	s := cipherscale.StatusOf(err)
+	return s >= http.StatusBadRequest && s < http.StatusInternalServerError
+}
+
+// isTenantOwner reports whether u is the tenant owner, by its flag or an owner role.
+func isTenantOwner(u *cipherscale.User) bool {
+	if u.IsOwner {
+		return true
+	}
+	for _, r := range u.Roles {
+		if strings.EqualFold(string(r.Type), string(cipherscale.RoleTypeOwner)) {
+			return true
+		}
+	}
+	return false
+}
+
+// excludedAddress reports whether email matches one of the exclude patterns.
+func excludedAddress(patterns []string, email string) bool {
+	for _, p := range patterns {
+		if plan.MatchExclude(p, email) {
+			return true
+		}
+	}
+	return false
+}
+
+// declaredNow reports, from the manager's cache, whether an object of the tenant declares email
+// now: a CipherscaleUser (being deleted included) or an email member of a membership.
+func declaredNow(kube client.Reader, key tenant.Key) func(ctx context.Context, email string) (bool, error) {
+	return func(ctx context.Context, email string) (bool, error) {
+		users := &iamv1alpha1.CipherscaleUserList{}
+		if err := kube.List(ctx, users, client.MatchingFields{indexUserEmail: scoped(key, cipherscale.NormalizeEmail(email))}); err != nil {
+			return false, fmt.Errorf("listing the CipherscaleUsers of an address: %w", err)
+		}
+		for i := range users.Items {
+			if tenantKeyOf(users.Items[i].Namespace, users.Items[i].Spec.TenantRef) == key {
+				return true, nil
+			}
+		}
+		ms := &iamv1alpha1.CipherscaleGroupMembershipList{}
+		if err := kube.List(ctx, ms, client.MatchingFields{indexMembershipMember: scoped(key, memberKeyEmail(email))}); err != nil {
+			return false, fmt.Errorf("listing the memberships of an address: %w", err)
+		}
+		for i := range ms.Items {
+			if tenantKeyOf(ms.Items[i].Namespace, ms.Items[i].Spec.TenantRef) == key {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
+// declaredEmails returns the normalized emails the objects declare: every CipherscaleUser's,
+// and every email member of a membership. Objects being deleted still declare their email:
+// their own finalizer decides what happens to their user, and no user is removed twice.
+func declaredEmails(users *iamv1alpha1.CipherscaleUserList, memberships *iamv1alpha1.CipherscaleGroupMembershipList) map[string]struct{} {
+	out := map[string]struct{}{}
+	for i := range users.Items {
+		if e := cipherscale.NormalizeEmail(users.Items[i].Spec.Email); e != "" {
+			out[e] = struct{}{}
+		}
+	}
+	for i := range memberships.Items {
+		for _, mem := range memberships.Items[i].Spec.Members {
+			if e := cipherscale.NormalizeEmail(mem.Email); e != "" {
+				out[e] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+// setUndeclaredMetric sets the tenant's series, or deletes it under Ignore.
+func setUndeclaredMetric(key tenant.Key, p plan.UndeclaredPlan) {
+	if p.Report == nil {
+		undeclaredUsers.DeleteLabelValues(key.String())
+		return
+	}
+	undeclaredUsers.WithLabelValues(key.String()).Set(float64(p.Report.Count))
+}

@@ -1,0 +1,117 @@
+package reliability
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
+)
+
+// deletes2xx counts the simulator's successful DELETE calls.
+func deletes2xx(st simulator.Stats) int {
+	n := 0
+	for _, r := range st.Requests {
+		if r.Route == "DELETE /tenants/users/{id}" && r.Status >= 200 && r.Status < 300 {
+			n += r.Count
+		}
+	}
+	return n
+}
+
+// grantConfigMap gives the operator's identity get and patch on one ConfigMap, as a Role next
+// to it (the generated ClusterRole has no ConfigMap access).
+func grantConfigMap(ns, name string) {
+	GinkgoHelper()
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "allow-removals"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
+			ResourceNames: []string{name}, Verbs: []string{"get", "patch"}}},
+	}
+	Expect(k8s.Create(ctx, role)).To(Succeed())
+	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "allow-removals"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
+	})).To(Succeed())
+}
+
+var _ = Describe("mass deletion", func() {
+	It("removes 50 of 300 users deleted at once with --removal-budget 50, holds 250 until allow-removals lets them go, each removed once", func() {
+		const test, n, budget = "mass deletion", 300, 50
+		sim := startSim()
+		ns := newNamespace("mass")
+		grantConfigMap(ns, "removals")
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "removals"}}
+		Expect(k8s.Create(ctx, cm)).To(Succeed())
+		users := makeUsers(ns, "m", n, nil, nil, false)
+		startManager(managerConfig{name: "manager", apiURL: sim.URL, namespaces: []string{ns},
+			args: []string{"--qps", "1000", "--burst", "200", "--removal-budget", fmt.Sprint(budget),
+				"--allow-removals-configmap", ns + "/removals"}})
+		createAll(userObjects(users))
+		waitAllReady(time.Minute, n, ns)
+		Expect(sim.Users()).To(HaveLen(n))
+
+		By("deleting all 300 objects at once")
+		start := time.Now()
+		Expect(k8s.DeleteAllOf(ctx, &iamv1alpha1.CipherscaleUser{}, client.InNamespace(ns))).To(Succeed())
+		declared := func() int {
+			counts, _ := sim.usersByEmail()
+			left := 0
+			for _, u := range users {
+				left += counts[cipherscale.NormalizeEmail(u.Email)]
+			}
+			return left
+		}
+		waitingWithReason := func() (objects, withReason int) {
+			var list iamv1alpha1.CipherscaleUserList
+			if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
+				return -1, -1
+			}
+			for _, u := range list.Items {
+				c := meta.FindStatusCondition(u.Status.Conditions, iamv1alpha1.ConditionReconciling)
+				if c != nil && c.Status == metav1.ConditionTrue && c.Reason == iamv1alpha1.ReasonRemovalBudgetExceeded &&
+					strings.Contains(strings.Join(u.Finalizers, ","), iamv1alpha1.Finalizer) {
+					withReason++
+				}
+			}
+			return len(list.Items), withReason
+		}
+		Eventually(func(g Gomega) {
+			objs, reason := waitingWithReason()
+			g.Expect(objs).To(Equal(n - budget))
+			g.Expect(reason).To(Equal(n - budget))
+		}, time.Minute, 100*time.Millisecond).Should(Succeed())
+		stopped := time.Since(start)
+		Expect(declared()).To(Equal(n - budget))
+		Consistently(declared, 2*time.Second, 100*time.Millisecond).Should(Equal(n - budget))
+		Expect(deletes2xx(sim.Stats())).To(Equal(budget))
+		figure(test, "stopped", fmt.Sprintf("%d removed, %d objects waiting with %s and their finalizers, %s after the deletion",
+			n-declared(), n-budget, iamv1alpha1.ReasonRemovalBudgetExceeded, stopped.Round(10*time.Millisecond)))
+
+		By("a person allows the rest")
+		release := time.Now()
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
+		cm.Annotations = map[string]string{iamv1alpha1.AnnotationAllowRemovals: fmt.Sprint(n - budget)}
+		Expect(k8s.Update(ctx, cm)).To(Succeed())
+		Eventually(func() int { objs, _ := waitingWithReason(); return objs }, time.Minute, 100*time.Millisecond).Should(Equal(0))
+		Expect(declared()).To(Equal(0))
+		Expect(sim.Users()).To(BeEmpty())
+		st := sim.Stats()
+		Expect(deletes2xx(st)).To(Equal(n), statsSummary(st))
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
+		Expect(cm.Annotations).To(HaveKeyWithValue(iamv1alpha1.AnnotationAllowRemovalsGranted, fmt.Sprint(n-budget)))
+		figure(test, "released", fmt.Sprintf("the other %d removed %s after allow-removals was set; DELETE 2xx %d for %d users; %s",
+			n-budget, time.Since(release).Round(10*time.Millisecond), deletes2xx(st), n, statsSummary(st)))
+	})
+})
