@@ -66,13 +66,13 @@ func TestDefaultUndeclared(t *testing.T) {
 		WithIndex(&iamv1alpha1.CipherscaleUser{}, indexTenant, byTenant).
 		WithIndex(&iamv1alpha1.CipherscaleGroupMembership{}, indexTenant, byTenant).
 		WithIndex(&iamv1alpha1.CipherscaleUser{}, indexUserEmail, func(o client.Object) []string {
-			return []string{cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email)}
+			return []string{scoped(tenantOf(o), cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email))}
 		}).
 		WithIndex(&iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipMember, func(o client.Object) []string {
 			var keys []string
 			for _, m := range o.(*iamv1alpha1.CipherscaleGroupMembership).Spec.Members {
 				if m.Email != "" {
-					keys = append(keys, memberKeyEmail(m.Email))
+					keys = append(keys, scoped(tenantOf(o), memberKeyEmail(m.Email)))
 				}
 			}
 			return keys
