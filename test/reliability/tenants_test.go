@@ -27,8 +27,12 @@ var _ = Describe("two tenants, one throttled", func() {
 			storm = 20 * time.Second
 		)
 		simA, simB := startSim(), startSim()
-		warm, aloneNS, withNS, nsB := newNamespace("tenant-a0"), newNamespace("tenant-a1"), newNamespace("tenant-a2"), newNamespace("tenant-b")
-		startManager(managerConfig{name: "manager", apiURL: simA.URL, namespaces: []string{warm, aloneNS, withNS, nsB}})
+		// Each condition is measured twice and the better time kept: on a shared machine one
+		// batch of a second or two is at the mercy of the other processes.
+		warm, nsB := newNamespace("tenant-a0"), newNamespace("tenant-b")
+		aloneNS := []string{newNamespace("tenant-a1"), newNamespace("tenant-a1")}
+		withNS := []string{newNamespace("tenant-a2"), newNamespace("tenant-a2")}
+		startManager(managerConfig{name: "manager", apiURL: simA.URL, namespaces: append(append([]string{warm, nsB}, aloneNS...), withNS...)})
 
 		By("tenant B: a CipherscaleTenant of its namespace, its key in a Secret there")
 		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "tenant-b"},
@@ -50,12 +54,20 @@ var _ = Describe("two tenants, one throttled", func() {
 		createAll(userObjects(makeUsers(warm, "warm", 10, nil, nil, false)))
 		waitAllReady(time.Minute, 10, warm)
 
-		By("tenant A alone")
-		alone := makeUsers(aloneNS, "alone", n, nil, nil, false)
-		start := time.Now()
-		createAll(userObjects(alone))
-		aloneTime := waitAllReady(time.Minute, n, aloneNS).Sub(start)
-		figure(test, fmt.Sprintf("%d users of tenant A Ready, A alone", n), aloneTime.Round(time.Millisecond).String())
+		// batch creates n users of tenant A in ns and returns how long until all were Ready.
+		var declaredA []userSpec
+		batch := func(ns, prefix, what string) time.Duration {
+			specs := makeUsers(ns, prefix, n, nil, nil, false)
+			declaredA = append(declaredA, specs...)
+			start := time.Now()
+			createAll(userObjects(specs))
+			d := waitAllReady(time.Minute, n, ns).Sub(start)
+			figure(test, fmt.Sprintf("%d users of tenant A Ready, %s", n, what), d.Round(time.Millisecond).String())
+			return d
+		}
+
+		By("tenant A alone, twice")
+		aloneTime := min(batch(aloneNS[0], "alone", "A alone"), batch(aloneNS[1], "alone", "A alone, again"))
 
 		By("tenant B answering 429 to everything, and declaring its users")
 		simB.SetFaults([]simulator.FaultRule{{Status: http.StatusTooManyRequests, RetryAfterSeconds: 1}})
@@ -78,13 +90,10 @@ var _ = Describe("two tenants, one throttled", func() {
 			}
 			g.Expect(throttledNow).To(Equal(n))
 		}, storm/2, 100*time.Millisecond).Should(Succeed())
-		with := makeUsers(withNS, "with", n, nil, nil, false)
-		start = time.Now()
-		createAll(userObjects(with))
-		withTime := waitAllReady(time.Minute, n, withNS).Sub(start)
-		figure(test, fmt.Sprintf("%d users of tenant A Ready, B throttled", n), withTime.Round(time.Millisecond).String())
+		By("tenant A while B is throttled, twice")
+		withTime := min(batch(withNS[0], "with", "B throttled"), batch(withNS[1], "with", "B throttled, again"))
 		ratio := float64(withTime) / float64(aloneTime)
-		figure(test, "A with B throttled / A alone", fmt.Sprintf("%.2f", ratio))
+		figure(test, "A with B throttled / A alone (the better of two each)", fmt.Sprintf("%.2f", ratio))
 		Expect(ratio).To(BeNumerically("<=", 1.2), "a 429 storm of tenant B slowed tenant A")
 		Expect(readyIn(nsB).Ready).To(BeZero(), "B is still throttled: nothing of B can be Ready")
 		throttled := 0
@@ -107,6 +116,6 @@ var _ = Describe("two tenants, one throttled", func() {
 		for _, u := range bUsers {
 			Expect(countsA[cipherscale.NormalizeEmail(u.Email)]).To(BeZero(), "%s reached tenant A", u.Name)
 		}
-		expectTenant(simA, append(alone, with...), nil)
+		expectTenant(simA, declaredA, nil)
 	})
 })
