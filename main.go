@@ -203,7 +203,7 @@ func run(ctx context.Context, o options) error {
 		QPS:               o.qps,
 		Burst:             o.burst,
 		UserAgent:         "cipherscale-operator/" + version,
-		Observer:          controller.APIMetrics{},
+		Observer:          controller.APIMetrics{Tenant: tenant.DefaultKey.String()},
 		MaxListUsers:      o.maxTenantUsers,
 		MaxListMemory:     int64(o.maxTenantListMiB) << 20,
 	})
@@ -257,7 +257,7 @@ func run(ctx context.Context, o options) error {
 	tenants := tenant.NewRegistry(tenant.RegistryOptions{
 		ReadSecret:        controller.SecretReader(mgr.GetAPIReader()),
 		AllowInsecureHTTP: o.allowInsecureHTTP,
-		Observer:          controller.APIMetrics{},
+		ObserverFor:       controller.TenantMetrics,
 		UserAgent:         "cipherscale-operator/" + version,
 		QPS:               o.qps,
 		Burst:             o.burst,

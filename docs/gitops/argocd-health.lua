@@ -1,12 +1,13 @@
--- Argo CD health check for the cipherscale-operator's resources: CipherscaleUser and
--- CipherscaleGroupMembership (group iam.cipherscale.com). Both kinds report the same kstatus
--- conditions, so one script serves both; argocd-cm.yaml installs it for each kind.
+-- Argo CD health check for the cipherscale-operator's resources: CipherscaleUser,
+-- CipherscaleGroupMembership, CipherscaleTenant and ClusterCipherscaleTenant (group
+-- iam.cipherscale.com). The four kinds report the same kstatus conditions, so one script serves
+-- them all; argocd-cm.yaml installs it for each kind.
 --
 --   Progressing  no status yet, or the operator has not yet observed the current generation
 --                (status.observedGeneration < metadata.generation), or Reconciling=True
---   Degraded     Stalled=True: a person must act (invalid reference, conflict, owner
---                protected, unauthorized); the message says what
---   Healthy      Ready=True: the tenant matches the spec
+--   Degraded     Stalled=True: a person must act (invalid reference or tenant, conflict, owner
+--                protected, unauthorized, a tenant's invalid Secret); the message says what
+--   Healthy      Ready=True: the tenant matches the spec (a tenant object: its key works)
 --   Progressing  otherwise, with the Ready condition's message (for example a paused object)
 
 local function condition(conditions, conditionType)

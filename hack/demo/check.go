@@ -156,3 +156,28 @@ func sorted(ids []string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// ofTenant keeps the objects that name the tenant ref (nil: the default tenant, which objects
+// without a tenantRef use), so that each tenant is checked against its own objects: the same
+// email on two tenants is two users.
+func ofTenant(ref *iamv1alpha1.TenantReference, users []iamv1alpha1.CipherscaleUser, memberships []iamv1alpha1.CipherscaleGroupMembership) ([]iamv1alpha1.CipherscaleUser, []iamv1alpha1.CipherscaleGroupMembership) {
+	same := func(r *iamv1alpha1.TenantReference) bool {
+		if r == nil || ref == nil {
+			return r == nil && ref == nil
+		}
+		return r.Kind == ref.Kind && r.Name == ref.Name
+	}
+	var us []iamv1alpha1.CipherscaleUser
+	for _, u := range users {
+		if same(u.Spec.TenantRef) {
+			us = append(us, u)
+		}
+	}
+	var ms []iamv1alpha1.CipherscaleGroupMembership
+	for _, m := range memberships {
+		if same(m.Spec.TenantRef) {
+			ms = append(ms, m)
+		}
+	}
+	return us, ms
+}

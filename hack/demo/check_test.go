@@ -98,3 +98,33 @@ func TestCheckTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckPerTenant: each tenant is checked against its own objects; the same email on a
+// second tenant is that tenant's user, and a user missing there is reported for that tenant.
+func TestCheckPerTenant(t *testing.T) {
+	users, memberships := objects()
+	qa := &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindCipherscaleTenant, Name: "qa"}
+	onQA := users[0]
+	onQA.Namespace, onQA.Spec.TenantRef = "team-qa", qa
+	onQA.Spec.Roles, onQA.Spec.Groups, onQA.Status.ID = nil, nil, "u-jane-qa"
+	all := append(append([]iamv1alpha1.CipherscaleUser{}, users...), onQA)
+
+	defUsers, defMemberships := ofTenant(nil, all, memberships)
+	if len(defUsers) != 1 || len(defMemberships) != 2 {
+		t.Fatalf("default tenant: %d users and %d memberships, want 1 and 2", len(defUsers), len(defMemberships))
+	}
+	if c := checkTenant(defUsers, defMemberships, matching()); len(c.Problems) > 0 {
+		t.Errorf("default tenant: %v", c.Problems)
+	}
+	qaUsers, qaMemberships := ofTenant(qa, all, memberships)
+	if len(qaUsers) != 1 || len(qaMemberships) != 0 {
+		t.Fatalf("qa tenant: %d users and %d memberships, want 1 and 0", len(qaUsers), len(qaMemberships))
+	}
+	qaTenant := []simulator.UserRecord{{InvitationsSent: 1, User: cipherscale.User{ID: "u-jane-qa", Email: "jane@example.com", Status: cipherscale.StatusPending, FirstName: "Jane"}}}
+	if c := checkTenant(qaUsers, qaMemberships, qaTenant); len(c.Problems) > 0 {
+		t.Errorf("qa tenant: %v", c.Problems)
+	}
+	if c := checkTenant(qaUsers, qaMemberships, nil); len(c.Problems) != 1 || !strings.Contains(c.Problems[0], "0 tenant users") {
+		t.Errorf("qa tenant without the user: %v, want it reported", c.Problems)
+	}
+}

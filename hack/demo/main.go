@@ -23,7 +23,15 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 )
 
-const apiKey = "demo-api-key"
+const (
+	apiKey = "demo-api-key"
+	// qaKey is the key of the second tenant, qa: the CipherscaleTenant of namespace team-qa
+	// reads it from its Secret.
+	qaKey = "demo-qa-api-key"
+	// qaNamespace holds the qa tenant, its Secret and its users, as
+	// config/samples/iam_v1alpha1_tenants.yaml declares them.
+	qaNamespace = "team-qa"
+)
 
 func main() {
 	exit := flag.Bool("exit", os.Getenv("DEMO_EXIT") == "1", "Exit 0 after the check instead of running until Ctrl-C (also DEMO_EXIT=1).")
@@ -84,6 +92,15 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 	}
 	fmt.Printf("    simulator %s; added contractor@example.com by hand (no CipherscaleUser manages it)\n", sim.URL)
 
+	step("Starting a second simulator: the qa tenant")
+	qaSim, err := devenv.StartSimulator(filepath.Join(binDir, "cipherscale-sim"), filepath.Join(dir, "simulator-qa.log"), qaKey)
+	if err != nil {
+		return err
+	}
+	cleanup.Defer(func() { qaSim.Stop(5 * time.Second) })
+	qaControl := devenv.NewSimControl(qaSim.URL)
+	fmt.Printf("    simulator %s\n", qaSim.URL)
+
 	step("Starting the operator (bin/manager)")
 	probe, err := devenv.FreePort()
 	if err != nil {
@@ -111,10 +128,22 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 	}
 	fmt.Print(indent(out))
 
-	step("Waiting until every CipherscaleUser and CipherscaleGroupMembership is Ready")
+	step("A second tenant: the CipherscaleTenant qa of namespace %s (config/samples/iam_v1alpha1_tenants.yaml, its url set to the second simulator), its Secret and a few users", qaNamespace)
+	qaObjs, err := qaTenant(filepath.Join(root, "config", "samples", "iam_v1alpha1_tenants.yaml"), qaSim.URL)
+	if err != nil {
+		return err
+	}
+	for _, o := range qaObjs {
+		if err := cp.Client.Create(ctx, o); err != nil {
+			return fmt.Errorf("creating %s %s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+		fmt.Printf("    %s/%s created\n", strings.ToLower(o.GetObjectKind().GroupVersionKind().Kind), o.GetName())
+	}
+
+	step("Waiting until both tenants and every CipherscaleUser and CipherscaleGroupMembership are Ready")
 	deadline := fmt.Sprintf("--timeout=%s", timeout)
-	for _, kind := range []string{"cipherscaleusers", "cipherscalegroupmemberships"} {
-		out, err := devenv.Kubectl(ctx, root, kubeconfig, "wait", "--for=condition=Ready", kind, "--all", deadline)
+	for _, kind := range []string{"cipherscaletenants", "cipherscaleusers", "cipherscalegroupmemberships"} {
+		out, err := devenv.Kubectl(ctx, root, kubeconfig, "wait", "--for=condition=Ready", kind, "--all", "--all-namespaces", deadline)
 		if err != nil {
 			fmt.Println(indent(mgr.Log()))
 			return err
@@ -126,18 +155,22 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 	}
 
 	step("The objects, as kubectl shows them")
-	out, err = devenv.Kubectl(ctx, root, kubeconfig, "get", "csu,csgm", "-o", "wide")
+	out, err = devenv.Kubectl(ctx, root, kubeconfig, "get", "cipherscaletenants,csu,csgm", "--all-namespaces", "-o", "wide")
 	if err != nil {
 		return err
 	}
 	fmt.Print(indent(out))
 
-	step("The tenant, as the Cipherscale simulator holds it")
+	step("The default tenant, as the Cipherscale simulator holds it")
 	if err := printTenant(ctx, control); err != nil {
 		return err
 	}
+	step("The qa tenant, as the second simulator holds it")
+	if err := printTenant(ctx, qaControl); err != nil {
+		return err
+	}
 
-	step("Checking the tenant (GET /_sim/users) against the applied samples")
+	step("Checking each tenant (GET /_sim/users) against its own objects")
 	var users iamv1alpha1.CipherscaleUserList
 	var memberships iamv1alpha1.CipherscaleGroupMembershipList
 	if err := cp.Client.List(ctx, &users); err != nil {
@@ -150,20 +183,35 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 	if err != nil {
 		return err
 	}
-	check := checkTenant(users.Items, memberships.Items, records)
-	fmt.Printf("    %s\n", check)
+	defUsers, defMemberships := ofTenant(nil, users.Items, memberships.Items)
+	check := checkTenant(defUsers, defMemberships, records)
+	fmt.Printf("    default tenant: %s\n", check)
 	if len(check.Problems) > 0 {
-		return fmt.Errorf("the tenant does not match the samples:\n%s", indent(strings.Join(check.Problems, "\n")))
+		return fmt.Errorf("the default tenant does not match the samples:\n%s", indent(strings.Join(check.Problems, "\n")))
+	}
+	qaRecords, err := qaControl.Users(ctx)
+	if err != nil {
+		return err
+	}
+	qaUsers, qaMemberships := ofTenant(&iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindCipherscaleTenant, Name: "qa"}, users.Items, memberships.Items)
+	qaCheck := checkTenant(qaUsers, qaMemberships, qaRecords)
+	fmt.Printf("    qa tenant: %s\n", qaCheck)
+	if len(qaCheck.Problems) > 0 || len(qaUsers) == 0 {
+		return fmt.Errorf("the qa tenant does not match its objects:\n%s", indent(strings.Join(qaCheck.Problems, "\n")))
+	}
+	if len(defUsers)+len(qaUsers) != len(users.Items) {
+		return fmt.Errorf("%d CipherscaleUsers name neither tenant", len(users.Items)-len(defUsers)-len(qaUsers))
 	}
 
 	if exitAfterCheck {
-		fmt.Println("\nDemo check passed: every object is Ready and the tenant matches the samples.")
+		fmt.Println("\nDemo check passed: every object is Ready and each tenant matches its objects.")
 		return nil
 	}
 	fmt.Printf(`
 The operator is running. In another terminal, try:
   export KUBECONFIG=%[1]s
   kubectl get csu,csgm                         # the objects and their state
+  kubectl get cipherscaletenants,csu -n team-qa  # the second tenant and its users
   kubectl edit csu jane-smith                  # change roles, groups or the name; watch the tenant follow
   kubectl describe csu jane-smith              # conditions and events
   kubectl annotate csu sam-lee cipherscale.com/resend-invitation=$(date +%%s)   # resend an invitation

@@ -393,6 +393,9 @@ func (c *Client) do(ctx context.Context, cl call) (*response, error) {
 			return nil, err
 		}
 		if ae != nil && ae.Status == http.StatusTooManyRequests {
+			if noPauseWait(ctx) {
+				return nil, err
+			}
 			continue // waitTurn waits for the pause
 		}
 		if err := sleepCtx(ctx, wait); err != nil {
@@ -436,7 +439,7 @@ func (c *Client) waitPause(ctx context.Context, cl call, deadline time.Time) err
 		if !now.Before(until) {
 			return nil
 		}
-		if until.After(deadline) {
+		if until.After(deadline) || noPauseWait(ctx) {
 			return &APIError{
 				Status:     http.StatusTooManyRequests,
 				Method:     cl.method,
@@ -449,6 +452,21 @@ func (c *Client) waitPause(ctx context.Context, cl call, deadline time.Time) err
 			return fmt.Errorf("cipherscale API %s: waiting out a 429: %w", cl.route, err)
 		}
 	}
+}
+
+type noPauseWaitKey struct{}
+
+// WithoutPauseWait returns a ctx whose calls neither wait out a 429 pause nor retry a 429: they
+// fail at once with a 429 *APIError whose RetryAfter says when to come back. A controller
+// uses it so that a throttled tenant gives its workers back, to requeue the object after the
+// pause, instead of holding them while other tenants' objects wait.
+func WithoutPauseWait(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noPauseWaitKey{}, true)
+}
+
+func noPauseWait(ctx context.Context) bool {
+	v, _ := ctx.Value(noPauseWaitKey{}).(bool)
+	return v
 }
 
 // pause makes every call of the client wait until d from now.

@@ -964,6 +964,23 @@ func TestThrottling(t *testing.T) {
 			t.Errorf("took %v and %d requests, want fast and 1", time.Since(start), th.n.Load())
 		}
 	})
+	t.Run("a ctx WithoutPauseWait neither retries a 429 nor waits out the pause", func(t *testing.T) {
+		th := &throttler{retryAfter: "5", throttle: map[int]bool{1: true}, reply: user}
+		c, _ := newClient(t, th, retries(4))
+		nowait := cipherscale.WithoutPauseWait(ctx)
+		start := time.Now()
+		_, err := c.GetUser(nowait, "u1")
+		if !cipherscale.IsRateLimited(err) || cipherscale.RetryAfterOf(err) != 5*time.Second {
+			t.Errorf("err = %v, want the 429 with RetryAfter 5s", err)
+		}
+		_, err = c.GetUser(nowait, "u2")
+		if ra := cipherscale.RetryAfterOf(err); !cipherscale.IsRateLimited(err) || ra < 4*time.Second || ra > 5*time.Second {
+			t.Errorf("second call: err = %v, want a 429 with the rest of the pause", err)
+		}
+		if time.Since(start) > time.Second || th.n.Load() != 1 {
+			t.Errorf("took %v and %d requests, want fast and 1", time.Since(start), th.n.Load())
+		}
+	})
 	t.Run("waiting respects ctx", func(t *testing.T) {
 		th := &throttler{retryAfter: "5", throttle: map[int]bool{1: true}, reply: user}
 		c, _ := newClient(t, th)

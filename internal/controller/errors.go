@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
@@ -37,12 +36,13 @@ func classify(err error) verdict {
 		return verdict{stalled: true, reason: iamv1alpha1.ReasonUnauthorized,
 			message: "The Cipherscale API refused the API key: check the Secret the operator reads it from"}
 	case cipherscale.IsRateLimited(err):
-		wait := cipherscale.RetryAfterOf(err)
-		if wait <= 0 {
-			wait = time.Second
-		}
+		// At least a second: a call refused during a pause gets what is left of it, and objects
+		// coming back at its very end would all ask at once.
+		wait := max(cipherscale.RetryAfterOf(err), time.Second)
+		// The message does not carry the wait: an object requeued through a long 429 storm
+		// would otherwise write its status at every pass.
 		return verdict{reason: iamv1alpha1.ReasonAPIUnavailable, requeueAfter: wait,
-			message: fmt.Sprintf("The Cipherscale API is rate limiting the operator; retrying in %s", wait)}
+			message: "The Cipherscale API is rate limiting the operator; retrying after the pause it asked for"}
 	case cipherscale.IsRetryable(err):
 		return verdict{reason: iamv1alpha1.ReasonAPIUnavailable, retry: true, message: "The Cipherscale API is unavailable: " + err.Error()}
 	case errors.Is(err, cipherscale.ErrListChanged):

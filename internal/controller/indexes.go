@@ -9,9 +9,11 @@ import (
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
-// Field indexes of the manager's cache.
+// Field indexes of the manager's cache. Each value is scoped to the object's tenant (see
+// scoped): email ownership, group scopes and the membership rule hold per tenant.
 const (
 	// indexUserEmail indexes CipherscaleUsers by lower-cased email.
 	indexUserEmail = "cipherscale.spec.email"
@@ -23,6 +25,13 @@ const (
 	indexMembershipMember = "cipherscale.spec.members"
 )
 
+// scoped prefixes an index value with the tenant's key, so that the same email or group id in
+// two tenants are two values.
+func scoped(k tenant.Key, value string) string { return k.String() + "|" + value }
+
+// tenantOf returns the key of the tenant a CipherscaleUser or membership names.
+func tenantOf(o client.Object) tenant.Key { return tenantKeyOf(o.GetNamespace(), tenantRefOf(o)) }
+
 // memberKeyEmail and memberKeyRef are the values of indexMembershipMember.
 func memberKeyEmail(email string) string { return "email:" + cipherscale.NormalizeEmail(email) }
 func memberKeyRef(namespace, name string) string {
@@ -33,7 +42,7 @@ func memberKeyRef(namespace, name string) string {
 func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &iamv1alpha1.CipherscaleUser{}, indexUserEmail, func(o client.Object) []string {
-		return []string{cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email)}
+		return []string{scoped(tenantOf(o), cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email))}
 	}); err != nil {
 		return err
 	}
@@ -42,12 +51,12 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 		if u.Spec.Groups == nil {
 			return nil
 		}
-		return plan.SortedSet(*u.Spec.Groups)
+		return scopedAll(tenantOf(u), plan.SortedSet(*u.Spec.Groups))
 	}); err != nil {
 		return err
 	}
 	if err := idx.IndexField(ctx, &iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipGroup, func(o client.Object) []string {
-		return []string{plan.NormalizeID(o.(*iamv1alpha1.CipherscaleGroupMembership).Spec.GroupID)}
+		return []string{scoped(tenantOf(o), plan.NormalizeID(o.(*iamv1alpha1.CipherscaleGroupMembership).Spec.GroupID))}
 	}); err != nil {
 		return err
 	}
@@ -62,6 +71,14 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 				keys = append(keys, memberKeyEmail(mem.Email))
 			}
 		}
-		return keys
+		return scopedAll(tenantOf(m), keys)
 	})
+}
+
+func scopedAll(k tenant.Key, values []string) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = scoped(k, v)
+	}
+	return out
 }

@@ -48,10 +48,14 @@ type MembershipReconciler struct {
 	Wake <-chan event.GenericEvent
 	// Trust says which namespaces may have Authoritative memberships.
 	Trust plan.TrustPolicy
+	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
+	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
+	Resolver  *TenantResolver
+	tenantKey tenant.Key
 }
 
-// Reconcile reads top to bottom: fetch, deletion, finalizer, conflict, observe the members,
-// decide each pair with the membership rule, act, status.
+// Reconcile reads top to bottom: fetch, the tenant, deletion, finalizer, conflict, observe the
+// members, decide each pair with the membership rule, act, status.
 func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	obj := &iamv1alpha1.CipherscaleGroupMembership{}
 	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {
@@ -63,6 +67,24 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			retErr = errors.Join(retErr, err)
 		}
 	}()
+	// The tenant comes first: a finalizer needs it too.
+	t, key, refusal, err := r.Resolver.Resolve(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	pass := *r
+	pass.Tenant, pass.tenantKey = t, key
+	r = &pass
+	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
+	// (classify), so that one tenant's throttling never holds the workers other tenants need.
+	ctx = cipherscale.WithoutPauseWait(ctx)
+	if refusal != "" {
+		if !obj.DeletionTimestamp.IsZero() && len(obj.Status.Members) == 0 {
+			// It never reached the tenant: nothing to carry out.
+			return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+		}
+		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal), nil
+	}
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}
@@ -71,7 +93,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	gen := obj.Generation
 	groupID := plan.NormalizeID(obj.Spec.GroupID)
-	w := world{kube: r.Kube, trust: r.Trust}
+	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey}
 
 	if obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace) {
 		return r.stall(obj, iamv1alpha1.ReasonNotAllowed, authoritativeRefusedMessage(obj.Namespace)), nil
@@ -339,7 +361,7 @@ func (r *MembershipReconciler) conflictWinner(ctx context.Context, obj *iamv1alp
 		return nil, nil
 	}
 	var list iamv1alpha1.CipherscaleGroupMembershipList
-	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(obj.Spec.GroupID)}); err != nil {
+	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: scoped(tenantOf(obj), plan.NormalizeID(obj.Spec.GroupID))}); err != nil {
 		return nil, fmt.Errorf("listing CipherscaleGroupMemberships by group: %w", err)
 	}
 	owner := authoritativeOwner(list.Items, r.Trust)
@@ -373,7 +395,7 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 	// An Authoritative membership its namespace may not have declared nothing: it releases nothing.
 	refused := obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace)
 	if obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil && !refused {
-		w := world{kube: r.Kube, trust: r.Trust}
+		w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey}
 		groupID := plan.NormalizeID(obj.Spec.GroupID)
 		members, err := w.resolveMembers(ctx, obj)
 		if err != nil {
@@ -477,8 +499,8 @@ func (r *MembershipReconciler) event(obj *iamv1alpha1.CipherscaleGroupMembership
 // CipherscaleUsers its members name (a user created in the tenant, or changing its groups,
 // changes what the membership must do) and the other memberships of the same group.
 func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Kube == nil || r.Tenant == nil || r.Recorder == nil || r.Clock == nil {
-		return errors.New("MembershipReconciler needs Kube, Tenant, Recorder and Clock")
+	if r.Kube == nil || r.Resolver == nil || r.Recorder == nil || r.Clock == nil {
+		return errors.New("MembershipReconciler needs Kube, Resolver, Recorder and Clock")
 	}
 	if r.ResyncInterval <= 0 {
 		return errors.New("MembershipReconciler needs a positive ResyncInterval")
@@ -495,6 +517,7 @@ func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(r.sameGroup),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: rateLimiter(r.ResyncInterval)})
+	b = watchTenants(b, mgr, r.Resolver, func() client.ObjectList { return &iamv1alpha1.CipherscaleGroupMembershipList{} })
 	if r.Wake != nil {
 		b = b.WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
 	}
@@ -533,7 +556,7 @@ func (r *MembershipReconciler) membershipsNaming(ctx context.Context, o client.O
 	keys := map[client.ObjectKey]bool{}
 	collect := func(field, value string) {
 		var list iamv1alpha1.CipherscaleGroupMembershipList
-		if err := r.Kube.List(ctx, &list, client.MatchingFields{field: value}); err != nil {
+		if err := r.Kube.List(ctx, &list, client.MatchingFields{field: scoped(tenantOf(u), value)}); err != nil {
 			return
 		}
 		for i := range list.Items {
@@ -557,7 +580,7 @@ func (r *MembershipReconciler) sameGroup(ctx context.Context, o client.Object) [
 		return nil
 	}
 	var list iamv1alpha1.CipherscaleGroupMembershipList
-	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(m.Spec.GroupID)}); err != nil {
+	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: scoped(tenantOf(m), plan.NormalizeID(m.Spec.GroupID))}); err != nil {
 		return nil
 	}
 	keys := map[client.ObjectKey]bool{}

@@ -52,6 +52,9 @@ func objectOfRemoval(key string) (types.NamespacedName, bool) {
 }
 
 func (r *UserReconciler) tenantName() string {
+	if !r.tenantKey.IsDefault() {
+		return r.tenantKey.String()
+	}
 	if r.TenantName == "" {
 		return DefaultTenantName
 	}
@@ -132,6 +135,9 @@ func (r *UserReconciler) deactivate(ctx context.Context, obj *iamv1alpha1.Cipher
 // removal it no longer needs (spec.active is not false, or the user is inactive already, for
 // example deactivated by hand), so that it stops waiting.
 func (r *UserReconciler) removalStatusStep(obj *iamv1alpha1.CipherscaleUser) {
+	if r.Tenant == nil {
+		return // a pass refused its tenant (InvalidTenant) made no removal
+	}
 	wanted := obj.Spec.Active != nil && !*obj.Spec.Active && obj.Status.State != iamv1alpha1.UserStateInactive
 	if obj.DeletionTimestamp.IsZero() && !wanted {
 		r.removalNotWanted(obj)

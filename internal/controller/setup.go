@@ -75,7 +75,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}
 	recorder := mgr.GetEventRecorder("cipherscale-operator")
 	if o.Tenants == nil {
-		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), Observer: APIMetrics{}})
+		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), ObserverFor: TenantMetrics})
 	}
 	if o.Tenant != nil {
 		o.Tenants.SetDefault(o.Tenant)
@@ -83,6 +83,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := setupTenants(ctx, mgr, o.Tenants, recorder, o); err != nil {
 		return err
 	}
+	resolver := &TenantResolver{Kube: mgr.GetClient(), Tenants: o.Tenants, NoClusterTenants: o.NamespacedTenantsOnly}
 	// The CipherscaleUser reconciler writes the pairs of the users it manages, and wakes the
 	// memberships that declared them.
 	wake := make(chan event.GenericEvent, 1024)
@@ -102,7 +103,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		}
 	}
 	if err := (&UserReconciler{
-		Kube: mgr.GetClient(), Tenant: o.Tenant, Recorder: recorder, Clock: o.Clock,
+		Kube: mgr.GetClient(), Resolver: resolver, Recorder: recorder, Clock: o.Clock,
 		MembershipEvents:        wake,
 		RemovalWake:             removalWake,
 		TenantName:              o.TenantName,
@@ -115,7 +116,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("setting up the CipherscaleUser controller: %w", err)
 	}
 	if err := (&MembershipReconciler{
-		Kube: mgr.GetClient(), Tenant: o.Tenant, Recorder: recorder, Clock: o.Clock,
+		Kube: mgr.GetClient(), Resolver: resolver, Recorder: recorder, Clock: o.Clock,
 		Wake:                    wake,
 		Trust:                   o.Trust,
 		ResyncInterval:          o.ResyncInterval,

@@ -118,8 +118,8 @@ func userCounts(s *simulator.Server) iamv1alpha1.TenantUsers {
 	return c
 }
 
-// pausedUser is a CipherscaleUser of a tenant that makes no call: the user reconciler does not
-// resolve tenants yet, and a paused object writes nothing to any tenant.
+// pausedUser is a CipherscaleUser of a tenant that makes no write: a paused object writes
+// nothing to any tenant.
 func pausedUser(ns, name, mail string, ref *iamv1alpha1.TenantReference) *iamv1alpha1.CipherscaleUser {
 	u := newUser(ns, name, mail, func(u *iamv1alpha1.CipherscaleUser) {
 		u.Annotations = map[string]string{iamv1alpha1.AnnotationPaused: "true"}

@@ -11,8 +11,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
@@ -193,5 +196,39 @@ func referrersOf(kube client.Reader, newList func() client.ObjectList) handler.M
 			return nil
 		})
 		return reqs
+	}
+}
+
+// watchTenants makes a controller of users or memberships (newList makes the list of its kind)
+// watch both tenant kinds through referrersOf: a tenant that becomes Ready, stops being Ready,
+// changes its spec, starts its deletion or goes brings back the objects that name it. The
+// cluster kind is left out when the resolver serves none.
+func watchTenants(b *builder.TypedBuilder[reconcile.Request], mgr ctrl.Manager, res *TenantResolver, newList func() client.ObjectList) *builder.TypedBuilder[reconcile.Request] {
+	h := handler.EnqueueRequestsFromMapFunc(referrersOf(mgr.GetClient(), newList))
+	p := builder.WithPredicates(tenantChanged())
+	b = b.Watches(&iamv1alpha1.CipherscaleTenant{}, h, p)
+	if !res.NoClusterTenants {
+		b = b.Watches(&iamv1alpha1.ClusterCipherscaleTenant{}, h, p)
+	}
+	return b
+}
+
+// tenantChanged passes the tenant events that change what its objects may do: creation and
+// deletion, a spec change, deletion starting, and Ready changing (a status change).
+func tenantChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return true },
+		DeleteFunc: func(event.DeleteEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(tenantObject)
+			n, ok2 := e.ObjectNew.(tenantObject)
+			if !ok1 || !ok2 {
+				return false
+			}
+			return o.GetGeneration() != n.GetGeneration() ||
+				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero() ||
+				isReady(o.GetTenantStatus().Conditions) != isReady(n.GetTenantStatus().Conditions)
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
 }

@@ -264,7 +264,7 @@ func excludedAddress(patterns []string, email string) bool {
 func declaredNow(kube client.Reader, key tenant.Key) func(ctx context.Context, email string) (bool, error) {
 	return func(ctx context.Context, email string) (bool, error) {
 		users := &iamv1alpha1.CipherscaleUserList{}
-		if err := kube.List(ctx, users, client.MatchingFields{indexUserEmail: cipherscale.NormalizeEmail(email)}); err != nil {
+		if err := kube.List(ctx, users, client.MatchingFields{indexUserEmail: scoped(key, cipherscale.NormalizeEmail(email))}); err != nil {
 			return false, fmt.Errorf("listing the CipherscaleUsers of an address: %w", err)
 		}
 		for i := range users.Items {
@@ -273,7 +273,7 @@ func declaredNow(kube client.Reader, key tenant.Key) func(ctx context.Context, e
 			}
 		}
 		ms := &iamv1alpha1.CipherscaleGroupMembershipList{}
-		if err := kube.List(ctx, ms, client.MatchingFields{indexMembershipMember: memberKeyEmail(email)}); err != nil {
+		if err := kube.List(ctx, ms, client.MatchingFields{indexMembershipMember: scoped(key, memberKeyEmail(email))}); err != nil {
 			return false, fmt.Errorf("listing the memberships of an address: %w", err)
 		}
 		for i := range ms.Items {

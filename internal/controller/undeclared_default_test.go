@@ -48,7 +48,8 @@ func TestDefaultUndeclared(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := tenant.NewRegistry(tenant.RegistryOptions{RemovalBudget: 2, Now: clk.Now})
-	reg.SetDefault(tenant.New(api, tenant.Options{MaxAge: time.Minute, Now: clk.Now}))
+	// As main.go wires it: the default tenant carries its budget, which the registry shares.
+	reg.SetDefault(tenant.New(api, tenant.Options{MaxAge: time.Minute, Now: clk.Now, RemovalBudget: tenant.NewRemovalBudget(2, clk.Now)}))
 
 	scheme := runtime.NewScheme()
 	if err := iamv1alpha1.AddToScheme(scheme); err != nil {
@@ -66,13 +67,13 @@ func TestDefaultUndeclared(t *testing.T) {
 		WithIndex(&iamv1alpha1.CipherscaleUser{}, indexTenant, byTenant).
 		WithIndex(&iamv1alpha1.CipherscaleGroupMembership{}, indexTenant, byTenant).
 		WithIndex(&iamv1alpha1.CipherscaleUser{}, indexUserEmail, func(o client.Object) []string {
-			return []string{cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email)}
+			return []string{scoped(tenantOf(o), cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email))}
 		}).
 		WithIndex(&iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipMember, func(o client.Object) []string {
 			var keys []string
 			for _, m := range o.(*iamv1alpha1.CipherscaleGroupMembership).Spec.Members {
 				if m.Email != "" {
-					keys = append(keys, memberKeyEmail(m.Email))
+					keys = append(keys, scoped(tenantOf(o), memberKeyEmail(m.Email)))
 				}
 			}
 			return keys

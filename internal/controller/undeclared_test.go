@@ -135,6 +135,8 @@ var _ = Describe("Undeclared users of a tenant object", func() {
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("staff-%d", j)},
 				Spec: iamv1alpha1.CipherscaleGroupMembershipSpec{
 					GroupID: group.ID, Policy: iamv1alpha1.MembershipPolicyAdditive, Members: members, TenantRef: ref,
+					// Orphan: the cleanup deletes them after the tenant's simulator has stopped.
+					DeletionPolicy: iamv1alpha1.MembershipDeletionPolicyOrphan,
 				},
 			}
 			Expect(k8s.Create(ctx, m)).To(Succeed())

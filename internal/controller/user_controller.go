@@ -65,18 +65,23 @@ type UserReconciler struct {
 	// 0: no cap.
 	MaxInvitationsPerDay int
 
-	sent sendLog
+	// sent is shared by the copies of the reconciler made for each pass.
+	sent *sendLog
+	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
+	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
+	Resolver  *TenantResolver
+	tenantKey tenant.Key
 }
 
-// Reconcile reads top to bottom: fetch, deletion, finalizer, conflicts, observe (the user
-// recorded by id, else by email), plan, act, status (written once, deferred, only when it
+// Reconcile reads top to bottom: fetch, the tenant, deletion, finalizer, conflicts, observe (the
+// user recorded by id, else by email), plan, act, status (written once, deferred, only when it
 // changed).
 func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	logger := log.FromContext(ctx)
 	obj := &iamv1alpha1.CipherscaleUser{}
 	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			userStates.set(req.NamespacedName, "")
+			userStates.set(req.NamespacedName, "", "")
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -88,6 +93,25 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		}
 	}()
 
+	// The tenant comes first: a finalizer needs it too.
+	t, key, refusal, err := r.Resolver.Resolve(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	pass := *r
+	pass.Tenant, pass.tenantKey = t, key
+	r = &pass
+	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
+	// (classify), so that one tenant's throttling never holds the workers other tenants need.
+	ctx = cipherscale.WithoutPauseWait(ctx)
+	if refusal != "" {
+		if !obj.DeletionTimestamp.IsZero() && recordedID(obj) == "" && !createPending(obj) {
+			// It never created or adopted anyone: nothing to carry out.
+			return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+		}
+		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal, jitter(r.ResyncInterval)), nil
+	}
+
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}
@@ -97,7 +121,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	gen := obj.Generation
 	conds := &obj.Status.Conditions
 
-	w := world{kube: r.Kube, trust: r.Trust}
+	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey}
 	owner, err := w.emailOwner(ctx, obj.Spec.Email)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -401,11 +425,11 @@ func timePtr(t time.Time) *metav1.Time {
 // observe updates the metrics that follow an object's status.
 func (r *UserReconciler) observe(key types.NamespacedName, obj *iamv1alpha1.CipherscaleUser, before *iamv1alpha1.CipherscaleUserStatus) {
 	if !obj.DeletionTimestamp.IsZero() {
-		userStates.set(key, "")
+		userStates.set(key, "", "")
 		return
 	}
 	r.removalStatusStep(obj)
-	userStates.set(key, string(obj.Status.State))
+	userStates.set(key, r.tenantKey.String(), string(obj.Status.State))
 	if isReady(obj.Status.Conditions) && before.LastSyncTime == nil {
 		timeToReady.WithLabelValues("CipherscaleUser").Observe(r.Clock.Since(obj.CreationTimestamp.Time).Seconds())
 	}
@@ -517,7 +541,7 @@ func (r *UserReconciler) notifyMemberships(ctx context.Context, obj *iamv1alpha1
 	if r.MembershipEvents == nil || (len(p.AddGroups) == 0 && len(p.RemoveGroups) == 0) {
 		return
 	}
-	naming, err := world{kube: r.Kube}.membershipsNaming(ctx, obj)
+	naming, err := world{kube: r.Kube, tenant: r.tenantKey}.membershipsNaming(ctx, obj)
 	if err != nil {
 		return // they see the change at their next resync
 	}
@@ -596,7 +620,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 			"Paused: deletion waits until the cipherscale.com/paused annotation is removed (or set deletionPolicy Orphan)")
 		return ctrl.Result{}, nil
 	}
-	owner, err := world{kube: r.Kube}.emailOwner(ctx, obj.Spec.Email)
+	owner, err := world{kube: r.Kube, tenant: r.tenantKey}.emailOwner(ctx, obj.Spec.Email)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -754,12 +778,13 @@ func jitter(d time.Duration) time.Duration {
 // deletion changes), the other CipherscaleUsers with the same email (one leaving hands the email
 // to the next), and the memberships that name a user (they change which groups it may keep).
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Kube == nil || r.Tenant == nil || r.Recorder == nil || r.Clock == nil {
-		return errors.New("UserReconciler needs Kube, Tenant, Recorder and Clock")
+	if r.Kube == nil || r.Resolver == nil || r.Recorder == nil || r.Clock == nil {
+		return errors.New("UserReconciler needs Kube, Resolver, Recorder and Clock")
 	}
 	if r.ResyncInterval <= 0 {
 		return errors.New("UserReconciler needs a positive ResyncInterval")
 	}
+	r.sent = &sendLog{}
 	if r.DefaultDeletionPolicy == "" {
 		r.DefaultDeletionPolicy = iamv1alpha1.DeletionPolicyDelete
 	}
@@ -782,6 +807,7 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(r.membersOf),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: rateLimiter(r.ResyncInterval)})
+	b = watchTenants(b, mgr, r.Resolver, func() client.ObjectList { return &iamv1alpha1.CipherscaleUserList{} })
 	if r.RemovalWake != nil {
 		b = b.WatchesRawSource(source.Channel(r.RemovalWake, &handler.EnqueueRequestForObject{}))
 	}
@@ -795,7 +821,7 @@ func (r *UserReconciler) sameEmail(ctx context.Context, o client.Object) []recon
 		return nil
 	}
 	var list iamv1alpha1.CipherscaleUserList
-	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: cipherscale.NormalizeEmail(u.Spec.Email)}); err != nil {
+	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: scoped(tenantOf(u), cipherscale.NormalizeEmail(u.Spec.Email))}); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request
@@ -827,7 +853,7 @@ func (r *UserReconciler) membersOf(ctx context.Context, o client.Object) []recon
 			continue
 		}
 		var list iamv1alpha1.CipherscaleUserList
-		if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: cipherscale.NormalizeEmail(mem.Email)}); err != nil {
+		if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: scoped(tenantOf(m), cipherscale.NormalizeEmail(mem.Email))}); err != nil {
 			continue
 		}
 		for i := range list.Items {

@@ -11,14 +11,18 @@ import (
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
 // world reads, from the manager's cache, what the membership rule needs: who declares which
-// (user, group) pair and which scopes are authoritative. It only reads.
+// (user, group) pair and which scopes are authoritative, within one tenant. It only reads.
 type world struct {
 	kube client.Reader
 	// trust says which namespaces may have Authoritative memberships: the others' own no scope.
 	trust plan.TrustPolicy
+	// tenant is the tenant whose objects count: the same email or group in another tenant is
+	// another person or group.
+	tenant tenant.Key
 }
 
 func userSource(u *iamv1alpha1.CipherscaleUser) plan.Source {
@@ -33,11 +37,11 @@ func claimOf(o client.Object) plan.Claim {
 	return plan.Claim{Created: o.GetCreationTimestamp().UnixNano(), Key: o.GetNamespace() + "/" + o.GetName()}
 }
 
-// emailOwner returns the CipherscaleUser that owns an email: the oldest of those that name it,
-// in any namespace. nil when none does.
+// emailOwner returns the CipherscaleUser that owns an email in the world's tenant: the oldest
+// of those of that tenant that name it, in any namespace. nil when none does.
 func (w world) emailOwner(ctx context.Context, email string) (*iamv1alpha1.CipherscaleUser, error) {
 	var list iamv1alpha1.CipherscaleUserList
-	if err := w.kube.List(ctx, &list, client.MatchingFields{indexUserEmail: cipherscale.NormalizeEmail(email)}); err != nil {
+	if err := w.kube.List(ctx, &list, client.MatchingFields{indexUserEmail: scoped(w.tenant, cipherscale.NormalizeEmail(email))}); err != nil {
 		return nil, fmt.Errorf("listing CipherscaleUsers by email: %w", err)
 	}
 	claims := make([]plan.Claim, len(list.Items))
@@ -55,7 +59,7 @@ func (w world) emailOwner(ctx context.Context, email string) (*iamv1alpha1.Ciphe
 // scope. authoritative is that owner, nil when the group has none.
 func (w world) groupMemberships(ctx context.Context, groupID string) (counting []iamv1alpha1.CipherscaleGroupMembership, authoritative *iamv1alpha1.CipherscaleGroupMembership, err error) {
 	var list iamv1alpha1.CipherscaleGroupMembershipList
-	if err := w.kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: plan.NormalizeID(groupID)}); err != nil {
+	if err := w.kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: scoped(w.tenant, plan.NormalizeID(groupID))}); err != nil {
 		return nil, nil, fmt.Errorf("listing CipherscaleGroupMemberships by group: %w", err)
 	}
 	owner := authoritativeOwner(list.Items, w.trust)
@@ -101,7 +105,9 @@ type resolvedMember struct {
 	user *iamv1alpha1.CipherscaleUser
 }
 
-// resolveMembers resolves each member's email: userRefs through the CipherscaleUser they name.
+// resolveMembers resolves each member's email: userRefs through the CipherscaleUser they name,
+// which counts only when it is of the membership's tenant (another tenant's user is another
+// person, and the member waits as for a user that does not exist).
 func (w world) resolveMembers(ctx context.Context, m *iamv1alpha1.CipherscaleGroupMembership) ([]resolvedMember, error) {
 	out := make([]resolvedMember, 0, len(m.Spec.Members))
 	for _, mem := range m.Spec.Members {
@@ -117,6 +123,7 @@ func (w world) resolveMembers(ctx context.Context, m *iamv1alpha1.CipherscaleGro
 		case apierrors.IsNotFound(err):
 		case err != nil:
 			return nil, fmt.Errorf("reading CipherscaleUser %s: %w", mem.UserRef.Name, err)
+		case tenantOf(&u) != tenantOf(m):
 		default:
 			r.user = &u
 			r.email = cipherscale.NormalizeEmail(u.Spec.Email)
@@ -206,7 +213,7 @@ func (w world) membershipsNaming(ctx context.Context, u *iamv1alpha1.Cipherscale
 	var out []iamv1alpha1.CipherscaleGroupMembership
 	for _, key := range []string{memberKeyRef(u.Namespace, u.Name), memberKeyEmail(u.Spec.Email)} {
 		var list iamv1alpha1.CipherscaleGroupMembershipList
-		if err := w.kube.List(ctx, &list, client.MatchingFields{indexMembershipMember: key}); err != nil {
+		if err := w.kube.List(ctx, &list, client.MatchingFields{indexMembershipMember: scoped(w.tenant, key)}); err != nil {
 			return nil, fmt.Errorf("listing CipherscaleGroupMemberships by member: %w", err)
 		}
 		for i := range list.Items {

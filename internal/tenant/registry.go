@@ -96,6 +96,9 @@ type RegistryOptions struct {
 	AllowInsecureHTTP bool
 	// Observer receives every tenant client's metrics; optional.
 	Observer cipherscale.Observer
+	// ObserverFor, when set, gives each tenant its own observer (the metrics' tenant label);
+	// it replaces Observer.
+	ObserverFor func(Key) cipherscale.Observer
 	// UserAgent of every request; the client's default when empty.
 	UserAgent string
 	// HTTPClient sends the requests; the client's default when nil.
@@ -229,7 +232,7 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 		MaxRetries:        r.opts.MaxRetries,
 		RetryBudget:       r.opts.RetryBudget,
 		UserAgent:         r.opts.UserAgent,
-		Observer:          expireOn401{next: r.opts.Observer, key: key},
+		Observer:          expireOn401{next: r.observer(k), key: key},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring the client of tenant %s: %w", k, err)
@@ -244,6 +247,14 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 	}
 	r.entries[k] = &entry{tenant: t, config: cfg, key: key}
 	return t, nil
+}
+
+// observer returns the metrics observer of the tenant with this key.
+func (r *Registry) observer(k Key) cipherscale.Observer {
+	if r.opts.ObserverFor != nil {
+		return r.opts.ObserverFor(k)
+	}
+	return r.opts.Observer
 }
 
 // ReloadKey reads the tenant's Secret now, so that a rotated key is used from the next call

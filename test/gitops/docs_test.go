@@ -66,7 +66,7 @@ func renderChart(values map[string]any) {
 }
 
 var _ = Describe("docs/gitops", func() {
-	It("argocd-cm.yaml installs argocd-health.lua, unchanged, for both kinds", func() {
+	It("argocd-cm.yaml installs argocd-health.lua, unchanged, for the four kinds", func() {
 		objs := docObjects("argocd-cm.yaml")
 		Expect(objs).To(HaveLen(1))
 		cm := objs[0]
@@ -75,8 +75,8 @@ var _ = Describe("docs/gitops", func() {
 		data, _, err := unstructured.NestedStringMap(cm.Object, "data")
 		Expect(err).NotTo(HaveOccurred())
 		script := readScript()
-		Expect(data).To(HaveLen(2))
-		for _, kind := range []string{"CipherscaleUser", "CipherscaleGroupMembership"} {
+		Expect(data).To(HaveLen(4))
+		for _, kind := range []string{"CipherscaleUser", "CipherscaleGroupMembership", "CipherscaleTenant", "ClusterCipherscaleTenant"} {
 			key := "resource.customizations.health.iam.cipherscale.com_" + kind
 			Expect(data).To(HaveKey(key))
 			Expect(strings.TrimSpace(data[key])).To(Equal(strings.TrimSpace(script)), "the script of %s", kind)

@@ -165,6 +165,10 @@ func conditions(obj client.Object) []metav1.Condition {
 		return o.Status.Conditions
 	case *iamv1alpha1.CipherscaleGroupMembership:
 		return o.Status.Conditions
+	case *iamv1alpha1.CipherscaleTenant:
+		return o.Status.Conditions
+	case *iamv1alpha1.ClusterCipherscaleTenant:
+		return o.Status.Conditions
 	}
 	Fail(fmt.Sprintf("unexpected type %T", obj))
 	return nil

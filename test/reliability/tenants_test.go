@@ -1,0 +1,121 @@
+package reliability
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
+)
+
+// Tenant isolation: tenant A is the default tenant (the flags), tenant B a CipherscaleTenant
+// with its own simulator. A 429 storm on B must not slow A.
+var _ = Describe("two tenants, one throttled", func() {
+	It("keeps the other tenant's pace, then converges the throttled one", func() {
+		const (
+			test  = "tenants"
+			n     = 100
+			storm = 20 * time.Second
+		)
+		simA, simB := startSim(), startSim()
+		// Each condition is measured twice and the better time kept: on a shared machine one
+		// batch of a second or two is at the mercy of the other processes.
+		warm, nsB := newNamespace("tenant-a0"), newNamespace("tenant-b")
+		aloneNS := []string{newNamespace("tenant-a1"), newNamespace("tenant-a1")}
+		withNS := []string{newNamespace("tenant-a2"), newNamespace("tenant-a2")}
+		startManager(managerConfig{name: "manager", apiURL: simA.URL, namespaces: append(append([]string{warm, nsB}, aloneNS...), withNS...)})
+
+		By("tenant B: a CipherscaleTenant of its namespace, its key in a Secret there")
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "tenant-b"},
+			StringData: map[string]string{"api-key": apiKey}})).To(Succeed())
+		tb := &iamv1alpha1.CipherscaleTenant{
+			ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "b"},
+			Spec: iamv1alpha1.CipherscaleTenantSpec{
+				APIKeySecretRef: iamv1alpha1.SecretKeyReference{Name: "tenant-b"},
+				TenantSettings:  iamv1alpha1.TenantSettings{URL: simB.URL},
+			},
+		}
+		Expect(k8s.Create(ctx, tb)).To(Succeed())
+		Eventually(func() bool {
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(tb), tb)
+			return meta.IsStatusConditionTrue(tb.Status.Conditions, iamv1alpha1.ConditionReady)
+		}, 30*time.Second, 100*time.Millisecond).Should(BeTrue())
+
+		By("warming up tenant A")
+		createAll(userObjects(makeUsers(warm, "warm", 10, nil, nil, false)))
+		waitAllReady(time.Minute, 10, warm)
+
+		// batch creates n users of tenant A in ns and returns how long until all were Ready.
+		var declaredA []userSpec
+		batch := func(ns, prefix, what string) time.Duration {
+			specs := makeUsers(ns, prefix, n, nil, nil, false)
+			declaredA = append(declaredA, specs...)
+			start := time.Now()
+			createAll(userObjects(specs))
+			d := waitAllReady(time.Minute, n, ns).Sub(start)
+			figure(test, fmt.Sprintf("%d users of tenant A Ready, %s", n, what), d.Round(time.Millisecond).String())
+			return d
+		}
+
+		By("tenant A alone, twice")
+		aloneTime := min(batch(aloneNS[0], "alone", "A alone"), batch(aloneNS[1], "alone", "A alone, again"))
+
+		By("tenant B answering 429 to everything, and declaring its users")
+		simB.SetFaults([]simulator.FaultRule{{Status: http.StatusTooManyRequests, RetryAfterSeconds: 1}})
+		stormStart := time.Now()
+		bUsers := makeUsers(nsB, "b", n, nil, nil, false)
+		bObjs := userObjects(bUsers)
+		for _, o := range bObjs {
+			o.(*iamv1alpha1.CipherscaleUser).Spec.TenantRef = &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindCipherscaleTenant, Name: "b"}
+		}
+		createAll(bObjs)
+		By("every object of B reporting the throttling before A's objects come")
+		Eventually(func(g Gomega) {
+			var list iamv1alpha1.CipherscaleUserList
+			g.Expect(k8s.List(ctx, &list, client.InNamespace(nsB))).To(Succeed())
+			throttledNow := 0
+			for _, u := range list.Items {
+				if c := meta.FindStatusCondition(u.Status.Conditions, iamv1alpha1.ConditionReady); c != nil && c.Reason == iamv1alpha1.ReasonAPIUnavailable {
+					throttledNow++
+				}
+			}
+			g.Expect(throttledNow).To(Equal(n))
+		}, storm/2, 100*time.Millisecond).Should(Succeed())
+		By("tenant A while B is throttled, twice")
+		withTime := min(batch(withNS[0], "with", "B throttled"), batch(withNS[1], "with", "B throttled, again"))
+		ratio := float64(withTime) / float64(aloneTime)
+		figure(test, "A with B throttled / A alone (the better of two each)", fmt.Sprintf("%.2f", ratio))
+		Expect(ratio).To(BeNumerically("<=", 1.2), "a 429 storm of tenant B slowed tenant A")
+		Expect(readyIn(nsB).Ready).To(BeZero(), "B is still throttled: nothing of B can be Ready")
+		throttled := 0
+		for _, r := range simB.Stats().Requests {
+			if r.Status == http.StatusTooManyRequests {
+				throttled += r.Count
+			}
+		}
+		figure(test, "429 answers of tenant B so far", fmt.Sprint(throttled))
+
+		By("tenant B recovering after the storm")
+		Eventually(func() time.Duration { return time.Since(stormStart) }, storm+time.Second, 100*time.Millisecond).
+			Should(BeNumerically(">=", storm))
+		simB.ClearFaults()
+		recovered := time.Now()
+		waitAllReady(90*time.Second, n, nsB)
+		figure(test, fmt.Sprintf("%d users of tenant B Ready after the storm", n), time.Since(recovered).Round(time.Millisecond).String())
+		expectTenant(simB, bUsers, nil)
+		countsA, _ := simA.usersByEmail()
+		for _, u := range bUsers {
+			Expect(countsA[cipherscale.NormalizeEmail(u.Email)]).To(BeZero(), "%s reached tenant A", u.Name)
+		}
+		expectTenant(simA, declaredA, nil)
+	})
+})
