@@ -27,11 +27,14 @@ var _ = Describe("two tenants, one throttled", func() {
 			storm = 20 * time.Second
 		)
 		simA, simB := startSim(), startSim()
-		// Each condition is measured twice and the better time kept: on a shared machine one
-		// batch of a second or two is at the mercy of the other processes.
+		// Tenant A answers in 20 ms, as a real API does, so that its pace is set by the API more
+		// than by the machine's scheduling. Each condition is measured three times and the best
+		// time kept: on a shared machine (CI runs other suites beside this one) one batch of a
+		// second or two is at the mercy of the other processes.
+		simA.SetFaults([]simulator.FaultRule{{LatencyMs: 20}})
 		warm, nsB := newNamespace("tenant-a0"), newNamespace("tenant-b")
-		aloneNS := []string{newNamespace("tenant-a1"), newNamespace("tenant-a1")}
-		withNS := []string{newNamespace("tenant-a2"), newNamespace("tenant-a2")}
+		aloneNS := []string{newNamespace("tenant-a1"), newNamespace("tenant-a1"), newNamespace("tenant-a1")}
+		withNS := []string{newNamespace("tenant-a2"), newNamespace("tenant-a2"), newNamespace("tenant-a2")}
 		startManager(managerConfig{name: "manager", apiURL: simA.URL, namespaces: append(append([]string{warm, nsB}, aloneNS...), withNS...)})
 
 		By("tenant B: a CipherscaleTenant of its namespace, its key in a Secret there")
@@ -66,8 +69,9 @@ var _ = Describe("two tenants, one throttled", func() {
 			return d
 		}
 
-		By("tenant A alone, twice")
-		aloneTime := min(batch(aloneNS[0], "alone", "A alone"), batch(aloneNS[1], "alone", "A alone, again"))
+		By("tenant A alone, three times")
+		aloneTime := min(batch(aloneNS[0], "alone", "A alone"), batch(aloneNS[1], "alone", "A alone, again"),
+			batch(aloneNS[2], "alone", "A alone, a third time"))
 
 		By("tenant B answering 429 to everything, and declaring its users")
 		simB.SetFaults([]simulator.FaultRule{{Status: http.StatusTooManyRequests, RetryAfterSeconds: 1}})
@@ -90,10 +94,11 @@ var _ = Describe("two tenants, one throttled", func() {
 			}
 			g.Expect(throttledNow).To(Equal(n))
 		}, storm/2, 100*time.Millisecond).Should(Succeed())
-		By("tenant A while B is throttled, twice")
-		withTime := min(batch(withNS[0], "with", "B throttled"), batch(withNS[1], "with", "B throttled, again"))
+		By("tenant A while B is throttled, three times")
+		withTime := min(batch(withNS[0], "with", "B throttled"), batch(withNS[1], "with", "B throttled, again"),
+			batch(withNS[2], "with", "B throttled, a third time"))
 		ratio := float64(withTime) / float64(aloneTime)
-		figure(test, "A with B throttled / A alone (the better of two each)", fmt.Sprintf("%.2f", ratio))
+		figure(test, "A with B throttled / A alone (the best of three each)", fmt.Sprintf("%.2f", ratio))
 		Expect(ratio).To(BeNumerically("<=", 1.2), "a 429 storm of tenant B slowed tenant A")
 		Expect(readyIn(nsB).Ready).To(BeZero(), "B is still throttled: nothing of B can be Ready")
 		throttled := 0
