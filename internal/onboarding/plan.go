@@ -263,9 +263,11 @@ func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
 	if len(summary) > 0 {
 		op.Outcome, op.Summary = Changes, strings.Join(summary, "; ")
 	}
-	if up.OwnerProtected {
+	if up.OwnerProtected && up.Withheld != "" {
+		// The owner is read-only to the operator: a spec that differs from the owner's state
+		// stalls (as the controller does), one that matches is unchanged.
 		op.Outcome = Blocked
-		op.Summary = strings.TrimPrefix(op.Summary+"; ", "; ") + iamv1alpha1.ReasonOwnerProtected + ": the tenant owner cannot be deactivated"
+		op.Summary = iamv1alpha1.ReasonOwnerProtected + ": the tenant owner is read-only to the operator, and the spec differs from the owner's state (" + up.Withheld + ")"
 	}
 	if op.Outcome == Unchanged {
 		op.Summary = "no change"

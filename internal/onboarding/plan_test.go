@@ -87,7 +87,7 @@ func TestPlanSaysWhatTheOperatorWouldDo(t *testing.T) {
 		{"the owner set inactive", func(objs []Object) []Object {
 			find(objs, "owner-").Spec.Active = ptr(false)
 			return objs
-		}, []string{"! CipherscaleUser ns/" + UserName("owner@example.com") + " (owner@example.com): OwnerProtected: the tenant owner cannot be deactivated"}, true},
+		}, []string{"! CipherscaleUser ns/" + UserName("owner@example.com") + " (owner@example.com): OwnerProtected: the tenant owner is read-only to the operator, and the spec differs from the owner's state (deactivate)"}, true},
 		{"a file removed is not a deletion", func(objs []Object) []Object {
 			return objs[1:] // Jane's object
 		}, []string{"  1 tenant users are declared by no object and are left alone: jane.smith@example.com"}, false},
