@@ -134,6 +134,9 @@ var _ = BeforeSuite(func() {
 		"--set", "apiKey.existingSecret="+secretName,
 		"--set", "apiUrl="+sim.URL,
 		"--set", "replicas=2",
+		// config/samples adopt a user added by hand and grant Admin (see their kustomization).
+		"--set", "trust.adoptionNamespaces={default}",
+		"--set", "trust.privilegedNamespaces={default}",
 	)
 	for _, o := range rendered {
 		if o.GetKind() == "Deployment" {
