@@ -194,9 +194,7 @@ type NamespaceLabels func(namespace string) map[string]string
 func TenantTrust(kind iamv1alpha1.TenantKind, tenantNamespace string, adoption *iamv1alpha1.AdoptionSpec, privileged *iamv1alpha1.PrivilegedSpec, labelsOf NamespaceLabels) TrustPolicy {
 	var p TrustPolicy
 	if privileged != nil && len(privileged.Roles) > 0 {
-		for _, r := range privileged.Roles {
-			p.PrivilegedRoles = append(p.PrivilegedRoles, string(r))
-		}
+		p.PrivilegedRoles = append([]string(nil), privileged.Roles...)
 	}
 	switch kind {
 	case iamv1alpha1.KindClusterCipherscaleTenant:
