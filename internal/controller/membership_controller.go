@@ -46,7 +46,9 @@ type MembershipReconciler struct {
 	// Wake, when set, receives memberships to reconcile now: the CipherscaleUser reconciler
 	// sends those whose pairs it wrote.
 	Wake <-chan event.GenericEvent
-	// Trust says which namespaces may have Authoritative memberships.
+	// Trust says which namespaces may have Authoritative memberships and adopt users, in the
+	// default tenant. Reconcile sets, on the copy made for the pass, the policy of the object's
+	// tenant (TenantResolver.Trust).
 	Trust plan.TrustPolicy
 	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
 	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
@@ -74,6 +76,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	pass := *r
 	pass.Tenant, pass.tenantKey = t, key
+	pass.Trust = r.Resolver.Trust(ctx, key, r.Trust)
 	r = &pass
 	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
 	// (classify), so that one tenant's throttling never holds the workers other tenants need.
@@ -96,7 +99,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey}
 
 	if obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace) {
-		return r.stall(obj, iamv1alpha1.ReasonNotAllowed, authoritativeRefusedMessage(obj.Namespace)), nil
+		return r.stall(obj, iamv1alpha1.ReasonNotAllowed, authoritativeRefusedMessage(r.tenantKey, obj.Namespace)), nil
 	}
 	winner, err := r.conflictWinner(ctx, obj)
 	if err != nil {
@@ -134,7 +137,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	if len(emails) > 0 && !r.Trust.MayAdopt(obj.Namespace) {
 		// Those members are people the operator did not create for this namespace.
-		return r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, emailMembersRefusedMessage(obj.Namespace, len(emails))), nil
+		return r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, emailMembersRefusedMessage(r.tenantKey, obj.Namespace, len(emails))), nil
 	}
 	live, err := r.Tenant.LookupMany(ctx, emails)
 	if err != nil {

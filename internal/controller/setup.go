@@ -43,8 +43,9 @@ type Options struct {
 	// how often it is read (DefaultAllowRemovalsPoll when zero).
 	AllowRemovalsConfigMap types.NamespacedName
 	AllowRemovalsPoll      time.Duration
-	// Trust is what the tenant allows each namespace: adoption, privileged roles, Authoritative
-	// memberships. The zero value allows none of them.
+	// Trust is what the default tenant allows each namespace: adoption, privileged roles,
+	// Authoritative memberships. The zero value allows none of them. A tenant object's objects
+	// get the policy of its spec instead (TenantResolver.Trust).
 	Trust plan.TrustPolicy
 	// MaxInvitationsPerDay caps the invitations sent to one user in 24 hours; 0: no cap.
 	MaxInvitationsPerDay int

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -145,6 +146,37 @@ func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *ten
 		return nil, key, fmt.Sprintf("%s %q is not ready yet: see its status", key.Kind, key.Name), nil
 	}
 	return t, key, "", nil
+}
+
+// Trust returns the trust policy of the tenant of key: flags (the manager's) for the default
+// tenant; for a tenant object, what its spec allows (plan.TenantTrust), the namespaces' labels
+// read from the cache when a rule is asked. A tenant object that cannot be read allows nothing.
+// The policy is for one pass: it reads with ctx.
+func (r *TenantResolver) Trust(ctx context.Context, key tenant.Key, flags plan.TrustPolicy) plan.TrustPolicy {
+	if key.IsDefault() {
+		return flags
+	}
+	labelsOf := func(namespace string) map[string]string {
+		ns := &corev1.Namespace{}
+		if err := r.Kube.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+			return nil
+		}
+		return ns.Labels
+	}
+	switch key.Kind {
+	case tenant.KindNamespaced:
+		t := &iamv1alpha1.CipherscaleTenant{}
+		if err := r.Kube.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, t); err != nil {
+			return plan.TrustPolicy{}
+		}
+		return plan.TenantTrust(iamv1alpha1.KindCipherscaleTenant, t.Namespace, nil, t.Spec.Privileged, labelsOf)
+	default:
+		t := &iamv1alpha1.ClusterCipherscaleTenant{}
+		if err := r.Kube.Get(ctx, client.ObjectKey{Name: key.Name}, t); err != nil {
+			return plan.TrustPolicy{}
+		}
+		return plan.TenantTrust(iamv1alpha1.KindClusterCipherscaleTenant, "", t.Spec.Adoption, t.Spec.Privileged, labelsOf)
+	}
 }
 
 // selects reports whether selector selects the namespace; msg says why not.

@@ -10,17 +10,47 @@ import (
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
 // The trust rules: a namespace is not the tenant. Whoever may write a CipherscaleUser or a
 // membership in some namespace may manage the users the operator creates for those objects,
-// and nothing more, unless the tenant's TrustPolicy allows that namespace to adopt users or to
-// manage privileged roles and Authoritative memberships. A refusal writes nothing.
+// and nothing more, unless the TrustPolicy of the object's tenant (the manager's flags for the
+// default tenant, the tenant object's spec otherwise: TenantResolver.Trust) allows that
+// namespace to adopt users or to manage privileged roles and Authoritative memberships. A
+// refusal writes nothing.
 
 // adoptionRefusedMessage says why a user the operator did not create for the object is left
 // alone.
-func adoptionRefusedMessage(ns string) string {
-	return fmt.Sprintf("The tenant already has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users (allowed by the manager's --adoption-namespaces); nothing was written", ns)
+func adoptionRefusedMessage(key tenant.Key, ns string) string {
+	return fmt.Sprintf("The tenant already has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users (allowed by %s); nothing was written", ns, adoptionSource(key))
+}
+
+// adoptionSource names what allows a namespace to adopt in the tenant of key.
+func adoptionSource(key tenant.Key) string {
+	switch key.Kind {
+	case tenant.KindCluster:
+		return fmt.Sprintf("the spec.adoption.namespaceSelector of ClusterCipherscaleTenant %q", key.Name)
+	case tenant.KindNamespaced:
+		return fmt.Sprintf("CipherscaleTenant %q, to its own namespace", key.Name)
+	}
+	return "the manager's --adoption-namespaces"
+}
+
+// privilegedSource names what allows a namespace privileged roles and Authoritative memberships
+// in the tenant of key; roles adds what the privileged roles are.
+func privilegedSource(key tenant.Key, roles bool) string {
+	if key.IsDefault() {
+		if roles {
+			return "the manager's --privileged-namespaces; privileged roles are --privileged-roles, by default those of type OWNER or ADMIN and those whose type the operator cannot see"
+		}
+		return "the manager's --privileged-namespaces"
+	}
+	src := fmt.Sprintf("the spec.privileged.namespaceSelector of %s %q", key.Kind, key.Name)
+	if roles {
+		src += "; privileged roles are its spec.privileged.roles, by default those of type OWNER or ADMIN and those whose type the operator cannot see"
+	}
+	return src
 }
 
 // mayManage reports whether the object may manage the tenant user u, found through its recorded
@@ -40,7 +70,7 @@ func (r *UserReconciler) mayManage(obj *iamv1alpha1.CipherscaleUser, statusID st
 
 // refuseAdoption stalls an object whose namespace may not adopt the user it found.
 func (r *UserReconciler) refuseAdoption(obj *iamv1alpha1.CipherscaleUser) ctrl.Result {
-	return r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, adoptionRefusedMessage(obj.Namespace), jitter(r.ResyncInterval))
+	return r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, adoptionRefusedMessage(r.tenantKey, obj.Namespace), jitter(r.ResyncInterval))
 }
 
 // refusedRoles checks spec.roles against the privileged roles: held is the user's current direct
@@ -57,13 +87,13 @@ func (r *UserReconciler) refusedRoles(ctx context.Context, obj *iamv1alpha1.Ciph
 	if len(refused) == 0 {
 		return "", nil
 	}
-	return fmt.Sprintf("spec.roles grants or removes the privileged roles %s, which namespace %s may not manage (allowed by the manager's --privileged-namespaces; privileged roles are --privileged-roles, by default those of type OWNER or ADMIN and those whose type the operator cannot see); nothing was written",
-		strings.Join(refused, ", "), obj.Namespace), nil
+	return fmt.Sprintf("spec.roles grants or removes the privileged roles %s, which namespace %s may not manage (allowed by %s); nothing was written",
+		strings.Join(refused, ", "), obj.Namespace, privilegedSource(r.tenantKey, true)), nil
 }
 
 // authoritativeRefusedMessage says why an Authoritative membership does nothing.
-func authoritativeRefusedMessage(ns string) string {
-	return fmt.Sprintf("An Authoritative membership removes members nothing declares, and namespace %s may not have Authoritative memberships (allowed by the manager's --privileged-namespaces); set policy Additive, or ask for the namespace to be allowed; nothing was written", ns)
+func authoritativeRefusedMessage(key tenant.Key, ns string) string {
+	return fmt.Sprintf("An Authoritative membership removes members nothing declares, and namespace %s may not have Authoritative memberships (allowed by %s); set policy Additive, or ask for the namespace to be allowed; nothing was written", ns, privilegedSource(key, false))
 }
 
 // maxSentTimes bounds status.invitation.sentTimes (the CRD's maxItems).
@@ -79,6 +109,6 @@ func (r *UserReconciler) keptSends() int {
 
 // emailMembersRefusedMessage says why a membership whose email members no CipherscaleUser
 // manages does nothing.
-func emailMembersRefusedMessage(ns string, n int) string {
-	return fmt.Sprintf("%d email members have no CipherscaleUser: they are tenant users the operator did not create for this namespace, and namespace %s may not adopt users (allowed by the manager's --adoption-namespaces); declare them with CipherscaleUsers, or ask for the namespace to be allowed; nothing was written", n, ns)
+func emailMembersRefusedMessage(key tenant.Key, ns string, n int) string {
+	return fmt.Sprintf("%d email members have no CipherscaleUser: they are tenant users the operator did not create for this namespace, and namespace %s may not adopt users (allowed by %s); declare them with CipherscaleUsers, or ask for the namespace to be allowed; nothing was written", n, ns, adoptionSource(key))
 }

@@ -58,8 +58,9 @@ type UserReconciler struct {
 	RemovalWake <-chan event.GenericEvent
 	// TenantName labels the tenant's metrics; DefaultTenantName when empty.
 	TenantName string
-	// Trust is what the tenant allows each namespace beyond managing the users the operator
-	// creates for it: adoption, privileged roles.
+	// Trust is what the default tenant allows each namespace beyond managing the users the
+	// operator creates for it: adoption, privileged roles. Reconcile sets, on the copy made for
+	// the pass, the policy of the object's tenant (TenantResolver.Trust).
 	Trust plan.TrustPolicy
 	// MaxInvitationsPerDay caps the invitations sent to one user in 24 hours, from any source;
 	// 0: no cap.
@@ -100,6 +101,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 	pass := *r
 	pass.Tenant, pass.tenantKey = t, key
+	pass.Trust = r.Resolver.Trust(ctx, key, r.Trust)
 	r = &pass
 	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
 	// (classify), so that one tenant's throttling never holds the workers other tenants need.

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 )
 
@@ -41,7 +45,7 @@ func ParseNamespaces(value string) (NamespaceRule, error) {
 // TrustPolicy is what a tenant allows the objects of a namespace to do beyond managing the users
 // they create: adopt users the operator did not create, and grant privileged roles or own a
 // group's members (Authoritative memberships). The zero value allows neither, from anywhere.
-// The default tenant fills it from the manager's flags.
+// The default tenant fills it from the manager's flags, a tenant object with TenantTrust.
 type TrustPolicy struct {
 	// Adoption: the namespaces whose objects may adopt tenant users the operator did not create.
 	Adoption NamespaceRule
@@ -169,4 +173,64 @@ func RecentSends(sent []time.Time, keep int, now time.Time) []time.Time {
 		out = out[len(out)-keep:]
 	}
 	return out
+}
+
+// NamespaceLabels returns the labels of a namespace; nil when it has none or is not known.
+type NamespaceLabels func(namespace string) map[string]string
+
+// TenantTrust is the trust policy of a tenant object: kind is KindClusterCipherscaleTenant or
+// KindCipherscaleTenant, tenantNamespace the namespace of a CipherscaleTenant, adoption and
+// privileged its spec (nil when omitted), labelsOf the labels of the namespaces.
+//
+//   - A ClusterCipherscaleTenant: the namespaces spec.adoption.namespaceSelector selects may
+//     adopt (omitted: none); those spec.privileged.namespaceSelector selects may grant privileged
+//     roles and be Authoritative (omitted: none).
+//   - A CipherscaleTenant: its own namespace may adopt (whoever holds its Secret holds the key
+//     anyway); it is privileged unless spec.privileged is given and its namespaceSelector does
+//     not select it. No other namespace may do either.
+//
+// In both, spec.privileged.roles lists the privileged roles (omitted or empty: the OWNER and
+// ADMIN roles and those whose type cannot be seen). A selector that is not valid selects nothing.
+func TenantTrust(kind iamv1alpha1.TenantKind, tenantNamespace string, adoption *iamv1alpha1.AdoptionSpec, privileged *iamv1alpha1.PrivilegedSpec, labelsOf NamespaceLabels) TrustPolicy {
+	var p TrustPolicy
+	if privileged != nil && len(privileged.Roles) > 0 {
+		p.PrivilegedRoles = append([]string(nil), privileged.Roles...)
+	}
+	switch kind {
+	case iamv1alpha1.KindClusterCipherscaleTenant:
+		if adoption != nil {
+			p.Adoption = selectorRule(adoption.NamespaceSelector, labelsOf)
+		}
+		if privileged != nil {
+			p.Privileged = selectorRule(privileged.NamespaceSelector, labelsOf)
+		}
+	case iamv1alpha1.KindCipherscaleTenant:
+		own := func(ns string) bool { return ns == tenantNamespace }
+		p.Adoption = own
+		p.Privileged = own
+		if privileged != nil {
+			sel := selectorRule(privileged.NamespaceSelector, labelsOf)
+			p.Privileged = func(ns string) bool { return own(ns) && sel.Allows(ns) }
+		}
+	}
+	return p
+}
+
+// selectorRule is the rule of a namespace selector: nil (none) when it is omitted or not valid;
+// {} selects every namespace.
+func selectorRule(selector *metav1.LabelSelector, labelsOf NamespaceLabels) NamespaceRule {
+	if selector == nil {
+		return nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil {
+		return nil
+	}
+	return func(ns string) bool {
+		var set map[string]string
+		if labelsOf != nil {
+			set = labelsOf(ns)
+		}
+		return sel.Matches(labels.Set(set))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -201,6 +202,82 @@ func TestPlanUserOwner(t *testing.T) {
 			}
 			if !p.Empty() {
 				t.Errorf("the plan writes to the owner: %s", p)
+			}
+		})
+	}
+}
+
+func TestTenantTrust(t *testing.T) {
+	nsLabels := map[string]map[string]string{
+		"team-a":   {"adopt": "yes", "admin": "yes"},
+		"team-b":   {"adopt": "yes"},
+		"team-c":   {"other": "x"},
+		"platform": {"admin": "yes"},
+	}
+	labelsOf := func(ns string) map[string]string { return nsLabels[ns] }
+	adoptSel := &metav1.LabelSelector{MatchLabels: map[string]string{"adopt": "yes"}}
+	adminSel := &metav1.LabelSelector{MatchLabels: map[string]string{"admin": "yes"}}
+	badSel := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "adopt", Operator: "Bogus"}}}
+	all := []string{"team-a", "team-b", "team-c", "platform", "unknown"}
+	tests := []struct {
+		name       string
+		kind       iamv1alpha1.TenantKind
+		tenantNS   string
+		adoption   *iamv1alpha1.AdoptionSpec
+		privileged *iamv1alpha1.PrivilegedSpec
+		adopt      []string // the namespaces that may adopt; every other of all may not
+		priv       []string // the namespaces that are privileged
+		roles      []string
+	}{
+		{name: "cluster, nothing given: no namespace may do either", kind: iamv1alpha1.KindClusterCipherscaleTenant},
+		{name: "cluster, empty specs: still none", kind: iamv1alpha1.KindClusterCipherscaleTenant,
+			adoption: &iamv1alpha1.AdoptionSpec{}, privileged: &iamv1alpha1.PrivilegedSpec{}},
+		{name: "cluster, selectors", kind: iamv1alpha1.KindClusterCipherscaleTenant,
+			adoption:   &iamv1alpha1.AdoptionSpec{NamespaceSelector: adoptSel},
+			privileged: &iamv1alpha1.PrivilegedSpec{NamespaceSelector: adminSel, Roles: []iamv1alpha1.ID{"R-1", "r-2"}},
+			adopt:      []string{"team-a", "team-b"}, priv: []string{"team-a", "platform"}, roles: []string{"R-1", "r-2"}},
+		{name: "cluster, {} selects every namespace", kind: iamv1alpha1.KindClusterCipherscaleTenant,
+			adoption:   &iamv1alpha1.AdoptionSpec{NamespaceSelector: &metav1.LabelSelector{}},
+			privileged: &iamv1alpha1.PrivilegedSpec{NamespaceSelector: &metav1.LabelSelector{}, Roles: []iamv1alpha1.ID{}},
+			adopt:      all, priv: all},
+		{name: "cluster, an invalid selector selects none", kind: iamv1alpha1.KindClusterCipherscaleTenant,
+			adoption: &iamv1alpha1.AdoptionSpec{NamespaceSelector: badSel}, privileged: &iamv1alpha1.PrivilegedSpec{NamespaceSelector: badSel}},
+		{name: "namespaced, nothing given: its own namespace may do both", kind: iamv1alpha1.KindCipherscaleTenant, tenantNS: "team-c",
+			adopt: []string{"team-c"}, priv: []string{"team-c"}},
+		{name: "namespaced, adoption selector ignored: its own namespace only", kind: iamv1alpha1.KindCipherscaleTenant, tenantNS: "team-c",
+			adoption: &iamv1alpha1.AdoptionSpec{NamespaceSelector: &metav1.LabelSelector{}},
+			adopt:    []string{"team-c"}, priv: []string{"team-c"}},
+		{name: "namespaced, privileged selector selects it", kind: iamv1alpha1.KindCipherscaleTenant, tenantNS: "team-a",
+			privileged: &iamv1alpha1.PrivilegedSpec{NamespaceSelector: adminSel, Roles: []iamv1alpha1.ID{"r-9"}},
+			adopt:      []string{"team-a"}, priv: []string{"team-a"}, roles: []string{"r-9"}},
+		{name: "namespaced, privileged selector leaves it out", kind: iamv1alpha1.KindCipherscaleTenant, tenantNS: "team-b",
+			privileged: &iamv1alpha1.PrivilegedSpec{NamespaceSelector: adminSel},
+			adopt:      []string{"team-b"}},
+		{name: "namespaced, privileged without a selector: none", kind: iamv1alpha1.KindCipherscaleTenant, tenantNS: "team-a",
+			privileged: &iamv1alpha1.PrivilegedSpec{Roles: []iamv1alpha1.ID{"r-9"}},
+			adopt:      []string{"team-a"}, roles: []string{"r-9"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := plan.TenantTrust(tt.kind, tt.tenantNS, tt.adoption, tt.privileged, labelsOf)
+			in := func(list []string, ns string) bool {
+				for _, n := range list {
+					if n == ns {
+						return true
+					}
+				}
+				return false
+			}
+			for _, ns := range all {
+				if got, want := p.MayAdopt(ns), in(tt.adopt, ns); got != want {
+					t.Errorf("MayAdopt(%s) = %v, want %v", ns, got, want)
+				}
+				if got, want := p.MayBeAuthoritative(ns), in(tt.priv, ns); got != want {
+					t.Errorf("MayBeAuthoritative(%s) = %v, want %v", ns, got, want)
+				}
+			}
+			if diff := cmp.Diff(tt.roles, p.PrivilegedRoles); diff != "" {
+				t.Errorf("PrivilegedRoles (-want +got):\n%s", diff)
 			}
 		})
 	}
