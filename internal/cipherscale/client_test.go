@@ -969,11 +969,11 @@ func TestThrottling(t *testing.T) {
 		c, _ := newClient(t, th, retries(4))
 		nowait := cipherscale.WithoutPauseWait(ctx)
 		start := time.Now()
-		_, err := c.GetUser(nowait, "u1")
+		_, err := c.GetUser(nowait, uid1)
 		if !cipherscale.IsRateLimited(err) || cipherscale.RetryAfterOf(err) != 5*time.Second {
 			t.Errorf("err = %v, want the 429 with RetryAfter 5s", err)
 		}
-		_, err = c.GetUser(nowait, "u2")
+		_, err = c.GetUser(nowait, uid2)
 		if ra := cipherscale.RetryAfterOf(err); !cipherscale.IsRateLimited(err) || ra < 4*time.Second || ra > 5*time.Second {
 			t.Errorf("second call: err = %v, want a 429 with the rest of the pause", err)
 		}
