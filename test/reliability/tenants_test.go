@@ -3,6 +3,7 @@ package reliability
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -71,36 +72,61 @@ var _ = Describe("two tenants, one throttled", func() {
 			return d
 		}
 
-		By("tenant A alone, three times")
-		aloneTime := min(batch(aloneNS[0], "alone", "A alone"), batch(aloneNS[1], "alone", "A alone, again"),
-			batch(aloneNS[2], "alone", "A alone, a third time"))
+		// B's users: the same 100 objects, created to throttle and deleted again. They never reach
+		// a create (the first read of B is refused), so their deletion is released at once.
+		bUsers := makeUsers(nsB, "b", n, nil, nil, false)
+		bObjects := func() []client.Object {
+			objs := userObjects(bUsers)
+			for _, o := range objs {
+				o.(*iamv1alpha1.CipherscaleUser).Spec.TenantRef = &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindCipherscaleTenant, Name: "b"}
+			}
+			return objs
+		}
+		throttleB := func() {
+			createAll(bObjects())
+			Eventually(func(g Gomega) {
+				var list iamv1alpha1.CipherscaleUserList
+				g.Expect(k8s.List(ctx, &list, client.InNamespace(nsB))).To(Succeed())
+				throttledNow := 0
+				for _, u := range list.Items {
+					// APIUnavailable, or InvalidTenant once B's own reconciler has found it throttled.
+					if c := meta.FindStatusCondition(u.Status.Conditions, iamv1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse &&
+						(c.Reason == iamv1alpha1.ReasonAPIUnavailable || c.Reason == iamv1alpha1.ReasonInvalidTenant) {
+						throttledNow++
+					}
+				}
+				g.Expect(throttledNow).To(Equal(n))
+			}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+		}
+		removeB := func() {
+			Expect(k8s.DeleteAllOf(ctx, &iamv1alpha1.CipherscaleUser{}, client.InNamespace(nsB))).To(Succeed())
+			Eventually(func(g Gomega) {
+				var list iamv1alpha1.CipherscaleUserList
+				g.Expect(k8s.List(ctx, &list, client.InNamespace(nsB))).To(Succeed())
+				g.Expect(list.Items).To(BeEmpty())
+			}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+		}
 
-		By("tenant B answering 429 to everything, and declaring its users")
+		By("tenant B answering 429 to everything")
 		simB.SetFaults([]simulator.FaultRule{{Status: http.StatusTooManyRequests, RetryAfterSeconds: 1}})
 		stormStart := time.Now()
-		bUsers := makeUsers(nsB, "b", n, nil, nil, false)
-		bObjs := userObjects(bUsers)
-		for _, o := range bObjs {
-			o.(*iamv1alpha1.CipherscaleUser).Spec.TenantRef = &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindCipherscaleTenant, Name: "b"}
-		}
-		createAll(bObjs)
-		By("every object of B reporting the throttling before A's objects come")
-		Eventually(func(g Gomega) {
-			var list iamv1alpha1.CipherscaleUserList
-			g.Expect(k8s.List(ctx, &list, client.InNamespace(nsB))).To(Succeed())
-			throttledNow := 0
-			for _, u := range list.Items {
-				if c := meta.FindStatusCondition(u.Status.Conditions, iamv1alpha1.ConditionReady); c != nil && c.Reason == iamv1alpha1.ReasonAPIUnavailable {
-					throttledNow++
-				}
+		// The two conditions alternate, three times each, and the best time of each is kept: the
+		// other suites CI runs beside this one load the machine unevenly over time, and
+		// alternating spreads that load over both conditions alike.
+		var alone, with []time.Duration
+		for i := range 3 {
+			By(fmt.Sprintf("tenant A alone (%d of 3)", i+1))
+			alone = append(alone, batch(aloneNS[i], "alone", fmt.Sprintf("A alone, %d of 3", i+1)))
+			By(fmt.Sprintf("tenant A while B's %d objects are throttled (%d of 3)", n, i+1))
+			throttleB()
+			with = append(with, batch(withNS[i], "with", fmt.Sprintf("B throttled, %d of 3", i+1)))
+			if i < 2 {
+				removeB()
 			}
-			g.Expect(throttledNow).To(Equal(n))
-		}, storm/2, 100*time.Millisecond).Should(Succeed())
-		By("tenant A while B is throttled, three times")
-		withTime := min(batch(withNS[0], "with", "B throttled"), batch(withNS[1], "with", "B throttled, again"),
-			batch(withNS[2], "with", "B throttled, a third time"))
+		}
+		aloneTime, withTime := slices.Min(alone), slices.Min(with)
 		ratio := float64(withTime) / float64(aloneTime)
-		figure(test, "A with B throttled / A alone (the best of three each)", fmt.Sprintf("%.2f", ratio))
+		figure(test, "A with B throttled / A alone (the best of three each, alternated)", fmt.Sprintf("%.2f", ratio))
 		Expect(ratio).To(BeNumerically("<=", 1.2), "a 429 storm of tenant B slowed tenant A")
 		Expect(readyIn(nsB).Ready).To(BeZero(), "B is still throttled: nothing of B can be Ready")
 		throttled := 0
