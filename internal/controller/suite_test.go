@@ -85,8 +85,16 @@ var counter int
 // newNamespace creates a namespace for one test and deletes its objects afterwards, waiting
 // until the operator has released them so that no test's calls leak into the next.
 func newNamespace() string {
+	GinkgoHelper()
+	return newPrefixedNamespace("t")
+}
+
+// newPrefixedNamespace is newNamespace with a name that starts with prefix (the suite's operator
+// trusts some prefixes less: see trust_test.go).
+func newPrefixedNamespace(prefix string) string {
+	GinkgoHelper()
 	counter++
-	name := fmt.Sprintf("t%d-%d", counter, time.Now().UnixNano()%100000)
+	name := fmt.Sprintf("%s%d-%d", prefix, counter, time.Now().UnixNano()%100000)
 	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
 	DeferCleanup(func() {
 		sim.ClearFaults()

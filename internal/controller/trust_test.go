@@ -10,7 +10,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -70,26 +69,6 @@ func attacker(ns string) client.Client {
 	err = c.List(ctx, &iamv1alpha1.CipherscaleUserList{}, client.InNamespace("default"))
 	Expect(apierrors.IsForbidden(err)).To(BeTrue(), "the attacker must not read other namespaces: %v", err)
 	return c
-}
-
-func newPrefixedNamespace(prefix string) string {
-	GinkgoHelper()
-	counter++
-	name := fmt.Sprintf("%s%d-%d", prefix, counter, time.Now().UnixNano()%100000)
-	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
-	DeferCleanup(func() {
-		Expect(k8s.DeleteAllOf(ctx, &iamv1alpha1.CipherscaleGroupMembership{}, client.InNamespace(name))).To(Succeed())
-		Expect(k8s.DeleteAllOf(ctx, &iamv1alpha1.CipherscaleUser{}, client.InNamespace(name))).To(Succeed())
-		Eventually(func(g Gomega) {
-			var us iamv1alpha1.CipherscaleUserList
-			g.Expect(k8s.List(ctx, &us, client.InNamespace(name))).To(Succeed())
-			g.Expect(us.Items).To(BeEmpty())
-			var ms iamv1alpha1.CipherscaleGroupMembershipList
-			g.Expect(k8s.List(ctx, &ms, client.InNamespace(name))).To(Succeed())
-			g.Expect(ms.Items).To(BeEmpty())
-		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
-	})
-	return name
 }
 
 // writeRoutes are the API calls that change the tenant.
