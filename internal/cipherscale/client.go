@@ -115,6 +115,9 @@ type Client struct {
 
 	mu          sync.Mutex
 	pausedUntil time.Time
+	// throttledSince is when the API began answering 429 to every call of this client: the
+	// first 429 after any other answer. Zero while the API answers.
+	throttledSince time.Time
 }
 
 var _ API = (*Client)(nil)
@@ -446,6 +449,8 @@ func (c *Client) waitPause(ctx context.Context, cl call, deadline time.Time) err
 				Route:      cl.route,
 				Message:    "rate limited: calls are paused after an earlier 429",
 				RetryAfter: until.Sub(now),
+				// The storm so far, so that the caller's wait can grow with it.
+				ThrottledFor: c.throttledFor(now),
 			}
 		}
 		if err := sleepCtx(ctx, until.Sub(now)); err != nil {
@@ -469,14 +474,37 @@ func noPauseWait(ctx context.Context) bool {
 	return v
 }
 
-// pause makes every call of the client wait until d from now.
-func (c *Client) pause(d time.Duration) {
-	until := time.Now().Add(d)
+// pause makes every call of the client wait until d from now, and returns how long the API has
+// been answering 429 (the storm so far, counted from its first 429).
+func (c *Client) pause(d time.Duration) time.Duration {
+	now := time.Now()
+	until := now.Add(d)
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if until.After(c.pausedUntil) {
 		c.pausedUntil = until
 	}
+	if c.throttledSince.IsZero() {
+		c.throttledSince = now
+	}
+	return now.Sub(c.throttledSince)
+}
+
+// answered ends a 429 storm: the API gave an answer other than 429.
+func (c *Client) answered() {
+	c.mu.Lock()
+	c.throttledSince = time.Time{}
 	c.mu.Unlock()
+}
+
+// throttledFor is how long the API has been answering 429 at now, 0 when it is not.
+func (c *Client) throttledFor(now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.throttledSince.IsZero() {
+		return 0
+	}
+	return now.Sub(c.throttledSince)
 }
 
 // send makes one HTTP attempt.
@@ -514,6 +542,9 @@ func (c *Client) send(ctx context.Context, cl call) (*response, error) {
 		return nil, &TransportError{Method: cl.method, Route: cl.route, Err: scrubErr(stripURLErr(err), key)}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		c.answered()
+	}
 	success := resp.StatusCode >= 200 && resp.StatusCode < 300
 	if success && cl.decode != nil {
 		return c.decodeStream(cl, resp, start, key)
@@ -546,7 +577,7 @@ func (c *Client) send(ctx context.Context, cl call) (*response, error) {
 		if ae.RetryAfter <= 0 {
 			ae.RetryAfter = defaultRetryAfter
 		}
-		c.pause(ae.RetryAfter)
+		ae.ThrottledFor = c.pause(ae.RetryAfter)
 		if c.obs != nil {
 			c.obs.ObserveThrottled(cl.route, ae.RetryAfter)
 		}

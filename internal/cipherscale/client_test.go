@@ -981,6 +981,35 @@ func TestThrottling(t *testing.T) {
 			t.Errorf("took %v and %d requests, want fast and 1", time.Since(start), th.n.Load())
 		}
 	})
+	t.Run("a 429 says how long the API has been answering 429, until it answers otherwise", func(t *testing.T) {
+		th := &throttler{retryAfter: "1", throttle: map[int]bool{1: true, 2: true, 4: true}, reply: user}
+		c, _ := newClient(t, th, retries(0))
+		nowait := cipherscale.WithoutPauseWait(ctx)
+		_, err := c.GetUser(nowait, uid1)
+		if !cipherscale.IsRateLimited(err) || cipherscale.ThrottledForOf(err) != 0 {
+			t.Fatalf("first 429: err = %v, throttled for %v, want a 429 at the start of the storm", err, cipherscale.ThrottledForOf(err))
+		}
+		_, err = c.GetUser(nowait, uid1) // refused during the pause, without a request
+		if d := cipherscale.ThrottledForOf(err); !cipherscale.IsRateLimited(err) || d <= 0 || d > time.Second {
+			t.Errorf("refused during the pause: err = %v, throttled for %v", err, d)
+		}
+		time.Sleep(1100 * time.Millisecond) // the client's pause, which Retry-After sets in seconds
+		_, err = c.GetUser(nowait, uid1)
+		if d := cipherscale.ThrottledForOf(err); !cipherscale.IsRateLimited(err) || d < time.Second {
+			t.Errorf("second 429, after the pause: err = %v, throttled for %v, want at least 1s", err, d)
+		}
+		time.Sleep(1100 * time.Millisecond)
+		if _, err := c.GetUser(nowait, uid1); err != nil {
+			t.Fatalf("third request: %v", err)
+		}
+		_, err = c.GetUser(nowait, uid1)
+		if !cipherscale.IsRateLimited(err) || cipherscale.ThrottledForOf(err) != 0 {
+			t.Errorf("a 429 after an answer: err = %v, throttled for %v, want a new storm", err, cipherscale.ThrottledForOf(err))
+		}
+		if n := th.n.Load(); n != 4 {
+			t.Errorf("%d requests, want 4", n)
+		}
+	})
 	t.Run("waiting respects ctx", func(t *testing.T) {
 		th := &throttler{retryAfter: "5", throttle: map[int]bool{1: true}, reply: user}
 		c, _ := newClient(t, th)

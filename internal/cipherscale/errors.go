@@ -25,6 +25,9 @@ type APIError struct {
 	Emails []string
 	// RetryAfter is the wait the service asked for with a 429 or 503, zero when it gave none.
 	RetryAfter time.Duration
+	// ThrottledFor, on a 429, is how long the service has been answering 429 to every call of
+	// the client (the storm so far), so that a caller can wait longer as a storm goes on.
+	ThrottledFor time.Duration
 }
 
 // Error names the call by its route template and never shows an email address: emails in the
@@ -178,6 +181,16 @@ func RetryAfterOf(err error) time.Duration {
 	var ae *APIError
 	if errors.As(err, &ae) {
 		return ae.RetryAfter
+	}
+	return 0
+}
+
+// ThrottledForOf returns how long the API had been answering 429 when err, a 429, was made; 0
+// for any other error.
+func ThrottledForOf(err error) time.Duration {
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {
+		return ae.ThrottledFor
 	}
 	return 0
 }

@@ -22,6 +22,10 @@ type verdict struct {
 	retry bool
 }
 
+// maxThrottledRequeue bounds the wait of an object whose tenant has been rate limiting the
+// operator for a long time.
+const maxThrottledRequeue = time.Minute
+
 // classify maps an error to its verdict: the one place where errors are sorted.
 func classify(err error) verdict {
 	var ae *cipherscale.APIError
@@ -37,8 +41,12 @@ func classify(err error) verdict {
 			message: "The Cipherscale API refused the API key: check the Secret the operator reads it from"}
 	case cipherscale.IsRateLimited(err):
 		// At least a second: a call refused during a pause gets what is left of it, and objects
-		// coming back at its very end would all ask at once.
-		wait := max(cipherscale.RetryAfterOf(err), time.Second)
+		// coming back at its very end would all ask at once. Through a long storm the wait grows
+		// with it, to a quarter of its length so far (jittered, at most maxThrottledRequeue): a
+		// tenant that answers nothing but 429 costs fewer passes the longer it lasts, and its
+		// objects still come back within a quarter of the storm's length after it ends.
+		grown := jitter(min(cipherscale.ThrottledForOf(err)/4, maxThrottledRequeue))
+		wait := max(cipherscale.RetryAfterOf(err), time.Second, grown)
 		// The message does not carry the wait: an object requeued through a long 429 storm
 		// would otherwise write its status at every pass.
 		return verdict{reason: iamv1alpha1.ReasonAPIUnavailable, requeueAfter: wait,

@@ -68,3 +68,34 @@ func TestClassify(t *testing.T) {
 		t.Errorf("429: %+v", v)
 	}
 }
+
+// TestRateLimitedRequeueGrows: an object refused through a long 429 storm waits longer each
+// time, never less than the API asked for, never more than maxThrottledRequeue (plus jitter).
+func TestRateLimitedRequeueGrows(t *testing.T) {
+	throttled := func(retryAfter, storm time.Duration) error {
+		return fmt.Errorf("patching roles: %w", &cipherscale.APIError{Status: 429, Route: cipherscale.RoutePatchRoles,
+			RetryAfter: retryAfter, ThrottledFor: storm})
+	}
+	tests := []struct {
+		name          string
+		retryAfter    time.Duration
+		storm         time.Duration
+		atLeast, most time.Duration
+	}{
+		{"the first 429: the wait asked for", 3 * time.Second, 0, 3 * time.Second, 3 * time.Second},
+		{"a pause nearly over: at least a second", 50 * time.Millisecond, 0, time.Second, time.Second},
+		{"20 s into a storm: about 5 s", time.Second, 20 * time.Second, 4500 * time.Millisecond, 5500 * time.Millisecond},
+		{"a long Retry-After wins", 30 * time.Second, 20 * time.Second, 30 * time.Second, 30 * time.Second},
+		{"an hour into a storm: the cap", time.Second, time.Hour, maxThrottledRequeue * 9 / 10, maxThrottledRequeue * 11 / 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 50 {
+				v := classify(throttled(tt.retryAfter, tt.storm))
+				if v.reason != iamv1alpha1.ReasonAPIUnavailable || v.requeueAfter < tt.atLeast || v.requeueAfter > tt.most {
+					t.Fatalf("classify = %+v; want APIUnavailable and a requeue in [%v, %v]", v, tt.atLeast, tt.most)
+				}
+			}
+		})
+	}
+}
