@@ -34,11 +34,14 @@ var _ = Describe("two tenants, one throttled", func() {
 		warm, nsB := newNamespace("tenant-a0"), newNamespace("tenant-b")
 		aloneNS := []string{newNamespace("tenant-a1"), newNamespace("tenant-a1"), newNamespace("tenant-a1")}
 		withNS := []string{newNamespace("tenant-a2"), newNamespace("tenant-a2"), newNamespace("tenant-a2")}
-		// Every tenant's client at 50 requests/s with no burst: tenant A's pace is its rate limit,
-		// as in production, not the machine's scheduling, which the other suites load in CI. A
-		// 429 storm of B that held A's workers would show as A falling behind its limit.
+		// Every tenant's client at 20 requests/s with no burst, and every user of A needs a
+		// profile write and a role patch after its create: about 200 calls per batch, so A's pace
+		// is its rate limit (about 10 s a batch), as in production, and not the machine's
+		// scheduling, which the other suites load in CI (at 50/s, where the operator needs more
+		// CPU per second, a loaded machine moved the batches' times by half). A 429 storm of B
+		// that held A's workers, or shared A's limiter or pause, would show as A falling behind.
 		startManager(managerConfig{name: "manager", apiURL: simA.URL, namespaces: append(append([]string{warm, nsB}, aloneNS...), withNS...),
-			args: []string{"--qps", "50", "--burst", "1"}})
+			args: []string{"--qps", "20", "--burst", "1"}})
 
 		By("tenant B: a CipherscaleTenant of its namespace, its key in a Secret there")
 		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "tenant-b"},
@@ -56,14 +59,15 @@ var _ = Describe("two tenants, one throttled", func() {
 			return meta.IsStatusConditionTrue(tb.Status.Conditions, iamv1alpha1.ConditionReady)
 		}, 30*time.Second, 100*time.Millisecond).Should(BeTrue())
 
+		roleA := simA.role("isolation")
 		By("warming up tenant A")
-		createAll(userObjects(makeUsers(warm, "warm", 10, nil, nil, false)))
+		createAll(userObjects(makeUsers(warm, "warm", 10, []string{roleA}, nil, true)))
 		waitAllReady(time.Minute, 10, warm)
 
 		// batch creates n users of tenant A in ns and returns how long until all were Ready.
 		var declaredA []userSpec
 		batch := func(ns, prefix, what string) time.Duration {
-			specs := makeUsers(ns, prefix, n, nil, nil, false)
+			specs := makeUsers(ns, prefix, n, []string{roleA}, nil, true)
 			declaredA = append(declaredA, specs...)
 			start := time.Now()
 			createAll(userObjects(specs))
@@ -82,21 +86,33 @@ var _ = Describe("two tenants, one throttled", func() {
 			}
 			return objs
 		}
+		// throttleB creates B's objects and waits until B is throttled as a whole: the tenant's
+		// own reconciler (woken by the new objects) found the storm and marked B not Ready, and
+		// every object of B says so (InvalidTenant). The measured window then holds B's steady
+		// throttled state, not the one-off status writes of its 100 objects going there.
 		throttleB := func() {
 			createAll(bObjects())
-			Eventually(func(g Gomega) {
+			bThrottled := func(g Gomega) {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(tb), tb)).To(Succeed())
+				c := meta.FindStatusCondition(tb.Status.Conditions, iamv1alpha1.ConditionReady)
+				g.Expect(c).NotTo(BeNil())
+				g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+				g.Expect(c.Reason).To(Equal(iamv1alpha1.ReasonAPIUnavailable))
 				var list iamv1alpha1.CipherscaleUserList
 				g.Expect(k8s.List(ctx, &list, client.InNamespace(nsB))).To(Succeed())
 				throttledNow := 0
 				for _, u := range list.Items {
-					// APIUnavailable, or InvalidTenant once B's own reconciler has found it throttled.
 					if c := meta.FindStatusCondition(u.Status.Conditions, iamv1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse &&
-						(c.Reason == iamv1alpha1.ReasonAPIUnavailable || c.Reason == iamv1alpha1.ReasonInvalidTenant) {
+						c.Reason == iamv1alpha1.ReasonInvalidTenant {
 						throttledNow++
 					}
 				}
 				g.Expect(throttledNow).To(Equal(n))
-			}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+			}
+			Eventually(bThrottled, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+			// Two quiet seconds, as before A alone: the API server has written what B's objects
+			// caused (their status, their events) before the window opens.
+			Consistently(bThrottled, 2*time.Second, 200*time.Millisecond).Should(Succeed())
 		}
 		removeB := func() {
 			Expect(k8s.DeleteAllOf(ctx, &iamv1alpha1.CipherscaleUser{}, client.InNamespace(nsB))).To(Succeed())
@@ -105,6 +121,7 @@ var _ = Describe("two tenants, one throttled", func() {
 				g.Expect(k8s.List(ctx, &list, client.InNamespace(nsB))).To(Succeed())
 				g.Expect(list.Items).To(BeEmpty())
 			}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+			Consistently(func() int { return readyIn(nsB).Total }, 2*time.Second, 200*time.Millisecond).Should(BeZero())
 		}
 
 		By("tenant B answering 429 to everything")
@@ -127,11 +144,9 @@ var _ = Describe("two tenants, one throttled", func() {
 		aloneTime, withTime := slices.Min(alone), slices.Min(with)
 		ratio := float64(withTime) / float64(aloneTime)
 		figure(test, "A with B throttled / A alone (the best of three each, alternated)", fmt.Sprintf("%.2f", ratio))
-		// The target is 1.2, met on an idle machine (1.02 to 1.06); with the other suites
-		// of CI beside it this measured up to 1.70, as B's throttled objects still cost A some
-		// CPU. The bound here catches what isolation is for: B's pauses holding A's workers, which
-		// measured 2.59 before reconciles gave their worker back during a pause.
-		Expect(ratio).To(BeNumerically("<=", 2.0), "a 429 storm of tenant B slowed tenant A")
+		// B's pauses holding A's workers measured 2.59 before reconciles gave their worker back
+		// during a pause.
+		Expect(ratio).To(BeNumerically("<=", 1.2), "a 429 storm of tenant B slowed tenant A")
 		Expect(readyIn(nsB).Ready).To(BeZero(), "B is still throttled: nothing of B can be Ready")
 		throttled := 0
 		for _, r := range simB.Stats().Requests {
