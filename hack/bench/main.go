@@ -60,6 +60,8 @@ type params struct {
 	readyLimit     time.Duration
 	pprof          string
 	command        string
+	isoUsers       int
+	isoRounds      int
 }
 
 func main() {
@@ -80,6 +82,8 @@ func main() {
 	flag.StringVar(&p.out, "out", "", "Report file (default bin/bench/report-N.md; bin/bench/report.md always).")
 	flag.StringVar(&p.pprof, "pprof", "", "Address a manager built with pprof serves it on; heap profiles go to bin/bench/heap-N-*.pb.gz.")
 	flag.DurationVar(&p.readyLimit, "ready-timeout", 30*time.Minute, "How long to wait for all Ready.")
+	flag.IntVar(&p.isoUsers, "isolation-users", 100, "Users per batch of the tenant isolation stage (0: no such stage).")
+	flag.IntVar(&p.isoRounds, "isolation-rounds", 3, "Rounds of the tenant isolation stage, each one batch alone and one beside a throttled tenant.")
 	flag.Parse()
 	log.SetLogger(logr.Discard()) // the bench's own informers; the manager logs to bin/bench/manager.log
 	p.command = commandLine()
@@ -331,6 +335,15 @@ func run(p params) error {
 		return err
 	}
 	r.all = final
+
+	if p.isoUsers > 0 && p.isoRounds > 0 {
+		fmt.Printf("==> Tenant isolation: %d rounds of %d users, alone and beside a tenant answering 429\n", p.isoRounds, p.isoUsers)
+		iso, err := isolationStage(ctx, kube, tr, id, filepath.Join(root, "bin", "cipherscale-sim"), dir, p.isoUsers, p.isoRounds)
+		if err != nil {
+			return managerErr(m2.proc, fmt.Errorf("tenant isolation: %w", err))
+		}
+		r.isolation = &iso
+	}
 	r.loadEnd = loadAvg()
 
 	text := r.String()

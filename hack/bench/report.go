@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +47,7 @@ type result struct {
 	cpu2             float64
 	pprofURL         string
 	heapFiles        []string
+	isolation        *isolation
 }
 
 // setting returns the value the manager ran with for a flag and where it came from.
@@ -95,7 +97,8 @@ func (r *result) String() string {
 	pr("| steady state | once all are Ready, the manager is stopped and started again with --resync-interval %s (%s); one interval to settle, then %d intervals measured | -resync, -resyncs |\n", p.resync, strings.Join(r.steadyArgs, " "), p.resyncs)
 	pr("| API latency | %s added by the simulator to every API request | -latency |\n", p.latency)
 	pr("| API limit | %s | -limit |\n", limitText(p.limit))
-	pr("| latency applies | %d, one at a time, each a new user with a profile, one role and one group | -applies |\n\n", p.applies)
+	pr("| latency applies | %d, one at a time, each a new user with a profile, one role and one group | -applies |\n", p.applies)
+	pr("| tenant isolation | %d users per batch, %d rounds (0: not run) | -isolation-users, -isolation-rounds |\n\n", p.isoUsers, p.isoRounds)
 
 	total := r.stats1.Total
 	ratio := float64(total) / float64(bd.total())
@@ -136,6 +139,10 @@ func (r *result) String() string {
 		pr("| one new user on the idle operator, create to Ready: median | %s | 250ms | %s |\n", med.Round(time.Millisecond), met(med < 250*time.Millisecond))
 		pr("| same, p99 (nearest rank over %d) | %s | 500ms | %s |\n", len(r.latencies), p99.Round(time.Millisecond), met(p99 < 500*time.Millisecond))
 		pr("| same, max | %s | | |\n", mx.Round(time.Millisecond))
+	}
+	if iso := r.isolation; iso != nil {
+		pr("| tenant isolation: best time of %d users of the default tenant beside a tenant answering 429 / best time alone (%d rounds each, alternated) | %s / %s = %.2f | 1.2 (issue 11) | %s |\n",
+			iso.n, iso.rounds, slices.Min(iso.with).Round(time.Millisecond), slices.Min(iso.alone).Round(time.Millisecond), iso.ratio(), met(iso.ratio() <= 1.2))
 	}
 	if len(r.mismatch) == 0 {
 		pr("| cipherscale_api_requests_total of each manager agrees with the simulator's statistics of its lifetime, per route and status (%d calls in all) | yes (checked) | | |\n\n", r.all.Total)
@@ -182,6 +189,22 @@ func (r *result) String() string {
 		pr("From the create call to the Ready condition (True, current generation) arriving on a watch; %d applies one after another on the idle operator, before the workload, after one apply (not counted) that pays the first read of the tenant; the users are then deleted. ", len(sorted))
 		pr("Every apply pays the create batch window, then the create, the profile write and the role patch at %s of API latency each. ", p.latency)
 		pr("Sorted (ms): %s\n", durationsMs(sorted))
+	}
+	if iso := r.isolation; iso != nil {
+		pr("\n## Tenant isolation: the restarted manager, after the steady state\n\n")
+		pr("A second simulator serves a CipherscaleTenant in its own namespace (the manager's --qps and --burst, as above; no added latency). ")
+		pr("Once it is Ready it answers 429 to everything (Retry-After: 1). Each round applies %d CipherscaleUsers of the default tenant (each with a profile, one role and one group) alone, ", iso.n)
+		pr("then creates %d CipherscaleUsers on the throttled tenant, waits until that tenant and each of its objects report the storm (tenant not Ready, objects InvalidTenant) and stay so for two seconds, ", iso.n)
+		pr("applies %d more users of the default tenant, and deletes the throttled tenant's objects (waiting two quiet seconds again). Times run from the first create to the last Ready seen on a watch.\n\n", iso.n)
+		pr("| round | alone | beside the throttled tenant |\n|---|---|---|\n")
+		for i := range iso.alone {
+			with := "-"
+			if i < len(iso.with) {
+				with = iso.with[i].Round(time.Millisecond).String()
+			}
+			pr("| %d | %s | %s |\n", i+1, iso.alone[i].Round(time.Millisecond), with)
+		}
+		pr("\nThe throttled tenant answered 429 %d times during the stage. The reliability suite checks the same with an assertion (`go test -v ./test/reliability/ -ginkgo.focus \"two tenants\"`).\n", iso.throttled)
 	}
 	if len(r.heapFiles) > 0 {
 		pr("\n## Heap profiles\n\n%s\n", strings.Join(r.heapFiles, "\n"))
