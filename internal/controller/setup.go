@@ -96,10 +96,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		if poll <= 0 {
 			poll = DefaultAllowRemovalsPoll
 		}
-		if err := mgr.Add(&allowRemovals{
+		a := &allowRemovals{
 			reader: mgr.GetAPIReader(), writer: mgr.GetClient(), key: o.AllowRemovalsConfigMap,
 			budget: o.Tenant.RemovalBudget(), poll: poll, wake: removalWake,
-		}); err != nil {
+		}
+		// The ConfigMap also keeps the default tenant's last hour across restarts: no removal
+		// until it was read (Start restores it).
+		a.budget.ExpectRestore()
+		a.budget.SetSave(a.save)
+		if err := mgr.Add(a); err != nil {
 			return fmt.Errorf("setting up the allow-removals ConfigMap: %w", err)
 		}
 	}
