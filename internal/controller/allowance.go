@@ -133,15 +133,22 @@ func (a *allowRemovals) setGranted(ctx context.Context, cm *corev1.ConfigMap, va
 
 // wakeWaiting requeues the objects whose removals wait, so that they do not wait for their
 // retry time.
-func (a *allowRemovals) wakeWaiting(ctx context.Context) {
-	for _, k := range a.budget.WaitingKeys() {
+func (a *allowRemovals) wakeWaiting(ctx context.Context) { wakeWaitingRemovals(ctx, a.budget, a.wake) }
+
+// wakeWaitingRemovals sends the objects whose removals wait for budget b to wake, after a grant
+// or a raised budget: they would otherwise wait for their retry time, up to an hour.
+func wakeWaitingRemovals(ctx context.Context, b *tenant.RemovalBudget, wake chan<- event.GenericEvent) {
+	if wake == nil {
+		return
+	}
+	for _, k := range b.WaitingKeys() {
 		key, ok := objectOfRemoval(k)
 		if !ok {
 			continue
 		}
 		obj := &iamv1alpha1.CipherscaleUser{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 		select {
-		case a.wake <- event.GenericEvent{Object: obj}:
+		case wake <- event.GenericEvent{Object: obj}:
 		case <-ctx.Done():
 			return
 		}

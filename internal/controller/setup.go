@@ -81,17 +81,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if o.Tenant != nil {
 		o.Tenants.SetDefault(o.Tenant)
 	}
-	if err := setupTenants(ctx, mgr, o.Tenants, recorder, o); err != nil {
+	// The objects whose removals wait are requeued when a person allows more (the
+	// allow-removals ConfigMap or a tenant object's annotation) or a tenant's budget is raised.
+	removalWake := make(chan event.GenericEvent, 1024)
+	if err := setupTenants(ctx, mgr, o.Tenants, recorder, removalWake, o); err != nil {
 		return err
 	}
 	resolver := &TenantResolver{Kube: mgr.GetClient(), Tenants: o.Tenants, NoClusterTenants: o.NamespacedTenantsOnly}
 	// The CipherscaleUser reconciler writes the pairs of the users it manages, and wakes the
 	// memberships that declared them.
 	wake := make(chan event.GenericEvent, 1024)
-	// The allow-removals ConfigMap requeues the objects whose removals wait when it grants more.
-	var removalWake chan event.GenericEvent
 	if o.AllowRemovalsConfigMap.Name != "" {
-		removalWake = make(chan event.GenericEvent, 1024)
 		poll := o.AllowRemovalsPoll
 		if poll <= 0 {
 			poll = DefaultAllowRemovalsPoll

@@ -79,6 +79,9 @@ type TenantReconciler struct {
 	// Wake, when set, brings the reconciles of tenant objects whose number of waiting removals
 	// changed (see tenantWaker), so that the status says it without waiting for the resync.
 	Wake <-chan event.GenericEvent
+	// RemovalWake, when set, requeues the CipherscaleUsers whose removals wait, after a person
+	// allowed more or the budget was raised.
+	RemovalWake chan<- event.GenericEvent
 
 	// grace remembers when each tenant's undeclared users were first seen.
 	grace graceClock
@@ -230,7 +233,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, list []cipherscale.User, declared map[string]struct{}) (time.Duration, error) {
 	logger := log.FromContext(ctx)
 	st, gen := obj.GetTenantStatus(), obj.GetGeneration()
-	budget := r.applyBudget(obj, key)
+	budget := r.applyBudget(ctx, obj, key)
 
 	before := st.Undeclared.DeepCopy()
 	out, err := runUndeclared(ctx, undeclaredRun{
@@ -290,10 +293,13 @@ func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key
 // applyBudget sets the tenant's removal budget from its spec, and grants the allow-removals
 // annotation once: the value granted is recorded in the status, so that neither a resync nor a
 // restart grants it twice.
-func (r *TenantReconciler) applyBudget(obj tenantObject, key tenant.Key) *tenant.RemovalBudget {
+func (r *TenantReconciler) applyBudget(ctx context.Context, obj tenantObject, key tenant.Key) *tenant.RemovalBudget {
 	budget := r.Tenants.Budget(key)
 	budget.SetPerHour(r.perHourOf(obj))
 	st := obj.GetTenantStatus()
+	if st.RemovalBudget != nil && r.perHourOf(obj) != int(st.RemovalBudget.PerHour) {
+		wakeWaitingRemovals(ctx, budget, r.RemovalWake) // raised (or lowered): ask again now
+	}
 	if budget.AllowToken() == "" && st.RemovalBudget != nil && st.RemovalBudget.AllowRemovalsUsed != "" {
 		budget.RestoreAllowToken(st.RemovalBudget.AllowRemovalsUsed)
 	}
@@ -312,6 +318,7 @@ func (r *TenantReconciler) applyBudget(obj tenantObject, key tenant.Key) *tenant
 	if budget.Allow(value, n) {
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, eventRemovalsAllowed, "Allow",
 			"%d more removals allowed by the %s annotation", n, iamv1alpha1.AnnotationAllowRemovals)
+		wakeWaitingRemovals(ctx, budget, r.RemovalWake)
 	}
 	return budget
 }
@@ -526,7 +533,7 @@ func allowRemovalsChanged() predicate.Predicate {
 }
 
 // setupTenants registers the tenant index and one TenantReconciler per tenant kind.
-func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registry, recorder events.EventRecorder, o Options) error {
+func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registry, recorder events.EventRecorder, removalWake chan<- event.GenericEvent, o Options) error {
 	if err := setupTenantIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the tenant index: %w", err)
 	}
@@ -539,7 +546,7 @@ func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registr
 		if err := (&TenantReconciler{
 			Kube: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Tenants: tenants,
 			Recorder: recorder, Clock: o.Clock, Kind: kind, ResyncInterval: o.ResyncInterval,
-			Wake: waker.channel(kind),
+			Wake: waker.channel(kind), RemovalWake: removalWake,
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}
