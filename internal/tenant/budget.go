@@ -378,7 +378,7 @@ func (b *RemovalBudget) Waiting() int {
 // budget the caller requeues their objects, so that they do not wait for their RetryAfter.
 func (b *RemovalBudget) WaitingKeys() []string {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlockNotify(len(b.waiting))
 	b.prune(b.now())
 	keys := make([]string, 0, len(b.waiting))
 	for k := range b.waiting {
@@ -391,7 +391,7 @@ func (b *RemovalBudget) WaitingKeys() []string {
 // Status returns the budget's figures now.
 func (b *RemovalBudget) Status() RemovalBudgetStatus {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlockNotify(len(b.waiting))
 	b.prune(b.now())
 	return RemovalBudgetStatus{PerHour: b.perHour, Spent: len(b.spent), Waiting: len(b.waiting),
 		Allowance: b.allowance}
