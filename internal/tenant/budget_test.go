@@ -360,8 +360,8 @@ func TestBudgetRestartTable(t *testing.T) {
 		record  []tenant.SpentMinute
 		spent   int // after the step, from Status
 	}
-	m := func(min, count int) tenant.SpentMinute {
-		return tenant.SpentMinute{Minute: budgetEpoch.Add(time.Duration(min) * time.Minute), Count: count}
+	m := func(minute, count int) tenant.SpentMinute {
+		return tenant.SpentMinute{Minute: budgetEpoch.Add(time.Duration(minute) * time.Minute), Count: count}
 	}
 	tests := []struct {
 		name    string
