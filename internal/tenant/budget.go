@@ -151,6 +151,8 @@ func (b *RemovalBudget) Restored() bool {
 // restarts do not add up. Records older than the window, or with no unit, are
 // ignored. Only the first Restore counts: the record of a process is restored once.
 func (b *RemovalBudget) Restore(record []SpentMinute) {
+	b.saveMu.Lock() // the order of Commit: saveMu, then mu
+	defer b.saveMu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.restored {
