@@ -64,6 +64,11 @@ const (
 	// AnnotationAllowRemovalsGranted is written by the operator next to AnnotationAllowRemovals
 	// with the value it granted, so that a restart does not grant the same value twice.
 	AnnotationAllowRemovalsGranted = "cipherscale.com/allow-removals-granted"
+	// AnnotationRemovalsByMinute is written by the operator on the --allow-removals-configmap
+	// ConfigMap: the default tenant's removals of the last hour, by minute (JSON, the shape of
+	// a tenant's status.removalsByMinute), read back at its start so that a restart does not
+	// give a fresh hour.
+	AnnotationRemovalsByMinute = "cipherscale.com/removals-by-minute"
 )
 
 // Condition and event reasons of the trust rules: a namespace is not the tenant.

@@ -274,6 +274,15 @@ type TenantRemovalBudgetStatus struct {
 	AllowRemovalsUsed string `json:"allowRemovalsUsed,omitempty"`
 }
 
+// RemovalMinute is how many removals the budget counted in one minute.
+type RemovalMinute struct {
+	// minute is the start of the minute (UTC).
+	Minute metav1.Time `json:"minute"`
+	// count is how many removals it counted in that minute.
+	// +kubebuilder:validation:Minimum=1
+	Count int32 `json:"count"`
+}
+
 // TenantStatus is what the operator observed of a tenant.
 type TenantStatus struct {
 	// observedGeneration is the generation of the spec the status describes.
@@ -300,6 +309,13 @@ type TenantStatus struct {
 	// removalBudget reports the tenant's removal budget.
 	// +optional
 	RemovalBudget *TenantRemovalBudgetStatus `json:"removalBudget,omitempty"`
+	// removalsByMinute records the removals the budget counted in the last hour, by minute:
+	// the operator writes it before each removal's call and reads it at its start, so that a
+	// restart does not give the tenant a fresh hour. Written by the budget alone.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=62
+	RemovalsByMinute []RemovalMinute `json:"removalsByMinute,omitempty"`
 	// references is how many CipherscaleUsers and memberships use this tenant.
 	// +optional
 	References int32 `json:"references,omitempty"`

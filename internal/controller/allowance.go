@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,7 +38,10 @@ type allowRemovals struct {
 	badValue string
 }
 
-// Start polls until ctx is done. It runs on the leader only (it writes the ConfigMap).
+// Start polls until ctx is done. It runs on the leader only (it writes the ConfigMap). Its first
+// read restores the default tenant's removal budget: the removals of the last hour that the
+// annotation cipherscale.com/removals-by-minute records, and the allow-removals value already
+// granted. Until then, the budget (made with ExpectRestore) makes every removal wait.
 func (a *allowRemovals) Start(ctx context.Context) error {
 	logger := log.FromContext(ctx).WithValues("configmap", a.key.String())
 	restored := false
@@ -48,13 +52,27 @@ func (a *allowRemovals) Start(ctx context.Context) error {
 		err := a.reader.Get(ctx, a.key, &cm)
 		switch {
 		case apierrors.IsNotFound(err):
-			restored = true // nothing was granted from an object that does not exist
+			if !restored {
+				// Nothing was granted from, or saved in, an object that does not exist.
+				logger.Info("The allow-removals ConfigMap does not exist: the default tenant's removal budget is kept in memory only, and a restart starts a fresh hour")
+				a.budget.Restore(nil)
+				restored = true
+			}
 			a.budget.Allow("", 0)
+		case err != nil && !restored:
+			// The default tenant's removals wait until this read succeeds.
+			logger.Info("Could not read the allow-removals ConfigMap: the default tenant's removals wait for it", "error", err.Error())
 		case err != nil:
 			logger.V(1).Info("Could not read the allow-removals ConfigMap", "error", err.Error())
 		default:
 			if !restored {
 				a.budget.RestoreAllowToken(cm.Annotations[iamv1alpha1.AnnotationAllowRemovalsGranted])
+				record, err := parseRemovalsByMinute(cm.Annotations[iamv1alpha1.AnnotationRemovalsByMinute])
+				if err != nil {
+					logger.Info("Ignoring the saved removals of the last hour", "reason", err.Error())
+				}
+				a.budget.Restore(record)
+				logger.Info("Restored the default tenant's removal budget", "spent", a.budget.Status().Spent)
 				restored = true
 			}
 			a.check(ctx, &cm)
@@ -115,19 +133,68 @@ func (a *allowRemovals) setGranted(ctx context.Context, cm *corev1.ConfigMap, va
 
 // wakeWaiting requeues the objects whose removals wait, so that they do not wait for their
 // retry time.
-func (a *allowRemovals) wakeWaiting(ctx context.Context) {
-	for _, k := range a.budget.WaitingKeys() {
+func (a *allowRemovals) wakeWaiting(ctx context.Context) { wakeWaitingRemovals(ctx, a.budget, a.wake) }
+
+// wakeWaitingRemovals sends the objects whose removals wait for budget b to wake, after a grant
+// or a raised budget: they would otherwise wait for their retry time, up to an hour.
+func wakeWaitingRemovals(ctx context.Context, b *tenant.RemovalBudget, wake chan<- event.GenericEvent) {
+	if wake == nil {
+		return
+	}
+	for _, k := range b.WaitingKeys() {
 		key, ok := objectOfRemoval(k)
 		if !ok {
 			continue
 		}
 		obj := &iamv1alpha1.CipherscaleUser{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 		select {
-		case a.wake <- event.GenericEvent{Object: obj}:
+		case wake <- event.GenericEvent{Object: obj}:
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// save writes the default tenant's removals of the last hour in the annotation
+// cipherscale.com/removals-by-minute of the ConfigMap, before each removal's call (the budget's
+// SaveFunc). A ConfigMap that does not exist saves nothing: the budget is then in memory only,
+// as Start logged. Any other failure fails the save, and the removal waits for it.
+func (a *allowRemovals) save(ctx context.Context, record []tenant.SpentMinute) error {
+	value := ""
+	if len(record) > 0 {
+		b, err := json.Marshal(recordToAPI(record))
+		if err != nil {
+			return err
+		}
+		value = string(b)
+	}
+	patch := map[string]any{"metadata": map[string]any{"annotations": map[string]any{
+		iamv1alpha1.AnnotationRemovalsByMinute: nilIfEmpty(value),
+	}}}
+	b, err := json.Marshal(patch)
+	if err != nil {
+		return err
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: a.key.Namespace, Name: a.key.Name}}
+	if err := a.writer.Patch(ctx, cm, client.RawPatch(types.MergePatchType, b)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("writing ConfigMap %s: %w", a.key, err)
+	}
+	return nil
+}
+
+// parseRemovalsByMinute reads the annotation cipherscale.com/removals-by-minute ("": none).
+func parseRemovalsByMinute(value string) ([]tenant.SpentMinute, error) {
+	if value == "" {
+		return nil, nil
+	}
+	var minutes []iamv1alpha1.RemovalMinute
+	if err := json.Unmarshal([]byte(value), &minutes); err != nil {
+		return nil, fmt.Errorf("%s is not a list of {minute, count}: %w", iamv1alpha1.AnnotationRemovalsByMinute, err)
+	}
+	return recordFromAPI(minutes), nil
 }
 
 func nilIfEmpty(s string) any {

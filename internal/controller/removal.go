@@ -26,9 +26,14 @@ const minRemovalRetry = time.Second
 type removalWaitError struct {
 	waiting    int
 	retryAfter time.Duration
+	// notRestored: the budget's last hour is not restored yet after the operator's start.
+	notRestored bool
 }
 
 func (e *removalWaitError) Error() string {
+	if e.notRestored {
+		return "The operator is restoring the tenant's removal budget (the removals of the last hour) after its start; retrying shortly"
+	}
 	return fmt.Sprintf("The tenant's removal budget is spent: %d removals wait (this one included); the next unit frees in %s, or a person allows more with the annotation %s",
 		e.waiting, e.retryAfter.Round(time.Second), iamv1alpha1.AnnotationAllowRemovals)
 }
@@ -62,16 +67,23 @@ func (r *UserReconciler) tenantName() string {
 }
 
 // reserveRemoval asks the budget for the unit of the object's removal, after the confirming
-// read by id and only when a call will be made. It returns nil when the call may be made, else
-// the removalWaitError that says how long to wait.
-func (r *UserReconciler) reserveRemoval(obj *iamv1alpha1.CipherscaleUser) *removalWaitError {
+// read by id and only when a call will be made, and saves the unit before the call (a restart
+// must count it). It returns nil, nil when the call may be made; a removalWaitError that says
+// how long to wait; or the error of a save that failed (the unit is given back, the call is not
+// made, and the reconcile is retried).
+func (r *UserReconciler) reserveRemoval(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (*removalWaitError, error) {
 	b := r.Tenant.RemovalBudget()
-	res := b.Reserve(removalKey(typesKey(obj)))
+	key := removalKey(typesKey(obj))
+	res := b.Reserve(key)
 	removalsWaiting.WithLabelValues(r.tenantName()).Set(float64(res.Waiting))
-	if res.OK {
-		return nil
+	if !res.OK {
+		return &removalWaitError{waiting: res.Waiting, retryAfter: max(res.RetryAfter, minRemovalRetry), notRestored: res.NotRestored}, nil
 	}
-	return &removalWaitError{waiting: res.Waiting, retryAfter: max(res.RetryAfter, minRemovalRetry)}
+	if err := b.Commit(ctx); err != nil {
+		b.Release(key)
+		return nil, fmt.Errorf("recording the removal in the tenant's removal budget: %w", err)
+	}
+	return nil, nil
 }
 
 // endRemoval ends the object's removal after its call: Done when it succeeded, found the user
@@ -119,8 +131,11 @@ func (r *UserReconciler) deactivate(ctx context.Context, obj *iamv1alpha1.Cipher
 		r.removalNotWanted(obj)
 		return false, nil
 	}
-	if w := r.reserveRemoval(obj); w != nil {
-		return false, w
+	if w, err := r.reserveRemoval(ctx, obj); w != nil || err != nil {
+		if w != nil {
+			return false, w
+		}
+		return false, err
 	}
 	log.FromContext(ctx).Info("Deactivating tenant user")
 	err = r.Tenant.Deactivate(ctx, id)

@@ -50,7 +50,7 @@ func TestEndRemoval(t *testing.T) {
 			b := tenant.NewRemovalBudget(5, func() time.Time { return now })
 			r := &UserReconciler{Tenant: tenant.New(nil, tenant.Options{RemovalBudget: b})}
 			obj := budgetObj("a")
-			if w := r.reserveRemoval(obj); w != nil {
+			if w := mustReserve(t, r, obj); w != nil {
 				t.Fatalf("reserve: %v", w)
 			}
 			r.endRemoval(obj, c.err)
@@ -58,7 +58,7 @@ func TestEndRemoval(t *testing.T) {
 				t.Fatalf("spent after the call: %d, want %d", got, c.spent)
 			}
 			now = now.Add(time.Second)
-			if w := r.reserveRemoval(obj); w != nil {
+			if w := mustReserve(t, r, obj); w != nil {
 				t.Fatalf("retry: %v", w)
 			}
 			want := c.spent + 1
@@ -79,7 +79,7 @@ func TestRemovalWaits(t *testing.T) {
 	b := tenant.NewRemovalBudget(2, func() time.Time { return now })
 	r := &UserReconciler{Tenant: tenant.New(nil, tenant.Options{RemovalBudget: b})}
 	for _, n := range []string{"a", "b"} {
-		if w := r.reserveRemoval(budgetObj(n)); w != nil {
+		if w := mustReserve(t, r, budgetObj(n)); w != nil {
 			t.Fatalf("%s: %v", n, w)
 		}
 		r.endRemoval(budgetObj(n), nil)
@@ -87,7 +87,7 @@ func TestRemovalWaits(t *testing.T) {
 	now = now.Add(10 * time.Minute)
 	var w *removalWaitError
 	for range 3 {
-		if w = r.reserveRemoval(budgetObj("c")); w == nil {
+		if w = mustReserve(t, r, budgetObj("c")); w == nil {
 			t.Fatal("c was allowed past the budget")
 		}
 	}
@@ -109,7 +109,7 @@ func TestRemovalWaits(t *testing.T) {
 		t.Fatal("a removal no longer wanted still waits")
 	}
 	now = now.Add(50 * time.Minute)
-	if w := r.reserveRemoval(budgetObj("c")); w != nil {
+	if w := mustReserve(t, r, budgetObj("c")); w != nil {
 		t.Fatalf("after the hour: %v", w)
 	}
 }
@@ -146,7 +146,7 @@ func TestRemovalStatusStep(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			b := tenant.NewRemovalBudget(1, nil)
 			r := &UserReconciler{Tenant: tenant.New(nil, tenant.Options{RemovalBudget: b})}
-			if w := r.reserveRemoval(budgetObj("first")); w != nil {
+			if w := mustReserve(t, r, budgetObj("first")); w != nil {
 				t.Fatal(w)
 			}
 			obj := budgetObj("x")
@@ -154,7 +154,7 @@ func TestRemovalStatusStep(t *testing.T) {
 			if c.deleting {
 				obj.DeletionTimestamp = &now
 			}
-			if w := r.reserveRemoval(obj); w == nil {
+			if w := mustReserve(t, r, obj); w == nil {
 				t.Fatal("x did not wait")
 			}
 			r.removalStatusStep(obj)
@@ -163,4 +163,15 @@ func TestRemovalStatusStep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustReserve reserves the object's removal on a budget that saves nothing, where the save
+// cannot fail.
+func mustReserve(t *testing.T, r *UserReconciler, obj *iamv1alpha1.CipherscaleUser) *removalWaitError {
+	t.Helper()
+	w, err := r.reserveRemoval(context.Background(), obj)
+	if err != nil {
+		t.Fatalf("reserve: %v", err)
+	}
+	return w
 }

@@ -81,25 +81,30 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if o.Tenant != nil {
 		o.Tenants.SetDefault(o.Tenant)
 	}
-	if err := setupTenants(ctx, mgr, o.Tenants, recorder, o); err != nil {
+	// The objects whose removals wait are requeued when a person allows more (the
+	// allow-removals ConfigMap or a tenant object's annotation) or a tenant's budget is raised.
+	removalWake := make(chan event.GenericEvent, 1024)
+	if err := setupTenants(ctx, mgr, o.Tenants, recorder, removalWake, o); err != nil {
 		return err
 	}
 	resolver := &TenantResolver{Kube: mgr.GetClient(), Tenants: o.Tenants, NoClusterTenants: o.NamespacedTenantsOnly}
 	// The CipherscaleUser reconciler writes the pairs of the users it manages, and wakes the
 	// memberships that declared them.
 	wake := make(chan event.GenericEvent, 1024)
-	// The allow-removals ConfigMap requeues the objects whose removals wait when it grants more.
-	var removalWake chan event.GenericEvent
 	if o.AllowRemovalsConfigMap.Name != "" {
-		removalWake = make(chan event.GenericEvent, 1024)
 		poll := o.AllowRemovalsPoll
 		if poll <= 0 {
 			poll = DefaultAllowRemovalsPoll
 		}
-		if err := mgr.Add(&allowRemovals{
+		a := &allowRemovals{
 			reader: mgr.GetAPIReader(), writer: mgr.GetClient(), key: o.AllowRemovalsConfigMap,
 			budget: o.Tenant.RemovalBudget(), poll: poll, wake: removalWake,
-		}); err != nil {
+		}
+		// The ConfigMap also keeps the default tenant's last hour across restarts: no removal
+		// until it was read (Start restores it).
+		a.budget.ExpectRestore()
+		a.budget.SetSave(a.save)
+		if err := mgr.Add(a); err != nil {
 			return fmt.Errorf("setting up the allow-removals ConfigMap: %w", err)
 		}
 	}

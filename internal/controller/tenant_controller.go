@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -72,6 +75,13 @@ type TenantReconciler struct {
 	// fixed or rotated Secret is picked up without a restart. The API is called again only when
 	// the key changed, or after the resync interval.
 	RecheckInterval time.Duration
+
+	// Wake, when set, brings the reconciles of tenant objects whose number of waiting removals
+	// changed (see tenantWaker), so that the status says it without waiting for the resync.
+	Wake <-chan event.GenericEvent
+	// RemovalWake, when set, requeues the CipherscaleUsers whose removals wait, after a person
+	// allowed more or the budget was raised.
+	RemovalWake chan<- event.GenericEvent
 
 	// grace remembers when each tenant's undeclared users were first seen.
 	grace graceClock
@@ -124,6 +134,8 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			retErr = errors.Join(retErr, err)
 		}
 	}()
+	// Before the tenant is in the registry, so before any of its objects can remove anyone.
+	r.restoreBudget(obj, key)
 
 	users, memberships, err := r.referrers(ctx, key)
 	if err != nil {
@@ -221,7 +233,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, list []cipherscale.User, declared map[string]struct{}) (time.Duration, error) {
 	logger := log.FromContext(ctx)
 	st, gen := obj.GetTenantStatus(), obj.GetGeneration()
-	budget := r.applyBudget(obj, key)
+	budget := r.applyBudget(ctx, obj, key)
 
 	before := st.Undeclared.DeepCopy()
 	out, err := runUndeclared(ctx, undeclaredRun{
@@ -281,14 +293,13 @@ func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key
 // applyBudget sets the tenant's removal budget from its spec, and grants the allow-removals
 // annotation once: the value granted is recorded in the status, so that neither a resync nor a
 // restart grants it twice.
-func (r *TenantReconciler) applyBudget(obj tenantObject, key tenant.Key) *tenant.RemovalBudget {
+func (r *TenantReconciler) applyBudget(ctx context.Context, obj tenantObject, key tenant.Key) *tenant.RemovalBudget {
 	budget := r.Tenants.Budget(key)
-	perHour := r.Tenants.DefaultRemovalBudget()
-	if rb := obj.Settings().RemovalBudget; rb != nil && rb.PerHour != nil {
-		perHour = int(*rb.PerHour)
-	}
-	budget.SetPerHour(perHour)
+	budget.SetPerHour(r.perHourOf(obj))
 	st := obj.GetTenantStatus()
+	if st.RemovalBudget != nil && r.perHourOf(obj) != int(st.RemovalBudget.PerHour) {
+		wakeWaitingRemovals(ctx, budget, r.RemovalWake) // raised (or lowered): ask again now
+	}
 	if budget.AllowToken() == "" && st.RemovalBudget != nil && st.RemovalBudget.AllowRemovalsUsed != "" {
 		budget.RestoreAllowToken(st.RemovalBudget.AllowRemovalsUsed)
 	}
@@ -307,8 +318,50 @@ func (r *TenantReconciler) applyBudget(obj tenantObject, key tenant.Key) *tenant
 	if budget.Allow(value, n) {
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, eventRemovalsAllowed, "Allow",
 			"%d more removals allowed by the %s annotation", n, iamv1alpha1.AnnotationAllowRemovals)
+		wakeWaitingRemovals(ctx, budget, r.RemovalWake)
 	}
 	return budget
+}
+
+// perHourOf is the tenant's removal budget: its spec, else the operator's default.
+func (r *TenantReconciler) perHourOf(obj tenantObject) int {
+	if rb := obj.Settings().RemovalBudget; rb != nil && rb.PerHour != nil {
+		return int(*rb.PerHour)
+	}
+	return r.Tenants.DefaultRemovalBudget()
+}
+
+// restoreBudget sets the tenant's removal budget from its spec and, the first time this process
+// sees the tenant, restores the removals of the last hour from status.removalsByMinute and
+// makes the budget save them there before each removal's call. The registry makes a tenant
+// object's budget waiting for this restore, so no removal is let through on a fresh hour.
+func (r *TenantReconciler) restoreBudget(obj tenantObject, key tenant.Key) {
+	budget := r.Tenants.Budget(key)
+	budget.SetPerHour(r.perHourOf(obj))
+	if budget.Restored() {
+		return
+	}
+	budget.SetSave(r.saveBudget(key))
+	budget.Restore(recordFromAPI(obj.GetTenantStatus().RemovalsByMinute))
+}
+
+// saveBudget writes a budget's record in status.removalsByMinute of the tenant object of key,
+// with a merge patch of that field alone: the reconciler's own status patch never writes it
+// (it leaves it as it read it), so neither writer undoes the other.
+func (r *TenantReconciler) saveBudget(key tenant.Key) tenant.SaveFunc {
+	return func(ctx context.Context, record []tenant.SpentMinute) error {
+		obj := r.newObject()
+		obj.SetNamespace(key.Namespace)
+		obj.SetName(key.Name)
+		body, err := json.Marshal(map[string]any{"status": map[string]any{"removalsByMinute": recordToAPI(record)}})
+		if err != nil {
+			return err
+		}
+		if err := r.Kube.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, body)); err != nil {
+			return fmt.Errorf("writing the status of %s: %w", key, err)
+		}
+		return nil
+	}
 }
 
 // reportBudget writes the budget's figures in the status and returns how many removals wait.
@@ -454,12 +507,15 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		DeleteFunc:  func(event.DeleteEvent) bool { return true },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(r.Kind)).
 		For(r.newObject(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate(), allowRemovalsChanged()))).
 		Watches(&iamv1alpha1.CipherscaleUser{}, handler.EnqueueRequestsFromMapFunc(tenantOfObject(r.Kind)), countChanged).
-		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(tenantOfObject(r.Kind)), countChanged).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2, RateLimiter: rateLimiter(r.ResyncInterval)}).
+		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(tenantOfObject(r.Kind)), countChanged)
+	if r.Wake != nil {
+		b = b.WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
+	}
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: 2, RateLimiter: rateLimiter(r.ResyncInterval)}).
 		Complete(r)
 }
 
@@ -477,10 +533,12 @@ func allowRemovalsChanged() predicate.Predicate {
 }
 
 // setupTenants registers the tenant index and one TenantReconciler per tenant kind.
-func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registry, recorder events.EventRecorder, o Options) error {
+func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registry, recorder events.EventRecorder, removalWake chan<- event.GenericEvent, o Options) error {
 	if err := setupTenantIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the tenant index: %w", err)
 	}
+	waker := newTenantWaker(tenantWakeDelay)
+	tenants.OnWaitingChange(waker.wake)
 	for _, kind := range []string{iamv1alpha1.KindClusterCipherscaleTenant, iamv1alpha1.KindCipherscaleTenant} {
 		if kind == iamv1alpha1.KindClusterCipherscaleTenant && o.NamespacedTenantsOnly {
 			continue
@@ -488,6 +546,7 @@ func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registr
 		if err := (&TenantReconciler{
 			Kube: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Tenants: tenants,
 			Recorder: recorder, Clock: o.Clock, Kind: kind, ResyncInterval: o.ResyncInterval,
+			Wake: waker.channel(kind), RemovalWake: removalWake,
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}

@@ -210,6 +210,11 @@ func removeUndeclared(ctx context.Context, in undeclaredRun, id string, deleting
 		in.Budget.Release(key)
 		return false, 0, nil
 	}
+	// Saved before the call: a restart must count it.
+	if err := in.Budget.Commit(ctx); err != nil {
+		in.Budget.Release(key)
+		return false, 0, err
+	}
 	if deleting {
 		logger.Info("Deleting undeclared user", "id", id)
 		err = in.Tenant.Delete(ctx, id)

@@ -667,8 +667,10 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 		case policy == iamv1alpha1.DeletionPolicyDeactivate:
 			if live.Status.Normalized() != cipherscale.StatusInactive {
 				// Every removal spends the tenant's budget; past it, the object waits.
-				if w := r.reserveRemoval(obj); w != nil {
+				if w, err := r.reserveRemoval(ctx, obj); w != nil {
 					return r.waitForRemoval(obj, w), nil
+				} else if err != nil {
+					return r.failDeleting(obj, err)
 				}
 				log.FromContext(ctx).Info("Deactivating tenant user on deletion")
 				err := r.Tenant.Deactivate(ctx, live.ID)
@@ -679,8 +681,10 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 				r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDeactivated, "Deactivate", "Deactivated tenant user %s on deletion", live.ID)
 			}
 		default:
-			if w := r.reserveRemoval(obj); w != nil {
+			if w, err := r.reserveRemoval(ctx, obj); w != nil {
 				return r.waitForRemoval(obj, w), nil
+			} else if err != nil {
+				return r.failDeleting(obj, err)
 			}
 			log.FromContext(ctx).Info("Deleting tenant user")
 			err := r.Tenant.Delete(ctx, live.ID)

@@ -1,6 +1,8 @@
 package tenant
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -27,7 +29,9 @@ const MaxAllowRemovals = 100000
 // in any sliding hour, plus the extra units a person allows. A removal is named by a key (for
 // example "user/<namespace>/<name>" or "undeclared/<user id>") so that the retry of a removal
 // never spends a second unit and a removal that waits is counted once. It is safe for
-// concurrent use and keeps its state in memory only.
+// concurrent use. It keeps its state in memory and, once given a SaveFunc, saves the units
+// of its window (by minute: at most 61 records whatever perHour is) where a restarted operator
+// restores them (Restore), so that a restart never gives a fresh hour.
 //
 // The life of a removal: Reserve before the call; Done when the call was made or may have been,
 // or when the removal is no longer wanted (the unit, if any, stays spent for its hour, and the
@@ -49,7 +53,36 @@ type RemovalBudget struct {
 	allowance int
 	// allowToken is the allow-removals value already granted, "" when none.
 	allowToken string
+
+	// restored is false from ExpectRestore until Restore: every removal waits meanwhile.
+	restored bool
+	// spends counts the units ever spent from the window, so that Commit knows what a save
+	// covers.
+	spends uint64
+	// onWaiting is called, outside the lock, when the number of waiting removals changed.
+	onWaiting func()
+
+	// saveMu serializes the saves: a Commit that waited for another's save finds its units
+	// covered by it and saves nothing (one write for many removals).
+	saveMu sync.Mutex
+	save   SaveFunc
+	saved  uint64 // spends covered by the last successful save
 }
+
+// SpentMinute is what a budget saves of its window: Count units spent in the minute that
+// starts at Minute (UTC, whole minute).
+type SpentMinute struct {
+	Minute time.Time
+	Count  int
+}
+
+// SaveFunc writes a budget's record (the units of its window, by minute, oldest first) where it
+// survives a restart. It replaces the record saved before.
+type SaveFunc func(ctx context.Context, record []SpentMinute) error
+
+// ErrNotRestored is the error of Commit, and the reason a removal waits, while a budget that
+// expects a restore has not been restored yet.
+var ErrNotRestored = errors.New("the removal budget's last hour is not restored yet")
 
 // reservation is a unit held by one removal.
 type reservation struct {
@@ -65,7 +98,13 @@ type Reservation struct {
 	Waiting int
 	// RetryAfter is, for a removal that waits, how long until the window frees its next unit.
 	RetryAfter time.Duration
+	// NotRestored is true when the removal waits because the budget's last hour is not
+	// restored yet (after a start); RetryAfter is then short.
+	NotRestored bool
 }
+
+// restoreRetry is how soon a removal that waits for the restore asks again.
+const restoreRetry = time.Second
 
 // RemovalBudgetStatus is what the tenant's status says about its budget.
 type RemovalBudgetStatus struct {
@@ -82,10 +121,133 @@ func NewRemovalBudget(perHour int, now func() time.Time) *RemovalBudget {
 		now = time.Now
 	}
 	return &RemovalBudget{
-		now:     now,
-		perHour: max(perHour, 0),
-		held:    map[string]reservation{},
-		waiting: map[string]time.Time{},
+		now:      now,
+		perHour:  max(perHour, 0),
+		held:     map[string]reservation{},
+		waiting:  map[string]time.Time{},
+		restored: true,
+	}
+}
+
+// ExpectRestore makes every removal wait until Restore is called: set before the removals start
+// on a budget whose last hour is saved, so that no removal is let through on a fresh hour.
+func (b *RemovalBudget) ExpectRestore() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.restored = false
+}
+
+// Restored reports whether the budget is restored (or never expected a restore).
+func (b *RemovalBudget) Restored() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.restored
+}
+
+// Restore counts the units of a saved record as spent, and lets removals through again. A unit
+// saved in a minute is counted as spent at the last instant of that minute (never later than
+// now), so that it frees no earlier than it would have: the restore may delay a removal by up
+// to a minute, never let one through early; and it is saved again in the same minute, so that
+// restarts do not add up. Records older than the window, or with no unit, are
+// ignored. Only the first Restore counts: the record of a process is restored once.
+func (b *RemovalBudget) Restore(record []SpentMinute) {
+	b.saveMu.Lock() // the order of Commit: saveMu, then mu
+	defer b.saveMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.restored {
+		return
+	}
+	b.restored = true
+	now := b.now()
+	var add []time.Time
+	for _, r := range record {
+		at := r.Minute.Truncate(time.Minute).Add(time.Minute - time.Nanosecond)
+		if at.After(now) {
+			at = now
+		}
+		for range min(r.Count, MaxAllowRemovals) {
+			add = append(add, at)
+		}
+	}
+	b.spent = append(b.spent, add...)
+	slices.SortFunc(b.spent, func(x, y time.Time) int { return x.Compare(y) })
+	b.prune(now)
+	// What was restored is saved already.
+	b.spends += uint64(len(add))
+	b.saved = max(b.saved, b.spends)
+}
+
+// Record returns the units of the window by minute, oldest first: what a SaveFunc saves.
+func (b *RemovalBudget) Record() []SpentMinute {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prune(b.now())
+	return b.record()
+}
+
+func (b *RemovalBudget) record() []SpentMinute {
+	var out []SpentMinute
+	for _, at := range b.spent {
+		m := at.UTC().Truncate(time.Minute)
+		if n := len(out); n > 0 && out[n-1].Minute.Equal(m) {
+			out[n-1].Count++
+			continue
+		}
+		out = append(out, SpentMinute{Minute: m, Count: 1})
+	}
+	return out
+}
+
+// SetSave makes Commit save the budget's record with save.
+func (b *RemovalBudget) SetSave(save SaveFunc) {
+	b.saveMu.Lock()
+	defer b.saveMu.Unlock()
+	b.save = save
+}
+
+// Commit returns once every unit spent so far is saved: call it after a Reserve that allowed a
+// removal and before the removal's call, and Release the unit if it fails. Callers at the same
+// time share one save. Without a SaveFunc it saves nothing; on a budget not restored yet it
+// returns ErrNotRestored.
+func (b *RemovalBudget) Commit(ctx context.Context) error {
+	b.mu.Lock()
+	want, restored := b.spends, b.restored
+	b.mu.Unlock()
+	if !restored {
+		return ErrNotRestored
+	}
+	b.saveMu.Lock()
+	defer b.saveMu.Unlock()
+	if b.save == nil || b.saved >= want {
+		return nil
+	}
+	b.mu.Lock()
+	b.prune(b.now())
+	record, covers := b.record(), b.spends
+	b.mu.Unlock()
+	if err := b.save(ctx, record); err != nil {
+		return fmt.Errorf("saving the removal budget's last hour: %w", err)
+	}
+	b.saved = covers
+	return nil
+}
+
+// OnWaitingChange sets a function called, outside the budget's lock, whenever the number of
+// removals that wait changed: the tenant's status reports it.
+func (b *RemovalBudget) OnWaitingChange(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onWaiting = f
+}
+
+// unlockNotify unlocks the budget, then calls onWaiting when the number of waiting removals
+// is no longer before.
+func (b *RemovalBudget) unlockNotify(before int) {
+	f, changed := b.onWaiting, len(b.waiting) != before
+	b.mu.Unlock()
+	if changed && f != nil {
+		f()
 	}
 }
 
@@ -107,9 +269,13 @@ func (b *RemovalBudget) SetPerHour(perHour int) {
 // but the units are still recorded, so that setting a limit counts the last hour's removals.
 func (b *RemovalBudget) Reserve(key string) Reservation {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlockNotify(len(b.waiting))
 	now := b.now()
 	b.prune(now)
+	if !b.restored {
+		b.waiting[key] = now
+		return Reservation{Waiting: len(b.waiting), RetryAfter: restoreRetry, NotRestored: true}
+	}
 	if _, ok := b.held[key]; ok {
 		return Reservation{OK: true, Waiting: len(b.waiting)}
 	}
@@ -119,6 +285,7 @@ func (b *RemovalBudget) Reserve(key string) Reservation {
 		b.held[key] = reservation{at: now, allowance: true}
 	case b.perHour == 0 || len(b.spent) < b.perHour:
 		b.spent = append(b.spent, now)
+		b.spends++
 		b.held[key] = reservation{at: now}
 	default:
 		b.waiting[key] = now
@@ -135,7 +302,7 @@ func (b *RemovalBudget) Reserve(key string) Reservation {
 // is free for a later, different removal of the same object.
 func (b *RemovalBudget) Done(key string) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlockNotify(len(b.waiting))
 	delete(b.held, key)
 	delete(b.waiting, key)
 }
@@ -145,7 +312,7 @@ func (b *RemovalBudget) Done(key string) {
 // removal if it was waiting.
 func (b *RemovalBudget) Release(key string) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlockNotify(len(b.waiting))
 	delete(b.waiting, key)
 	r, ok := b.held[key]
 	if !ok {
@@ -204,7 +371,7 @@ func (b *RemovalBudget) RestoreAllowToken(token string) {
 // Waiting returns how many distinct removals wait for a unit.
 func (b *RemovalBudget) Waiting() int {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlockNotify(len(b.waiting))
 	b.prune(b.now())
 	return len(b.waiting)
 }
@@ -213,7 +380,7 @@ func (b *RemovalBudget) Waiting() int {
 // budget the caller requeues their objects, so that they do not wait for their RetryAfter.
 func (b *RemovalBudget) WaitingKeys() []string {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlockNotify(len(b.waiting))
 	b.prune(b.now())
 	keys := make([]string, 0, len(b.waiting))
 	for k := range b.waiting {
@@ -226,7 +393,7 @@ func (b *RemovalBudget) WaitingKeys() []string {
 // Status returns the budget's figures now.
 func (b *RemovalBudget) Status() RemovalBudgetStatus {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlockNotify(len(b.waiting))
 	b.prune(b.now())
 	return RemovalBudgetStatus{PerHour: b.perHour, Spent: len(b.spent), Waiting: len(b.waiting),
 		Allowance: b.allowance}

@@ -1,6 +1,8 @@
 package tenant_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -341,5 +343,198 @@ func TestParseAllowRemovals(t *testing.T) {
 		if got != tt.want || (err == nil) != tt.ok {
 			t.Errorf("ParseAllowRemovals(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestBudgetRestartTable saves a budget's record as removals are made, "restarts" (a new
+// budget expecting a restore), restores the record and plays on, over a fake clock. The
+// expected answers are written out.
+func TestBudgetRestartTable(t *testing.T) {
+	type step struct {
+		advance time.Duration
+		op      string // reserve, restart, record
+		key     string
+		ok      bool
+		waiting int
+		retry   time.Duration
+		record  []tenant.SpentMinute
+		spent   int // after the step, from Status
+	}
+	m := func(minute, count int) tenant.SpentMinute {
+		return tenant.SpentMinute{Minute: budgetEpoch.Add(time.Duration(minute) * time.Minute), Count: count}
+	}
+	tests := []struct {
+		name    string
+		perHour int
+		steps   []step
+	}{{
+		name:    "a restart in the middle of a mass removal keeps the hour spent",
+		perHour: 3,
+		steps: []step{
+			{advance: 10 * time.Second, op: "reserve", key: "a", ok: true, spent: 1},
+			{advance: 20 * time.Second, op: "reserve", key: "b", ok: true, spent: 2},
+			{advance: 50 * time.Second, op: "reserve", key: "c", ok: true, spent: 3},
+			{op: "record", record: []tenant.SpentMinute{m(0, 2), m(1, 1)}, spent: 3},
+			{op: "restart", spent: 3},
+			// The units of minute 0 are counted as spent at 09:00:59.999999999, the unit of
+			// minute 1 at the restart (09:01:20), not later.
+			{op: "reserve", key: "d", ok: false, waiting: 1, retry: time.Hour - 20*time.Second - time.Nanosecond, spent: 3},
+			{advance: time.Hour - 20*time.Second - 2*time.Nanosecond, op: "reserve", key: "d", ok: false, waiting: 1, retry: time.Nanosecond, spent: 3},
+			{advance: time.Nanosecond, op: "reserve", key: "d", ok: true, spent: 2},
+			{op: "reserve", key: "e", ok: true, spent: 3},
+			{op: "reserve", key: "f", ok: false, waiting: 1, retry: 20*time.Second + time.Nanosecond, spent: 3},
+		},
+	}, {
+		name:    "a saved unit counts to the end of its minute, never less; the record keeps only the hour",
+		perHour: 100,
+		steps: []step{
+			{op: "reserve", key: "a", ok: true, spent: 1},
+			{advance: 30 * time.Minute, op: "reserve", key: "b", ok: true, spent: 2},
+			{advance: 30 * time.Minute, op: "record", record: []tenant.SpentMinute{m(30, 1)}, spent: 1},
+			// The last save (at 09:30) has a's unit of minute 0: counted until 10:00:59.999999999.
+			{op: "restart", spent: 2},
+			{advance: time.Minute - 2*time.Nanosecond, op: "record", record: []tenant.SpentMinute{m(0, 1), m(30, 1)}, spent: 2},
+			{advance: time.Nanosecond, op: "record", record: []tenant.SpentMinute{m(30, 1)}, spent: 1},
+			{advance: 30 * time.Minute, op: "record", record: nil, spent: 0},
+		},
+	}, {
+		name:    "a record is at most 61 minutes whatever the budget",
+		perHour: 1000,
+		steps: func() []step {
+			var s []step
+			for i := range 70 {
+				s = append(s, step{advance: time.Minute, op: "reserve", key: fmt.Sprint(i), ok: true, spent: min(i+1, 60)})
+			}
+			return append(s, step{op: "restart", spent: 60})
+		}(),
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := clocktesting.NewFakePassiveClock(budgetEpoch)
+			b := tenant.NewRemovalBudget(tt.perHour, clock.Now)
+			var saved []tenant.SpentMinute
+			save := func(_ context.Context, r []tenant.SpentMinute) error { saved = r; return nil }
+			b.SetSave(save)
+			for i, s := range tt.steps {
+				clock.SetTime(clock.Now().Add(s.advance))
+				switch s.op {
+				case "reserve":
+					got := b.Reserve(s.key)
+					want := tenant.Reservation{OK: s.ok, Waiting: s.waiting, RetryAfter: s.retry}
+					if diff := cmp.Diff(want, got); diff != "" {
+						t.Fatalf("step %d: reserve %s (-want +got):\n%s", i, s.key, diff)
+					}
+					if got.OK {
+						if err := b.Commit(context.Background()); err != nil {
+							t.Fatalf("step %d: commit: %v", i, err)
+						}
+						b.Done(s.key)
+					}
+				case "record":
+					if diff := cmp.Diff(s.record, b.Record()); diff != "" {
+						t.Fatalf("step %d: record (-want +got):\n%s", i, diff)
+					}
+				case "restart":
+					if len(saved) > 61 {
+						t.Fatalf("step %d: the saved record has %d minutes", i, len(saved))
+					}
+					b = tenant.NewRemovalBudget(tt.perHour, clock.Now)
+					b.ExpectRestore()
+					b.SetSave(save)
+					if res := b.Reserve("early"); res.OK || !res.NotRestored {
+						t.Fatalf("step %d: a removal before the restore: %+v", i, res)
+					}
+					if err := b.Commit(context.Background()); !errors.Is(err, tenant.ErrNotRestored) {
+						t.Fatalf("step %d: commit before the restore: %v", i, err)
+					}
+					b.Done("early")
+					b.Restore(saved)
+				}
+				if got := b.Status().Spent; got != s.spent {
+					t.Fatalf("step %d: spent %d, want %d", i, got, s.spent)
+				}
+			}
+		})
+	}
+}
+
+// TestBudgetCommit: a removal is saved before Commit returns; removals reserved at the same time
+// share saves; a failed save is reported; a restored record is not saved again.
+func TestBudgetCommit(t *testing.T) {
+	clock := clocktesting.NewFakePassiveClock(budgetEpoch)
+	b := tenant.NewRemovalBudget(0, clock.Now)
+	var saves atomic.Int32
+	var mu sync.Mutex
+	var last []tenant.SpentMinute
+	fail := false
+	b.SetSave(func(_ context.Context, r []tenant.SpentMinute) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return errors.New("the API server is away")
+		}
+		saves.Add(1)
+		last = r
+		return nil
+	})
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !b.Reserve(fmt.Sprint(i)).OK {
+				t.Error("refused without a limit")
+				return
+			}
+			if err := b.Commit(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := saves.Load(); n < 1 || n > 200 {
+		t.Fatalf("%d saves", n)
+	}
+	if diff := cmp.Diff([]tenant.SpentMinute{{Minute: budgetEpoch, Count: 200}}, last); diff != "" {
+		t.Fatalf("last save (-want +got):\n%s", diff)
+	}
+	before := saves.Load()
+	if err := b.Commit(context.Background()); err != nil || saves.Load() != before {
+		t.Fatalf("a commit with nothing new saved again: %v", err)
+	}
+	fail = true
+	b.Reserve("x")
+	if err := b.Commit(context.Background()); err == nil {
+		t.Fatal("a failed save was not reported")
+	}
+	fail = false
+	if err := b.Commit(context.Background()); err != nil || saves.Load() != before+1 {
+		t.Fatalf("the failed save was not made again: %v, %d saves", err, saves.Load())
+	}
+
+	r := tenant.NewRemovalBudget(0, clock.Now)
+	r.ExpectRestore()
+	r.SetSave(func(context.Context, []tenant.SpentMinute) error { t.Fatal("saved what it restored"); return nil })
+	r.Restore(last)
+	if err := r.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBudgetWaitingChange: the budget says when the number of waiting removals changed, and only
+// then.
+func TestBudgetWaitingChange(t *testing.T) {
+	clock := clocktesting.NewFakePassiveClock(budgetEpoch)
+	b := tenant.NewRemovalBudget(1, clock.Now)
+	calls := 0
+	b.OnWaitingChange(func() { calls++ })
+	b.Reserve("a")
+	b.Reserve("b") // waits
+	b.Reserve("b") // waits still
+	b.Reserve("c") // waits
+	b.Done("b")
+	b.Done("a") // was not waiting
+	if calls != 3 {
+		t.Fatalf("%d calls, want 3", calls)
 	}
 }

@@ -142,6 +142,8 @@ type Registry struct {
 	// budgets holds each tenant's removal budget, apart from its entry so that a tenant
 	// reconfigured (a new client) keeps the removals of its last hour.
 	budgets map[Key]*RemovalBudget
+	// onWaiting is told the key of a tenant whose number of waiting removals changed.
+	onWaiting func(Key)
 }
 
 type entry struct {
@@ -172,6 +174,26 @@ func (r *Registry) SetDefault(t *Tenant) {
 		r.budgets = map[Key]*RemovalBudget{}
 	}
 	r.budgets[DefaultKey] = t.RemovalBudget()
+	r.watchBudget(DefaultKey, t.RemovalBudget())
+}
+
+// OnWaitingChange sets a function told the key of a tenant whose number of waiting removals
+// changed (a removal started or stopped waiting), for every budget made from now on and the
+// default tenant's. It is called often during a mass removal: it should be cheap and coalesce.
+func (r *Registry) OnWaitingChange(f func(Key)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onWaiting = f
+	for k, b := range r.budgets {
+		r.watchBudget(k, b)
+	}
+}
+
+// watchBudget passes the budget's waiting changes to onWaiting; r.mu is held.
+func (r *Registry) watchBudget(k Key, b *RemovalBudget) {
+	if f := r.onWaiting; f != nil {
+		b.OnWaitingChange(func() { f(k) })
+	}
 }
 
 // Get returns the tenant with this key, if the registry has it.
@@ -302,7 +324,8 @@ func (r *Registry) DefaultRemovalBudget() int { return r.opts.RemovalBudget }
 
 // Budget returns the removal budget of the tenant with this key, made on first use with
 // RegistryOptions.RemovalBudget units per hour (the tenant's reconciler sets its own with
-// SetPerHour).
+// SetPerHour). The budget of a tenant object is made expecting a restore: its removals wait
+// until its reconciler restored the last hour from the object's status (RemovalBudget.Restore).
 func (r *Registry) Budget(k Key) *RemovalBudget {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -313,6 +336,10 @@ func (r *Registry) Budget(k Key) *RemovalBudget {
 		r.budgets = map[Key]*RemovalBudget{}
 	}
 	b := NewRemovalBudget(r.opts.RemovalBudget, r.opts.Now)
+	if !k.IsDefault() {
+		b.ExpectRestore()
+	}
+	r.watchBudget(k, b)
 	r.budgets[k] = b
 	return b
 }

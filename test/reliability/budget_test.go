@@ -47,7 +47,7 @@ func grantConfigMap(ns, name string) {
 }
 
 var _ = Describe("mass deletion", func() {
-	It("removes 50 of 300 users deleted at once with --removal-budget 50, holds 250 until allow-removals lets them go, each removed once", func() {
+	It("removes 50 of 300 users deleted at once with --removal-budget 50, holds 250 through a SIGKILL and restart until allow-removals lets them go, each removed once", func() {
 		const test, n, budget = "mass deletion", 300, 50
 		sim := startSim()
 		ns := newNamespace("mass")
@@ -55,9 +55,10 @@ var _ = Describe("mass deletion", func() {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "removals"}}
 		Expect(k8s.Create(ctx, cm)).To(Succeed())
 		users := makeUsers(ns, "m", n, nil, nil, false)
-		startManager(managerConfig{name: "manager", apiURL: sim.URL, namespaces: []string{ns},
+		cfg := managerConfig{name: "manager", apiURL: sim.URL, namespaces: []string{ns},
 			args: []string{"--qps", "1000", "--burst", "200", "--removal-budget", fmt.Sprint(budget),
-				"--allow-removals-configmap", ns + "/removals"}})
+				"--allow-removals-configmap", ns + "/removals"}}
+		m := startManager(cfg)
 		createAll(userObjects(users))
 		waitAllReady(time.Minute, n, ns)
 		Expect(sim.Users()).To(HaveLen(n))
@@ -98,6 +99,24 @@ var _ = Describe("mass deletion", func() {
 		Expect(deletes2xx(sim.Stats())).To(Equal(budget))
 		figure(test, "stopped", fmt.Sprintf("%d removed, %d objects waiting with %s and their finalizers, %s after the deletion",
 			n-declared(), n-budget, iamv1alpha1.ReasonRemovalBudgetExceeded, stopped.Round(10*time.Millisecond)))
+
+		By("SIGKILL of the manager and a restart: the ConfigMap kept the hour")
+		m.Kill()
+		getsBefore := sim.Stats().Count(cipherscale.RouteGetUser)
+		restart := time.Now()
+		startManager(cfg)
+		// Every waiting object reads its user by id again before it asks the budget.
+		Eventually(func() int { return sim.Stats().Count(cipherscale.RouteGetUser) - getsBefore },
+			time.Minute, 100*time.Millisecond).Should(BeNumerically(">=", n-budget))
+		asked := time.Since(restart)
+		Consistently(func(g Gomega) {
+			g.Expect(deletes2xx(sim.Stats())).To(Equal(budget))
+			g.Expect(declared()).To(Equal(n - budget))
+		}, 3*time.Second, 100*time.Millisecond).Should(Succeed())
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
+		Expect(cm.Annotations).To(HaveKey(iamv1alpha1.AnnotationRemovalsByMinute))
+		figure(test, "restart", fmt.Sprintf("after a SIGKILL and a restart, the %d waiting objects asked again within %s, and still %d removed (the hour restored from the ConfigMap's %s)",
+			n-budget, asked.Round(10*time.Millisecond), n-declared(), iamv1alpha1.AnnotationRemovalsByMinute))
 
 		By("a person allows the rest")
 		release := time.Now()
