@@ -41,8 +41,8 @@ func CacheTransform() toolscache.TransformFunc {
 }
 
 // intern returns the one shared copy of s. Only strings that repeat across objects go through
-// it: namespaces, annotation and finalizer names, condition types and reasons, role and group
-// ids and names.
+// it: namespaces, finalizer names, condition types and reasons, role and group ids and names.
+// (Annotation names are not: sharing a map's keys means building the map again.)
 func intern(s string) string {
 	if s == "" {
 		return s
@@ -54,13 +54,6 @@ func internMeta(m *metav1.ObjectMeta) {
 	m.Namespace = intern(m.Namespace)
 	for i := range m.Finalizers {
 		m.Finalizers[i] = intern(m.Finalizers[i])
-	}
-	if len(m.Annotations) > 0 {
-		a := make(map[string]string, len(m.Annotations))
-		for k, v := range m.Annotations {
-			a[intern(k)] = v
-		}
-		m.Annotations = a
 	}
 }
 
