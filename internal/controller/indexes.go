@@ -2,8 +2,11 @@ package controller
 
 import (
 	"context"
+	"fmt"
 
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
@@ -13,12 +16,11 @@ import (
 )
 
 // Field indexes of the manager's cache. Each value is scoped to the object's tenant (see
-// scoped): email ownership, group scopes and the membership rule hold per tenant.
+// scoped): email ownership, group scopes and the membership rule hold per tenant. Every index
+// answers cluster-wide Lists only (see indexCluster).
 const (
 	// indexUserEmail indexes CipherscaleUsers by lower-cased email.
 	indexUserEmail = "cipherscale.spec.email"
-	// indexUserGroup indexes CipherscaleUsers that set spec.groups by each group id.
-	indexUserGroup = "cipherscale.spec.groups"
 	// indexMembershipGroup indexes CipherscaleGroupMemberships by group id.
 	indexMembershipGroup = "cipherscale.spec.groupId"
 	// indexMembershipMember indexes CipherscaleGroupMemberships by memberKey of each member.
@@ -40,27 +42,17 @@ func memberKeyRef(namespace, name string) string {
 
 // setupIndexes registers the field indexes both controllers use, once per manager.
 func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &iamv1alpha1.CipherscaleUser{}, indexUserEmail, func(o client.Object) []string {
+	if err := indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleUser{}, indexUserEmail, func(o client.Object) []string {
 		return []string{scoped(tenantOf(o), cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email))}
 	}); err != nil {
 		return err
 	}
-	if err := idx.IndexField(ctx, &iamv1alpha1.CipherscaleUser{}, indexUserGroup, func(o client.Object) []string {
-		u := o.(*iamv1alpha1.CipherscaleUser)
-		if u.Spec.Groups == nil {
-			return nil
-		}
-		return scopedAll(tenantOf(u), plan.SortedSet(*u.Spec.Groups))
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipGroup, func(o client.Object) []string {
+	if err := indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipGroup, func(o client.Object) []string {
 		return []string{scoped(tenantOf(o), plan.NormalizeID(o.(*iamv1alpha1.CipherscaleGroupMembership).Spec.GroupID))}
 	}); err != nil {
 		return err
 	}
-	return idx.IndexField(ctx, &iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipMember, func(o client.Object) []string {
+	return indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipMember, func(o client.Object) []string {
 		m := o.(*iamv1alpha1.CipherscaleGroupMembership)
 		keys := make([]string, 0, len(m.Spec.Members))
 		for _, mem := range m.Spec.Members {
@@ -73,6 +65,35 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 		}
 		return scopedAll(tenantOf(m), keys)
 	})
+}
+
+// allNamespaces is how controller-runtime's cache prefixes an index value when a List names no
+// namespace (KeyToNamespacedKey in sigs.k8s.io/controller-runtime/pkg/cache/internal).
+const allNamespaces = "__all_namespaces/"
+
+// indexCluster registers a field index on obj's informer that answers Lists with
+// client.MatchingFields{field: value} and no namespace, which is how every List of the
+// controllers asks: a List with client.InNamespace finds nothing through it. The manager's
+// IndexField keeps two values per object, one for its namespace and one for all namespaces;
+// with 10,000 CipherscaleUsers the namespaced half of the email index alone was 10,000
+// one-element sets, kept for no reader.
+func indexCluster(ctx context.Context, mgr ctrl.Manager, obj client.Object, field string, extract client.IndexerFunc) error {
+	inf, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	return inf.AddIndexers(toolscache.Indexers{"field:" + field: func(raw any) ([]string, error) {
+		o, ok := raw.(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("object of type %T is not an Object", raw)
+		}
+		values := extract(o)
+		out := make([]string, len(values))
+		for i, v := range values {
+			out[i] = allNamespaces + v
+		}
+		return out, nil
+	}})
 }
 
 func scopedAll(k tenant.Key, values []string) []string {

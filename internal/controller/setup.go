@@ -3,10 +3,12 @@ package controller
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/types"
+	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -14,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/eventrec"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
@@ -74,7 +77,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up field indexes: %w", err)
 	}
-	recorder := mgr.GetEventRecorder("cipherscale-operator")
+	recorder, err := newRecorder(mgr)
+	if err != nil {
+		return err
+	}
 	if o.Tenants == nil {
 		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), ObserverFor: TenantMetrics})
 	}
@@ -131,4 +137,21 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("setting up the CipherscaleGroupMembership controller: %w", err)
 	}
 	return nil
+}
+
+// newRecorder returns the controllers' event recorder, added to the manager. It writes the
+// events the manager's GetEventRecorder would write (events.k8s.io/v1, same names, fields and
+// series) but remembers a hash of each instead of a copy: see package eventrec.
+func newRecorder(mgr ctrl.Manager) (*eventrec.Recorder, error) {
+	client, err := eventsv1client.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("setting up the event recorder: %w", err)
+	}
+	hostname, _ := os.Hostname()
+	rec := eventrec.New(mgr.GetScheme(), "cipherscale-operator", hostname, eventrec.APISink{Client: client},
+		eventrec.Options{Log: mgr.GetLogger().WithName("events")})
+	if err := mgr.Add(rec); err != nil {
+		return nil, fmt.Errorf("setting up the event recorder: %w", err)
+	}
+	return rec, nil
 }

@@ -58,10 +58,10 @@ func setupTenantIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	byTenant := func(o client.Object) []string {
 		return []string{tenantKeyOf(o.GetNamespace(), tenantRefOf(o)).String()}
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &iamv1alpha1.CipherscaleUser{}, indexTenant, byTenant); err != nil {
+	if err := indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleUser{}, indexTenant, byTenant); err != nil {
 		return err
 	}
-	return mgr.GetFieldIndexer().IndexField(ctx, &iamv1alpha1.CipherscaleGroupMembership{}, indexTenant, byTenant)
+	return indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleGroupMembership{}, indexTenant, byTenant)
 }
 
 // tenantOfObject enqueues the tenant object that a CipherscaleUser or membership names, so

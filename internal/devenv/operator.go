@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
@@ -188,6 +189,7 @@ func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync ti
 	api := &extraUsers{API: client}
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
 		Scheme:                 Scheme(),
+		Cache:                  cache.Options{DefaultTransform: controller.CacheTransform()},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
