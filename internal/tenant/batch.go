@@ -19,7 +19,8 @@ type createResult struct {
 
 type createRequest struct {
 	user cipherscale.NewUser
-	done chan createResult
+	// done receives the result, once, from the batcher's goroutine.
+	done func(createResult)
 }
 
 // maxCreatesInFlight bounds the create requests of one tenant in flight at once. Creates that
@@ -35,6 +36,8 @@ type batcher struct {
 	pending  []createRequest
 	timer    *time.Timer
 	inflight int
+	// creating counts the creates of each normalized email queued or in flight.
+	creating map[string]int
 }
 
 // Create creates one user, sharing a request with the creates that arrive within the batch
@@ -42,10 +45,10 @@ type batcher struct {
 // its error, the rest are sent again, so nobody's create is lost or sent twice. A 409 means the
 // email exists: the caller reads the tenant again (RefreshIfOlder) to find the user.
 func (t *Tenant) Create(ctx context.Context, nu cipherscale.NewUser) (*cipherscale.User, error) {
-	req := createRequest{user: nu, done: make(chan createResult, 1)}
-	t.batch.add(req)
+	ch := make(chan createResult, 1)
+	t.CreateAsync(nu, func(u *cipherscale.User, err error) { ch <- createResult{user: u, err: err} })
 	select {
-	case res := <-req.done:
+	case res := <-ch:
 		return res.user, res.err
 	case <-ctx.Done():
 		// The request may still be sent; its result lands in the snapshot either way.
@@ -53,9 +56,42 @@ func (t *Tenant) Create(ctx context.Context, nu cipherscale.NewUser) (*ciphersca
 	}
 }
 
+// CreateAsync queues the create of one user, as Create does, and returns at once: done is
+// called once with the created user (already in the snapshot) or the error, from the batcher's
+// goroutine, so it must not block. Until then Creating reports the email. A caller that holds no
+// worker while its create waits lets the creates of many callers gather in one request.
+func (t *Tenant) CreateAsync(nu cipherscale.NewUser, done func(*cipherscale.User, error)) {
+	n := cipherscale.NormalizeEmail(nu.Email)
+	b := &t.batch
+	b.add(createRequest{user: nu, done: func(res createResult) {
+		// The email stops being "creating" before the caller hears: a pass the callback wakes
+		// finds the result, never a create still counted.
+		b.mu.Lock()
+		if b.creating[n]--; b.creating[n] <= 0 {
+			delete(b.creating, n)
+		}
+		b.mu.Unlock()
+		done(res.user, res.err)
+	}})
+}
+
+// Creating reports whether a create of email this process sent is queued or in flight. Its
+// outcome is not known yet: a reader must wait for it, neither creating the email again nor
+// concluding from the snapshot that there is no such user.
+func (t *Tenant) Creating(email string) bool {
+	b := &t.batch
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.creating[cipherscale.NormalizeEmail(email)] > 0
+}
+
 func (b *batcher) add(req createRequest) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.creating == nil {
+		b.creating = map[string]int{}
+	}
+	b.creating[cipherscale.NormalizeEmail(req.user.Email)]++
 	b.pending = append(b.pending, req)
 	switch {
 	case b.inflight >= maxCreatesInFlight:
@@ -116,7 +152,7 @@ func (t *Tenant) send(reqs []createRequest) {
 		users, err := t.api.CreateUsers(ctx, items)
 		if err == nil {
 			for _, r := range t.deliverCreated(items, reqs, users, true) {
-				r.done <- createResult{err: errors.New("the create response did not include the user")}
+				r.done(createResult{err: errors.New("the create response did not include the user")})
 			}
 			return
 		}
@@ -130,7 +166,7 @@ func (t *Tenant) send(reqs []createRequest) {
 			// No verdict on any one item: everyone left gets the error and requeues. The client
 			// has already made sure an unknown outcome created nobody twice.
 			for _, r := range reqs {
-				r.done <- createResult{err: err}
+				r.done(createResult{err: err})
 			}
 			return
 		}
@@ -141,14 +177,14 @@ func (t *Tenant) send(reqs []createRequest) {
 		var rest []createRequest
 		for _, r := range reqs {
 			if _, ok := named[cipherscale.NormalizeEmail(r.user.Email)]; ok {
-				r.done <- createResult{err: itemError(ae, r.user.Email)}
+				r.done(createResult{err: itemError(ae, r.user.Email)})
 			} else {
 				rest = append(rest, r)
 			}
 		}
 		switch {
 		case len(rest) == len(reqs) && len(reqs) == 1:
-			reqs[0].done <- createResult{err: err}
+			reqs[0].done(createResult{err: err})
 			return
 		case len(rest) == len(reqs):
 			// Refused without naming anyone: send each on its own to find who.
@@ -194,7 +230,7 @@ func (t *Tenant) deliverCreated(items []cipherscale.NewUser, reqs []createReques
 			left = append(left, r)
 			continue
 		}
-		r.done <- createResult{user: copyUser(u)}
+		r.done(createResult{user: copyUser(u)})
 	}
 	return left
 }

@@ -461,6 +461,58 @@ func TestWriteErrors(t *testing.T) {
 	}
 }
 
+// TestCreateAsync: queued creates return at once and gather in one request although their
+// callers queue them one after another; until its answer arrives an email is Creating, and the
+// answer is in the snapshot before its callback runs.
+func TestCreateAsync(t *testing.T) {
+	n := cipherscale.MaxCreateBatch
+	sim, api := newSim(t)
+	// A window longer than the test: only a full batch sends the request.
+	tn, _ := newTenant(api, tenant.Options{MaxAge: time.Hour, BatchWindow: time.Hour})
+	ctx := ctxT(t)
+
+	type answer struct {
+		user     *cipherscale.User
+		err      error
+		inSnap   bool
+		creating bool
+	}
+	answers := make([]chan answer, n)
+	for i := range n {
+		email := fmt.Sprintf("async%03d@example.com", i)
+		answers[i] = make(chan answer, 1)
+		tn.CreateAsync(cipherscale.NewUser{Email: email}, func(u *cipherscale.User, err error) {
+			found, _ := tn.Lookup(context.Background(), email)
+			answers[i] <- answer{user: u, err: err, inSnap: found != nil && u != nil && found.ID == u.ID, creating: tn.Creating(email)}
+		})
+		if i < n-1 && !tn.Creating(strings.ToUpper(email)) {
+			t.Fatalf("%s is not Creating after CreateAsync", email)
+		}
+	}
+	for i := range n {
+		select {
+		case a := <-answers[i]:
+			if a.err != nil || a.user == nil {
+				t.Fatalf("create %d: %+v, %v", i, a.user, a.err)
+			}
+			if !a.inSnap {
+				t.Errorf("create %d: the user was not in the snapshot when its callback ran", i)
+			}
+			if a.creating {
+				t.Errorf("create %d: still Creating when its callback ran", i)
+			}
+		case <-ctx.Done():
+			t.Fatalf("create %d: no answer", i)
+		}
+	}
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 1 {
+		t.Errorf("%d create requests, want 1", posts)
+	}
+	if users := len(sim.Users()); users != n {
+		t.Errorf("%d users in the tenant, want %d", users, n)
+	}
+}
+
 // TestBatchedCreates: concurrent creates share requests of at most 100 users.
 func TestBatchedCreates(t *testing.T) {
 	const n = 250
