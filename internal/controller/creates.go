@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"time"
 
@@ -126,4 +127,19 @@ func (r *UserReconciler) wakeEmail(key types.NamespacedName, uid types.UID, emai
 		}
 	}
 	r.wake.add(keys...)
+}
+
+// ownMark puts the pending mark the object's create wrote back on the in-memory object when the
+// cache that served this pass has not seen it yet, so that recording the id (or a refusal)
+// clears it rather than leaving it beside the id.
+func ownMark(obj *iamv1alpha1.CipherscaleUser, pc pendingCreate) {
+	if createPending(obj) {
+		return
+	}
+	a := maps.Clone(obj.Annotations)
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[iamv1alpha1.AnnotationCreatePending] = pc.attempt.UTC().Format(time.RFC3339)
+	obj.Annotations = a
 }

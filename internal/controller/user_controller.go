@@ -382,6 +382,7 @@ func (r *UserReconciler) waitForCreate(obj *iamv1alpha1.CipherscaleUser) ctrl.Re
 // object's own when an earlier pass had marked a create, else someone else's, for the adoption
 // policy to decide.
 func (r *UserReconciler) finishCreate(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, pc pendingCreate) (observed, ctrl.Result, error) {
+	ownMark(obj, pc)
 	markedBefore, attempt := pc.markedBefore, pc.attempt
 	created, err := pc.user, pc.err
 	if cipherscale.IsConflict(err) {
@@ -766,6 +767,7 @@ func (r *UserReconciler) settleCreate(ctx context.Context, obj *iamv1alpha1.Ciph
 	if pc.tenant != r.tenantKey {
 		return "", false, nil
 	}
+	ownMark(obj, pc)
 	if pc.err == nil && pc.user != nil {
 		if err := recordID(ctx, r.Kube, obj, pc.user.ID); err != nil {
 			return "", false, err
