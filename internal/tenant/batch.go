@@ -19,9 +19,18 @@ type createResult struct {
 
 type createRequest struct {
 	user cipherscale.NewUser
+	// queued is when the create was queued.
+	queued time.Time
 	// done receives the result, once, from the batcher's goroutine.
 	done func(createResult)
 }
+
+// maxLingerWindows bounds, in batch windows, how long a partial batch waits for more creates
+// while other calls of the tenant are in progress: 2s at the default window of 50ms. They hold
+// the rate limit, so a request sent at once would only take a turn from them (and add one more
+// request for the creates that arrive behind it); waiting costs the creates latency, never the
+// tenant throughput. With no other call in progress a batch goes after one window, as before.
+const maxLingerWindows = 40
 
 // maxCreatesInFlight bounds the create requests of one tenant in flight at once. Creates that
 // arrive while one is in flight (waiting for the rate limit or for the API) join the next
@@ -92,20 +101,50 @@ func (b *batcher) add(req createRequest) {
 		b.creating = map[string]int{}
 	}
 	b.creating[cipherscale.NormalizeEmail(req.user.Email)]++
+	req.queued = time.Now()
 	b.pending = append(b.pending, req)
-	switch {
-	case b.inflight >= maxCreatesInFlight:
-		// The request in flight sends this one when it completes.
-	case len(b.pending) >= cipherscale.MaxCreateBatch || b.t.opts.BatchWindow <= 0:
-		b.flushLocked()
-	case b.timer == nil:
-		b.timer = time.AfterFunc(b.t.opts.BatchWindow, func() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			b.timer = nil
-			b.flushLocked()
-		})
+	b.maybeFlushLocked()
+}
+
+// kick is called when the tenant's last call in progress ends: a batch that waited for the
+// rate limit to free up goes now.
+func (b *batcher) kick() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.maybeFlushLocked()
+}
+
+// maybeFlushLocked sends the pending creates, unless a request is in flight (its completion
+// calls this again) or a partial batch should wait: for the batch window after its oldest create
+// was queued, and, while other calls of the tenant are in progress, up to maxLingerWindows
+// windows (kick ends that wait when they end).
+func (b *batcher) maybeFlushLocked() {
+	if len(b.pending) == 0 || b.inflight >= maxCreatesInFlight {
+		return
 	}
+	window := b.t.opts.BatchWindow
+	if len(b.pending) < cipherscale.MaxCreateBatch && window > 0 {
+		age := time.Since(b.pending[0].queued)
+		var wait time.Duration
+		switch {
+		case age < window:
+			wait = window - age
+		case b.t.calls.busy() && age < maxLingerWindows*window:
+			wait = maxLingerWindows*window - age
+		}
+		if wait > 0 {
+			if b.timer == nil {
+				b.timer = time.AfterFunc(wait, func() {
+					b.mu.Lock()
+					defer b.mu.Unlock()
+					b.timer = nil
+					b.maybeFlushLocked()
+				})
+			}
+			return
+		}
+	}
+	b.flushLocked()
 }
 
 // flushLocked sends pending creates, as many requests as may be in flight.
@@ -124,7 +163,7 @@ func (b *batcher) flushLocked() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			b.inflight--
-			b.flushLocked()
+			b.maybeFlushLocked()
 		}()
 	}
 	if len(b.pending) == 0 {

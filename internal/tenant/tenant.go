@@ -20,6 +20,8 @@ type Options struct {
 	// MaxAge is how old the snapshot may be before a lookup refreshes it: the resync interval.
 	MaxAge time.Duration
 	// BatchWindow is how long a create waits for others to share its request. Zero sends at once.
+	// While other calls of the tenant are in progress (they hold its rate limit), a partial batch
+	// waits longer, up to maxLingerWindows windows, as sending it would only take their turn.
 	BatchWindow time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -31,6 +33,8 @@ type Options struct {
 type Tenant struct {
 	api  cipherscale.API
 	opts Options
+	// calls is api, counting the calls in progress (the batcher waits while there are some).
+	calls *busyAPI
 
 	mu   sync.RWMutex
 	byID map[string]*cipherscale.User
@@ -72,8 +76,10 @@ func New(api cipherscale.API, opts Options) *Tenant {
 	if opts.RemovalBudget == nil {
 		opts.RemovalBudget = NewRemovalBudget(0, opts.Now)
 	}
+	calls := &busyAPI{API: api}
 	t := &Tenant{
-		api:           api,
+		api:           calls,
+		calls:         calls,
 		opts:          opts,
 		byID:          map[string]*cipherscale.User{},
 		byEmail:       map[string][]string{},
@@ -83,6 +89,7 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		groupNames:    map[string]string{},
 	}
 	t.batch.t = t
+	calls.idle = t.batch.kick
 	return t
 }
 

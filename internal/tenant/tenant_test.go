@@ -513,6 +513,52 @@ func TestCreateAsync(t *testing.T) {
 	}
 }
 
+// TestCreateWaitsWhileBusy: while another call of the tenant is in progress, a partial batch
+// waits beyond its window for more creates; when that call ends it goes at once, not at the end
+// of its longest wait (40 windows).
+func TestCreateWaitsWhileBusy(t *testing.T) {
+	const window = 100 * time.Millisecond
+	sim, api := newSim(t)
+	tn, gated := newTenant(api, tenant.Options{MaxAge: time.Hour, BatchWindow: window})
+	ctx := ctxT(t)
+
+	held := gated.HoldNextList(t, true)
+	listDone := make(chan error, 1)
+	go func() { listDone <- tn.RefreshIfOlder(ctx, time.Now()) }()
+	held.Reached(t)
+
+	answered := make(chan time.Time, 2)
+	queued := time.Now()
+	for _, e := range []string{"busy1@example.com", "busy2@example.com"} {
+		tn.CreateAsync(cipherscale.NewUser{Email: e}, func(u *cipherscale.User, err error) {
+			if err != nil || u == nil {
+				t.Errorf("create %s: %+v, %v", e, u, err)
+			}
+			answered <- time.Now()
+		})
+	}
+	select {
+	case <-answered:
+		t.Fatal("the create was sent while another call was in progress, after one window")
+	case <-time.After(3 * window):
+	}
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 0 {
+		t.Fatalf("%d create requests while another call was in progress, want 0", posts)
+	}
+	held.Release()
+	if err := <-listDone; err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if at := <-answered; at.Sub(queued) >= 40*window {
+			t.Errorf("a create was answered %s after it was queued: it waited for its longest wait, not for the call in progress", at.Sub(queued))
+		}
+	}
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 1 {
+		t.Errorf("%d create requests, want 1", posts)
+	}
+}
+
 // TestBatchedCreates: concurrent creates share requests of at most 100 users.
 func TestBatchedCreates(t *testing.T) {
 	const n = 250
