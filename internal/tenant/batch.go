@@ -44,6 +44,7 @@ type batcher struct {
 	mu       sync.Mutex
 	pending  []createRequest
 	timer    *time.Timer
+	timerAt  time.Time
 	inflight int
 	// creating counts the creates of each normalized email queued or in flight.
 	creating map[string]int
@@ -116,8 +117,9 @@ func (b *batcher) kick() {
 
 // maybeFlushLocked sends the pending creates, unless a request is in flight (its completion
 // calls this again) or a partial batch should wait: for the batch window after its oldest create
-// was queued, and, while other calls of the tenant are in progress, up to maxLingerWindows
-// windows (kick ends that wait when they end).
+// was queued, and then, up to maxLingerWindows windows, until the tenant's other calls have been
+// quiet for a window (kick re-evaluates when they end): a pause shorter than that is the gap
+// between two calls of a busy tenant, not an idle one.
 func (b *batcher) maybeFlushLocked() {
 	if len(b.pending) == 0 || b.inflight >= maxCreatesInFlight {
 		return
@@ -126,25 +128,43 @@ func (b *batcher) maybeFlushLocked() {
 	if len(b.pending) < cipherscale.MaxCreateBatch && window > 0 {
 		age := time.Since(b.pending[0].queued)
 		var wait time.Duration
-		switch {
+		switch quiet := b.t.calls.quietFor(); {
 		case age < window:
 			wait = window - age
-		case b.t.calls.busy() && age < maxLingerWindows*window:
+		case age >= maxLingerWindows*window:
+		case quiet == 0:
 			wait = maxLingerWindows*window - age
+		case quiet < window:
+			wait = min(window-quiet, maxLingerWindows*window-age)
 		}
 		if wait > 0 {
-			if b.timer == nil {
-				b.timer = time.AfterFunc(wait, func() {
-					b.mu.Lock()
-					defer b.mu.Unlock()
-					b.timer = nil
-					b.maybeFlushLocked()
-				})
-			}
+			b.wakeAtLocked(time.Now().Add(wait))
 			return
 		}
 	}
 	b.flushLocked()
+}
+
+// wakeAtLocked makes sure maybeFlushLocked runs again at at, or earlier.
+func (b *batcher) wakeAtLocked(at time.Time) {
+	if b.timer != nil {
+		if !b.timerAt.After(at) {
+			return
+		}
+		b.timer.Stop()
+	}
+	b.timerAt = at
+	var t *time.Timer
+	t = time.AfterFunc(time.Until(at), func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.timer != t {
+			return // replaced by an earlier one, or stopped by a flush
+		}
+		b.timer = nil
+		b.maybeFlushLocked()
+	})
+	b.timer = t
 }
 
 // flushLocked sends pending creates, as many requests as may be in flight.

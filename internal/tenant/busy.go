@@ -3,29 +3,38 @@ package tenant
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 )
 
-// busyAPI counts the tenant's calls in progress other than creates: while there are some, the
-// tenant's rate limit is taken, and a create sent now only takes a turn from them, so the
-// batcher lets a partial batch wait for more creates (batcher.maybeFlushLocked). When the
-// count falls to zero it tells the batcher.
+// busyAPI counts the tenant's calls in progress other than creates, and remembers when the last
+// one ended. While a tenant is busy its rate limit is taken, and a create sent now only takes a
+// turn from the other calls, so the batcher lets a partial batch wait for more creates
+// (batcher.maybeFlushLocked). When the count falls to zero it tells the batcher.
 type busyAPI struct {
 	cipherscale.API
 	n    atomic.Int64
+	last atomic.Int64 // when a call last ended, in Unix nanoseconds
 	idle func()
 }
 
 func (b *busyAPI) begin() { b.n.Add(1) }
 
 func (b *busyAPI) end() {
+	b.last.Store(time.Now().UnixNano())
 	if b.n.Add(-1) == 0 && b.idle != nil {
 		b.idle()
 	}
 }
 
-func (b *busyAPI) busy() bool { return b.n.Load() > 0 }
+// quietFor returns how long no call has been in progress: 0 while one is.
+func (b *busyAPI) quietFor() time.Duration {
+	if b.n.Load() > 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, b.last.Load()))
+}
 
 func (b *busyAPI) ListUsersPage(ctx context.Context, limit, offset int, sort ...string) (*cipherscale.Page, error) {
 	b.begin()

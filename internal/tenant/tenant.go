@@ -513,6 +513,16 @@ func (t *Tenant) GroupRefused(groupID string) bool {
 	return ok && t.opts.Now().Sub(at) < t.opts.MaxAge
 }
 
+// GroupSeen reports whether the API has reported the group on a user (so it existed then) and
+// no add to it was refused since. A hint only: the group may have been deleted since.
+func (t *Tenant) GroupSeen(groupID string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	_, seen := t.groupNames[normalizeID(groupID)]
+	_, refused := t.refusedGroups[normalizeID(groupID)]
+	return seen && !refused
+}
+
 func (t *Tenant) setGroupRefused(groupID string, refused bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
