@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -519,12 +520,30 @@ func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.Cipherscale
 	if len(p.AddGroups) > 0 || len(p.RemoveGroups) > 0 {
 		logger.Info("Updating groups", "added", len(p.AddGroups), "removed", len(p.RemoveGroups))
 		own, theirs := splitGroups(obj.Spec.Groups, p.AddGroups)
-		if err := r.Tenant.AddToGroups(ctx, id, own); err != nil {
+		// Groups only memberships declare that the tenant has reported on a user ride in the call
+		// for the object's own groups; should that call answer 404 (one was deleted since), the
+		// own groups go alone and those groups one by one, like the others.
+		var seen []string
+		if len(own) > 0 {
+			theirs = slices.DeleteFunc(theirs, func(g string) bool {
+				if r.Tenant.GroupSeen(g) {
+					seen = append(seen, g)
+					return true
+				}
+				return false
+			})
+		}
+		added := append(slices.Clip(own), seen...)
+		err := r.Tenant.AddToGroups(ctx, id, added)
+		if len(seen) > 0 && cipherscale.IsNotFound(err) && !errors.Is(err, tenant.ErrUserGone) {
+			added, theirs = own, append(theirs, seen...)
+			err = r.Tenant.AddToGroups(ctx, id, own)
+		}
+		if err != nil {
 			return applied, fmt.Errorf("adding user %s to groups: %w", id, err)
 		}
-		// Groups only memberships declare are added one by one: an unknown one is the
+		// The other groups only memberships declare are added one by one: an unknown one is the
 		// membership's mistake, not this object's, and must not stall it.
-		added := own
 		for _, g := range theirs {
 			if r.Tenant.GroupRefused(g) {
 				continue // refused a moment ago; the membership reports it
