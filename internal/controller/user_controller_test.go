@@ -383,6 +383,10 @@ var _ = Describe("CipherscaleUser", func() {
 	})
 
 	It("holds no worker while creates wait for the API: other objects go on, and the waiting creates share requests", func() {
+		mail := email("meanwhile")
+		other := newUser(ns, "meanwhile", mail, func(u *iamv1alpha1.CipherscaleUser) { u.Spec.FirstName = ptr("Before") })
+		expectReady(other)
+
 		// More new users than the suite's 8 workers, each create answered after 12s.
 		sim.SetFaults([]simulator.FaultRule{{Route: cipherscale.RouteCreateUsers, LatencyMs: 12000}})
 		posts := sim.Stats().Count(cipherscale.RouteCreateUsers)
@@ -397,14 +401,11 @@ var _ = Describe("CipherscaleUser", func() {
 				Should(haveCondition(u, metav1.ConditionFalse, iamv1alpha1.ReasonCreating))
 		}
 
-		By("an object adopting an existing user becomes Ready while the creates wait")
-		mail := email("meanwhile")
-		_, err := sim.AddUser(simulator.UserSeed{Email: mail, Status: cipherscale.StatusActive})
-		Expect(err).NotTo(HaveOccurred())
-		other := newUser(ns, "meanwhile", mail, func(u *iamv1alpha1.CipherscaleUser) { u.Spec.Roles = ids(roleB) })
-		expectReady(other)
+		By("a change to another object is carried out while the creates wait")
+		update(other, func() { other.Spec.FirstName = ptr("After") })
+		Eventually(func() string { return tenantUser(mail).FirstName }, 10*time.Second, 50*time.Millisecond).Should(Equal("After"))
 		for _, u := range created {
-			Expect(usersWithEmail(u.Spec.Email)).To(Equal(0), "no create was answered yet: the adopting object did not wait for a worker")
+			Expect(usersWithEmail(u.Spec.Email)).To(Equal(0), "no create was answered yet: the change did not wait for a worker")
 		}
 
 		By("each waiting object gets its own user, created once")
