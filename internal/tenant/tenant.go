@@ -52,6 +52,8 @@ type Tenant struct {
 	// roleNames and groupNames hold, by normalized id, the names of the roles and groups the
 	// tenant reported on its users, so that a role or group added locally carries its name.
 	roleNames, groupNames map[string]string
+	// seenGroups holds the groups the API reported on a user or accepted in an add.
+	seenGroups map[string]struct{}
 
 	refresh singleflight.Group
 	batch   batcher
@@ -87,6 +89,7 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		refusedGroups: map[string]time.Time{},
 		roleNames:     map[string]string{},
 		groupNames:    map[string]string{},
+		seenGroups:    map[string]struct{}{},
 	}
 	t.batch.t = t
 	calls.idle = t.batch.kick
@@ -388,6 +391,9 @@ func (t *Tenant) learnNamesLocked(u *cipherscale.User) {
 		}
 	}
 	for _, g := range u.Groups {
+		if g.ID != "" {
+			t.seenGroups[normalizeID(g.ID)] = struct{}{}
+		}
 		if g.Name != "" {
 			t.groupNames[normalizeID(g.ID)] = g.Name
 		}
@@ -513,12 +519,13 @@ func (t *Tenant) GroupRefused(groupID string) bool {
 	return ok && t.opts.Now().Sub(at) < t.opts.MaxAge
 }
 
-// GroupSeen reports whether the API has reported the group on a user (so it existed then) and
-// no add to it was refused since. A hint only: the group may have been deleted since.
+// GroupSeen reports whether the API has reported the group on a user or accepted an add to it
+// (so it existed then) and no add to it was refused since. A hint only: the group may have been
+// deleted since.
 func (t *Tenant) GroupSeen(groupID string) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	_, seen := t.groupNames[normalizeID(groupID)]
+	_, seen := t.seenGroups[normalizeID(groupID)]
 	_, refused := t.refusedGroups[normalizeID(groupID)]
 	return seen && !refused
 }
@@ -547,6 +554,11 @@ func (t *Tenant) AddToGroups(ctx context.Context, id string, groupIDs []string) 
 	for _, g := range groupIDs {
 		t.setGroupRefused(g, false)
 	}
+	t.mu.Lock()
+	for _, g := range groupIDs {
+		t.seenGroups[normalizeID(g)] = struct{}{}
+	}
+	t.mu.Unlock()
 	t.mutate(id, func(u *cipherscale.User) {
 		have := map[string]struct{}{}
 		for _, g := range u.Groups {
