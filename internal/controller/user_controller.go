@@ -693,18 +693,20 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 	if policy == "" {
 		policy = r.DefaultDeletionPolicy
 	}
+	// A create this process queued for the object (a first one, or one that replaces a recorded
+	// user deleted in the tenant), or for its email, is waited for: its answer says which user,
+	// if any, the policy is carried out on.
+	created, waiting, err := r.settleCreate(ctx, obj)
+	if err != nil {
+		return r.failDeleting(obj, err)
+	}
+	if waiting {
+		markReconciling(&obj.Status.Conditions, gen, iamv1alpha1.ReasonDeleting, "Deleting: waiting for the answer of the create in flight")
+		return r.resync(), nil
+	}
 	id := recordedID(obj)
-	if id == "" {
-		// A create this process queued for the object, or for its email, is waited for: its
-		// answer says whether there is a user to carry the policy out on.
-		var waiting bool
-		if id, waiting, err = r.settleCreate(ctx, obj); err != nil || waiting {
-			if err != nil {
-				return r.failDeleting(obj, err)
-			}
-			markReconciling(&obj.Status.Conditions, gen, iamv1alpha1.ReasonDeleting, "Deleting: waiting for the answer of the create in flight")
-			return r.resync(), nil
-		}
+	if created != "" {
+		id = created
 	}
 	// Only the object that owns the email, and that created or adopted a user, acts on it.
 	acts := owner != nil && owner.UID == obj.UID && (id != "" || createPending(obj))
