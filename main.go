@@ -84,7 +84,7 @@ func main() {
 	fs.Float64Var(&o.qps, "qps", cipherscale.DefaultQPS, "Requests per second to the Cipherscale API, shared by all reconciles.")
 	fs.IntVar(&o.burst, "burst", cipherscale.DefaultBurst, "Burst of requests to the Cipherscale API above --qps.")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 16, "Reconciles of each kind running at once. Keep it high enough that --qps, not the workers, sets the pace.")
-	fs.DurationVar(&o.batchWindow, "create-batch-window", 50*time.Millisecond, "How long a user creation waits for others to share one API request (up to 100 users).")
+	fs.DurationVar(&o.batchWindow, "create-batch-window", 50*time.Millisecond, "How long a user creation waits for others to share one API request (up to 100 users); while the tenant's other calls hold its rate limit, up to 40 windows, until they have been quiet for one.")
 	fs.StringVar(&o.defaultDeletionPolicy, "default-deletion-policy", string(iamv1alpha1.DeletionPolicyDelete), "Deletion policy of CipherscaleUsers that set none: Delete, Deactivate or Orphan.")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, such as :8443; 0 disables it.")

@@ -129,6 +129,18 @@ var _ = Describe("Identity", func() {
 		Expect(groupIDs(tenantUser(paused.Spec.Email))).To(Equal([]string{normalize(group)}))
 	})
 
+	It("deletes the user a create in flight makes for an object deleted meanwhile", func() {
+		sim.SetFaults([]simulator.FaultRule{{Route: cipherscale.RouteCreateUsers, LatencyMs: 3000}})
+		mail := email("inflight")
+		u := newUser(ns, "inflight", mail)
+		Eventually(conditionOf(u, iamv1alpha1.ConditionReady), 20*time.Second, 50*time.Millisecond).
+			Should(haveCondition(u, metav1.ConditionFalse, iamv1alpha1.ReasonCreating))
+		Expect(usersWithEmail(mail)).To(Equal(0), "deleted before the create's answer")
+		Expect(k8s.Delete(ctx, u)).To(Succeed())
+		Eventually(func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(u), u) }, 30*time.Second).ShouldNot(Succeed())
+		Expect(usersWithEmail(mail)).To(Equal(0), "the user the create made is deleted with its object, not left behind")
+	})
+
 	It("keeps the Created event when the first writes after the create fail", func() {
 		role := seedRole("created")
 		mail := email("created")

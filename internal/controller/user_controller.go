@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -66,8 +68,10 @@ type UserReconciler struct {
 	// 0: no cap.
 	MaxInvitationsPerDay int
 
-	// sent is shared by the copies of the reconciler made for each pass.
-	sent *sendLog
+	// sent, creates and wake are shared by the copies of the reconciler made for each pass.
+	sent    *sendLog
+	creates *createLog
+	wake    *waker
 	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
 	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
 	Resolver  *TenantResolver
@@ -279,6 +283,23 @@ func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 		}
 	}
 
+	if pc, ok := r.creates.get(obj.UID); ok {
+		switch {
+		case !pc.done:
+			return observed{}, r.waitForCreate(obj), nil
+		case pc.tenant == r.tenantKey:
+			r.creates.forget(obj.UID)
+			return r.finishCreate(ctx, obj, pc)
+		default:
+			// Created in another tenant than the object now names: that tenant's user is left
+			// alone, as after a change of tenantRef.
+			r.creates.forget(obj.UID)
+		}
+	}
+	if r.Tenant.Creating(obj.Spec.Email) {
+		// Another object's create of the email is queued or in flight: its answer wakes this one.
+		return observed{}, r.waitForCreate(obj), nil
+	}
 	found, err := r.Tenant.Lookup(ctx, obj.Spec.Email)
 	if res, stop, err := r.lookupFailed(obj, err); stop {
 		return observed{}, res, err
@@ -325,22 +346,46 @@ func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 	return observed{user: found, readAt: readAt}, ctrl.Result{}, nil
 }
 
-// create marks the create as pending in the object's metadata, sends it, and records the new
-// user's id. A 409 (the email exists) reads the tenant again, once for all who need it, and
-// finds the user: the object's own when an earlier pass had marked a create, else someone
-// else's, for the adoption policy to decide.
+// create marks the create as pending in the object's metadata and queues it in the tenant's
+// batcher, without waiting for it (creates.go): the pass ends Reconciling (Creating), and the
+// answer wakes the object. A create is never queued twice for one object.
 func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (observed, ctrl.Result, error) {
-	markedBefore := createPending(obj)
-	attempt := r.Clock.Now()
-	if err := markCreatePending(ctx, r.Kube, obj, attempt); err != nil {
+	pc := &pendingCreate{tenant: r.tenantKey, markedBefore: createPending(obj), attempt: r.Clock.Now()}
+	if err := markCreatePending(ctx, r.Kube, obj, pc.attempt); err != nil {
 		return observed{}, ctrl.Result{}, err
+	}
+	if !r.creates.start(obj.UID, pc) {
+		return observed{}, r.waitForCreate(obj), nil
 	}
 	groups := []string{}
 	if obj.Spec.Groups != nil {
 		groups = plan.SortedSet(*obj.Spec.Groups)
 	}
 	log.FromContext(ctx).Info("Creating tenant user", "groups", len(groups))
-	created, err := r.Tenant.Create(ctx, cipherscale.NewUser{Email: obj.Spec.Email, Groups: groups})
+	key, uid, email := client.ObjectKeyFromObject(obj), obj.UID, obj.Spec.Email
+	r.Tenant.CreateAsync(cipherscale.NewUser{Email: email, Groups: groups}, func(u *cipherscale.User, err error) {
+		r.creates.finish(uid, u, err)
+		r.wakeEmail(key, uid, email)
+	})
+	return observed{}, r.waitForCreate(obj), nil
+}
+
+// waitForCreate ends a pass whose tenant user is being created by this process: the create's
+// answer wakes the object. The resync is only a backstop.
+func (r *UserReconciler) waitForCreate(obj *iamv1alpha1.CipherscaleUser) ctrl.Result {
+	markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonCreating,
+		"Creating the tenant user: the create is queued or in flight")
+	return r.resync()
+}
+
+// finishCreate takes the answer of the object's create and records the new user's id. A 409
+// (the email exists) reads the tenant again, once for all who need it, and finds the user: the
+// object's own when an earlier pass had marked a create, else someone else's, for the adoption
+// policy to decide.
+func (r *UserReconciler) finishCreate(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, pc pendingCreate) (observed, ctrl.Result, error) {
+	ownMark(obj, pc)
+	markedBefore, attempt := pc.markedBefore, pc.attempt
+	created, err := pc.user, pc.err
 	if cipherscale.IsConflict(err) {
 		if !markedBefore {
 			// This create made nobody, and no earlier one was marked: nothing is pending.
@@ -475,12 +520,30 @@ func (r *UserReconciler) apply(ctx context.Context, obj *iamv1alpha1.Cipherscale
 	if len(p.AddGroups) > 0 || len(p.RemoveGroups) > 0 {
 		logger.Info("Updating groups", "added", len(p.AddGroups), "removed", len(p.RemoveGroups))
 		own, theirs := splitGroups(obj.Spec.Groups, p.AddGroups)
-		if err := r.Tenant.AddToGroups(ctx, id, own); err != nil {
+		// Groups only memberships declare that the tenant has reported on a user ride in the call
+		// for the object's own groups; should that call answer 404 (one was deleted since), the
+		// own groups go alone and those groups one by one, like the others.
+		var seen []string
+		if len(own) > 0 {
+			theirs = slices.DeleteFunc(theirs, func(g string) bool {
+				if r.Tenant.GroupSeen(g) {
+					seen = append(seen, g)
+					return true
+				}
+				return false
+			})
+		}
+		added := append(slices.Clip(own), seen...)
+		err := r.Tenant.AddToGroups(ctx, id, added)
+		if len(seen) > 0 && cipherscale.IsNotFound(err) && !errors.Is(err, tenant.ErrUserGone) {
+			added, theirs = own, append(theirs, seen...)
+			err = r.Tenant.AddToGroups(ctx, id, own)
+		}
+		if err != nil {
 			return applied, fmt.Errorf("adding user %s to groups: %w", id, err)
 		}
-		// Groups only memberships declare are added one by one: an unknown one is the
+		// The other groups only memberships declare are added one by one: an unknown one is the
 		// membership's mistake, not this object's, and must not stall it.
-		added := own
 		for _, g := range theirs {
 			if r.Tenant.GroupRefused(g) {
 				continue // refused a moment ago; the membership reports it
@@ -630,7 +693,21 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 	if policy == "" {
 		policy = r.DefaultDeletionPolicy
 	}
+	// A create this process queued for the object (a first one, or one that replaces a recorded
+	// user deleted in the tenant), or for its email, is waited for: its answer says which user,
+	// if any, the policy is carried out on.
+	created, waiting, err := r.settleCreate(ctx, obj)
+	if err != nil {
+		return r.failDeleting(obj, err)
+	}
+	if waiting {
+		markReconciling(&obj.Status.Conditions, gen, iamv1alpha1.ReasonDeleting, "Deleting: waiting for the answer of the create in flight")
+		return r.resync(), nil
+	}
 	id := recordedID(obj)
+	if created != "" {
+		id = created
+	}
 	// Only the object that owns the email, and that created or adopted a user, acts on it.
 	acts := owner != nil && owner.UID == obj.UID && (id != "" || createPending(obj))
 	switch {
@@ -700,10 +777,42 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 	return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
 }
 
+// settleCreate takes, for a deletion, the answer of a create this process queued for the object:
+// the id of the user it created (recorded), or, when it was refused, the pending mark cleared as
+// the create pass would have. waiting: a create of the email is still queued or in flight.
+func (r *UserReconciler) settleCreate(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (id string, waiting bool, err error) {
+	pc, ok := r.creates.get(obj.UID)
+	switch {
+	case ok && !pc.done:
+		return "", true, nil
+	case !ok:
+		return "", r.Tenant.Creating(obj.Spec.Email), nil
+	}
+	r.creates.forget(obj.UID)
+	if pc.tenant != r.tenantKey {
+		return "", false, nil
+	}
+	ownMark(obj, pc)
+	if pc.err == nil && pc.user != nil {
+		if err := recordID(ctx, r.Kube, obj, pc.user.ID); err != nil {
+			return "", false, err
+		}
+		return pc.user.ID, false, nil
+	}
+	st := cipherscale.StatusOf(pc.err)
+	if st == 409 && !pc.markedBefore || st >= 400 && st < 500 && st != 409 && st != 429 {
+		// Refused: this create made nobody, and no earlier one was marked.
+		if err := patchAnnotations(ctx, r.Kube, obj, map[string]string{iamv1alpha1.AnnotationCreatePending: ""}); err != nil {
+			return "", false, err
+		}
+	}
+	return "", false, nil
+}
+
 // pendingUser returns the id of the user with the object's email in a read of the tenant that
-// started after this pass began, "" when that read has none. A create this process sent for the
-// object has completed by then (a pass does not end while its create is in flight), and one sent
-// by a process that is gone was applied long before.
+// started after this pass began, "" when that read has none. A create this process queued for
+// the email has completed by then (settleCreate waits for it), and one sent by a process that is
+// gone was applied long before.
 func (r *UserReconciler) pendingUser(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (string, error) {
 	if err := r.Tenant.RefreshIfOlder(ctx, r.Clock.Now()); err != nil {
 		return "", err
@@ -791,6 +900,8 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return errors.New("UserReconciler needs a positive ResyncInterval")
 	}
 	r.sent = &sendLog{}
+	r.creates = &createLog{}
+	r.wake = &waker{}
 	if r.DefaultDeletionPolicy == "" {
 		r.DefaultDeletionPolicy = iamv1alpha1.DeletionPolicyDelete
 	}
@@ -817,6 +928,11 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.RemovalWake != nil {
 		b = b.WatchesRawSource(source.Channel(r.RemovalWake, &handler.EnqueueRequestForObject{}))
 	}
+	// The answers of queued creates wake their objects through the controller's queue.
+	b = b.WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		r.wake.set(q)
+		return nil
+	}))
 	return b.Complete(r)
 }
 

@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -379,6 +380,47 @@ var _ = Describe("CipherscaleUser", func() {
 		Expect(usersWithEmail(mail)).To(Equal(1))
 		Expect(sim.InvitationsSent(mail)).To(Equal(1))
 		Expect(u.Status.ID).To(Equal(tenantUser(mail).ID))
+	})
+
+	It("holds no worker while creates wait for the API: other objects go on, and the waiting creates share requests", func() {
+		mail := email("meanwhile")
+		other := newUser(ns, "meanwhile", mail, func(u *iamv1alpha1.CipherscaleUser) { u.Spec.FirstName = ptr("Before") })
+		expectReady(other)
+
+		// More new users than the suite's 8 workers, each create answered after 12s.
+		sim.SetFaults([]simulator.FaultRule{{Route: cipherscale.RouteCreateUsers, LatencyMs: 12000}})
+		posts := sim.Stats().Count(cipherscale.RouteCreateUsers)
+		var created []*iamv1alpha1.CipherscaleUser
+		for i := range 12 {
+			created = append(created, newUser(ns, fmt.Sprintf("slow-%d", i), email("slow"), func(u *iamv1alpha1.CipherscaleUser) {
+				u.Spec.Roles = ids(roleA)
+			}))
+		}
+		for _, u := range created {
+			Eventually(conditionOf(u, iamv1alpha1.ConditionReady), 20*time.Second, 100*time.Millisecond).
+				Should(haveCondition(u, metav1.ConditionFalse, iamv1alpha1.ReasonCreating))
+		}
+
+		By("a change to another object is carried out while the creates wait")
+		update(other, func() { other.Spec.FirstName = ptr("After") })
+		Eventually(func() string { return tenantUser(mail).FirstName }, 10*time.Second, 50*time.Millisecond).Should(Equal("After"))
+		for _, u := range created {
+			Expect(usersWithEmail(u.Spec.Email)).To(Equal(0), "no create was answered yet: the change did not wait for a worker")
+		}
+
+		By("each waiting object gets its own user, created once")
+		for _, u := range created {
+			Eventually(conditionOf(u, iamv1alpha1.ConditionReady), 60*time.Second, 100*time.Millisecond).
+				Should(haveCondition(u, metav1.ConditionTrue, iamv1alpha1.ReasonUpToDate))
+			Expect(usersWithEmail(u.Spec.Email)).To(Equal(1))
+			Expect(sim.InvitationsSent(u.Spec.Email)).To(Equal(1))
+			Expect(u.Status.ID).To(Equal(tenantUser(u.Spec.Email).ID))
+			Expect(u.Annotations).NotTo(HaveKey(iamv1alpha1.AnnotationCreatePending))
+			Expect(roleIDs(tenantUser(u.Spec.Email))).To(Equal([]string{normalize(roleA)}))
+			Eventually(eventsOf(u)).Should(ContainElement(iamv1alpha1.EventCreated))
+		}
+		// One request in flight at a time: those queued behind the first share the next.
+		Expect(sim.Stats().Count(cipherscale.RouteCreateUsers) - posts).To(BeNumerically("<=", 3))
 	})
 
 	It("makes only read calls on a resync when nothing differs", func() {

@@ -19,8 +19,18 @@ type createResult struct {
 
 type createRequest struct {
 	user cipherscale.NewUser
-	done chan createResult
+	// queued is when the create was queued.
+	queued time.Time
+	// done receives the result, once, from the batcher's goroutine.
+	done func(createResult)
 }
+
+// maxLingerWindows bounds, in batch windows, how long a partial batch waits for more creates
+// while other calls of the tenant are in progress: 2s at the default window of 50ms. They hold
+// the rate limit, so a request sent at once would only take a turn from them (and add one more
+// request for the creates that arrive behind it); waiting costs the creates latency, never the
+// tenant throughput. With no other call in progress a batch goes after one window, as before.
+const maxLingerWindows = 40
 
 // maxCreatesInFlight bounds the create requests of one tenant in flight at once. Creates that
 // arrive while one is in flight (waiting for the rate limit or for the API) join the next
@@ -34,7 +44,10 @@ type batcher struct {
 	mu       sync.Mutex
 	pending  []createRequest
 	timer    *time.Timer
+	timerAt  time.Time
 	inflight int
+	// creating counts the creates of each normalized email queued or in flight.
+	creating map[string]int
 }
 
 // Create creates one user, sharing a request with the creates that arrive within the batch
@@ -42,10 +55,10 @@ type batcher struct {
 // its error, the rest are sent again, so nobody's create is lost or sent twice. A 409 means the
 // email exists: the caller reads the tenant again (RefreshIfOlder) to find the user.
 func (t *Tenant) Create(ctx context.Context, nu cipherscale.NewUser) (*cipherscale.User, error) {
-	req := createRequest{user: nu, done: make(chan createResult, 1)}
-	t.batch.add(req)
+	ch := make(chan createResult, 1)
+	t.CreateAsync(nu, func(u *cipherscale.User, err error) { ch <- createResult{user: u, err: err} })
 	select {
-	case res := <-req.done:
+	case res := <-ch:
 		return res.user, res.err
 	case <-ctx.Done():
 		// The request may still be sent; its result lands in the snapshot either way.
@@ -53,23 +66,105 @@ func (t *Tenant) Create(ctx context.Context, nu cipherscale.NewUser) (*ciphersca
 	}
 }
 
+// CreateAsync queues the create of one user, as Create does, and returns at once: done is
+// called once with the created user (already in the snapshot) or the error, from the batcher's
+// goroutine, so it must not block. Until then Creating reports the email. A caller that holds no
+// worker while its create waits lets the creates of many callers gather in one request.
+func (t *Tenant) CreateAsync(nu cipherscale.NewUser, done func(*cipherscale.User, error)) {
+	n := cipherscale.NormalizeEmail(nu.Email)
+	b := &t.batch
+	b.add(createRequest{user: nu, done: func(res createResult) {
+		// The email stops being "creating" before the caller hears: a pass the callback wakes
+		// finds the result, never a create still counted.
+		b.mu.Lock()
+		if b.creating[n]--; b.creating[n] <= 0 {
+			delete(b.creating, n)
+		}
+		b.mu.Unlock()
+		done(res.user, res.err)
+	}})
+}
+
+// Creating reports whether a create of email this process sent is queued or in flight. Its
+// outcome is not known yet: a reader must wait for it, neither creating the email again nor
+// concluding from the snapshot that there is no such user.
+func (t *Tenant) Creating(email string) bool {
+	b := &t.batch
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.creating[cipherscale.NormalizeEmail(email)] > 0
+}
+
 func (b *batcher) add(req createRequest) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.pending = append(b.pending, req)
-	switch {
-	case b.inflight >= maxCreatesInFlight:
-		// The request in flight sends this one when it completes.
-	case len(b.pending) >= cipherscale.MaxCreateBatch || b.t.opts.BatchWindow <= 0:
-		b.flushLocked()
-	case b.timer == nil:
-		b.timer = time.AfterFunc(b.t.opts.BatchWindow, func() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			b.timer = nil
-			b.flushLocked()
-		})
+	if b.creating == nil {
+		b.creating = map[string]int{}
 	}
+	b.creating[cipherscale.NormalizeEmail(req.user.Email)]++
+	req.queued = time.Now()
+	b.pending = append(b.pending, req)
+	b.maybeFlushLocked()
+}
+
+// kick is called when the tenant's last call in progress ends: a batch that waited for the
+// rate limit to free up goes now.
+func (b *batcher) kick() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.maybeFlushLocked()
+}
+
+// maybeFlushLocked sends the pending creates, unless a request is in flight (its completion
+// calls this again) or a partial batch should wait: for the batch window after its oldest create
+// was queued, and then, up to maxLingerWindows windows, until the tenant's other calls have been
+// quiet for a window (kick re-evaluates when they end): a pause shorter than that is the gap
+// between two calls of a busy tenant, not an idle one.
+func (b *batcher) maybeFlushLocked() {
+	if len(b.pending) == 0 || b.inflight >= maxCreatesInFlight {
+		return
+	}
+	window := b.t.opts.BatchWindow
+	if len(b.pending) < cipherscale.MaxCreateBatch && window > 0 {
+		age := time.Since(b.pending[0].queued)
+		var wait time.Duration
+		switch quiet := b.t.calls.quietFor(); {
+		case age < window:
+			wait = window - age
+		case age >= maxLingerWindows*window:
+		case quiet == 0:
+			wait = maxLingerWindows*window - age
+		case quiet < window:
+			wait = min(window-quiet, maxLingerWindows*window-age)
+		}
+		if wait > 0 {
+			b.wakeAtLocked(time.Now().Add(wait))
+			return
+		}
+	}
+	b.flushLocked()
+}
+
+// wakeAtLocked makes sure maybeFlushLocked runs again at at, or earlier.
+func (b *batcher) wakeAtLocked(at time.Time) {
+	if b.timer != nil {
+		if !b.timerAt.After(at) {
+			return
+		}
+		b.timer.Stop()
+	}
+	b.timerAt = at
+	var t *time.Timer
+	t = time.AfterFunc(time.Until(at), func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.timer != t {
+			return // replaced by an earlier one, or stopped by a flush
+		}
+		b.timer = nil
+		b.maybeFlushLocked()
+	})
+	b.timer = t
 }
 
 // flushLocked sends pending creates, as many requests as may be in flight.
@@ -88,7 +183,7 @@ func (b *batcher) flushLocked() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			b.inflight--
-			b.flushLocked()
+			b.maybeFlushLocked()
 		}()
 	}
 	if len(b.pending) == 0 {
@@ -116,7 +211,7 @@ func (t *Tenant) send(reqs []createRequest) {
 		users, err := t.api.CreateUsers(ctx, items)
 		if err == nil {
 			for _, r := range t.deliverCreated(items, reqs, users, true) {
-				r.done <- createResult{err: errors.New("the create response did not include the user")}
+				r.done(createResult{err: errors.New("the create response did not include the user")})
 			}
 			return
 		}
@@ -130,7 +225,7 @@ func (t *Tenant) send(reqs []createRequest) {
 			// No verdict on any one item: everyone left gets the error and requeues. The client
 			// has already made sure an unknown outcome created nobody twice.
 			for _, r := range reqs {
-				r.done <- createResult{err: err}
+				r.done(createResult{err: err})
 			}
 			return
 		}
@@ -141,14 +236,14 @@ func (t *Tenant) send(reqs []createRequest) {
 		var rest []createRequest
 		for _, r := range reqs {
 			if _, ok := named[cipherscale.NormalizeEmail(r.user.Email)]; ok {
-				r.done <- createResult{err: itemError(ae, r.user.Email)}
+				r.done(createResult{err: itemError(ae, r.user.Email)})
 			} else {
 				rest = append(rest, r)
 			}
 		}
 		switch {
 		case len(rest) == len(reqs) && len(reqs) == 1:
-			reqs[0].done <- createResult{err: err}
+			reqs[0].done(createResult{err: err})
 			return
 		case len(rest) == len(reqs):
 			// Refused without naming anyone: send each on its own to find who.
@@ -194,7 +289,7 @@ func (t *Tenant) deliverCreated(items []cipherscale.NewUser, reqs []createReques
 			left = append(left, r)
 			continue
 		}
-		r.done <- createResult{user: copyUser(u)}
+		r.done(createResult{user: copyUser(u)})
 	}
 	return left
 }

@@ -206,7 +206,7 @@ func TestFailedBatchKeepsCreatedUsers(t *testing.T) {
 }
 
 // TestGroupRefused: an add to an unknown group, for a user who exists, marks the group refused
-// for one MaxAge; a successful add clears the mark.
+// for one MaxAge; a successful add clears the mark and makes the group seen (GroupSeen).
 func TestGroupRefused(t *testing.T) {
 	sim, api := newSim(t)
 	ctx := ctxT(t)
@@ -231,7 +231,13 @@ func TestGroupRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if tn.GroupSeen(g.ID) || tn.GroupSeen(unknown) {
+		t.Error("a group neither reported on a user nor accepted in an add counts as seen")
+	}
 	if err := tn.AddToGroups(ctx, u.ID, []string{g.ID}); err != nil || tn.GroupRefused(g.ID) {
 		t.Errorf("a known group: %v, refused %t", err, tn.GroupRefused(g.ID))
+	}
+	if !tn.GroupSeen(g.ID) {
+		t.Error("a group the API accepted in an add does not count as seen")
 	}
 }

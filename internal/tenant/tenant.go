@@ -20,6 +20,8 @@ type Options struct {
 	// MaxAge is how old the snapshot may be before a lookup refreshes it: the resync interval.
 	MaxAge time.Duration
 	// BatchWindow is how long a create waits for others to share its request. Zero sends at once.
+	// While other calls of the tenant are in progress (they hold its rate limit), a partial batch
+	// waits longer, up to maxLingerWindows windows, as sending it would only take their turn.
 	BatchWindow time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -31,6 +33,8 @@ type Options struct {
 type Tenant struct {
 	api  cipherscale.API
 	opts Options
+	// calls is api, counting the calls in progress (the batcher waits while there are some).
+	calls *busyAPI
 
 	mu   sync.RWMutex
 	byID map[string]*cipherscale.User
@@ -48,6 +52,8 @@ type Tenant struct {
 	// roleNames and groupNames hold, by normalized id, the names of the roles and groups the
 	// tenant reported on its users, so that a role or group added locally carries its name.
 	roleNames, groupNames map[string]string
+	// seenGroups holds the groups the API reported on a user or accepted in an add.
+	seenGroups map[string]struct{}
 
 	refresh singleflight.Group
 	batch   batcher
@@ -72,8 +78,10 @@ func New(api cipherscale.API, opts Options) *Tenant {
 	if opts.RemovalBudget == nil {
 		opts.RemovalBudget = NewRemovalBudget(0, opts.Now)
 	}
+	calls := &busyAPI{API: api}
 	t := &Tenant{
-		api:           api,
+		api:           calls,
+		calls:         calls,
 		opts:          opts,
 		byID:          map[string]*cipherscale.User{},
 		byEmail:       map[string][]string{},
@@ -81,8 +89,10 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		refusedGroups: map[string]time.Time{},
 		roleNames:     map[string]string{},
 		groupNames:    map[string]string{},
+		seenGroups:    map[string]struct{}{},
 	}
 	t.batch.t = t
+	calls.idle = t.batch.kick
 	return t
 }
 
@@ -397,6 +407,9 @@ func (t *Tenant) learnNamesLocked(u *cipherscale.User) {
 		}
 	}
 	for _, g := range u.Groups {
+		if g.ID != "" {
+			t.seenGroups[normalizeID(g.ID)] = struct{}{}
+		}
 		if g.Name != "" {
 			t.groupNames[normalizeID(g.ID)] = g.Name
 		}
@@ -522,6 +535,17 @@ func (t *Tenant) GroupRefused(groupID string) bool {
 	return ok && t.opts.Now().Sub(at) < t.opts.MaxAge
 }
 
+// GroupSeen reports whether the API has reported the group on a user or accepted an add to it
+// (so it existed then) and no add to it was refused since. A hint only: the group may have been
+// deleted since.
+func (t *Tenant) GroupSeen(groupID string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	_, seen := t.seenGroups[normalizeID(groupID)]
+	_, refused := t.refusedGroups[normalizeID(groupID)]
+	return seen && !refused
+}
+
 func (t *Tenant) setGroupRefused(groupID string, refused bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -546,6 +570,11 @@ func (t *Tenant) AddToGroups(ctx context.Context, id string, groupIDs []string) 
 	for _, g := range groupIDs {
 		t.setGroupRefused(g, false)
 	}
+	t.mu.Lock()
+	for _, g := range groupIDs {
+		t.seenGroups[normalizeID(g)] = struct{}{}
+	}
+	t.mu.Unlock()
 	t.mutate(id, func(u *cipherscale.User) {
 		have := map[string]struct{}{}
 		for _, g := range u.Groups {

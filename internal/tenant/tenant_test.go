@@ -461,6 +461,104 @@ func TestWriteErrors(t *testing.T) {
 	}
 }
 
+// TestCreateAsync: queued creates return at once and gather in one request although their
+// callers queue them one after another; until its answer arrives an email is Creating, and the
+// answer is in the snapshot before its callback runs.
+func TestCreateAsync(t *testing.T) {
+	n := cipherscale.MaxCreateBatch
+	sim, api := newSim(t)
+	// A window longer than the test: only a full batch sends the request.
+	tn, _ := newTenant(api, tenant.Options{MaxAge: time.Hour, BatchWindow: time.Hour})
+	ctx := ctxT(t)
+
+	type answer struct {
+		user     *cipherscale.User
+		err      error
+		inSnap   bool
+		creating bool
+	}
+	answers := make([]chan answer, n)
+	for i := range n {
+		email := fmt.Sprintf("async%03d@example.com", i)
+		answers[i] = make(chan answer, 1)
+		tn.CreateAsync(cipherscale.NewUser{Email: email}, func(u *cipherscale.User, err error) {
+			found, _ := tn.Lookup(context.Background(), email)
+			answers[i] <- answer{user: u, err: err, inSnap: found != nil && u != nil && found.ID == u.ID, creating: tn.Creating(email)}
+		})
+		if i < n-1 && !tn.Creating(strings.ToUpper(email)) {
+			t.Fatalf("%s is not Creating after CreateAsync", email)
+		}
+	}
+	for i := range n {
+		select {
+		case a := <-answers[i]:
+			if a.err != nil || a.user == nil {
+				t.Fatalf("create %d: %+v, %v", i, a.user, a.err)
+			}
+			if !a.inSnap {
+				t.Errorf("create %d: the user was not in the snapshot when its callback ran", i)
+			}
+			if a.creating {
+				t.Errorf("create %d: still Creating when its callback ran", i)
+			}
+		case <-ctx.Done():
+			t.Fatalf("create %d: no answer", i)
+		}
+	}
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 1 {
+		t.Errorf("%d create requests, want 1", posts)
+	}
+	if users := len(sim.Users()); users != n {
+		t.Errorf("%d users in the tenant, want %d", users, n)
+	}
+}
+
+// TestCreateWaitsWhileBusy: while another call of the tenant is in progress, a partial batch
+// waits beyond its window for more creates; when that call ends it goes at once, not at the end
+// of its longest wait (40 windows).
+func TestCreateWaitsWhileBusy(t *testing.T) {
+	const window = 100 * time.Millisecond
+	sim, api := newSim(t)
+	tn, gated := newTenant(api, tenant.Options{MaxAge: time.Hour, BatchWindow: window})
+	ctx := ctxT(t)
+
+	held := gated.HoldNextList(t, true)
+	listDone := make(chan error, 1)
+	go func() { listDone <- tn.RefreshIfOlder(ctx, time.Now()) }()
+	held.Reached(t)
+
+	answered := make(chan time.Time, 2)
+	queued := time.Now()
+	for _, e := range []string{"busy1@example.com", "busy2@example.com"} {
+		tn.CreateAsync(cipherscale.NewUser{Email: e}, func(u *cipherscale.User, err error) {
+			if err != nil || u == nil {
+				t.Errorf("create %s: %+v, %v", e, u, err)
+			}
+			answered <- time.Now()
+		})
+	}
+	select {
+	case <-answered:
+		t.Fatal("the create was sent while another call was in progress, after one window")
+	case <-time.After(3 * window):
+	}
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 0 {
+		t.Fatalf("%d create requests while another call was in progress, want 0", posts)
+	}
+	held.Release()
+	if err := <-listDone; err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if at := <-answered; at.Sub(queued) >= 40*window {
+			t.Errorf("a create was answered %s after it was queued: it waited for its longest wait, not for the call in progress", at.Sub(queued))
+		}
+	}
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 1 {
+		t.Errorf("%d create requests, want 1", posts)
+	}
+}
+
 // TestBatchedCreates: concurrent creates share requests of at most 100 users.
 func TestBatchedCreates(t *testing.T) {
 	const n = 250
