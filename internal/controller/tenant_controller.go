@@ -90,9 +90,6 @@ type TenantReconciler struct {
 	// refused remembers, per tenant, the version of the key the API last refused and when, so
 	// that a Stalled tenant's recheck calls the API only with a new key.
 	refused map[tenant.Key]refusedKey
-	// verified remembers, per tenant, the configuration and key version of its last successful
-	// read: another one is read again at once, to say whether it works.
-	verified map[tenant.Key]refusedKey
 }
 
 type refusedKey struct {
@@ -124,7 +121,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Tenants.Remove(key)
-			r.forgetKey(key)
+			r.forgetRefusal(key)
 			r.grace.forget(key)
 			undeclaredUsers.DeleteLabelValues(key.String())
 		}
@@ -160,7 +157,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 		logger.Info("Releasing the tenant: nothing uses it")
 		r.Tenants.Remove(key)
-		r.forgetKey(key)
+		r.forgetRefusal(key)
 		r.grace.forget(key)
 		undeclaredUsers.DeleteLabelValues(key.String())
 		return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer)
@@ -191,22 +188,13 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
 	}
 
-	// The users come from the tenant's snapshot, which the objects' reconciles read too: read
-	// again only when it is older than the resync interval, or when this pass must prove that
-	// the key works (the tenant is not Ready, its spec or its key changed).
-	now := r.Clock.Now()
-	since := now.Add(-cfg.ResyncInterval)
-	if !isReady(*conds) || st.ObservedGeneration != gen || !r.verifiedWith(key, cfg, version) {
-		since = now
-	}
-	logger.V(1).Info("Reading the tenant's users", "readSince", since)
-	list, fetchedAt, err := t.Users(ctx, since)
+	readAt := metav1.NewTime(r.Clock.Now())
+	logger.V(1).Info("Reading the tenant's users")
+	list, err := t.API().ListUsers(ctx)
 	if err != nil {
 		return r.failRead(obj, key, version, cfg, err)
 	}
-	readAt := metav1.NewTime(fetchedAt)
 	r.forgetRefusal(key)
-	r.verify(key, cfg, version)
 
 	counts := &iamv1alpha1.TenantUsers{Total: int32(len(list))}
 	for _, u := range list {
@@ -483,32 +471,6 @@ func (r *TenantReconciler) forgetRefusal(key tenant.Key) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.refused, key)
-}
-
-// forgetKey forgets what was learnt of a tenant's key: it is gone from the registry.
-func (r *TenantReconciler) forgetKey(key tenant.Key) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.refused, key)
-	delete(r.verified, key)
-}
-
-// verify records that the tenant was read with this configuration and key version.
-func (r *TenantReconciler) verify(key tenant.Key, cfg tenant.Config, version uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.verified == nil {
-		r.verified = map[tenant.Key]refusedKey{}
-	}
-	r.verified[key] = refusedKey{config: cfg, version: version, at: r.Clock.Now()}
-}
-
-// verifiedWith reports whether the tenant's last successful read used this configuration and key.
-func (r *TenantReconciler) verifiedWith(key tenant.Key, cfg tenant.Config, version uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, ok := r.verified[key]
-	return ok && v.config == cfg && v.version == version
 }
 
 // referrers lists the CipherscaleUsers and memberships that name the tenant.

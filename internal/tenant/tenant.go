@@ -300,22 +300,6 @@ func (t *Tenant) RefreshIfOlder(ctx context.Context, since time.Time) error {
 	return t.Refresh(ctx)
 }
 
-// Users returns copies of every user of the tenant from a read that started at or after since
-// (reading the tenant again, shared with other callers, when the snapshot is older), with the
-// local writes made since, and when that read started.
-func (t *Tenant) Users(ctx context.Context, since time.Time) ([]cipherscale.User, time.Time, error) {
-	if err := t.RefreshIfOlder(ctx, since); err != nil {
-		return nil, time.Time{}, err
-	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	out := make([]cipherscale.User, 0, len(t.byID))
-	for _, u := range t.byID {
-		out = append(out, *copyUser(u))
-	}
-	return out, t.fetchedAt, nil
-}
-
 // Get returns a copy of the user with this id and when that copy was read: from the snapshot
 // when it holds the user, else by a GET by id, whose answer is kept in the snapshot. With fresh,
 // the GET is always made: a decision that removes access rests on it. A user that the API says

@@ -835,29 +835,3 @@ func TestSharedRateLimitPause(t *testing.T) {
 		t.Errorf("the write was sent during the pause and refused %d times", n)
 	}
 }
-
-// TestUsersReadsOnlyWhenOlder: Users answers from the snapshot while its read started at or
-// after since, and reads the tenant again otherwise; it says when the read it answers from began.
-func TestUsersReadsOnlyWhenOlder(t *testing.T) {
-	clk := newClock()
-	api := &instantAPI{}
-	tn := tenant.New(api, tenant.Options{MaxAge: time.Hour, Now: clk.Now})
-	ctx := ctxT(t)
-	first := clk.Now()
-	users, at, err := tn.Users(ctx, first)
-	if err != nil || len(users) != 1 || !at.Equal(first) || api.lists.Load() != 1 {
-		t.Fatalf("first call: %d users read at %v, err %v, %d lists; want 1 user, a read at %v", len(users), at, err, api.lists.Load(), first)
-	}
-	clk.Advance(time.Minute)
-	if _, at, err = tn.Users(ctx, first); err != nil || !at.Equal(first) || api.lists.Load() != 1 {
-		t.Errorf("since the first read: read at %v, err %v, %d lists; want the snapshot, no read", at, err, api.lists.Load())
-	}
-	now := clk.Now()
-	if _, at, err = tn.Users(ctx, now); err != nil || !at.Equal(now) || api.lists.Load() != 2 {
-		t.Errorf("since now: read at %v, err %v, %d lists; want a new read at %v", at, err, api.lists.Load(), now)
-	}
-	users[0].Email = "changed@example.com"
-	if again, _, _ := tn.Users(ctx, now); again[0].Email != "user1@example.com" {
-		t.Errorf("Users returned the snapshot's own user, not a copy")
-	}
-}
