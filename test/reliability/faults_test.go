@@ -137,9 +137,10 @@ var _ = Describe("API faults", func() {
 		figure(test, "calls to convergence", fmt.Sprintf("fault-free %d, with faults %d (%.2fx; limit 3x)",
 			cleanStats.Total, faultyStats.Total, float64(faultyStats.Total)/float64(cleanStats.Total)))
 
-		// The drop rule comes before the status rules, so the first 3 creates were applied and
-		// their connections dropped.
-		Expect(faultyStats.Count(cipherscale.RouteCreateUsers)).To(BeNumerically(">=", 3))
+		// The drop rule comes before the status rules, so the first 3 create requests were
+		// applied and their connections dropped. Creates gather while the tenant is busy, so the
+		// 100 new users may take fewer than 3 requests: every one of them was dropped then.
+		Expect(faultyStats.Count(cipherscale.RouteCreateUsers)).To(BeNumerically(">=", 1))
 		Expect(faultyStats.Total).To(BeNumerically("<=", 3*cleanStats.Total))
 		expectShape(sim, first)
 		expectShape(sim, second)
