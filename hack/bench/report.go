@@ -178,7 +178,8 @@ func (r *result) String() string {
 	}
 	pr("\nThe restarted manager's first interval (not in the window): %d calls, %d of them writes.\n", r.restart.Total, writes(r.restart))
 	tenantUsers := len(r.w.seeds) + bd.newUsers
-	pr("\nThe tenant holds %d users, so one read of it is ceil(%d/100) = %d list pages. ", tenantUsers, tenantUsers, (tenantUsers+99)/100)
+	pr("\nThe tenant holds %d users, so one read of it is %d list pages: the reader overlaps its pages by one user to notice a list that shifted (docs/cipherscale-api.md), 1+ceil((%d-100)/99), where pages that did not overlap would be ceil(%d/100) = %d. ",
+		tenantUsers, listPages(tenantUsers), tenantUsers, tenantUsers, (tenantUsers+99)/100)
 	pr("The window starts at an arbitrary phase of the jittered resync, so it can hold one read more or fewer than the number of intervals.\n\n")
 	pr("Per-object polling, for comparison (arithmetic, not measured): reading each user and its roles every interval would take 2 x %d = %d calls per interval, against %.1f measured.\n\n",
 		n, 2*n, steadyPer)
@@ -210,6 +211,15 @@ func (r *result) String() string {
 		pr("\n## Heap profiles\n\n%s\n", strings.Join(r.heapFiles, "\n"))
 	}
 	return b.String()
+}
+
+// listPages is the number of pages one read of a tenant of n users takes: 100 users a page,
+// each page after the first overlapping the one before by one user.
+func listPages(n int) int {
+	if n <= 100 {
+		return 1
+	}
+	return 1 + (n-100+98)/99
 }
 
 func met(ok bool) string {

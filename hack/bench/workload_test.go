@@ -43,3 +43,11 @@ func TestBoundScales(t *testing.T) {
 		}
 	}
 }
+
+func TestListPages(t *testing.T) {
+	for _, tt := range []struct{ n, want int }{{0, 1}, {100, 1}, {101, 2}, {199, 2}, {200, 3}, {2020, 21}, {10100, 103}} {
+		if got := listPages(tt.n); got != tt.want {
+			t.Errorf("listPages(%d) = %d, want %d", tt.n, got, tt.want)
+		}
+	}
+}
