@@ -3,7 +3,6 @@ package reliability
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -79,30 +78,8 @@ var _ = Describe("mass deletion on a tenant object", func() {
 		waitAllReady(2*time.Minute, n, ns)
 		Expect(tenantSim.Users()).To(HaveLen(n + len(undeclared)))
 
-		declaredLeft := func() int {
-			counts, _ := tenantSim.usersByEmail()
-			left := 0
-			for _, u := range users {
-				left += counts[cipherscale.NormalizeEmail(u.Email)]
-			}
-			return left
-		}
-		// waiting counts the objects left, and those Reconciling with RemovalBudgetExceeded and
-		// their finalizer held.
-		waiting := func() (objects, withReason int) {
-			var list iamv1alpha1.CipherscaleUserList
-			if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
-				return -1, -1
-			}
-			for _, u := range list.Items {
-				c := meta.FindStatusCondition(u.Status.Conditions, iamv1alpha1.ConditionReconciling)
-				if c != nil && c.Status == metav1.ConditionTrue && c.Reason == iamv1alpha1.ReasonRemovalBudgetExceeded &&
-					strings.Contains(strings.Join(u.Finalizers, ","), iamv1alpha1.Finalizer) {
-					withReason++
-				}
-			}
-			return len(list.Items), withReason
-		}
+		declaredLeft := func() int { return usersLeft(tenantSim, users) }
+		waiting := func() (objects, withReason int) { return removalsWaiting(ns) }
 		// tenantSaysWaiting checks the tenant object: Stalled with RemovalBudgetExceeded, its
 		// message and status.removalBudget.waiting saying n-perHour.
 		tenantSaysWaiting := func(g Gomega) {

@@ -29,6 +29,33 @@ func deletes2xx(st simulator.Stats) int {
 	return n
 }
 
+// usersLeft counts the tenant users that have the emails of specs.
+func usersLeft(sim *simEnv, specs []userSpec) int {
+	counts, _ := sim.usersByEmail()
+	left := 0
+	for _, u := range specs {
+		left += counts[cipherscale.NormalizeEmail(u.Email)]
+	}
+	return left
+}
+
+// removalsWaiting counts the CipherscaleUsers left in ns, and those of them Reconciling with
+// RemovalBudgetExceeded and their finalizer held.
+func removalsWaiting(ns string) (objects, withReason int) {
+	var list iamv1alpha1.CipherscaleUserList
+	if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return -1, -1
+	}
+	for _, u := range list.Items {
+		c := meta.FindStatusCondition(u.Status.Conditions, iamv1alpha1.ConditionReconciling)
+		if c != nil && c.Status == metav1.ConditionTrue && c.Reason == iamv1alpha1.ReasonRemovalBudgetExceeded &&
+			strings.Contains(strings.Join(u.Finalizers, ","), iamv1alpha1.Finalizer) {
+			withReason++
+		}
+	}
+	return len(list.Items), withReason
+}
+
 // grantConfigMap gives the operator's identity get and patch on one ConfigMap, as a Role next
 // to it (the generated ClusterRole has no ConfigMap access).
 func grantConfigMap(ns, name string) {
@@ -66,28 +93,8 @@ var _ = Describe("mass deletion", func() {
 		By("deleting all 300 objects at once")
 		start := time.Now()
 		Expect(k8s.DeleteAllOf(ctx, &iamv1alpha1.CipherscaleUser{}, client.InNamespace(ns))).To(Succeed())
-		declared := func() int {
-			counts, _ := sim.usersByEmail()
-			left := 0
-			for _, u := range users {
-				left += counts[cipherscale.NormalizeEmail(u.Email)]
-			}
-			return left
-		}
-		waitingWithReason := func() (objects, withReason int) {
-			var list iamv1alpha1.CipherscaleUserList
-			if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
-				return -1, -1
-			}
-			for _, u := range list.Items {
-				c := meta.FindStatusCondition(u.Status.Conditions, iamv1alpha1.ConditionReconciling)
-				if c != nil && c.Status == metav1.ConditionTrue && c.Reason == iamv1alpha1.ReasonRemovalBudgetExceeded &&
-					strings.Contains(strings.Join(u.Finalizers, ","), iamv1alpha1.Finalizer) {
-					withReason++
-				}
-			}
-			return len(list.Items), withReason
-		}
+		declared := func() int { return usersLeft(sim, users) }
+		waitingWithReason := func() (objects, withReason int) { return removalsWaiting(ns) }
 		Eventually(func(g Gomega) {
 			objs, reason := waitingWithReason()
 			g.Expect(objs).To(Equal(n - budget))
