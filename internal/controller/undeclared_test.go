@@ -208,7 +208,10 @@ var _ = Describe("Undeclared users of a tenant object", func() {
 
 		want := emails[10:28] // d11..d28
 		Eventually(func() []string { return inactiveEmails(s) }, 20*time.Second, 100*time.Millisecond).Should(Equal(want))
-		Expect(time.Since(start)).To(BeNumerically("<", 10*time.Second))
+		// Soon after the grace period, not at some later resync; generous, as each removal is saved
+		// to the tenant's status before its call and a cold CI run compiles beside this suite
+		// (10.4 s measured there).
+		Expect(time.Since(start)).To(BeNumerically("<", 15*time.Second))
 		Eventually(tenantStatus(t), 20*time.Second, 100*time.Millisecond).Should(And(
 			HaveField("Declared", HaveValue(BeEquivalentTo(11))),
 			HaveField("Undeclared", HaveValue(HaveField("Count", BeEquivalentTo(29)))),
