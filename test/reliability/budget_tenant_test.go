@@ -119,19 +119,7 @@ var _ = Describe("mass deletion on a tenant object", func() {
 			n-perHour, objectsWaiting.Round(10*time.Millisecond)))
 
 		By("SIGKILL of the manager in the middle of the mass deletion, and a restart")
-		m.Kill()
-		getsBefore := tenantSim.Stats().Count(cipherscale.RouteGetUser)
-		restart := time.Now()
-		startManager(cfg)
-		// Every waiting object asks again after the restart: it reads its user by id before it
-		// asks the budget.
-		Eventually(func() int { return tenantSim.Stats().Count(cipherscale.RouteGetUser) - getsBefore },
-			time.Minute, 100*time.Millisecond).Should(BeNumerically(">=", n-perHour))
-		asked := time.Since(restart)
-		Consistently(func(g Gomega) {
-			g.Expect(deletes2xx(tenantSim.Stats())).To(Equal(perHour))
-			g.Expect(declaredLeft()).To(Equal(n - perHour))
-		}, 3*time.Second, 100*time.Millisecond).Should(Succeed())
+		asked := killAndRestart(m, cfg, tenantSim, users, perHour)
 		Eventually(func(g Gomega) {
 			objs, reason := waiting()
 			g.Expect(objs).To(Equal(n - perHour))

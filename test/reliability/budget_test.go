@@ -56,6 +56,26 @@ func removalsWaiting(ns string) (objects, withReason int) {
 	return len(list.Items), withReason
 }
 
+// killAndRestart SIGKILLs the manager in the middle of a mass deletion of specs' objects and
+// starts it again with cfg. Every waiting object asks again (it reads its user by id before it
+// asks the budget), and for 3 s after that still exactly removed users are deleted. It returns
+// how soon after the restart the waiting objects asked.
+func killAndRestart(m *manager, cfg managerConfig, sim *simEnv, specs []userSpec, removed int) time.Duration {
+	GinkgoHelper()
+	m.Kill()
+	getsBefore := sim.Stats().Count(cipherscale.RouteGetUser)
+	restart := time.Now()
+	startManager(cfg)
+	Eventually(func() int { return sim.Stats().Count(cipherscale.RouteGetUser) - getsBefore },
+		time.Minute, 100*time.Millisecond).Should(BeNumerically(">=", len(specs)-removed))
+	asked := time.Since(restart)
+	Consistently(func(g Gomega) {
+		g.Expect(deletes2xx(sim.Stats())).To(Equal(removed))
+		g.Expect(usersLeft(sim, specs)).To(Equal(len(specs) - removed))
+	}, 3*time.Second, 100*time.Millisecond).Should(Succeed())
+	return asked
+}
+
 // grantConfigMap gives the operator's identity get and patch on one ConfigMap, as a Role next
 // to it (the generated ClusterRole has no ConfigMap access).
 func grantConfigMap(ns, name string) {
@@ -108,18 +128,7 @@ var _ = Describe("mass deletion", func() {
 			n-declared(), n-budget, iamv1alpha1.ReasonRemovalBudgetExceeded, stopped.Round(10*time.Millisecond)))
 
 		By("SIGKILL of the manager and a restart: the ConfigMap kept the hour")
-		m.Kill()
-		getsBefore := sim.Stats().Count(cipherscale.RouteGetUser)
-		restart := time.Now()
-		startManager(cfg)
-		// Every waiting object reads its user by id again before it asks the budget.
-		Eventually(func() int { return sim.Stats().Count(cipherscale.RouteGetUser) - getsBefore },
-			time.Minute, 100*time.Millisecond).Should(BeNumerically(">=", n-budget))
-		asked := time.Since(restart)
-		Consistently(func(g Gomega) {
-			g.Expect(deletes2xx(sim.Stats())).To(Equal(budget))
-			g.Expect(declared()).To(Equal(n - budget))
-		}, 3*time.Second, 100*time.Millisecond).Should(Succeed())
+		asked := killAndRestart(m, cfg, sim, users, budget)
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
 		Expect(cm.Annotations).To(HaveKey(iamv1alpha1.AnnotationRemovalsByMinute))
 		figure(test, "restart", fmt.Sprintf("after a SIGKILL and a restart, the %d waiting objects asked again within %s, and still %d removed (the hour restored from the ConfigMap's %s)",
