@@ -350,7 +350,9 @@ func TestRefusedGroups(t *testing.T) {
 		ops    = "CCCCCCCC-0000-4000-8000-000000000003"
 	)
 	p := plan.TrustPolicy{Privileged: func(ns string) bool { return ns == "platform" }}
-	privileged := func(id string) bool { return plan.NormalizeID(id) == admins || plan.NormalizeID(id) == plan.NormalizeID(ops) }
+	privileged := func(id string) bool {
+		return plan.NormalizeID(id) == admins || plan.NormalizeID(id) == plan.NormalizeID(ops)
+	}
 	list := func(ids ...string) *[]string { return &ids }
 	tests := []struct {
 		name    string
