@@ -238,8 +238,12 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 		Eventually(conditionOf(u, iamv1alpha1.ConditionReady), 20*time.Second, 100*time.Millisecond).
 			Should(haveCondition(u, metav1.ConditionTrue, iamv1alpha1.ReasonOwnerProtected))
 
-		// Nor does a membership take the owner out of a group, or deleting the object.
+		// Nor does a membership take the owner out of a group, or deleting the object. The group
+		// has a member, whose inherited roles show it carries no privileged role: a group whose
+		// roles cannot be told is privileged, and the membership would be NotAllowed.
 		other := seedGroup("other")
+		_, err = sim.AddUser(simulator.UserSeed{Email: email("other-member"), Status: cipherscale.StatusActive, Groups: []string{other}})
+		Expect(err).NotTo(HaveOccurred())
 		m := &iamv1alpha1.CipherscaleGroupMembership{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "owner-into-other"},
 			Spec:       iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: other, Members: []iamv1alpha1.Member{{Email: owner.Email}}},
