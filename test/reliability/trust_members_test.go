@@ -116,12 +116,12 @@ func memberStates(st iamv1alpha1.CipherscaleGroupMembershipStatus) (map[string]i
 var _ = Describe("memberships and privileged groups from a namespace-only user", Ordered, func() {
 	const test = "trust: memberships"
 	var (
-		sim                                     *simEnv
-		tenantName                              string
+		sim                                    *simEnv
+		tenantName                             string
 		platform, teamB, evil, outside, keysNS string
-		mallory, outsider                       client.Client
-		admins, eng                             string
-		alice, bob                              userSpec
+		mallory, outsider                      client.Client
+		admins, eng                            string
+		alice, bob                             userSpec
 	)
 	ref := func() *iamv1alpha1.TenantReference {
 		return &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindClusterCipherscaleTenant, Name: tenantName}
@@ -134,7 +134,9 @@ var _ = Describe("memberships and privileged groups from a namespace-only user",
 		}
 	}
 	byEmail := func(e string) iamv1alpha1.Member { return iamv1alpha1.Member{Email: e} }
-	byRef := func(n string) iamv1alpha1.Member { return iamv1alpha1.Member{UserRef: &iamv1alpha1.UserReference{Name: n}} }
+	byRef := func(n string) iamv1alpha1.Member {
+		return iamv1alpha1.Member{UserRef: &iamv1alpha1.UserReference{Name: n}}
+	}
 	userIn := func(ns, name, email string, groups ...string) *iamv1alpha1.CipherscaleUser {
 		u := userSpec{Namespace: ns, Name: name, Email: email}.object()
 		u.Spec.TenantRef = ref()
