@@ -58,9 +58,17 @@ func (w world) privilegedGroup(ctx context.Context, groupID string) (bool, error
 	if err != nil {
 		return true, err
 	}
-	types, err := w.api.RoleTypes(ctx)
-	if err != nil {
-		return true, err
+	// The answer carries each role's type; the snapshot's types (a walk of every user) are
+	// read only for a role that came without one.
+	var types map[string]cipherscale.RoleType
+	for _, roles := range inherited {
+		for _, r := range roles {
+			if r.Type == "" && types == nil {
+				if types, err = w.api.RoleTypes(ctx); err != nil {
+					return true, err
+				}
+			}
+		}
 	}
 	return w.trust.PrivilegedGroup(groupID, inherited, types), nil
 }

@@ -51,8 +51,8 @@ const maxGroupReads = 3
 // fewest groups in the snapshot (ties by id): a member of this group alone shows exactly its
 // roles, a member of several their union. Each answer is one element of the result; none when
 // the snapshot has no member of the group (the group's roles cannot be told:
-// plan.TrustPolicy.PrivilegedGroup counts it privileged). Answers are kept for MaxAge, and
-// concurrent callers for one group share one read.
+// plan.TrustPolicy.PrivilegedGroup counts it privileged). Answers are kept for MaxAge (an
+// empty one is not: it cost no call), and concurrent callers for one group share one read.
 func (t *Tenant) GroupInheritedRoles(ctx context.Context, groupID string) ([][]cipherscale.Role, error) {
 	gid := normalizeID(groupID)
 	if r, ok := t.groupReadingOf(gid); ok {
@@ -84,6 +84,11 @@ func (t *Tenant) GroupInheritedRoles(ctx context.Context, groupID string) ([][]c
 			}
 			inherited = append(inherited, roles)
 			break
+		}
+		if len(inherited) == 0 {
+			// Nothing learned (no member in the snapshot yet): not kept, so that the next
+			// snapshot's members are read at once.
+			return inherited, nil
 		}
 		t.groups.mu.Lock()
 		if t.groups.byID == nil {
