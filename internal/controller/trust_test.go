@@ -407,6 +407,7 @@ var _ = Describe("Trust boundaries: memberships and groups (issue 21, attacks 2 
 		expectStalled(u, iamv1alpha1.ReasonNotAllowed)
 		Expect(conditionOf(u, iamv1alpha1.ConditionReady)().Message).To(ContainSubstring(plan.NormalizeID(admins)))
 		Consistently(func() int { return usersWithEmail(mail) }, resync).Should(BeZero())
+		expectNoWrite(before, cipherscale.User{Email: mail})
 
 		// Created without it; a membership of the group naming it by reference is refused.
 		update(u, func() { u.Spec.Groups = nil })
