@@ -196,7 +196,7 @@ func removeUndeclared(ctx context.Context, in undeclaredRun, id string, deleting
 		return false, 0, err
 	}
 	email := cipherscale.NormalizeEmail(u.Email)
-	skip := isTenantOwner(u) || excludedAddress(in.Policy.Exclude, email) ||
+	skip := u.TenantOwner() || excludedAddress(in.Policy.Exclude, email) ||
 		(!deleting && (u.Status.Normalized() == cipherscale.StatusInactive || !u.Status.Known()))
 	if !skip && email != "" {
 		now, err := in.DeclaredNow(ctx, email)
@@ -239,19 +239,6 @@ func removeUndeclared(ctx context.Context, in undeclaredRun, id string, deleting
 func refusedWithoutChange(err error) bool {
 	s := cipherscale.StatusOf(err)
 	return s >= http.StatusBadRequest && s < http.StatusInternalServerError
-}
-
-// isTenantOwner reports whether u is the tenant owner, by its flag or an owner role.
-func isTenantOwner(u *cipherscale.User) bool {
-	if u.IsOwner {
-		return true
-	}
-	for _, r := range u.Roles {
-		if strings.EqualFold(string(r.Type), string(cipherscale.RoleTypeOwner)) {
-			return true
-		}
-	}
-	return false
 }
 
 // excludedAddress reports whether email matches one of the exclude patterns.

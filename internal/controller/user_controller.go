@@ -160,7 +160,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		return res, err
 	}
 	live, readAt, isNew := seen.user, seen.readAt, seen.created
-	if !live.IsOwner {
+	if !live.TenantOwner() {
 		// Privileged roles the user holds and spec.roles would remove.
 		if msg, err := r.refusedRoles(ctx, obj, live.Roles); err != nil || msg != "" {
 			if err != nil {
@@ -739,7 +739,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 		case !r.mayManage(obj, obj.Status.ID, live):
 			// The id was written by hand: this object never created nor adopted the user.
 			r.event(obj, corev1.EventTypeWarning, iamv1alpha1.ReasonAdoptionNotAllowed, "Delete", "Left tenant user %s alone: this object did not create it, and its namespace may not adopt users", live.ID)
-		case live.IsOwner:
+		case live.TenantOwner():
 			r.event(obj, corev1.EventTypeWarning, iamv1alpha1.ReasonOwnerProtected, "Delete", "Left tenant user %s alone: the tenant owner is never deleted or deactivated", live.ID)
 		case policy == iamv1alpha1.DeletionPolicyDeactivate:
 			if live.Status.Normalized() != cipherscale.StatusInactive {
