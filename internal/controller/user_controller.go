@@ -862,7 +862,9 @@ func (r *UserReconciler) deleteRefused(ctx context.Context, obj *iamv1alpha1.Cip
 	if managed {
 		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventOrphaned, "Delete", "Left the tenant user in the tenant (deletionPolicy Orphan)")
 	}
-	r.removalNotWanted(obj)
+	if r.Tenant != nil { // no tenant, no removal waiting in its budget
+		r.removalNotWanted(obj)
+	}
 	return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
 }
 
