@@ -78,13 +78,13 @@ func readyReasonOf(ns, name string) func() string {
 var _ = Describe("trust attacks from one namespace", Ordered, ContinueOnFailure, func() {
 	const test = "trust attacks"
 	var (
-		sim                                  *simEnv
-		cfg                                  managerConfig
-		mgr                                  *manager
-		tenantName                           string
-		ref                                  *iamv1alpha1.TenantReference
+		sim                                   *simEnv
+		cfg                                   managerConfig
+		mgr                                   *manager
+		tenantName                            string
+		ref                                   *iamv1alpha1.TenantReference
 		platform, teamA, teamB, evil, outside string
-		mallory, outsider, teamAUser         client.Client
+		mallory, outsider, teamAUser          client.Client
 	)
 	mail := func(local string) string { return fmt.Sprintf("%s-%d@corp.example", local, next()) }
 	newUser := func(ns, name, email string) *iamv1alpha1.CipherscaleUser {
@@ -163,6 +163,7 @@ var _ = Describe("trust attacks from one namespace", Ordered, ContinueOnFailure,
 
 		By("letting every list answer 503 and touching the object")
 		sim.SetFaults([]simulator.FaultRule{{Route: cipherscale.RouteListUsers, Status: 503}, {Route: cipherscale.RouteGetUser, Status: 503}})
+		DeferCleanup(sim.ClearFaults) // the next specs share the tenant
 		Expect(mallory.Get(ctx, client.ObjectKeyFromObject(forged), forged)).To(Succeed())
 		forged.Annotations["touch"] = "1"
 		Expect(mallory.Update(ctx, forged)).To(Succeed())
@@ -178,8 +179,8 @@ var _ = Describe("trust attacks from one namespace", Ordered, ContinueOnFailure,
 		figure(test, "attack 1", "forged id: AdoptionNotAllowed, status.id empty through a 503 storm and after; released at once; the user unchanged")
 	})
 
-	It("attack 4: refused objects squat no email, shield nobody and hold no offboarding", func() {
-		By("squat: an object the tenant refuses to namespace outside names an email first")
+	It("attack 4, squat: an object the tenant refuses owns no email", func() {
+		By("an object the tenant refuses to namespace outside names an email first")
 		squatted := mail("new-hire")
 		Expect(outsider.Create(ctx, newUser(outside, "squat", squatted))).To(Succeed())
 		Eventually(readyReasonOf(outside, "squat"), 30*time.Second, 100*time.Millisecond).Should(Equal(iamv1alpha1.ReasonInvalidTenant))
@@ -188,8 +189,11 @@ var _ = Describe("trust attacks from one namespace", Ordered, ContinueOnFailure,
 			Should(BeTrue(), func() string { return describe("new-hire", userObj(teamA, "new-hire").Status.Conditions) })
 		_, created := sim.UserByEmail(squatted)
 		Expect(created).To(BeTrue())
+		figure(test, "attack 4, squat", "the later team-a object is Ready and created the user")
+	})
 
-		By("shield: an undeclared user outside corp.example named only by refused objects is still deactivated")
+	It("attack 4, shield: refused objects declare nobody to the undeclared-users policy", func() {
+		// An undeclared user outside corp.example, named only by refused objects.
 		shielded, err := sim.AddUser(simulator.UserSeed{Email: fmt.Sprintf("contractor-%d@shield.example", next()), Status: cipherscale.StatusActive})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(outsider.Create(ctx, newUser(outside, "shield", shielded.Email))).To(Succeed())
@@ -200,8 +204,10 @@ var _ = Describe("trust attacks from one namespace", Ordered, ContinueOnFailure,
 		}, time.Minute, 200*time.Millisecond).Should(Equal(cipherscale.StatusInactive))
 		Expect(readyReasonOf(outside, "shield")()).To(Equal(iamv1alpha1.ReasonInvalidTenant))
 		Expect(readyReasonOf(evil, "shield")()).To(Equal(iamv1alpha1.ReasonAdoptionNotAllowed))
+		figure(test, "attack 4, shield", "the undeclared user named by an InvalidTenant and an AdoptionNotAllowed object was deactivated")
+	})
 
-		By("offboarding: an AdoptionNotAllowed object in evil does not keep platform from managing and removing a user")
+	It("attack 4, offboarding: an AdoptionNotAllowed object does not keep platform from managing and removing a user", func() {
 		leaver, err := sim.AddUser(simulator.UserSeed{Email: mail("leaver"), Status: cipherscale.StatusActive})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(mallory.Create(ctx, newUser(evil, "leaver", leaver.Email))).To(Succeed())
@@ -214,7 +220,7 @@ var _ = Describe("trust attacks from one namespace", Ordered, ContinueOnFailure,
 		Expect(k8s.Delete(ctx, p)).To(Succeed())
 		Eventually(func() bool { _, ok := sim.UserByID(leaver.ID); return ok }, 30*time.Second, 100*time.Millisecond).Should(BeFalse())
 		Expect(mallory.Delete(ctx, newUser(evil, "leaver", leaver.Email))).To(Succeed())
-		figure(test, "attack 4", "squat: the later team-a object Ready; shield: the user deactivated; offboarding: platform adopted and deleted the user")
+		figure(test, "attack 4, offboarding", "platform adopted and deleted the user an older AdoptionNotAllowed object in evil named")
 	})
 
 	It("attack 8: a paused object shows nothing of a user it may not manage", func() {
