@@ -349,7 +349,7 @@ func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 		return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 			"The tenant user %s this object recorded was deleted, and another user (%s) now has the email; remove the annotation %s to adopt that user",
 			id, found.ID, iamv1alpha1.AnnotationUserID), jitter(r.ResyncInterval)), nil
-	case paused && !mayAdopt && !(createPending(obj) && r.mayManage(obj, found)):
+	case paused && !mayAdopt && (!createPending(obj) || !r.mayManage(obj, found)):
 		// Trust before pause reporting: a user the object may not manage is not shown.
 		markNotReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonPaused, pausedUnseenMessage(r.tenantKey, obj.Namespace))
 		obj.Status.ObservedGeneration = gen

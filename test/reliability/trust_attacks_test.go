@@ -73,7 +73,7 @@ func readyReasonOf(ns, name string) func() string {
 }
 
 // The trust boundary as seen by a person with rights in one namespace only, against the built
-// manager and a ClusterCipherscaleTenant "prod" that selects the namespaces labelled for it,
+// manager and a ClusterCipherscaleTenant "prod" that selects the namespaces labeled for it,
 // lets only "platform" adopt users, and deactivates undeclared users outside corp.example.
 var _ = Describe("trust attacks from one namespace", Ordered, ContinueOnFailure, func() {
 	const test = "trust attacks"
