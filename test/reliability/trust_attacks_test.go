@@ -323,6 +323,7 @@ var _ = Describe("trust attacks from one namespace", Ordered, ContinueOnFailure,
 			Spec:       obj.Spec,
 		}
 		mgr.Stop(10 * time.Second)
+		obj = userObj(teamA, "restored") // its status moved since (the user accepted)
 		obj.Finalizers = nil
 		Expect(k8s.Update(ctx, obj)).To(Succeed())
 		Expect(k8s.Delete(ctx, obj)).To(Succeed())
