@@ -2,8 +2,10 @@ package reliability
 
 import (
 	"fmt"
+	"net/http"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -284,6 +286,35 @@ var _ = Describe("trust attacks from one namespace", Ordered, ContinueOnFailure,
 		_, ok = sim.UserByID(id)
 		Expect(ok).To(BeTrue())
 		figure(test, "no silent release", "Stalled while its tenant may not be used: "+msg)
+	})
+
+	It("reports a user deleted during a resend of its invitation as gone, not as an invalid reference, and creates it again", func() {
+		obj := newUser(teamA, "resend", mail("invitee"))
+		Expect(teamAUser.Create(ctx, obj)).To(Succeed())
+		Eventually(func() string { return userObj(teamA, "resend").Status.ID }, 30*time.Second, 100*time.Millisecond).ShouldNot(BeEmpty())
+		id := userObj(teamA, "resend").Status.ID
+
+		By("deleting the user in the tenant at the moment its invitation is resent")
+		var deleted atomic.Bool
+		sim.SetHook(func(route string, r *http.Request) {
+			if route == cipherscale.RouteResendInvitation && strings.Contains(r.URL.Path, id) && deleted.CompareAndSwap(false, true) {
+				_ = sim.DeleteUser(id)
+			}
+		})
+		DeferCleanup(func() { sim.SetHook(nil) })
+		Expect(teamAUser.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		obj.Annotations = map[string]string{iamv1alpha1.AnnotationResendInvitation: "1"}
+		Expect(teamAUser.Update(ctx, obj)).To(Succeed())
+		Eventually(deleted.Load, 30*time.Second, 100*time.Millisecond).Should(BeTrue())
+		Eventually(func() string { return userObj(teamA, "resend").Status.ID }, 30*time.Second, 100*time.Millisecond).
+			ShouldNot(Or(BeEmpty(), Equal(id)), "a new user is created for the object")
+		Eventually(func() bool {
+			return isReady(userObj(teamA, "resend").Status.Conditions, userObj(teamA, "resend").Generation)
+		},
+			30*time.Second, 100*time.Millisecond).Should(BeTrue())
+		Expect(eventsWithReason(teamA, iamv1alpha1.ReasonInvalidReference)).NotTo(ContainElement("resend"))
+		Expect(teamAUser.Delete(ctx, obj)).To(Succeed())
+		figure(test, "deleted during a resend", "no InvalidReference; the object created its user again")
 	})
 
 	It("restores an object from metadata and spec under a fresh operator: same id, Ready, and its deletion removes the person; a copied proof verifies nowhere else", func() {
