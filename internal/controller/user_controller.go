@@ -856,7 +856,7 @@ func (r *UserReconciler) deleteRefused(ctx context.Context, obj *iamv1alpha1.Cip
 		createPending(obj)
 	if managed && policy != iamv1alpha1.DeletionPolicyOrphan {
 		return r.stallDeleting(obj, iamv1alpha1.ReasonInvalidTenant, fmt.Sprintf(
-			"Deleting: deletionPolicy %s asks to remove the tenant user this object manages, and the operator cannot use its tenant: %s The finalizer stays until the tenant can be used again (restore its key, or the namespace's access to it), or deletionPolicy is set to Orphan",
+			"Deleting: deletionPolicy %s asks to remove the tenant user this object manages, and the operator cannot use its tenant (%s); the finalizer stays until the tenant can be used again (restore its key, or the namespace's access to it), or deletionPolicy is set to Orphan",
 			policy, refusal)), nil
 	}
 	if managed {
