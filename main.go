@@ -270,7 +270,7 @@ func run(ctx context.Context, o options) error {
 		Tenants:               tenants,
 		NamespacedTenantsOnly: len(splitList(o.watchNamespaces)) > 0,
 		Tenant: tenant.New(api, tenant.Options{MaxAge: o.resyncInterval, BatchWindow: o.batchWindow,
-			RemovalBudget: tenant.NewRemovalBudget(o.removalBudget, nil)}),
+			RemovalBudget: tenant.NewRemovalBudget(o.removalBudget, nil), Key: key}),
 		Trust:                   trust,
 		MaxInvitationsPerDay:    o.maxInvitationsPerDay,
 		ResyncInterval:          o.resyncInterval,

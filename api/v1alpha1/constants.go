@@ -128,6 +128,11 @@ const (
 	// it is removed when the id is recorded. An object with this mark that finds a user with its
 	// email made that user itself, whatever its adoptionPolicy.
 	AnnotationCreatePending = "cipherscale.com/create-pending"
+	// AnnotationUserIDProof proves that the operator itself recorded AnnotationUserID for this
+	// object: "v1:" and an HMAC over the tenant, the object's namespace, kind and name, and the
+	// id, keyed by a key derived from the tenant's API key. Copied to another object or written
+	// by hand, it does not verify. It survives a restore, which status does not.
+	AnnotationUserIDProof = "cipherscale.com/user-id-proof"
 )
 
 // Finalizer holds an object until its deletion policy has been carried out in the tenant.

@@ -127,7 +127,7 @@ func (r *UserReconciler) deactivate(ctx context.Context, obj *iamv1alpha1.Cipher
 	if err != nil {
 		return false, err
 	}
-	if live.IsOwner || live.Status.Normalized() == cipherscale.StatusInactive {
+	if live.TenantOwner() || live.Status.Normalized() == cipherscale.StatusInactive {
 		r.removalNotWanted(obj)
 		return false, nil
 	}

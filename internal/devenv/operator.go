@@ -196,7 +196,7 @@ func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync ti
 	if err != nil {
 		return nil, err
 	}
-	t := tenant.New(api, tenant.Options{MaxAge: resync, BatchWindow: 10 * time.Millisecond})
+	t := tenant.New(api, tenant.Options{MaxAge: resync, BatchWindow: 10 * time.Millisecond, Key: cipherscale.StaticKey(apiKey)})
 	opts := controller.Options{
 		Tenant:                  t,
 		ResyncInterval:          resync,

@@ -260,7 +260,7 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 		return nil, fmt.Errorf("configuring the client of tenant %s: %w", k, err)
 	}
 	// The budget outlives the entry: a reconfigured tenant keeps the removals of its hour.
-	t := New(api, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, Now: r.opts.Now, RemovalBudget: r.Budget(k)})
+	t := New(api, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, Now: r.opts.Now, RemovalBudget: r.Budget(k), Key: key})
 
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -27,6 +27,9 @@ type Options struct {
 	Now func() time.Time
 	// RemovalBudget is the tenant's removal budget; nil gives a budget without limit.
 	RemovalBudget *RemovalBudget
+	// Key is the tenant's API key, from which the key of its proofs of identity is derived
+	// (ProofKey); without it no proof can be made or verified.
+	Key cipherscale.KeySource
 }
 
 // Tenant is the shared view of one tenant. It is safe for concurrent use.
