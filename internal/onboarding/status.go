@@ -265,10 +265,14 @@ func objName(o StatusObject) string {
 // that reason instead of the first few.
 func WriteStatus(w io.Writer, t *TenantState, reason string) {
 	cond, why := "", ""
-	var ready *metav1.Condition
+	var msg *metav1.Condition
 	if t.Found {
 		cond, why = summarizeConditions(t.Status.Conditions)
-		ready = meta.FindStatusCondition(t.Status.Conditions, iamv1alpha1.ConditionReady)
+		// The message of the condition that decides the state (Stalled's when stalled).
+		msg = meta.FindStatusCondition(t.Status.Conditions, cond)
+		if msg == nil || msg.Message == "" {
+			msg = meta.FindStatusCondition(t.Status.Conditions, iamv1alpha1.ConditionReady)
+		}
 	}
 	switch {
 	case !t.Found:
@@ -277,8 +281,8 @@ func WriteStatus(w io.Writer, t *TenantState, reason string) {
 		fmt.Fprintf(w, "%s: Ready\n", t.Label())
 	default:
 		fmt.Fprintf(w, "%s: not Ready (%s, %s)\n", t.Label(), cond, why)
-		if ready != nil && ready.Message != "" {
-			fmt.Fprintf(w, "  %s\n", ready.Message)
+		if msg != nil && msg.Message != "" {
+			fmt.Fprintf(w, "  %s\n", msg.Message)
 		}
 	}
 	st := t.Status
