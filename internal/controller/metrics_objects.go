@@ -24,7 +24,7 @@ var (
 		"CipherscaleUsers and CipherscaleGroupMemberships by tenant, kind and kstatus condition (Ready, Reconciling or Stalled) with its reason.",
 		[]string{"tenant", "kind", "condition", "reason"}, nil)
 	tenantConditionDesc = prometheus.NewDesc("cipherscale_tenant_condition",
-		"1 for each tenant object, labelled with its kstatus condition (Ready, Reconciling or Stalled) and that condition's reason.",
+		"1 for each tenant object, labeled with its kstatus condition (Ready, Reconciling or Stalled) and that condition's reason.",
 		[]string{"tenant", "condition", "reason"}, nil)
 	budgetPerHourDesc = prometheus.NewDesc("cipherscale_removal_budget_per_hour",
 		"The removal budget in force of each tenant object: removals allowed in any sliding hour (0: no limit).",
@@ -33,7 +33,7 @@ var (
 		"Removals (deletes and deactivations) the tenant's budget counted in the last hour.",
 		[]string{"tenant"}, nil)
 	undeclaredPolicyDesc = prometheus.NewDesc("cipherscale_undeclared_users_policy",
-		"1 for each tenant object, labelled with its spec.undeclaredUsers.policy (Ignore, Report, Deactivate or Delete).",
+		"1 for each tenant object, labeled with its spec.undeclaredUsers.policy (Ignore, Report, Deactivate or Delete).",
 		[]string{"tenant", "policy"}, nil)
 	rateLimitDesc = prometheus.NewDesc("cipherscale_api_rate_limit",
 		"The rate limit of each tenant's API client, in requests per second.",

@@ -248,18 +248,16 @@ func Uses(expr string) (Use, error) {
 			if i >= len(s) {
 				return fmt.Errorf("unterminated selector in %q", expr)
 			}
-			switch {
-			case s[i] == '}':
+			switch s[i] {
+			case '}':
 				i++
 				return nil
-			case s[i] == ',':
+			case ',', '=', '!', '~':
 				i++
-			case s[i] == '"' || s[i] == '\'' || s[i] == '`':
+			case '"', '\'', '`':
 				if err := readString(); err != nil {
 					return err
 				}
-			case s[i] == '=' || s[i] == '!' || s[i] == '~':
-				i++
 			default:
 				l := readIdent()
 				if l == "" {

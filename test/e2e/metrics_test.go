@@ -28,7 +28,7 @@ import (
 // scrape reads a Prometheus text exposition: for each metric name (histograms' _bucket, _sum
 // and _count included, as they are exposed), the set of label names its series carry.
 func scrape(url string) (map[string]map[string]bool, error) {
-	resp, err := http.Get(url) //nolint:gosec,noctx // the test's own manager on loopback
+	resp, err := http.Get(url) //nolint:gosec // the test's own manager on loopback
 	if err != nil {
 		return nil, err
 	}
