@@ -65,13 +65,15 @@ type objectCollector struct {
 	reader  client.Reader
 	tenants *tenant.Registry
 	elected <-chan struct{}
+	// noClusterTenants: the manager serves no ClusterCipherscaleTenant (and may not list them).
+	noClusterTenants bool
 }
 
 // set points the collector at a manager's cache, its tenants and its leader election.
-func (c *objectCollector) set(reader client.Reader, tenants *tenant.Registry, elected <-chan struct{}) {
+func (c *objectCollector) set(reader client.Reader, tenants *tenant.Registry, elected <-chan struct{}, noClusterTenants bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.reader, c.tenants, c.elected = reader, tenants, elected
+	c.reader, c.tenants, c.elected, c.noClusterTenants = reader, tenants, elected, noClusterTenants
 }
 
 // Describe sends the descriptors.
@@ -88,7 +90,7 @@ const scrapeTimeout = 5 * time.Second
 // whose cache cannot be read, sends none.
 func (c *objectCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	reader, tenants, elected := c.reader, c.tenants, c.elected
+	reader, tenants, elected, noClusterTenants := c.reader, c.tenants, c.elected, c.noClusterTenants
 	c.mu.Unlock()
 	if reader == nil {
 		return
@@ -100,7 +102,7 @@ func (c *objectCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
-	snap, err := readObjectMetrics(ctx, reader)
+	snap, err := readObjectMetrics(ctx, reader, noClusterTenants)
 	if err != nil {
 		return
 	}
@@ -146,12 +148,16 @@ type objectSnapshot struct {
 
 // readObjectMetrics reads the tenant objects, CipherscaleUsers and memberships (read only: the
 // cache's objects are not copied).
-func readObjectMetrics(ctx context.Context, r client.Reader) (objectSnapshot, error) {
+func readObjectMetrics(ctx context.Context, r client.Reader, noClusterTenants bool) (objectSnapshot, error) {
 	snap := objectSnapshot{objects: map[objectKey]int{}}
 	known := map[tenant.Key]bool{tenant.DefaultKey: true}
 	var ccts iamv1alpha1.ClusterCipherscaleTenantList
-	if err := r.List(ctx, &ccts, client.UnsafeDisableDeepCopy); err != nil && !meta.IsNoMatchError(err) {
-		return snap, err
+	// With noClusterTenants they are not listed: the cache would start an informer that the
+	// manager's RBAC does not allow, and wait for it.
+	if !noClusterTenants {
+		if err := r.List(ctx, &ccts, client.UnsafeDisableDeepCopy); err != nil && !meta.IsNoMatchError(err) {
+			return snap, err
+		}
 	}
 	for i := range ccts.Items {
 		t := &ccts.Items[i]

@@ -84,8 +84,8 @@ func TestObjectMetrics(t *testing.T) {
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).WithStatusSubresource().Build()
 
 	notLeader := make(chan struct{})
-	objectMetrics.set(c, nil, notLeader)
-	defer objectMetrics.set(nil, nil, nil)
+	objectMetrics.set(c, nil, notLeader, false)
+	defer objectMetrics.set(nil, nil, nil, false)
 	if got := gatherObjectSeries(t); len(got) != 0 {
 		t.Errorf("a process that is not the leader exports %v", got)
 	}
