@@ -123,9 +123,8 @@ func (c *objectCollector) Collect(ch chan<- prometheus.Metric) {
 			if !ok {
 				continue
 			}
-			if l, ok := t.API().(interface{ RateLimit() (float64, int) }); ok {
-				qps, _ := l.RateLimit()
-				ch <- prometheus.MustNewConstMetric(rateLimitDesc, prometheus.GaugeValue, qps, k.String())
+			if qps, ok := t.RateLimit(); ok {
+				ch <- prometheus.MustNewConstMetric(rateLimitDesc, prometheus.GaugeValue, qps, tenantLabel(k))
 			}
 		}
 	}
@@ -180,10 +179,7 @@ func readObjectMetrics(ctx context.Context, r client.Reader, noClusterTenants bo
 		if !known[k] {
 			return noTenant
 		}
-		if k.IsDefault() {
-			return DefaultTenantName
-		}
-		return k.String()
+		return tenantLabel(k)
 	}
 	var users iamv1alpha1.CipherscaleUserList
 	if err := r.List(ctx, &users, client.UnsafeDisableDeepCopy); err != nil {
@@ -204,6 +200,14 @@ func readObjectMetrics(ctx context.Context, r client.Reader, noClusterTenants bo
 		snap.objects[objectKey{label(m.Namespace, m.Spec.TenantRef), "CipherscaleGroupMembership", cond, reason}]++
 	}
 	return snap, nil
+}
+
+// tenantLabel is the tenant label of the tenant with this key, as the other metrics write it.
+func tenantLabel(k tenant.Key) string {
+	if k.IsDefault() {
+		return DefaultTenantName
+	}
+	return k.String()
 }
 
 func summarizeTenant(k tenant.Key, spec *iamv1alpha1.TenantSettings, st *iamv1alpha1.TenantStatus) tenantSummary {

@@ -13,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
 // gatherObjectSeries returns the series of the collector's metrics that the registry serves,
@@ -108,5 +110,37 @@ func TestObjectMetrics(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, gatherObjectSeries(t)); diff != "" {
 		t.Errorf("series (-want +got):\n%s", diff)
+	}
+}
+
+func TestRateLimitMetric(t *testing.T) {
+	api, err := cipherscale.New(cipherscale.Config{BaseURL: "https://public-api.cipherscale.com/qa", Key: cipherscale.StaticKey("k"), QPS: 7, Burst: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := tenant.NewRegistry(tenant.RegistryOptions{})
+	reg.SetDefault(tenant.New(api, tenant.Options{}))
+	s := runtime.NewScheme()
+	if err := iamv1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	elected := make(chan struct{})
+	close(elected)
+	objectMetrics.set(fake.NewClientBuilder().WithScheme(s).Build(), reg, elected, false)
+	defer objectMetrics.set(nil, nil, nil, false)
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range families {
+		if f.GetName() == "cipherscale_api_rate_limit" {
+			for _, m := range f.GetMetric() {
+				got = append(got, m.GetLabel()[0].GetValue()+" "+strings.TrimSpace(m.GetGauge().String()))
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"default value:7"}, got); diff != "" {
+		t.Errorf("cipherscale_api_rate_limit (-want +got):\n%s", diff)
 	}
 }
