@@ -169,7 +169,7 @@ clean-all: ## Remove bin/ entirely, tools and envtest binaries included.
 ##@ Tools
 
 .PHONY: tools
-tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(HELM) $(KUBE_SCORE) ## Install every pinned tool into bin/.
+tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(HELM) $(KUBE_SCORE) $(PROMTOOL) ## Install every pinned tool into bin/.
 
 .PHONY: controller-gen golangci-lint helm kube-score promtool
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
