@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -103,17 +102,15 @@ var _ = Describe("the metrics the alert rules and the dashboard use", Ordered, f
 			},
 		}))).To(Succeed())
 
-		keyFile := filepath.Join(work, "secret", "api-key")
-		Expect(os.MkdirAll(filepath.Dir(keyFile), 0o700)).To(Succeed())
-		Expect(os.WriteFile(keyFile, []byte(apiKey+"\n"), 0o600)).To(Succeed())
 		probePort, err := devenv.FreePort()
 		Expect(err).NotTo(HaveOccurred())
 		metricsPort, err = devenv.FreePort()
 		Expect(err).NotTo(HaveOccurred())
 		mgr, err := devenv.Start("manager", filepath.Join(work, "manager-metrics.log"),
-			[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + operatorNS},
+			// The key in the environment is the flag-configured default tenant's, if the manager
+			// still has one; this spec's tenant is the object above.
+			[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + operatorNS, "CIPHERSCALE_API_KEY=" + apiKey},
 			bins["manager"],
-			"--api-url", sim.URL, "--api-key-file", keyFile,
 			"--resync-interval", "3s",
 			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
 			// Plain HTTP on loopback, so that the test reads it as Prometheus would once
@@ -130,7 +127,7 @@ var _ = Describe("the metrics the alert rules and the dashboard use", Ordered, f
 		for _, name := range []string{"kept", "leaver", "stalled"} {
 			u := &iamv1alpha1.CipherscaleUser{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-				Spec:       iamv1alpha1.CipherscaleUserSpec{Email: name + "@example.com", TenantRef: ref},
+				Spec:       iamv1alpha1.CipherscaleUserSpec{Email: name + "@example.com", TenantRef: ref, DeletionPolicy: iamv1alpha1.DeletionPolicyDelete},
 			}
 			if name == "stalled" {
 				roles := []iamv1alpha1.ID{"99999999-9999-4999-8999-999999999999"}

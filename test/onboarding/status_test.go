@@ -85,7 +85,6 @@ var _ = Describe("kubectl cipherscale status", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(controller.Setup(mctx, mgr, controller.Options{
 			ResyncInterval:          2 * time.Second,
-			DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicyDelete,
 			MaxConcurrentReconciles: 4,
 		})).To(Succeed())
 		done := make(chan struct{})
@@ -115,8 +114,9 @@ var _ = Describe("kubectl cipherscale status", Ordered, func() {
 			u := &iamv1alpha1.CipherscaleUser{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("leaver-%d", i)},
 				Spec: iamv1alpha1.CipherscaleUserSpec{
-					Email:     fmt.Sprintf("leaver-%d@example.com", i),
-					TenantRef: &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindClusterCipherscaleTenant, Name: prod},
+					Email:          fmt.Sprintf("leaver-%d@example.com", i),
+					TenantRef:      &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindClusterCipherscaleTenant, Name: prod},
+					DeletionPolicy: iamv1alpha1.DeletionPolicyDelete,
 				},
 			}
 			Expect(k8s.Create(ctx, u)).To(Succeed())
