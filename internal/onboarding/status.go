@@ -188,9 +188,9 @@ func (t *TenantState) tenantFlag() string {
 // NeedsPerson lists what about t needs a person; empty when everything is Ready.
 func (t *TenantState) NeedsPerson() []string {
 	var out []string
-	if !t.Found {
-		out = append(out, "no tenant object "+t.Label())
-	} else if c, r := summarizeConditions(t.Status.Conditions); c != iamv1alpha1.ConditionReady {
+	// A tenant that has no object is judged by its objects alone: the operator refuses them
+	// (InvalidTenant) when it cannot use the tenant.
+	if c, r := summarizeConditions(t.Status.Conditions); t.Found && c != iamv1alpha1.ConditionReady {
 		out = append(out, "tenant "+c+" ("+r+")")
 	}
 	if b := t.Status.RemovalBudget; b != nil && b.Waiting > 0 {

@@ -92,4 +92,15 @@ func TestStatusScreen(t *testing.T) {
 	if n := ok.NeedsPerson(); len(n) != 0 {
 		t.Errorf("NeedsPerson of a Ready tenant = %v", n)
 	}
+
+	// No tenant object: its objects say whether the operator can use it.
+	missing := &TenantState{Ref: DefaultTenant,
+		Objects: []StatusObject{{Kind: "CipherscaleUser", Namespace: "team", Name: "u7", Condition: "Ready", Reason: "UpToDate"}}}
+	if n := missing.NeedsPerson(); len(n) != 0 {
+		t.Errorf("NeedsPerson of a tenant without object whose objects are Ready = %v", n)
+	}
+	missing.Objects[0].Condition, missing.Objects[0].Reason = "Stalled", "InvalidTenant"
+	if diff := cmp.Diff([]string{"1 objects not Ready"}, missing.NeedsPerson()); diff != "" {
+		t.Errorf("NeedsPerson of a tenant without object (-want +got):\n%s", diff)
+	}
 }
