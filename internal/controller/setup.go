@@ -93,6 +93,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := setupTenants(ctx, mgr, o.Tenants, recorder, removalWake, o); err != nil {
 		return err
 	}
+	objectMetrics.set(mgr.GetClient(), o.Tenants, mgr.Elected(), o.NamespacedTenantsOnly)
 	resolver := &TenantResolver{Kube: mgr.GetClient(), Tenants: o.Tenants, NoClusterTenants: o.NamespacedTenantsOnly}
 	// The CipherscaleUser reconciler writes the pairs of the users it manages, and wakes the
 	// memberships that declared them.

@@ -104,6 +104,17 @@ func New(api cipherscale.API, opts Options) *Tenant {
 // API returns the client the tenant calls.
 func (t *Tenant) API() cipherscale.API { return t.api }
 
+// RateLimit returns the requests per second of the tenant's client (the metric
+// cipherscale_api_rate_limit); ok is false when the client reports none.
+func (t *Tenant) RateLimit() (qps float64, ok bool) {
+	l, ok := t.calls.API.(interface{ RateLimit() (float64, int) })
+	if !ok {
+		return 0, false
+	}
+	qps, _ = l.RateLimit()
+	return qps, true
+}
+
 // RemovalBudget returns the tenant's removal budget: every delete or deactivate call against
 // the tenant spends it.
 func (t *Tenant) RemovalBudget() *RemovalBudget { return t.opts.RemovalBudget }
