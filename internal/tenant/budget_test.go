@@ -137,7 +137,7 @@ func TestBudgetTable(t *testing.T) {
 			budgetHeld("c", 1),
 			{op: "release", key: "a"}, // the call failed and removed nobody
 			budgetStatus(2, 1, 1, 0),
-			budgetHeld("c", 1), // a unit is free, but the budget tripped
+			budgetHeld("c", 1),     // a unit is free, but the budget tripped
 			{op: "done", key: "c"}, // no longer wanted (its object restored): nothing waits
 			budgetTripped(false),
 			budgetReserve("c", true, 0, 0), // later, a new removal of c
