@@ -134,6 +134,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}()
 	// Before the tenant is in the registry, so before any of its objects can remove anyone.
 	r.restoreBudget(obj, key)
+	r.restoreInvitations(obj, key)
 
 	users, memberships, err := r.referrers(ctx, key)
 	if err != nil {
