@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -224,12 +223,14 @@ func (r *TenantReconciler) reportBudgetHold(ctx context.Context, obj tenantObjec
 		t := metav1.NewTime(s.TrippedAt)
 		rb.TrippedAt = &t
 	}
+	prev := st.RemovalBudget
 	st.RemovalBudget = rb
 	if s.TrippedAt.IsZero() && s.Waiting == 0 {
 		return
 	}
 	msg := removalHoldMessage(s)
-	if c := meta.FindStatusCondition(st.Conditions, iamv1alpha1.ConditionStalled); c == nil || c.Reason != iamv1alpha1.ReasonRemovalBudgetExceeded {
+	// One event when removals start waiting, not one per pass.
+	if prev == nil || prev.TrippedAt == nil && prev.Waiting == 0 {
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonRemovalBudgetExceeded, "Remove", "%s", msg)
 	}
 	set(&st.Conditions, iamv1alpha1.ConditionStalled, metav1.ConditionTrue, gen, iamv1alpha1.ReasonRemovalBudgetExceeded, msg)

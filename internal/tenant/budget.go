@@ -453,10 +453,7 @@ func (b *RemovalBudget) Reserve(key string) Reservation {
 	b.spent = append(b.spent, now)
 	b.version++
 	b.held[key] = reservation{at: now}
-	if _, ok := b.waiting[key]; ok {
-		// It waited before the budget was raised.
-		delete(b.waiting, key)
-	}
+	delete(b.waiting, key) // it may have waited before the budget was raised
 	return Reservation{OK: true, Waiting: len(b.waiting)}
 }
 
