@@ -278,10 +278,12 @@ type TenantRemovalBudgetStatus struct {
 	PerHour int32 `json:"perHour"`
 	// spent is how many removals the last hour spent.
 	Spent int32 `json:"spent"`
-	// waiting is how many removals wait for the budget.
+	// waiting is how many removals wait for the budget: once one waited, the budget tripped
+	// and every removal waits until a person acts.
 	Waiting int32 `json:"waiting"`
-	// allowance is how many removals a person allowed (cipherscale.com/allow-removals) that
-	// are not yet spent.
+	// allowance is how many of the removals an allowance (cipherscale.com/allow-removals)
+	// released are not made yet. An allowance releases only the removals waiting when it is
+	// granted: the rest of it lapses at once.
 	// +optional
 	Allowance int32 `json:"allowance,omitempty"`
 	// allowRemovalsUsed is the value of the cipherscale.com/allow-removals annotation already
