@@ -84,9 +84,11 @@ func (r *UserReconciler) reserveRemoval(ctx context.Context, obj *iamv1alpha1.Ci
 	res := b.Reserve(key)
 	removalsWaiting.WithLabelValues(r.tenantName()).Set(float64(res.Waiting))
 	if !res.OK {
-		if res.Tripped {
+		if res.TrippedNow {
 			// The trip is saved before anything else is removed: a restart must keep it. A
 			// failure is retried by the next Commit (every removal's, and the tenant's pass).
+			// The removals that wait after it are saved by the tenant's pass, woken by the
+			// change: one write for many, not one each.
 			if err := b.Commit(ctx); err != nil {
 				log.FromContext(ctx).Info("Could not save the removal budget's trip; retrying", "error", err.Error())
 			}

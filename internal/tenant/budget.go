@@ -172,6 +172,9 @@ type Reservation struct {
 	// Tripped is true when the removal waits because the budget tripped (this reservation, or
 	// an earlier one, found the hour spent): it waits until a person acts.
 	Tripped bool
+	// TrippedNow is true for the reservation that tripped the budget: its caller saves the
+	// trip (Commit) before anything else happens.
+	TrippedNow bool
 	// NotRestored is true when the removal waits because the budget's last hour is not
 	// restored yet (after a start); RetryAfter is then short.
 	NotRestored bool
@@ -443,12 +446,13 @@ func (b *RemovalBudget) Reserve(key string) Reservation {
 		return Reservation{OK: true, Waiting: len(b.waiting)}
 	}
 	if b.perHour > 0 && (b.tripped() || len(b.spent) >= b.perHour) {
-		if !b.tripped() {
+		trippedNow := !b.tripped()
+		if trippedNow {
 			b.trippedAt, b.trippedPerHour = now, b.perHour
 			b.version++
 		}
 		b.wait(key, now)
-		return Reservation{Waiting: len(b.waiting), RetryAfter: trippedRetry, Tripped: true}
+		return Reservation{Waiting: len(b.waiting), RetryAfter: trippedRetry, Tripped: true, TrippedNow: trippedNow}
 	}
 	b.spent = append(b.spent, now)
 	b.version++

@@ -37,6 +37,13 @@ func budgetReserve(key string, ok bool, waiting int, retry time.Duration) budget
 	return budgetStep{op: "reserve", key: key, want: tenant.Reservation{OK: ok, Waiting: waiting, RetryAfter: retry}}
 }
 
+// budgetTrips is a reserve that trips the budget.
+func budgetTrips(key string, waiting int) budgetStep {
+	s := budgetHeld(key, waiting)
+	s.want.TrippedNow = true
+	return s
+}
+
 // budgetHeld is a reserve that waits on a tripped budget.
 func budgetHeld(key string, waiting int) budgetStep {
 	return budgetStep{op: "reserve", key: key, want: tenant.Reservation{Waiting: waiting, RetryAfter: 15 * time.Minute, Tripped: true}}
@@ -71,7 +78,7 @@ func TestBudgetTable(t *testing.T) {
 			budgetAfter(10*time.Minute, budgetReserve("b", true, 0, 0)),
 			budgetAfter(10*time.Minute, budgetReserve("c", true, 0, 0)),
 			budgetTripped(false),
-			budgetHeld("d", 1),
+			budgetTrips("d", 1),
 			budgetTripped(true),
 			budgetAfter(30*time.Minute, budgetHeld("e", 2)),
 			budgetStatus(3, 3, 2, 0),
@@ -95,7 +102,7 @@ func TestBudgetTable(t *testing.T) {
 			budgetStatus(0, 4, 0, 0),
 			{op: "setPerHour", n: 5},
 			budgetReserve("e", true, 0, 0),
-			budgetHeld("f", 1),
+			budgetTrips("f", 1),
 			{op: "setPerHour", n: 0}, // no limit: the trip is cleared
 			budgetTripped(false),
 			budgetReserve("f", true, 0, 0),
@@ -113,7 +120,7 @@ func TestBudgetTable(t *testing.T) {
 			budgetAfter(time.Minute, budgetReserve("a", true, 0, 0)),
 			budgetStatus(2, 1, 0, 0),
 			budgetReserve("b", true, 0, 0),
-			budgetHeld("c", 1),
+			budgetTrips("c", 1),
 			budgetHeld("c", 1),
 			budgetHeld("d", 2),
 			budgetHeld("c", 2),
@@ -126,7 +133,7 @@ func TestBudgetTable(t *testing.T) {
 		steps: []budgetStep{
 			budgetReserve("a", true, 0, 0),
 			budgetAfter(h, budgetReserve("a", true, 0, 0)), // an hour later it is a new removal: a new unit
-			budgetHeld("b", 1),
+			budgetTrips("b", 1),
 		},
 	}, {
 		name:    "release gives the unit back, done keeps it spent; a trip clears when nothing waits any more",
@@ -134,7 +141,7 @@ func TestBudgetTable(t *testing.T) {
 		steps: []budgetStep{
 			budgetReserve("a", true, 0, 0),
 			budgetReserve("b", true, 0, 0),
-			budgetHeld("c", 1),
+			budgetTrips("c", 1),
 			{op: "release", key: "a"}, // the call failed and removed nobody
 			budgetStatus(2, 1, 1, 0),
 			budgetHeld("c", 1),     // a unit is free, but the budget tripped
@@ -144,7 +151,7 @@ func TestBudgetTable(t *testing.T) {
 			{op: "done", key: "c"},
 			{op: "release", key: "c"}, // a release after done gives back nothing
 			budgetStatus(2, 2, 0, 0),
-			budgetHeld("d", 1),
+			budgetTrips("d", 1),
 			budgetHeld("e", 2),
 			{op: "release", key: "d"}, // no longer wanted: it stops waiting
 			budgetTripped(true),       // e still waits
@@ -159,12 +166,12 @@ func TestBudgetTable(t *testing.T) {
 		perHour: 1,
 		steps: []budgetStep{
 			budgetReserve("a", true, 0, 0),
-			budgetHeld("b", 1),
+			budgetTrips("b", 1),
 			budgetAllow("20", 20, "", true, 1),  // 20 granted to release b
 			budgetAllow("20", 20, "", false, 0), // the same annotation read again
 			budgetTripped(false),                // nothing waits any more
 			budgetStatus(1, 1, 0, 1),
-			budgetHeld("c", 1), // a later deletion: the other 19 did not linger
+			budgetTrips("c", 1), // a later deletion: the other 19 did not linger
 			budgetHeld("d", 2),
 			budgetReserve("b", true, 2, 0),
 			{op: "release", key: "b"}, // b's call failed: its release goes back to it
@@ -180,7 +187,7 @@ func TestBudgetTable(t *testing.T) {
 			budgetTripped(false),
 			budgetReserve("d", true, 0, 0),
 			// A released removal that never asks again is forgotten two hours after its grant.
-			budgetHeld("e", 1),
+			budgetTrips("e", 1),
 			budgetAllow("2", 2, "", true, 1),
 			budgetStatus(1, 1, 0, 1),
 			budgetAfter(2*h, budgetStatus(1, 0, 0, 0)),
@@ -190,7 +197,7 @@ func TestBudgetTable(t *testing.T) {
 		perHour: 1,
 		steps: []budgetStep{
 			budgetReserve("user/evil/1", true, 0, 0),
-			budgetHeld("user/evil/2", 1),
+			budgetTrips("user/evil/2", 1),
 			budgetHeld("user/evil/3", 2),
 			budgetHeld("user/team-b/1", 3),
 			budgetHeld("undeclared/x", 4),
@@ -208,14 +215,14 @@ func TestBudgetTable(t *testing.T) {
 		perHour: 1,
 		steps: []budgetStep{
 			budgetReserve("a", true, 0, 0),
-			budgetHeld("b", 1),
+			budgetTrips("b", 1),
 			budgetHeld("c", 2),
 			{op: "setPerHour", n: 1}, // the same: still tripped
 			budgetHeld("b", 2),
 			{op: "setPerHour", n: 0 + 2},
 			budgetTripped(false),
 			budgetReserve("c", true, 1, 0),
-			budgetHeld("b", 1), // the hour is spent again at 2: tripped again
+			budgetTrips("b", 1), // the hour is spent again at 2: tripped again
 			{op: "setPerHour", n: 1},
 			{op: "setPerHour", n: 2}, // back to the budget it tripped at: still tripped
 			budgetTripped(true),
@@ -422,15 +429,16 @@ func TestParseAllowRemovals(t *testing.T) {
 // expected answers are written out.
 func TestBudgetRestartTable(t *testing.T) {
 	type step struct {
-		advance time.Duration
-		op      string // reserve, restart, record, check
-		key     string
-		ok      bool
-		waiting int
-		retry   time.Duration
-		tripped bool // reserve: the reservation says tripped; check: the budget is
-		record  []tenant.SpentMinute
-		spent   int // after the step, from Status
+		advance    time.Duration
+		op         string // reserve, restart, record, check
+		key        string
+		ok         bool
+		waiting    int
+		retry      time.Duration
+		tripped    bool // reserve: the reservation says tripped; check: the budget is
+		trippedNow bool
+		record     []tenant.SpentMinute
+		spent      int // after the step, from Status
 	}
 	m := func(minute, count int) tenant.SpentMinute {
 		return tenant.SpentMinute{Minute: budgetEpoch.Add(time.Duration(minute) * time.Minute), Count: count}
@@ -449,7 +457,7 @@ func TestBudgetRestartTable(t *testing.T) {
 			{advance: 50 * time.Second, op: "reserve", key: "c", ok: true, spent: 3},
 			{op: "record", record: []tenant.SpentMinute{m(0, 2), m(1, 1)}, spent: 3},
 			{op: "restart", spent: 3},
-			{op: "reserve", key: "d", ok: false, waiting: 1, retry: held, tripped: true, spent: 3},
+			{op: "reserve", key: "d", ok: false, waiting: 1, retry: held, tripped: true, trippedNow: true, spent: 3},
 			{op: "restart", spent: 3},
 			// The trip and the removal that waits are restored: d waits before it asks again.
 			{op: "check", tripped: true, waiting: 1, spent: 3},
@@ -494,11 +502,11 @@ func TestBudgetRestartTable(t *testing.T) {
 				switch s.op {
 				case "reserve":
 					got := b.Reserve(s.key)
-					want := tenant.Reservation{OK: s.ok, Waiting: s.waiting, RetryAfter: s.retry, Tripped: s.tripped}
+					want := tenant.Reservation{OK: s.ok, Waiting: s.waiting, RetryAfter: s.retry, Tripped: s.tripped, TrippedNow: s.trippedNow}
 					if diff := cmp.Diff(want, got); diff != "" {
 						t.Fatalf("step %d: reserve %s (-want +got):\n%s", i, s.key, diff)
 					}
-					if got.OK || got.Tripped { // what the reconcilers do
+					if got.OK || got.Tripped { // the removal's commit, or the tenant's pass after a change
 						if err := b.Commit(context.Background()); err != nil {
 							t.Fatalf("step %d: commit: %v", i, err)
 						}
