@@ -57,10 +57,15 @@ const (
 	// its tenant's removal budget; it waits, its finalizer held, until the budget allows it or a
 	// person allows more removals.
 	ReasonRemovalBudgetExceeded = "RemovalBudgetExceeded"
-	// AnnotationAllowRemovals, set to a whole number n, allows n more removals at once on top of
-	// the hourly budget, once per value. For the default tenant it is set on the ConfigMap that
+	// AnnotationAllowRemovals, set to a whole number n on a tenant object, releases at most n of
+	// the removals that wait for its removal budget when it is granted, and nothing else (the
+	// rest of n lapses), once per value. For the default tenant it is set on the ConfigMap that
 	// --allow-removals-configmap names.
 	AnnotationAllowRemovals = "cipherscale.com/allow-removals"
+	// AnnotationAllowRemovalsNamespace, set next to AnnotationAllowRemovals on a tenant object,
+	// limits the allowance to the waiting removals of CipherscaleUsers of that namespace: the
+	// offboarding of one team is released while another namespace's mass deletion stays held.
+	AnnotationAllowRemovalsNamespace = "cipherscale.com/allow-removals-namespace"
 	// AnnotationAllowRemovalsGranted is written by the operator next to AnnotationAllowRemovals
 	// with the value it granted, so that a restart does not grant the same value twice.
 	AnnotationAllowRemovalsGranted = "cipherscale.com/allow-removals-granted"

@@ -55,10 +55,10 @@ func (a *allowRemovals) Start(ctx context.Context) error {
 			if !restored {
 				// Nothing was granted from, or saved in, an object that does not exist.
 				logger.Info("The allow-removals ConfigMap does not exist: the default tenant's removal budget is kept in memory only, and a restart starts a fresh hour")
-				a.budget.Restore(nil)
+				a.budget.Restore(tenant.BudgetRecord{})
 				restored = true
 			}
-			a.budget.Allow("", 0)
+			a.budget.Allow("", 0, "")
 		case err != nil && !restored:
 			// The default tenant's removals wait until this read succeeds.
 			logger.Info("Could not read the allow-removals ConfigMap: the default tenant's removals wait for it", "error", err.Error())
@@ -71,7 +71,7 @@ func (a *allowRemovals) Start(ctx context.Context) error {
 				if err != nil {
 					logger.Info("Ignoring the saved removals of the last hour", "reason", err.Error())
 				}
-				a.budget.Restore(record)
+				a.budget.Restore(tenant.BudgetRecord{Minutes: record})
 				logger.Info("Restored the default tenant's removal budget", "spent", a.budget.Status().Spent)
 				restored = true
 			}
@@ -92,7 +92,7 @@ func (a *allowRemovals) check(ctx context.Context, cm *corev1.ConfigMap) {
 	value := cm.Annotations[iamv1alpha1.AnnotationAllowRemovals]
 	granted := cm.Annotations[iamv1alpha1.AnnotationAllowRemovalsGranted]
 	if value == "" {
-		a.budget.Allow("", 0)
+		a.budget.Allow("", 0, "")
 		if granted != "" {
 			_ = a.setGranted(ctx, cm, "")
 		}
@@ -114,7 +114,7 @@ func (a *allowRemovals) check(ctx context.Context, cm *corev1.ConfigMap) {
 		logger.Info("Could not record the allow-removals grant; retrying", "error", err.Error())
 		return
 	}
-	if a.budget.Allow(value, n) {
+	if granted, _ := a.budget.Allow(value, n, ""); granted {
 		logger.Info("Allowed more removals", "allowed", n, "waiting", a.budget.Waiting())
 		a.wakeWaiting(ctx)
 	}
@@ -159,7 +159,8 @@ func wakeWaitingRemovals(ctx context.Context, b *tenant.RemovalBudget, wake chan
 // cipherscale.com/removals-by-minute of the ConfigMap, before each removal's call (the budget's
 // SaveFunc). A ConfigMap that does not exist saves nothing: the budget is then in memory only,
 // as Start logged. Any other failure fails the save, and the removal waits for it.
-func (a *allowRemovals) save(ctx context.Context, record []tenant.SpentMinute) error {
+func (a *allowRemovals) save(ctx context.Context, rec tenant.BudgetRecord) error {
+	record := rec.Minutes
 	value := ""
 	if len(record) > 0 {
 		b, err := json.Marshal(recordToAPI(record))

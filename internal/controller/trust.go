@@ -144,17 +144,6 @@ func authoritativeRefusedMessage(key tenant.Key, ns string) string {
 	return fmt.Sprintf("An Authoritative membership removes members nothing declares, and namespace %s may not have Authoritative memberships (allowed by %s); set policy Additive, or ask for the namespace to be allowed; nothing was written", ns, privilegedSource(key, false))
 }
 
-// maxSentTimes bounds status.invitation.sentTimes (the CRD's maxItems).
-const maxSentTimes = 100
-
-// keptSends is how many send times status.invitation.sentTimes keeps: enough to apply the cap.
-func (r *UserReconciler) keptSends() int {
-	if r.MaxInvitationsPerDay <= 0 || r.MaxInvitationsPerDay > maxSentTimes {
-		return maxSentTimes
-	}
-	return r.MaxInvitationsPerDay
-}
-
 // emailMembersRefusedMessage says why a membership leaves alone its n email members that no
 // CipherscaleUser manages.
 func emailMembersRefusedMessage(key tenant.Key, ns string, n int) string {

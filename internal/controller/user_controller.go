@@ -69,7 +69,6 @@ type UserReconciler struct {
 	MaxInvitationsPerDay int
 
 	// sent, creates and wake are shared by the copies of the reconciler made for each pass.
-	sent    *sendLog
 	creates *createLog
 	wake    *waker
 	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
@@ -401,11 +400,24 @@ func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 // batcher, without waiting for it (creates.go): the pass ends Reconciling (Creating), and the
 // answer wakes the object. A create is never queued twice for one object.
 func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (observed, ctrl.Result, error) {
+	// A create sends an invitation: it counts against the cap of the email (invitations.go),
+	// and is recorded in the tenant's status before it is sent.
+	inv, err := r.reserveInvitation(ctx, obj)
+	switch {
+	case errors.Is(err, tenant.ErrInvitationsNotRestored):
+		return observed{}, r.invitationsNotRestored(obj), nil
+	case err != nil:
+		return observed{}, ctrl.Result{}, err
+	case !inv.OK:
+		return observed{}, r.deferCreate(obj, inv), nil
+	}
 	pc := &pendingCreate{tenant: r.tenantKey, markedBefore: createPending(obj), attempt: r.Clock.Now()}
 	if err := markCreatePending(ctx, r.Kube, obj, pc.attempt); err != nil {
+		r.cancelInvitation(obj, inv.At)
 		return observed{}, ctrl.Result{}, err
 	}
 	if !r.creates.start(obj.UID, pc) {
+		r.cancelInvitation(obj, inv.At)
 		return observed{}, r.waitForCreate(obj), nil
 	}
 	groups := []string{}
@@ -415,6 +427,9 @@ func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.Cipherscal
 	log.FromContext(ctx).Info("Creating tenant user", "groups", len(groups))
 	key, uid, email := client.ObjectKeyFromObject(obj), obj.UID, obj.Spec.Email
 	r.Tenant.CreateAsync(cipherscale.NewUser{Email: email, Groups: groups}, func(u *cipherscale.User, err error) {
+		if err != nil && invitationNotSent(err) {
+			r.Tenant.Invitations().Cancel(email, inv.At)
+		}
 		r.creates.finish(uid, u, err)
 		r.wakeEmail(key, uid, email)
 	})
@@ -486,8 +501,7 @@ func (r *UserReconciler) finishCreate(ctx context.Context, obj *iamv1alpha1.Ciph
 	}
 	readAt := r.Clock.Now()
 	now := metav1.NewTime(readAt)
-	obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now,
-		SentTimes: r.sent.record(created.ID, nil, readAt, r.keptSends())}
+	obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now, SentTimes: r.sentTimes(obj)}
 	// The event is emitted now, so that a failure of the writes that follow does not lose it.
 	r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Created tenant user %s and sent the invitation", created.ID)
 	if err := r.record(ctx, obj, created.ID); err != nil {
@@ -694,16 +708,23 @@ func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.Cipher
 		st = &iamv1alpha1.InvitationStatus{}
 		obj.Status.Invitation = st
 	}
-	sent := r.sent.times(live.ID, st.SentTimes)
-	if ok, until := plan.InvitationCap(sent, r.MaxInvitationsPerDay, now); !ok {
+	// The cap counts the sends to the email, whichever object asked for them (invitations.go).
+	inv, err := r.reserveInvitation(ctx, obj)
+	switch {
+	case errors.Is(err, tenant.ErrInvitationsNotRestored):
+		return invitationRestoreRetry, nil
+	case err != nil:
+		return 0, err
+	case !inv.OK:
 		// Deferred, the request kept: it is answered once the oldest send leaves the window.
-		r.event(obj, corev1.EventTypeWarning, iamv1alpha1.EventInvitationDeferred, "ResendInvitation",
-			"Deferred the invitation of tenant user %s until %s: it had %d invitations in 24 hours, the most allowed (--max-invitations-per-day)",
-			live.ID, until.UTC().Format(time.RFC3339), r.MaxInvitationsPerDay)
-		return until.Sub(now), nil
+		r.invitationDeferredEvent(obj, live.ID, inv)
+		return inv.Until.Sub(now), nil
 	}
 	log.FromContext(ctx).Info("Resending invitation", "requested", d.Requested)
-	err := r.Tenant.ResendInvitation(ctx, live.ID)
+	err = r.Tenant.ResendInvitation(ctx, live.ID)
+	if err != nil && invitationNotSent(err) {
+		r.cancelInvitation(obj, inv.At)
+	}
 	if cipherscale.IsConflict(err) {
 		// No longer pending: the tenant layer has read the user again, and the next pass (at the
 		// resync, or sooner on any change) sees the new state.
@@ -714,7 +735,7 @@ func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.Cipher
 	}
 	t := metav1.NewTime(now)
 	st.LastSentTime = &t
-	st.SentTimes = r.sent.record(live.ID, sent, now, r.keptSends())
+	st.SentTimes = r.sentTimes(obj)
 	if d.Requested {
 		st.LastResendRequest = d.RequestValue
 	} else {
@@ -1015,7 +1036,6 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.ResyncInterval <= 0 {
 		return errors.New("UserReconciler needs a positive ResyncInterval")
 	}
-	r.sent = &sendLog{}
 	r.creates = &createLog{}
 	r.wake = &waker{}
 	if r.DefaultDeletionPolicy == "" {

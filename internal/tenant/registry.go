@@ -142,6 +142,8 @@ type Registry struct {
 	// budgets holds each tenant's removal budget, apart from its entry so that a tenant
 	// reconfigured (a new client) keeps the removals of its last hour.
 	budgets map[Key]*RemovalBudget
+	// invitations holds each tenant's invitation log, apart from its entry for the same reason.
+	invitations map[Key]*InvitationLog
 	// onWaiting is told the key of a tenant whose number of waiting removals changed.
 	onWaiting func(Key)
 }
@@ -260,7 +262,7 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 		return nil, fmt.Errorf("configuring the client of tenant %s: %w", k, err)
 	}
 	// The budget outlives the entry: a reconfigured tenant keeps the removals of its hour.
-	t := New(api, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, Now: r.opts.Now, RemovalBudget: r.Budget(k), Key: key})
+	t := New(api, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, Now: r.opts.Now, RemovalBudget: r.Budget(k), Key: key, Invitations: r.Invitations(k)})
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -316,6 +318,32 @@ func (r *Registry) Remove(k Key) {
 	defer r.mu.Unlock()
 	delete(r.entries, k)
 	delete(r.budgets, k)
+	// The invitations of the last 24 hours are kept while there are some: deleting and
+	// re-creating the tenant object does not reset the cap.
+	if l, ok := r.invitations[k]; ok && len(l.Record()) == 0 {
+		delete(r.invitations, k)
+	}
+}
+
+// Invitations returns the invitation log of the tenant with this key, made on first use without
+// a cap (the tenant's reconciler sets it with SetLimit). The log of a tenant object is made
+// expecting a restore: its sends wait until its reconciler restored the last 24 hours from the
+// object's status.
+func (r *Registry) Invitations(k Key) *InvitationLog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if l, ok := r.invitations[k]; ok {
+		return l
+	}
+	if r.invitations == nil {
+		r.invitations = map[Key]*InvitationLog{}
+	}
+	l := NewInvitationLog(k.String(), 0, r.opts.Now)
+	if !k.IsDefault() {
+		l.ExpectRestore()
+	}
+	r.invitations[k] = l
+	return l
 }
 
 // DefaultRemovalBudget returns RegistryOptions.RemovalBudget: the budget of a tenant that sets

@@ -30,6 +30,8 @@ type Options struct {
 	// Key is the tenant's API key, from which the key of its proofs of identity is derived
 	// (ProofKey); without it no proof can be made or verified.
 	Key cipherscale.KeySource
+	// Invitations is the tenant's invitation log; nil gives one in memory, without a cap.
+	Invitations *InvitationLog
 }
 
 // Tenant is the shared view of one tenant. It is safe for concurrent use.
@@ -83,6 +85,9 @@ func New(api cipherscale.API, opts Options) *Tenant {
 	if opts.RemovalBudget == nil {
 		opts.RemovalBudget = NewRemovalBudget(0, opts.Now)
 	}
+	if opts.Invitations == nil {
+		opts.Invitations = NewInvitationLog(DefaultKey.String(), 0, opts.Now)
+	}
 	calls := &busyAPI{API: api}
 	t := &Tenant{
 		api:           calls,
@@ -118,6 +123,10 @@ func (t *Tenant) RateLimit() (qps float64, ok bool) {
 // RemovalBudget returns the tenant's removal budget: every delete or deactivate call against
 // the tenant spends it.
 func (t *Tenant) RemovalBudget() *RemovalBudget { return t.opts.RemovalBudget }
+
+// Invitations returns the tenant's invitation log: every create and resend of an invitation
+// is counted there, per address.
+func (t *Tenant) Invitations() *InvitationLog { return t.opts.Invitations }
 
 // Invalidate makes the next lookup read the tenant again. The controllers never call it: a
 // refresh they need goes through RefreshIfOlder, which is shared and remembers a failure.
