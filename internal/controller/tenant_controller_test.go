@@ -16,6 +16,7 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
 	"github.com/cipherscale/cipherscale-operator/internal/controller"
+	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -308,7 +309,7 @@ var _ = Describe("TenantResolver", func() {
 		expectTenantStalled(cluster, iamv1alpha1.ReasonInvalidSecret)
 
 		// The resolver's registry holds the tenants the test made Ready, as the operator's does.
-		reg = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: controller.SecretReader(k8s)})
+		reg = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: controller.SecretReader(k8s), URLPolicy: devenv.TestURLPolicy})
 		for _, k := range []tenant.Key{tenant.NamespacedKey(nsA, "qa"), tenant.ClusterKey(selected.Name)} {
 			_, err := reg.Ensure(k, tenant.Config{URL: url, ResyncInterval: time.Minute,
 				Secret: tenant.SecretRef{Namespace: nsA, Name: "key", Key: "api-key"}})

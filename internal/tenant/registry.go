@@ -92,8 +92,10 @@ type Config struct {
 type RegistryOptions struct {
 	// ReadSecret reads an API key from a Secret. Required for tenants other than the default.
 	ReadSecret ReadSecretFunc
-	// AllowInsecureHTTP allows plain-http URLs on non-loopback hosts.
-	AllowInsecureHTTP bool
+	// URLPolicy is the operator's rule over the URLs tenant objects name (--api-hosts,
+	// --allow-insecure-http); the zero value allows https to the vendor's host only. A URL outside
+	// it makes Ensure fail: nothing is sent there.
+	URLPolicy cipherscale.URLPolicy
 	// Observer receives every tenant client's metrics; optional.
 	Observer cipherscale.Observer
 	// ObserverFor, when set, gives each tenant its own observer (the metrics' tenant label);
@@ -245,16 +247,16 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 	key := NewSecretKey(cfg.Secret, r.opts.ReadSecret, r.opts.Now)
 	key.maxAge = r.opts.KeyMaxAge
 	api, err := cipherscale.New(cipherscale.Config{
-		BaseURL:           cfg.URL,
-		AllowInsecureHTTP: r.opts.AllowInsecureHTTP,
-		Key:               key,
-		HTTPClient:        r.opts.HTTPClient,
-		QPS:               cfg.QPS,
-		Burst:             cfg.Burst,
-		MaxRetries:        r.opts.MaxRetries,
-		RetryBudget:       r.opts.RetryBudget,
-		UserAgent:         r.opts.UserAgent,
-		Observer:          expireOn401{next: r.observer(k), key: key},
+		BaseURL:     cfg.URL,
+		Policy:      &r.opts.URLPolicy,
+		Key:         key,
+		HTTPClient:  r.opts.HTTPClient,
+		QPS:         cfg.QPS,
+		Burst:       cfg.Burst,
+		MaxRetries:  r.opts.MaxRetries,
+		RetryBudget: r.opts.RetryBudget,
+		UserAgent:   r.opts.UserAgent,
+		Observer:    expireOn401{next: r.observer(k), key: key},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring the client of tenant %s: %w", k, err)
