@@ -112,6 +112,10 @@ func (r *TenantReconciler) keyOf(req ctrl.Request) tenant.Key {
 	return tenant.ClusterKey(req.Name)
 }
 
+func (r *TenantReconciler) keyOfObject(obj tenantObject) tenant.Key {
+	return r.keyOf(ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+}
+
 // Reconcile reads top to bottom: fetch, references, deletion, finalizer, configuration, key,
 // one read of the tenant's users, status (written once, deferred, only when it changed).
 func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
@@ -393,7 +397,7 @@ func (r *TenantReconciler) config(obj tenantObject) tenant.Config {
 	cfg := tenant.Config{
 		URL:            s.URL,
 		ResyncInterval: r.ResyncInterval,
-		Secret:         tenant.SecretRef{Namespace: ns, Name: name, Key: key},
+		Secret:         tenant.SecretRef{Namespace: ns, Name: name, Key: key, For: r.keyOfObject(obj)},
 	}
 	if cfg.URL == "" {
 		cfg.URL = cipherscale.DefaultBaseURL
@@ -555,20 +559,30 @@ func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registr
 }
 
 // SecretReader reads API keys from Secrets with r, which should be the manager's API reader
-// (a get of one Secret by name, never a cache of all). A Secret that is missing, that the
+// (a get of one Secret by name, never a cache of all). A Secret that is missing, that does not
+// consent to the tenant reading it (annotation cipherscale.com/allowed-tenants), that the
 // operator may not read, or whose key is empty, too long or holds control characters wraps
-// tenant.ErrInvalidSecret. No error contains the key.
+// tenant.ErrInvalidSecret. No error contains the key, and a Secret that does not consent is
+// not described (which keys it has) beyond what a missing one would be.
 func SecretReader(r client.Reader) tenant.ReadSecretFunc {
 	return func(ctx context.Context, ref tenant.SecretRef) (string, error) {
 		s := &corev1.Secret{}
+		unusable := func() error {
+			return fmt.Errorf("%w: Secret %s/%s does not exist, or does not allow %s to use it: "+
+				"the Secret needs the annotation %s: %q (a comma-separated list), set by someone who may update it",
+				tenant.ErrInvalidSecret, ref.Namespace, ref.Name, ref.For, iamv1alpha1.AnnotationAllowedTenants, consentName(ref.For))
+		}
 		if err := r.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, s); err != nil {
 			switch {
 			case apierrors.IsNotFound(err):
-				return "", fmt.Errorf("%w: Secret %s/%s does not exist", tenant.ErrInvalidSecret, ref.Namespace, ref.Name)
+				return "", unusable()
 			case apierrors.IsForbidden(err):
 				return "", fmt.Errorf("%w: the operator may not read Secret %s/%s", tenant.ErrInvalidSecret, ref.Namespace, ref.Name)
 			}
 			return "", fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)
+		}
+		if !consents(s, ref) {
+			return "", unusable()
 		}
 		raw, ok := s.Data[ref.Key]
 		if !ok {
@@ -585,6 +599,29 @@ func SecretReader(r client.Reader) tenant.ReadSecretFunc {
 		}
 		return v, nil
 	}
+}
+
+// consentName is how a Secret's annotation cipherscale.com/allowed-tenants names the tenant
+// of key: "ClusterCipherscaleTenant/<name>" or "CipherscaleTenant/<name>".
+func consentName(key tenant.Key) string { return key.Kind + "/" + key.Name }
+
+// consents reports whether the Secret allows the tenant ref.For to use it: its annotation
+// cipherscale.com/allowed-tenants names the tenant exactly (no wildcard), and a CipherscaleTenant
+// only from the Secret's own namespace.
+func consents(s *corev1.Secret, ref tenant.SecretRef) bool {
+	if ref.For.Kind == "" || ref.For.Name == "" {
+		return false
+	}
+	if ref.For.Kind == tenant.KindNamespaced && ref.For.Namespace != s.Namespace {
+		return false
+	}
+	want := consentName(ref.For)
+	for _, v := range strings.Split(s.Annotations[iamv1alpha1.AnnotationAllowedTenants], ",") {
+		if strings.TrimSpace(v) == want {
+			return true
+		}
+	}
+	return false
 }
 
 // capitalize makes an error's text a sentence, for a condition's message.

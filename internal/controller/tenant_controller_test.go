@@ -2,6 +2,8 @@ package controller_test
 
 import (
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -40,10 +42,45 @@ func newTenantSim() (*simulator.Server, string) {
 	return s, srv.URL
 }
 
+// newSecret creates a Secret that consents to the tenants allowTenant named for it.
 func newSecret(ns, name string, data map[string]string) *corev1.Secret {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: data}
+	consent.Lock()
+	if v := consent.of[ns+"/"+name]; len(v) > 0 {
+		s.Annotations = map[string]string{iamv1alpha1.AnnotationAllowedTenants: strings.Join(v, ",")}
+	}
+	consent.Unlock()
 	Expect(k8s.Create(ctx, s)).To(Succeed())
 	return s
+}
+
+// consent is, per Secret (namespace/name), the tenants its annotation
+// cipherscale.com/allowed-tenants names: the tenants created with it as their apiKeySecretRef.
+var consent = struct {
+	sync.Mutex
+	of map[string][]string
+}{of: map[string][]string{}}
+
+// allowTenant makes the Secret consent to the tenant kind/name ("CipherscaleTenant/qa"), as the
+// person who created the Secret for it would: now if it exists, else when newSecret creates it.
+// Call it before the tenant is created, so that the tenant's first read finds the consent.
+func allowTenant(ns, secret, tenant string) {
+	GinkgoHelper()
+	consent.Lock()
+	consent.of[ns+"/"+secret] = append(consent.of[ns+"/"+secret], tenant)
+	v := strings.Join(consent.of[ns+"/"+secret], ",")
+	consent.Unlock()
+	Eventually(func() error {
+		s := &corev1.Secret{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: secret}, s); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[iamv1alpha1.AnnotationAllowedTenants] = v
+		return k8s.Update(ctx, s)
+	}).Should(Succeed())
 }
 
 func newNamespacedTenant(ns, name, url, secret string) *iamv1alpha1.CipherscaleTenant {
@@ -54,6 +91,7 @@ func newNamespacedTenant(ns, name, url, secret string) *iamv1alpha1.CipherscaleT
 			TenantSettings:  iamv1alpha1.TenantSettings{URL: url},
 		},
 	}
+	allowTenant(ns, secret, "CipherscaleTenant/"+name)
 	Expect(k8s.Create(ctx, t)).To(Succeed())
 	return t
 }
@@ -68,6 +106,7 @@ func newClusterTenant(url, secretNS, secret string, selector *metav1.LabelSelect
 			TenantSettings:    iamv1alpha1.TenantSettings{URL: url},
 		},
 	}
+	allowTenant(secretNS, secret, "ClusterCipherscaleTenant/"+t.Name)
 	Expect(k8s.Create(ctx, t)).To(Succeed())
 	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, t))).To(Succeed()) })
 	return t
@@ -196,6 +235,42 @@ var _ = Describe("Tenants", func() {
 		expectTenantReady(t)
 	})
 
+	It("uses only a Secret that names it in cipherscale.com/allowed-tenants: nothing is sent with any other", func() {
+		other, url := newTenantSim()
+		// A Secret made for another purpose: no consent.
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-creds"},
+			StringData: map[string]string{"api-key": otherKey}}
+		Expect(k8s.Create(ctx, s)).To(Succeed())
+		other.ResetStats()
+		t := &iamv1alpha1.CipherscaleTenant{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "qa"},
+			Spec: iamv1alpha1.CipherscaleTenantSpec{
+				APIKeySecretRef: iamv1alpha1.SecretKeyReference{Name: "db-creds"},
+				TenantSettings:  iamv1alpha1.TenantSettings{URL: url},
+			},
+		}
+		Expect(k8s.Create(ctx, t)).To(Succeed())
+		expectTenantStalled(t, iamv1alpha1.ReasonInvalidSecret)
+		msg := meta.FindStatusCondition(t.Status.Conditions, iamv1alpha1.ConditionStalled).Message
+		Expect(msg).To(ContainSubstring(`cipherscale.com/allowed-tenants: "CipherscaleTenant/qa"`))
+		Expect(msg).NotTo(ContainSubstring(otherKey))
+
+		By("consent given to another tenant of the namespace only")
+		update(s, func() {
+			s.Annotations = map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/prod, ClusterCipherscaleTenant/qa, CipherscaleTenant/qa-2"}
+		})
+		Consistently(tenantCondition(t, iamv1alpha1.ConditionStalled), 3*time.Second, 200*time.Millisecond).
+			Should(haveCondition(t, metav1.ConditionTrue, iamv1alpha1.ReasonInvalidSecret))
+		Expect(other.Stats().Total).To(BeZero(), "a request was sent with a Secret that does not consent")
+
+		By("the Secret naming the tenant")
+		update(s, func() {
+			s.Annotations = map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/prod,CipherscaleTenant/qa"}
+		})
+		expectTenantReady(t)
+		Expect(other.Stats().Total).To(BeNumerically(">", 0))
+	})
+
 	It("is Stalled with Unauthorized for a wrong key, and Ready once the Secret is rotated, without a restart", func() {
 		other, url := newTenantSim()
 		const wrong = "wrong-key-never-shown-9f8e"
@@ -208,6 +283,7 @@ var _ = Describe("Tenants", func() {
 				TenantSettings: iamv1alpha1.TenantSettings{URL: url, ResyncInterval: &metav1.Duration{Duration: time.Hour}},
 			},
 		}
+		allowTenant(ns, "key", "CipherscaleTenant/qa")
 		Expect(k8s.Create(ctx, t)).To(Succeed())
 		expectTenantStalled(t, iamv1alpha1.ReasonUnauthorized)
 		Eventually(eventsOf(t)).Should(ContainElement(iamv1alpha1.EventTenantUnavailable))

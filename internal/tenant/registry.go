@@ -56,11 +56,14 @@ func (k Key) String() string {
 	}
 }
 
-// SecretRef says where a tenant's API key is: a key of a Secret.
+// SecretRef says where a tenant's API key is: a key of a Secret, and the tenant that reads it
+// (the Secret must consent to it: see controller.SecretReader).
 type SecretRef struct {
 	Namespace string
 	Name      string
 	Key       string
+	// For is the tenant that reads the key.
+	For Key
 }
 
 func (r SecretRef) String() string {
