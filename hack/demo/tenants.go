@@ -53,7 +53,7 @@ func qaTenant(samplePath, url string) ([]client.Object, error) {
 		return nil, fmt.Errorf("%s declares no CipherscaleTenant with a Secret and users in namespace %s", samplePath, qaNamespace)
 	}
 	objs = append(objs, &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: qaNamespace, Name: secret,
 			// The tenant may use the Secret: the operator sends no key a Secret did not allow.
 			Annotations: map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/" + tenantName}},
