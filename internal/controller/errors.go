@@ -7,6 +7,7 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
 // verdict is how one error is handled: which condition it sets and how the object is retried.
@@ -36,6 +37,11 @@ func classify(err error) verdict {
 		return verdict{reason: iamv1alpha1.ReasonRemovalBudgetExceeded, requeueAfter: rb.retryAfter, message: rb.Error()}
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return verdict{reason: iamv1alpha1.ReasonAPIUnavailable, message: "The Cipherscale API did not answer in time", retry: true}
+	case errors.Is(err, tenant.ErrInvalidSecret):
+		// The tenant's Secret is gone, or no longer consents: the tenant object says which; its
+		// users may not see that Secret's namespace.
+		return verdict{stalled: true, reason: iamv1alpha1.ReasonInvalidTenant,
+			message: "The tenant's API key Secret cannot be used: see the tenant object's status"}
 	case cipherscale.IsUnauthorized(err):
 		return verdict{stalled: true, reason: iamv1alpha1.ReasonUnauthorized,
 			message: "The Cipherscale API refused the API key: check the Secret the operator reads it from"}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -196,7 +197,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	logger.V(1).Info("Reading the tenant's users")
 	list, err := t.API().ListUsers(ctx)
 	if err != nil {
-		return r.failRead(obj, key, version, cfg, err)
+		return r.failRead(ctx, obj, key, version, cfg, err)
 	}
 	r.forgetRefusal(key)
 
@@ -415,7 +416,7 @@ func (r *TenantReconciler) config(obj tenantObject) tenant.Config {
 }
 
 // failRead sets the status after a failed read of the tenant's users.
-func (r *TenantReconciler) failRead(obj tenantObject, key tenant.Key, version uint64, cfg tenant.Config, err error) (ctrl.Result, error) {
+func (r *TenantReconciler) failRead(ctx context.Context, obj tenantObject, key tenant.Key, version uint64, cfg tenant.Config, err error) (ctrl.Result, error) {
 	conds := &obj.GetTenantStatus().Conditions
 	gen := obj.GetGeneration()
 	switch {
@@ -425,11 +426,16 @@ func (r *TenantReconciler) failRead(obj tenantObject, key tenant.Key, version ui
 			fmt.Sprintf("The Cipherscale API refused the API key in %s: put a valid key there", cfg.Secret))
 		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
 	case cipherscale.IsNotFound(err):
-		r.stall(obj, iamv1alpha1.ReasonAPIUnavailable,
-			fmt.Sprintf("%s answered 404 to the list of users: spec.url is not the base URL of a Cipherscale API", cfg.URL))
+		// A person must fix spec.url. What answered is not described (D3): the log has it.
+		log.FromContext(ctx).V(1).Info("The tenant's list of users failed", "tenant", key.String(), "error", err.Error())
+		r.stall(obj, iamv1alpha1.ReasonInvalidURL,
+			fmt.Sprintf("The API at %s answered the list of users with an unexpected status: spec.url is not the base URL of a Cipherscale API", hostOf(cfg.URL)))
 		return ctrl.Result{RequeueAfter: cfg.ResyncInterval}, nil
 	}
 	v := classify(err)
+	if cipherscale.IsTransport(err) {
+		v.message = fmt.Sprintf("The API at %s could not be reached; retrying", hostOf(cfg.URL))
+	}
 	switch {
 	case v.stalled:
 		r.stall(obj, v.reason, v.message)
@@ -622,6 +628,14 @@ func consents(s *corev1.Secret, ref tenant.SecretRef) bool {
 		}
 	}
 	return false
+}
+
+// hostOf is the host of a tenant's URL, for a message.
+func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return "the tenant's URL"
 }
 
 // capitalize makes an error's text a sentence, for a condition's message.

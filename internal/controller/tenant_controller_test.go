@@ -419,8 +419,8 @@ var _ = Describe("TenantResolver", func() {
 				[]string{`no ClusterCipherscaleTenant "nowhere"`}},
 			{"a CipherscaleTenant that does not exist", userIn(nsA, nsRef("nowhere")),
 				[]string{`no CipherscaleTenant "nowhere"`}},
-			{"a tenant that is not ready", userIn(nsA, clusterRef(cluster.Name)),
-				[]string{cluster.Name, "not ready"}},
+			{"a tenant a person must fix (Stalled)", userIn(nsA, clusterRef(cluster.Name)),
+				[]string{cluster.Name, "cannot be used until it is fixed (InvalidSecret)"}},
 		} {
 			t, _, refusal, err := resolver.Resolve(ctx, tc.obj)
 			Expect(err).NotTo(HaveOccurred(), tc.what)
