@@ -128,7 +128,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			r.Tenants.Remove(key)
 			r.forgetRefusal(key)
 			r.grace.forget(key)
-			undeclaredUsers.DeleteLabelValues(key.String())
+			forgetTenantMetrics(key)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -153,18 +153,30 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			// The objects' own finalizers still need the tenant: it stays in the registry, and
 			// keeps its last good key should its Secret go first (a namespace deleted at once).
 			// The watches on both kinds bring the tenant back when one goes.
-			if _, err := r.Tenants.Ensure(key, r.config(obj)); err != nil { // after a restart
-				logger.Info("The tenant cannot be reached for the objects that use it", "error", err.Error())
+			_, ensureErr := r.Tenants.Ensure(key, r.config(obj)) // after a restart
+			if ensureErr != nil {
+				logger.Info("The tenant cannot be reached for the objects that use it", "error", ensureErr.Error())
 			}
 			r.Tenants.Drain(key)
 			logger.Info("Waiting for the objects that use the tenant", "references", st.References)
+			// No silent wait: when the objects cannot be finalized (no key: the Secret went first
+			// and this process never read it, or a URL it may not use), the status says so and
+			// what a person can do.
+			if ensureErr != nil || !r.Tenants.KeyAvailable(key) {
+				r.stall(obj, iamv1alpha1.ReasonInvalidSecret, fmt.Sprintf(
+					"%d objects that use the tenant wait to carry out their deletion policy, and the tenant cannot be used "+
+						"(its Secret is gone or does not consent, and this process never read its key; or its URL is refused): "+
+						"restore the Secret, annotated %s, to let them remove or deactivate their users; removing their finalizer %s instead leaves their users in the tenant",
+					st.References, iamv1alpha1.AnnotationAllowedTenants, iamv1alpha1.Finalizer))
+				return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
+			}
 			return ctrl.Result{}, nil
 		}
 		logger.Info("Releasing the tenant: nothing uses it")
 		r.Tenants.Remove(key)
 		r.forgetRefusal(key)
 		r.grace.forget(key)
-		undeclaredUsers.DeleteLabelValues(key.String())
+		forgetTenantMetrics(key)
 		return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer)
 	}
 	if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer); err != nil {

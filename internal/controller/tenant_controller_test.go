@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -269,6 +270,33 @@ var _ = Describe("Tenants", func() {
 		})
 		expectTenantReady(t)
 		Expect(other.Stats().Total).To(BeNumerically(">", 0))
+	})
+
+	It("leaves no metric series behind when it is deleted", func() {
+		_, url := newTenantSim()
+		newSecret(ns, "key", map[string]string{"api-key": otherKey})
+		t := newNamespacedTenant(ns, "qa", url, "key")
+		expectTenantReady(t)
+		label := "CipherscaleTenant/" + ns + "/qa"
+		series := func() int {
+			families, err := metrics.Registry.Gather()
+			Expect(err).NotTo(HaveOccurred())
+			n := 0
+			for _, f := range families {
+				for _, m := range f.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "tenant" && l.GetValue() == label {
+							n++
+						}
+					}
+				}
+			}
+			return n
+		}
+		Expect(series()).To(BeNumerically(">", 0), "the tenant's calls are measured")
+		Expect(k8s.Delete(ctx, t)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(t), t)) }, 20*time.Second, 100*time.Millisecond).Should(BeTrue())
+		Eventually(series, 10*time.Second, 100*time.Millisecond).Should(BeZero())
 	})
 
 	It("is Stalled with Unauthorized for a wrong key, and Ready once the Secret is rotated, without a restart", func() {

@@ -315,6 +315,22 @@ func (r *Registry) Drain(k Key) {
 	}
 }
 
+// KeyAvailable reports whether the tenant's calls have a key: its Secret reads, or it is
+// draining with the last key read by this process. False for a tenant not in the registry.
+func (r *Registry) KeyAvailable(k Key) bool {
+	r.mu.RLock()
+	e, ok := r.entries[k]
+	r.mu.RUnlock()
+	if !ok {
+		return false
+	}
+	if e.key == nil {
+		return true // the default tenant's key comes from the flags
+	}
+	_, err := e.key.Key()
+	return err == nil
+}
+
 // Remove forgets the tenant with this key. Calls in flight finish; new lookups miss.
 func (r *Registry) Remove(k Key) {
 	r.mu.Lock()
