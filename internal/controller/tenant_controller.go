@@ -84,6 +84,10 @@ type TenantReconciler struct {
 	// allowed more or the budget was raised.
 	RemovalWake chan<- event.GenericEvent
 
+	// WatchesSomeNamespaces is set when the operator watches only some namespaces: a
+	// ClusterCipherscaleTenant's undeclared users are then never removed (partialView).
+	WatchesSomeNamespaces bool
+
 	// grace remembers when each tenant's undeclared users were first seen.
 	grace graceClock
 
@@ -253,12 +257,17 @@ func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key
 	budget := r.applyBudget(ctx, obj, key)
 
 	before := st.Undeclared.DeepCopy()
-	out, err := runUndeclared(ctx, undeclaredRun{
-		Tenant: t, Budget: budget, Users: list, Declared: declared,
-		Policy:    undeclaredPolicyOf(obj.Settings().UndeclaredUsers),
-		FirstSeen: r.grace.get(key), Now: r.Clock.Now(),
-		DeclaredNow: declaredNow(r.Kube, key),
-	})
+	policy := undeclaredPolicyOf(obj.Settings().UndeclaredUsers)
+	var out undeclaredOutcome
+	err := r.partialView(key, policy)
+	if err == nil {
+		out, err = runUndeclared(ctx, undeclaredRun{
+			Tenant: t, Budget: budget, Users: list, Declared: declared,
+			Policy:    policy,
+			FirstSeen: r.grace.get(key), Now: r.Clock.Now(),
+			DeclaredNow: declaredNow(r.Kube, key),
+		})
+	}
 	if err != nil {
 		msg := "spec.undeclaredUsers cannot be applied, nothing is acted on: " + err.Error()
 		if c := meta.FindStatusCondition(st.Conditions, iamv1alpha1.ConditionStalled); c == nil || c.Reason != reasonInvalidUndeclaredUsers {
@@ -305,6 +314,23 @@ func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key
 		after = r.RecheckInterval
 	}
 	return after, nil
+}
+
+// partialView refuses a policy that removes undeclared users when this operator cannot see every
+// object that may declare one: it watches only some namespaces, and the tenant is a
+// ClusterCipherscaleTenant, whose objects may live in namespaces it does not watch (a user
+// declared there would look undeclared, and be removed). A CipherscaleTenant's objects all live
+// in its own namespace, which the operator watches since it sees the tenant. Report stays
+// allowed: it removes nobody.
+func (r *TenantReconciler) partialView(key tenant.Key, p UndeclaredPolicy) error {
+	if !r.WatchesSomeNamespaces || key.Kind != tenant.KindCluster {
+		return nil
+	}
+	if p.Policy == plan.UndeclaredDeactivate || p.Policy == plan.UndeclaredDelete {
+		return fmt.Errorf("policy %s removes users, and this operator watches only some namespaces (--watch-namespaces): "+
+			"a user declared by an object in a namespace it does not watch would look undeclared; use Report, or an operator that watches every namespace", p.Policy)
+	}
+	return nil
 }
 
 // applyBudget sets the tenant's removal budget from its spec, and grants the allow-removals
@@ -569,6 +595,7 @@ func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registr
 			Kube: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Tenants: tenants,
 			Recorder: recorder, Clock: o.Clock, Kind: kind, ResyncInterval: o.ResyncInterval,
 			Wake: waker.channel(kind), RemovalWake: removalWake,
+			WatchesSomeNamespaces: o.NamespacedTenantsOnly,
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}
