@@ -68,17 +68,16 @@ func TestURLPolicy(t *testing.T) {
 }
 
 func TestParseHosts(t *testing.T) {
-	good := map[string]string{
-		"public-api.cipherscale.com": "public-api.cipherscale.com",
-		" 127.0.0.1 , localhost ":    "127.0.0.1,localhost",
-		"*.Example.com":              "*.example.com",
-		"::1":                        "::1",
-		"public-api.cipherscale.com,*.corp.local": "public-api.cipherscale.com,*.corp.local",
-	}
-	for in, want := range good {
-		got, err := cipherscale.ParseHosts(in)
-		if err != nil || strings.Join(got, ",") != want {
-			t.Errorf("ParseHosts(%q) = %v, %v; want %s", in, got, err, want)
+	for _, tc := range []struct{ in, want string }{
+		{"public-api.cipherscale.com", "public-api.cipherscale.com"},
+		{" 127.0.0.1 , localhost ", "127.0.0.1,localhost"},
+		{"*.Example.com", "*.example.com"},
+		{"::1", "::1"},
+		{"public-api.cipherscale.com,*.corp.local", "public-api.cipherscale.com,*.corp.local"},
+	} {
+		got, err := cipherscale.ParseHosts(tc.in)
+		if err != nil || strings.Join(got, ",") != tc.want {
+			t.Errorf("ParseHosts(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
 		}
 	}
 	for _, bad := range []string{"", " , ", "https://x.example", "x.example:443", "a.*.example", "*.10.0.0.1", "*", ".example", "x.example/path"} {

@@ -16,7 +16,7 @@ func tenantVecs() []*prometheus.MetricVec {
 	}
 }
 
-// forgetTenantMetrics deletes every series labelled with the tenant of key, and what the state
+// forgetTenantMetrics deletes every series labeled with the tenant of key, and what the state
 // tracker remembers of it. It returns how many series it deleted.
 func forgetTenantMetrics(key tenant.Key) int {
 	label := key.String()

@@ -11,7 +11,7 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
-// seriesOf counts the series of the operator's registry labelled with the tenant.
+// seriesOf counts the series of the operator's registry labeled with the tenant.
 func seriesOf(t *testing.T, label string) int {
 	t.Helper()
 	families, err := metrics.Registry.Gather()
