@@ -14,49 +14,19 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
-	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 )
 
 // The attacks of issue 21 on tenant objects (7: a confused deputy, 9: spec.url as a port
 // scanner) and the busy-tenant story, against the built manager, by a person whose rights are
-// a Role in one namespace: CipherscaleTenants, CipherscaleUsers and memberships, no Secrets.
-
-// namespaceUser is a person allowed to write the operator's objects in ns and nothing else, used
-// through impersonation.
-func namespaceUser(ns string) client.Client {
-	GinkgoHelper()
-	name := "mallory-" + ns
-	Expect(k8s.Create(ctx, &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cipherscale-editor"},
-		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{iamv1alpha1.GroupVersion.Group},
-			Resources: []string{"cipherscaletenants", "cipherscaleusers", "cipherscalegroupmemberships"},
-			Verbs:     []string{"get", "list", "watch", "create", "update", "patch", "delete"},
-		}},
-	})).To(Succeed())
-	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cipherscale-editor"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "cipherscale-editor"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: name}},
-	})).To(Succeed())
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: name}
-	c, err := client.New(cfg, client.Options{Scheme: devenv.Scheme()})
-	Expect(err).NotTo(HaveOccurred())
-	Eventually(func() error {
-		return c.List(ctx, &iamv1alpha1.CipherscaleTenantList{}, client.InNamespace(ns))
-	}).Should(Succeed())
-	return c
-}
+// a Role in one namespace: CipherscaleTenants, CipherscaleUsers and memberships, no Secrets
+// (namespaceUser, trust_members_test.go).
 
 // apiKeyRecorder is an HTTP server on loopback that records every connection and every apikey
 // header it is sent.
