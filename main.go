@@ -46,6 +46,7 @@ type options struct {
 	apiURL                string
 	apiKeyFile            string
 	allowInsecureHTTP     bool
+	apiHosts              string
 	resyncInterval        time.Duration
 	qps                   float64
 	burst                 int
@@ -79,7 +80,8 @@ func main() {
 	fs := flag.CommandLine
 	fs.StringVar(&o.apiURL, "api-url", cipherscale.DefaultBaseURL, "Base URL of the Cipherscale API. HTTPS is required unless the host is a loopback address or --allow-insecure-http is set.")
 	fs.StringVar(&o.apiKeyFile, "api-key-file", "", "File holding the API key (a mounted Secret); re-read when it changes. Without it the key is read from $"+apiKeyEnv+".")
-	fs.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "Allow a plain-HTTP API URL on a non-loopback host.")
+	fs.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "Allow plain-HTTP API URLs (loopback included) in tenant objects' spec.url, and a plain-HTTP --api-url on a non-loopback host.")
+	fs.StringVar(&o.apiHosts, "api-hosts", cipherscale.DefaultAPIHost, "Comma-separated hosts a tenant object's spec.url may name (*.example.com matches its subdomains; an IP address only when listed). The operator connects nowhere else, so that whoever may write a tenant object cannot make it reach other addresses.")
 	fs.DurationVar(&o.resyncInterval, "resync-interval", 10*time.Minute, "How often every object is compared with the tenant when nothing changed (jittered by 10%).")
 	fs.Float64Var(&o.qps, "qps", cipherscale.DefaultQPS, "Requests per second to the Cipherscale API, shared by all reconciles.")
 	fs.IntVar(&o.burst, "burst", cipherscale.DefaultBurst, "Burst of requests to the Cipherscale API above --qps.")
@@ -137,6 +139,9 @@ func validate(o options) error {
 	var errs []error
 	if _, err := cipherscale.ValidateBaseURL(o.apiURL, o.allowInsecureHTTP); err != nil {
 		errs = append(errs, fmt.Errorf("--api-url: %w", err))
+	}
+	if _, err := cipherscale.ParseHosts(o.apiHosts); err != nil {
+		errs = append(errs, fmt.Errorf("--api-hosts: %w", err))
 	}
 	if o.resyncInterval < time.Second {
 		errs = append(errs, errors.New("--resync-interval must be at least 1s"))
@@ -253,16 +258,17 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	allowFrom, _ := namespacedName(o.allowRemovalsFrom)
+	apiHosts, _ := cipherscale.ParseHosts(o.apiHosts)
 	// The tenants that ClusterCipherscaleTenant and CipherscaleTenant objects add share the
 	// flags' settings; each has its own client and reads its key from its Secret, by name.
 	tenants := tenant.NewRegistry(tenant.RegistryOptions{
-		ReadSecret:        controller.SecretReader(mgr.GetAPIReader()),
-		AllowInsecureHTTP: o.allowInsecureHTTP,
-		ObserverFor:       controller.TenantMetrics,
-		UserAgent:         "cipherscale-operator/" + version,
-		QPS:               o.qps,
-		Burst:             o.burst,
-		BatchWindow:       o.batchWindow,
+		ReadSecret:  controller.SecretReader(mgr.GetAPIReader()),
+		URLPolicy:   cipherscale.URLPolicy{Hosts: apiHosts, AllowInsecureHTTP: o.allowInsecureHTTP},
+		ObserverFor: controller.TenantMetrics,
+		UserAgent:   "cipherscale-operator/" + version,
+		QPS:         o.qps,
+		Burst:       o.burst,
+		BatchWindow: o.batchWindow,
 		// A tenant object without spec.removalBudget gets --removal-budget.
 		RemovalBudget: o.removalBudget,
 	})

@@ -172,7 +172,7 @@ func run(p params) error {
 		if err != nil {
 			return nil, err
 		}
-		args := []string{"--api-url", sim.URL}
+		args := append([]string{"--api-url", sim.URL}, devenv.ManagerURLArgs...)
 		if resync != "" {
 			args = append(args, "--resync-interval", resync)
 		}

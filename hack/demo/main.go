@@ -112,6 +112,8 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 		[]string{"KUBECONFIG=" + kubeconfig, "CIPHERSCALE_API_KEY=" + apiKey},
 		filepath.Join(binDir, "manager"),
 		"--api-url", sim.URL, "--resync-interval", "30s",
+		// The tenant objects name simulators on loopback, over plain http.
+		devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1],
 		// The samples give Jane the Admin role, make a membership Authoritative (privileged) and
 		// name contractor@example.com, added by hand (an adoption): allowed only from the
 		// namespaces named here (see "Security model" in the README).

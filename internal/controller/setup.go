@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/eventrec"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
@@ -36,6 +37,9 @@ type Options struct {
 	// Tenants is the set of tenants; Tenant becomes its default tenant. When nil, Setup makes
 	// one that reads Secrets with the manager's API reader and the client's default rate limit.
 	Tenants *tenant.Registry
+	// URLPolicy is the rule over tenant objects' URLs of the registry Setup makes when Tenants
+	// is nil; the zero value allows https to the vendor's host only.
+	URLPolicy cipherscale.URLPolicy
 	// NamespacedTenantsOnly serves no ClusterCipherscaleTenant: set when the operator watches
 	// only some namespaces, as its RBAC then grants nothing cluster-scoped.
 	NamespacedTenantsOnly bool
@@ -82,7 +86,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return err
 	}
 	if o.Tenants == nil {
-		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), ObserverFor: TenantMetrics})
+		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), ObserverFor: TenantMetrics, URLPolicy: o.URLPolicy})
 	}
 	if o.Tenant != nil {
 		o.Tenants.SetDefault(o.Tenant)

@@ -163,6 +163,12 @@ func (e *extraUsers) GetUser(ctx context.Context, id string) (*cipherscale.User,
 	return e.API.GetUser(ctx, id)
 }
 
+// TestURLPolicy is the operator's URL policy in tests: simulators on loopback over plain http.
+var TestURLPolicy = cipherscale.URLPolicy{Hosts: []string{"127.0.0.1", "localhost"}, AllowInsecureHTTP: true}
+
+// ManagerURLArgs are the manager's flags for the same policy, for harnesses that run the binary.
+var ManagerURLArgs = []string{"--api-hosts=127.0.0.1,localhost", "--allow-insecure-http"}
+
 // AllowRemovalsConfigMap is the ConfigMap whose allow-removals annotation releases the removal
 // budget of the operator RunOperator starts.
 var AllowRemovalsConfigMap = types.NamespacedName{Namespace: "default", Name: "cipherscale-removals"}
@@ -206,6 +212,8 @@ func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync ti
 		AllowRemovalsPoll:       100 * time.Millisecond,
 		Trust:                   plan.AllowAll(),
 		MaxInvitationsPerDay:    5,
+		// The simulators of the tests serve plain http on loopback.
+		URLPolicy: TestURLPolicy,
 	}
 	for _, c := range configure {
 		c(&opts)

@@ -203,6 +203,7 @@ var _ = Describe("helm template", func() {
 			Expect(c.Args).To(Equal([]string{
 				"--api-url=https://public-api.cipherscale.com/qa",
 				"--api-key-file=" + apiKeyDir + "/api-key",
+				"--api-hosts=public-api.cipherscale.com",
 				"--resync-interval=10m",
 				"--qps=10",
 				"--burst=20",
@@ -311,6 +312,7 @@ var _ = Describe("helm template", func() {
 			for flag, want := range map[string]string{
 				"api-url":                   "http://cipherscale-sim.sim.svc:8089/api",
 				"allow-insecure-http":       "true",
+				"api-hosts":                 "cipherscale-sim.sim.svc,*.cipherscale.example",
 				"resync-interval":           "5m30s",
 				"qps":                       "2.5",
 				"burst":                     "7",

@@ -37,6 +37,7 @@ apiKey:
   existingSecret: cs-token
   key: token
 allowInsecureHttp: true
+apiHosts: [cipherscale-sim.sim.svc, "*.cipherscale.example"]
 resyncInterval: 5m30s
 qps: 2.5
 burst: 7

@@ -70,6 +70,7 @@ var _ = Describe("the manager binary", Ordered, func() {
 			[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + operatorNS},
 			bins["manager"],
 			"--api-url", sim.URL, "--api-key-file", keyFile,
+			devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1],
 			"--leader-elect", "--leader-election-namespace", operatorNS,
 			"--resync-interval", "3s",
 			// The samples hold an Admin role and an Authoritative membership, and name a user
@@ -181,6 +182,7 @@ var _ = Describe("the manager binary's start-up checks", func() {
 		},
 		Entry("no API key", nil, "no API key", "--api-url", "https://api.example.com"),
 		Entry("a plain-HTTP URL on a remote host", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--api-url", "--api-url", "http://api.example.com"),
+		Entry("a URL, not a host, in --api-hosts", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--api-hosts", "--api-hosts", "https://api.example.com"),
 		Entry("a malformed URL", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--api-url", "--api-url", "::not a url"),
 		Entry("an unknown deletion policy", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--default-deletion-policy", "--default-deletion-policy", "Nuke"),
 		Entry("a missing key file", nil, "--api-key-file", "--api-key-file", "/nonexistent/api-key"),

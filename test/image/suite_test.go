@@ -149,7 +149,9 @@ var _ = BeforeSuite(func() {
 	By("installing what the chart renders, and the API key Secret the installer creates")
 	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}})).To(Succeed())
 	Expect(k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: namespace,
+			// The chart's default tenant may use it (see the chart's NOTES).
+			Annotations: map[string]string{"cipherscale.com/allowed-tenants": "ClusterCipherscaleTenant/default"}},
 		StringData: map[string]string{"api-key": apiKey},
 	})).To(Succeed())
 	for _, o := range rendered {

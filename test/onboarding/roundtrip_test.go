@@ -136,7 +136,7 @@ var _ = Describe("adopting a tenant of 1,000 users", Ordered, func() {
 		Expect(os.WriteFile(keyFile, []byte(apiKey+"\n"), 0o600)).To(Succeed())
 		port, err := devenv.FreePort()
 		Expect(err).NotTo(HaveOccurred())
-		args := append([]string{"--api-url", sim.URL, "--api-key-file", keyFile, "--metrics-bind-address", "0",
+		args := append([]string{"--api-url", sim.URL, "--api-key-file", keyFile, devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1], "--metrics-bind-address", "0",
 			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", port)}, managerArgs...)
 		// Adopting the tenant's people, administrators among them, is what the namespace the
 		// export is applied to must be trusted with (see "Security model" in the README).

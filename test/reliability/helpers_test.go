@@ -157,6 +157,8 @@ func startManager(c managerConfig) *manager {
 		// Reliability, not the trust rules (internal/controller/trust_test.go): the specs adopt
 		// users and grant roles nobody holds yet, whose type the operator cannot see.
 		"--adoption-namespaces", "*", "--privileged-namespaces", "*",
+		// Tenant objects name simulators on loopback, over plain http.
+		devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1],
 	}
 	if c.leaseNS != "" {
 		args = append(args, "--leader-elect", "--leader-election-namespace", c.leaseNS)
