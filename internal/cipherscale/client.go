@@ -113,6 +113,10 @@ type Client struct {
 	maxUsers   int
 	maxMemory  int64
 
+	// turns holds the tokens reserved by calls with a turn key (turns.go).
+	turnMu sync.Mutex
+	turns  map[string]*turn
+
 	mu          sync.Mutex
 	pausedUntil time.Time
 	// throttledSince is when the API began answering 429 to every call of this client: the
@@ -420,7 +424,10 @@ func (c *Client) waitTurn(ctx context.Context, cl call, deadline time.Time) erro
 	if err := c.waitPause(ctx, cl, deadline); err != nil {
 		return err
 	}
-	if err := c.limiter.Wait(ctx); err != nil {
+	if err := c.takeToken(ctx, cl); err != nil {
+		if IsTurn(err) {
+			return err
+		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = ctxErr
 		} else {

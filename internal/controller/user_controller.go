@@ -76,6 +76,8 @@ type UserReconciler struct {
 	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
 	Resolver  *TenantResolver
 	tenantKey tenant.Key
+	// pass is the pass of the tenant this reconcile holds (turns.go).
+	pass *tenant.Pass
 }
 
 // Reconcile reads top to bottom: fetch, the tenant, deletion, finalizer, conflicts, observe (the
@@ -117,6 +119,13 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		}
 		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal, jitter(r.ResyncInterval)), nil
 	}
+	// No worker waits on a tenant: past its share of passes, or for its rate limit (turns.go).
+	ctx, tenantPass, ok := enterTenant(ctx, t, obj.UID, func() { r.wake.add(req.NamespacedName) })
+	if !ok {
+		return ctrl.Result{RequeueAfter: passBackstop}, nil
+	}
+	r.pass = tenantPass
+	defer tenantPass.Release()
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
@@ -826,6 +835,10 @@ func (r *UserReconciler) pendingUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 
 func (r *UserReconciler) failDeleting(obj *iamv1alpha1.CipherscaleUser, err error) (ctrl.Result, error) {
 	v := classify(err)
+	if v.turn {
+		r.pass.Hold(v.requeueAfter)
+		return waitTurn(&obj.Status.Conditions, obj.Generation, v), nil
+	}
 	msg := "Deleting: " + v.message
 	if v.stalled && !cipherscale.IsUnauthorized(err) {
 		// Nothing a person could fix in the spec: keep retrying with backoff.
@@ -845,6 +858,10 @@ func (r *UserReconciler) failDeleting(obj *iamv1alpha1.CipherscaleUser, err erro
 // fail records an error on the object and says how to retry.
 func (r *UserReconciler) fail(obj *iamv1alpha1.CipherscaleUser, err error) (ctrl.Result, error) {
 	v := classify(err)
+	if v.turn {
+		r.pass.Hold(v.requeueAfter)
+		return waitTurn(&obj.Status.Conditions, obj.Generation, v), nil
+	}
 	if v.stalled {
 		return r.stall(obj, v.reason, v.message, r.ResyncInterval), nil
 	}
