@@ -63,6 +63,8 @@ type params struct {
 	isoUsers       int
 	isoRounds      int
 	paced          int
+	slowUsers      int
+	slowRounds     int
 	latencyGap     time.Duration
 }
 
@@ -86,6 +88,8 @@ func main() {
 	flag.DurationVar(&p.readyLimit, "ready-timeout", 30*time.Minute, "How long to wait for all Ready.")
 	flag.IntVar(&p.isoUsers, "isolation-users", 100, "Users per batch of the tenant isolation stage (0: no such stage).")
 	flag.IntVar(&p.isoRounds, "isolation-rounds", 3, "Rounds of the tenant isolation stage, each one batch alone and one beside a throttled tenant.")
+	flag.IntVar(&p.slowUsers, "slow-users", 30, "Users per batch of the slow-tenant stage (0: no such stage).")
+	flag.IntVar(&p.slowRounds, "slow-rounds", 3, "Rounds of the slow-tenant stage, each one batch alone and one beside the slow tenant at work.")
 	flag.IntVar(&p.paced, "paced", 200, "Users of the one-file-at-a-time stage, one kubectl apply per file (0: no such stage).")
 	flag.DurationVar(&p.latencyGap, "latency-gap", 1500*time.Millisecond, "Idle time before each latency apply: an operator that saw a create within the last second takes the next one for a stream and keeps its batch open.")
 	flag.Parse()
@@ -347,6 +351,15 @@ func run(p params) error {
 			return managerErr(m2.proc, fmt.Errorf("tenant isolation: %w", err))
 		}
 		r.isolation = &iso
+	}
+	if p.slowUsers > 0 && p.slowRounds > 0 {
+		fmt.Printf("==> Slow tenant: %d rounds of %d users, alone and beside a tenant at %d request/s answering in %d ms, its %d objects each needing a profile write\n",
+			p.slowRounds, p.slowUsers, slowRate, slowLatency, slowObjects)
+		st, err := slowStage(ctx, kube, tr, id, filepath.Join(root, "bin", "cipherscale-sim"), dir, p.slowUsers, p.slowRounds)
+		if err != nil {
+			return managerErr(m2.proc, fmt.Errorf("slow tenant: %w", err))
+		}
+		r.slow = &st
 	}
 	if p.paced > 0 {
 		fmt.Printf("==> One file at a time: %d new users, one kubectl apply per file, one after another\n", p.paced)
