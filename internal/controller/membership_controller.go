@@ -100,6 +100,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	r.pass = tenantPass
 	defer tenantPass.Release()
+	defer turnResult(&res, &retErr, tenantPass)
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
@@ -32,4 +33,15 @@ func enterTenant(ctx context.Context, t *tenant.Tenant, uid types.UID, wake func
 	}
 	pass, ok := t.Enter(string(uid), wake)
 	return ctx, pass, ok
+}
+
+// turnResult turns a reconcile that ended on a call waiting for its turn, returned as an error
+// rather than through fail, into a requeue for that turn, its pass held.
+func turnResult(res *ctrl.Result, err *error, pass *tenant.Pass) {
+	if *err == nil || !cipherscale.IsTurn(*err) {
+		return
+	}
+	wait := cipherscale.RetryAfterOf(*err)
+	pass.Hold(wait)
+	*res, *err = ctrl.Result{RequeueAfter: wait}, nil
 }

@@ -126,6 +126,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 	r.pass = tenantPass
 	defer tenantPass.Release()
+	defer turnResult(&res, &retErr, tenantPass)
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
