@@ -4,17 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// A call made with a turn key (WithTurn) never holds its caller while the client's rate limiter
-// makes it wait: it reserves the next free token under its key and fails with a *TurnError
-// that says when that token comes. The caller (a reconcile) gives its worker back and comes
-// again at that time, when the call made under the same key takes the reserved token. So a
-// tenant whose rate limit is far smaller than its work holds no worker while its calls wait
-// their turn, and its objects are served in the order they asked.
+// The first call made with a turn key (WithTurn) never holds its caller while the client's rate
+// limiter makes it wait: it reserves the next free token under its key and fails with a
+// *TurnError that says when that token comes. The caller (a reconcile) gives its worker back and
+// comes again at that time, when the call made under the same key takes the reserved token. So
+// a tenant whose rate limit is far smaller than its work holds no worker while its calls wait
+// their turn, and its objects are served in the order they asked. Once a ctx's call has had its
+// turn, the later calls of that ctx (the rest of one reconcile) wait in place: a pass that gave
+// up its turn at its second call would make its first one again at its next turn, and never get
+// further. The caller bounds how many such passes run at once (tenant.Enter).
 const (
 	// maxTurnWait is the longest a call with a turn key waits for the limiter in place: shorter
 	// than a pass through the work queue is worth.
@@ -47,17 +51,28 @@ func IsTurn(err error) bool {
 
 type turnKey struct{}
 
-// WithTurn returns a ctx whose calls do not wait for the rate limiter longer than a moment:
-// they reserve their turn under key (the caller's own, stable across its attempts: an
-// object's UID) and fail with a *TurnError; a call made under key once that turn has come takes
-// it. An empty key restores waiting in place (a read shared by several callers).
-func WithTurn(ctx context.Context, key string) context.Context {
-	return context.WithValue(ctx, turnKey{}, key)
+// turnState is the turn key of one ctx, and whether a call of that ctx has had its turn.
+type turnState struct {
+	key   string
+	taken atomic.Bool
 }
 
-func turnOf(ctx context.Context) string {
-	k, _ := ctx.Value(turnKey{}).(string)
-	return k
+// WithTurn returns a ctx whose first call does not wait for the rate limiter longer than a
+// moment: it reserves its turn under key (the caller's own, stable across its attempts: an
+// object's UID) and fails with a *TurnError; a call made under key once that turn has come takes
+// it. The calls after one that had its turn wait in place. An empty key restores waiting in
+// place (a read shared by several callers).
+func WithTurn(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, turnKey{}, &turnState{key: key})
+}
+
+// turnOf returns the ctx's turn state, nil when its calls wait in place.
+func turnOf(ctx context.Context) *turnState {
+	ts, _ := ctx.Value(turnKey{}).(*turnState)
+	if ts == nil || ts.key == "" || ts.taken.Load() {
+		return nil
+	}
+	return ts
 }
 
 type turn struct {
@@ -68,10 +83,11 @@ type turn struct {
 // takeToken takes a token of the limiter: waiting for it, or, with a turn key, taking the turn
 // reserved earlier under the key, or reserving one.
 func (c *Client) takeToken(ctx context.Context, cl call) error {
-	key := turnOf(ctx)
-	if key == "" {
+	ts := turnOf(ctx)
+	if ts == nil {
 		return c.limiter.Wait(ctx)
 	}
+	key := ts.key
 	now := time.Now()
 	c.turnMu.Lock()
 	for k, t := range c.turns {
@@ -108,5 +124,6 @@ func (c *Client) takeToken(ctx context.Context, cl call) error {
 		}
 	}
 	c.turnMu.Unlock()
+	ts.taken.Store(true)
 	return sleepCtx(ctx, wait)
 }

@@ -71,4 +71,23 @@ func TestTurns(t *testing.T) {
 	if waited := time.Since(before); waited < 350*time.Millisecond {
 		t.Errorf("a call without a key waited %s after the reserved turns, want about 500ms", waited)
 	}
+
+	// Within one ctx (one reconcile), the calls after one that had its turn wait in place: a
+	// pass that gave its turn up at its second call would redo its first at the next turn.
+	pass := cipherscale.WithTurn(ctx, "e")
+	_, err := c.GetUser(pass, uid1)
+	for cipherscale.IsTurn(err) {
+		time.Sleep(cipherscale.RetryAfterOf(err))
+		_, err = c.GetUser(pass, uid1)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = time.Now()
+	if _, err := c.GetUser(pass, uid1); err != nil {
+		t.Errorf("the second call of a pass that had its turn: %v, want it to wait in place", err)
+	}
+	if waited := time.Since(before); waited < 350*time.Millisecond {
+		t.Errorf("the second call of the pass waited %s, want about 500ms (the rate limit holds)", waited)
+	}
 }
