@@ -113,10 +113,6 @@ type Client struct {
 	maxUsers   int
 	maxMemory  int64
 
-	// turns holds the tokens reserved by calls with a turn key (turns.go).
-	turnMu sync.Mutex
-	turns  map[string]*turn
-
 	mu          sync.Mutex
 	pausedUntil time.Time
 	// throttledSince is when the API began answering 429 to every call of this client: the

@@ -6,29 +6,22 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // The first call made with a turn key (WithTurn) never holds its caller while the client's rate
-// limiter makes it wait: it reserves the next free token under its key and fails with a
-// *TurnError that says when that token comes. The caller (a reconcile) gives its worker back and
-// comes again at that time, when the call made under the same key takes the reserved token. So
-// a tenant whose rate limit is far smaller than its work holds no worker while its calls wait
-// their turn, and its objects are served in the order they asked. Once a ctx's call has had its
-// turn, the later calls of that ctx (the rest of one reconcile) wait in place: a pass that gave
-// up its turn at its second call would make its first one again at its next turn, and never get
-// further. The caller bounds how many such passes run at once (tenant.Enter).
+// limiter makes it wait: it reserves a token (rate.Reservation), and when that token is further
+// away than a moment it cancels the reservation (the token goes back) and fails with a
+// *TurnError that says when the token would have come. The caller (a reconcile) gives its
+// worker back and comes again then. No token is held for a caller that may come back late: a
+// call is sent only when the limiter grants it, so the calls never go out faster than the limit.
+// Once a ctx's call has had its token, the later calls of that ctx (the rest of one reconcile)
+// wait in place: a pass that gave up at its second call would make its first one again at its
+// next turn, and never get further. The caller bounds how many passes of a tenant run or wait
+// for their turn at once (tenant.Enter), so that the turns they ask for stay close together.
 const (
 	// maxTurnWait is the longest a call with a turn key waits for the limiter in place: shorter
 	// than a pass through the work queue is worth.
 	maxTurnWait = 50 * time.Millisecond
-	// maxTurnHold is the furthest a turn is reserved ahead; a wait longer than that is not
-	// reserved (the token goes back) and the caller comes back then to ask again.
-	maxTurnHold = 2 * time.Minute
-	// turnExpiry is how long a reserved turn is kept after its time for a caller that did not
-	// come back (its object was deleted, or needed no call any more).
-	turnExpiry = time.Minute
 )
 
 // TurnError says that a call made with a turn key would have waited for the client's rate
@@ -51,17 +44,16 @@ func IsTurn(err error) bool {
 
 type turnKey struct{}
 
-// turnState is the turn key of one ctx, and whether a call of that ctx has had its turn.
+// turnState is the turn key of one ctx, and whether a call of that ctx has had its token.
 type turnState struct {
 	key   string
 	taken atomic.Bool
 }
 
 // WithTurn returns a ctx whose first call does not wait for the rate limiter longer than a
-// moment: it reserves its turn under key (the caller's own, stable across its attempts: an
-// object's UID) and fails with a *TurnError; a call made under key once that turn has come takes
-// it. The calls after one that had its turn wait in place. An empty key restores waiting in
-// place (a read shared by several callers).
+// moment: it fails with a *TurnError saying when its token would come. The calls after one that
+// had its token wait in place. An empty key restores waiting in place (a read shared by several
+// callers); the key names the caller (an object's UID).
 func WithTurn(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, turnKey{}, &turnState{key: key})
 }
@@ -75,55 +67,27 @@ func turnOf(ctx context.Context) *turnState {
 	return ts
 }
 
-type turn struct {
-	at  time.Time
-	res *rate.Reservation
-}
-
-// takeToken takes a token of the limiter: waiting for it, or, with a turn key, taking the turn
-// reserved earlier under the key, or reserving one.
+// takeToken takes a token of the limiter: waiting for it, or, for the first call of a ctx with
+// a turn key, only when it comes within maxTurnWait.
 func (c *Client) takeToken(ctx context.Context, cl call) error {
 	ts := turnOf(ctx)
 	if ts == nil {
 		return c.limiter.Wait(ctx)
 	}
-	key := ts.key
 	now := time.Now()
-	c.turnMu.Lock()
-	for k, t := range c.turns {
-		if now.Sub(t.at) > turnExpiry {
-			delete(c.turns, k)
-		}
+	r := c.limiter.ReserveN(now, 1)
+	if !r.OK() {
+		return fmt.Errorf("%w (the rate limiter grants no token)", context.DeadlineExceeded)
 	}
-	var wait time.Duration
-	if t, ok := c.turns[key]; ok {
-		wait = t.at.Sub(now)
-		if wait > maxTurnWait {
-			c.turnMu.Unlock()
-			return &TurnError{Method: cl.method, Route: cl.route, RetryAfter: wait}
-		}
-		delete(c.turns, key)
-	} else {
-		r := c.limiter.ReserveN(now, 1)
-		if !r.OK() {
-			c.turnMu.Unlock()
-			return fmt.Errorf("%w (the rate limiter grants no token)", context.DeadlineExceeded)
-		}
-		wait = r.DelayFrom(now)
-		if wait > maxTurnWait {
-			if wait > maxTurnHold {
-				r.CancelAt(now)
-			} else {
-				if c.turns == nil {
-					c.turns = map[string]*turn{}
-				}
-				c.turns[key] = &turn{at: now.Add(wait), res: r}
-			}
-			c.turnMu.Unlock()
-			return &TurnError{Method: cl.method, Route: cl.route, RetryAfter: wait}
-		}
+	wait := r.DelayFrom(now)
+	if wait > maxTurnWait {
+		r.CancelAt(now)
+		return &TurnError{Method: cl.method, Route: cl.route, RetryAfter: wait}
 	}
-	c.turnMu.Unlock()
 	ts.taken.Store(true)
-	return sleepCtx(ctx, wait)
+	if err := sleepCtx(ctx, wait); err != nil {
+		r.Cancel()
+		return err
+	}
+	return nil
 }

@@ -10,9 +10,10 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 )
 
-// TestTurns: a call with a turn key does not wait for the rate limiter: it reserves its turn
-// and fails at once with a *TurnError saying when it comes; the same key's call at that time
-// takes the reserved token without waiting, and the rate limit holds throughout.
+// TestTurns: the first call of a ctx with a turn key does not wait for the rate limiter: it
+// fails at once with a *TurnError saying when its token would come, and gives the token back;
+// at that time a call gets it without waiting. The calls after one that had its token wait in
+// place. The rate limit holds throughout.
 func TestTurns(t *testing.T) {
 	var requests atomic.Int64
 	c, _ := newClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -27,52 +28,35 @@ func TestTurns(t *testing.T) {
 	if _, err := c.GetUser(cipherscale.WithTurn(ctx, "a"), uid1); err != nil {
 		t.Fatal(err)
 	}
-	// The next two would wait 500ms and 1s: each reserves its turn, without waiting.
+	// The next two would wait 500ms: each is told so at once, and takes no token.
 	start := time.Now()
 	_, errB := c.GetUser(cipherscale.WithTurn(ctx, "b"), uid1)
 	_, errC := c.GetUser(cipherscale.WithTurn(ctx, "c"), uid1)
 	if took := time.Since(start); took > 100*time.Millisecond {
 		t.Errorf("the calls waiting for their turn took %s, want at once", took)
 	}
-	waitB, waitC := cipherscale.RetryAfterOf(errB), cipherscale.RetryAfterOf(errC)
-	if !cipherscale.IsTurn(errB) || waitB < 400*time.Millisecond || waitB > 500*time.Millisecond {
-		t.Fatalf("b: err = %v, want a turn in about 500ms", errB)
-	}
-	if !cipherscale.IsTurn(errC) || waitC < 900*time.Millisecond || waitC > time.Second {
-		t.Fatalf("c: err = %v, want a turn in about 1s (after b's)", errC)
+	for name, err := range map[string]error{"b": errB, "c": errC} {
+		if w := cipherscale.RetryAfterOf(err); !cipherscale.IsTurn(err) || w < 400*time.Millisecond || w > 500*time.Millisecond {
+			t.Fatalf("%s: err = %v, want a turn in about 500ms", name, err)
+		}
 	}
 	if n := requests.Load(); n != 1 {
 		t.Fatalf("%d requests, want 1", n)
 	}
-	// Coming back early gets the rest of the same turn, not a new one.
-	time.Sleep(200 * time.Millisecond)
-	if _, err := c.GetUser(cipherscale.WithTurn(ctx, "b"), uid1); !cipherscale.IsTurn(err) ||
-		cipherscale.RetryAfterOf(err) > 300*time.Millisecond {
-		t.Errorf("b early: err = %v, want the rest of its turn (under 300ms)", err)
-	}
-	// At its time, each takes its turn without waiting for another token.
-	time.Sleep(time.Until(start.Add(waitB)))
+	// At that time the token is there: b's call goes without waiting.
+	time.Sleep(time.Until(start.Add(cipherscale.RetryAfterOf(errB))))
 	at := time.Now()
 	if _, err := c.GetUser(cipherscale.WithTurn(ctx, "b"), uid1); err != nil {
 		t.Fatalf("b at its turn: %v", err)
 	}
-	time.Sleep(time.Until(start.Add(waitC)))
-	if _, err := c.GetUser(cipherscale.WithTurn(ctx, "c"), uid1); err != nil {
-		t.Fatalf("c at its turn: %v", err)
+	if took := time.Since(at); took > 100*time.Millisecond {
+		t.Errorf("b at its turn took %s, want at once", took)
 	}
-	if took := time.Since(at); took > waitC-waitB+150*time.Millisecond {
-		t.Errorf("b and c took %s at their turns, want about %s", took, waitC-waitB)
+	// c, coming at the same time, is told to come after the next token.
+	if _, err := c.GetUser(cipherscale.WithTurn(ctx, "c"), uid1); !cipherscale.IsTurn(err) {
+		t.Errorf("c after b took the token: err = %v, want a turn", err)
 	}
-	// A call without a key waits in place, behind the reserved turns: the limit holds.
-	before := time.Now()
-	if _, err := c.GetUser(ctx, uid1); err != nil {
-		t.Fatal(err)
-	}
-	if waited := time.Since(before); waited < 350*time.Millisecond {
-		t.Errorf("a call without a key waited %s after the reserved turns, want about 500ms", waited)
-	}
-
-	// Within one ctx (one reconcile), the calls after one that had its turn wait in place: a
+	// Within one ctx (one reconcile), the calls after one that had its token wait in place: a
 	// pass that gave its turn up at its second call would redo its first at the next turn.
 	pass := cipherscale.WithTurn(ctx, "e")
 	_, err := c.GetUser(pass, uid1)
@@ -83,11 +67,15 @@ func TestTurns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before = time.Now()
+	before := time.Now()
 	if _, err := c.GetUser(pass, uid1); err != nil {
-		t.Errorf("the second call of a pass that had its turn: %v, want it to wait in place", err)
+		t.Errorf("the second call of a pass that had its token: %v, want it to wait in place", err)
 	}
 	if waited := time.Since(before); waited < 350*time.Millisecond {
 		t.Errorf("the second call of the pass waited %s, want about 500ms (the rate limit holds)", waited)
+	}
+	// Every request went out at the limit's pace: 4 requests need 1.5s at least.
+	if n, took := requests.Load(), time.Since(start); n != 4 || took < 1400*time.Millisecond {
+		t.Errorf("%d requests in %s, want 4 in at least 1.5s", n, took)
 	}
 }
