@@ -269,6 +269,8 @@ func run(ctx context.Context, o options) error {
 		QPS:         o.qps,
 		Burst:       o.burst,
 		BatchWindow: o.batchWindow,
+		// A slow tenant holds at most half of the workers; the other half serve the others.
+		MaxPasses: max(1, o.maxConcurrent/2),
 		// A tenant object without spec.removalBudget gets --removal-budget.
 		RemovalBudget: o.removalBudget,
 	})

@@ -89,37 +89,7 @@ func isolationStage(ctx context.Context, kube client.Client, tr *tracker, id ids
 		return out, err
 	}
 
-	// batch applies n users of the default tenant in ns and returns the time to all Ready.
-	batch := func(ns string) (time.Duration, error) {
-		objs := make([]client.Object, n)
-		for i := range objs {
-			objs[i] = &iamv1alpha1.CipherscaleUser{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("iso-%03d", i)},
-				Spec: iamv1alpha1.CipherscaleUserSpec{
-					Email:     fmt.Sprintf("%s-%03d@%s", ns, i, emailDomain),
-					FirstName: ptr("Isolation"), LastName: ptr(strconv.Itoa(i)),
-					Roles: &[]iamv1alpha1.ID{id.role}, Groups: &[]iamv1alpha1.ID{id.group},
-				},
-			}
-		}
-		start := time.Now()
-		if err := parallel(8, n, func(i int) error { return kube.Create(ctx, objs[i]) }); err != nil {
-			return 0, err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		defer cancel()
-		var last time.Time
-		for _, o := range objs {
-			at, err := tr.waitFor(wctx, o)
-			if err != nil {
-				return 0, fmt.Errorf("%s/%s not Ready: %w", ns, o.GetName(), err)
-			}
-			if at.After(last) {
-				last = at
-			}
-		}
-		return last.Sub(start), nil
-	}
+	batch := func(ns string) (time.Duration, error) { return applyBatch(ctx, kube, tr, id, ns, n) }
 	bObjects := func() []client.Object {
 		objs := make([]client.Object, n)
 		for i := range objs {
@@ -246,4 +216,37 @@ func steady(ctx context.Context, d time.Duration, cond func() (bool, error)) err
 		}
 	}
 	return nil
+}
+
+// applyBatch applies n users of the default tenant in ns (each with a profile, the Bench role
+// and group) and returns the time from the first create to the last Ready seen on a watch.
+func applyBatch(ctx context.Context, kube client.Client, tr *tracker, id ids, ns string, n int) (time.Duration, error) {
+	objs := make([]client.Object, n)
+	for i := range objs {
+		objs[i] = &iamv1alpha1.CipherscaleUser{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("iso-%03d", i)},
+			Spec: iamv1alpha1.CipherscaleUserSpec{
+				Email:     fmt.Sprintf("%s-%03d@%s", ns, i, emailDomain),
+				FirstName: ptr("Isolation"), LastName: ptr(strconv.Itoa(i)),
+				Roles: &[]iamv1alpha1.ID{id.role}, Groups: &[]iamv1alpha1.ID{id.group},
+			},
+		}
+	}
+	start := time.Now()
+	if err := parallel(8, n, func(i int) error { return kube.Create(ctx, objs[i]) }); err != nil {
+		return 0, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	var last time.Time
+	for _, o := range objs {
+		at, err := tr.waitFor(wctx, o)
+		if err != nil {
+			return 0, fmt.Errorf("%s/%s not Ready: %w", ns, o.GetName(), err)
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	return last.Sub(start), nil
 }

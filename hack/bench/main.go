@@ -62,6 +62,10 @@ type params struct {
 	command        string
 	isoUsers       int
 	isoRounds      int
+	paced          int
+	slowUsers      int
+	slowRounds     int
+	latencyGap     time.Duration
 }
 
 func main() {
@@ -84,6 +88,10 @@ func main() {
 	flag.DurationVar(&p.readyLimit, "ready-timeout", 30*time.Minute, "How long to wait for all Ready.")
 	flag.IntVar(&p.isoUsers, "isolation-users", 100, "Users per batch of the tenant isolation stage (0: no such stage).")
 	flag.IntVar(&p.isoRounds, "isolation-rounds", 3, "Rounds of the tenant isolation stage, each one batch alone and one beside a throttled tenant.")
+	flag.IntVar(&p.slowUsers, "slow-users", 30, "Users per batch of the slow-tenant stage (0: no such stage).")
+	flag.IntVar(&p.slowRounds, "slow-rounds", 3, "Rounds of the slow-tenant stage, each one batch alone and one beside the slow tenant at work.")
+	flag.IntVar(&p.paced, "paced", 200, "Users of the one-file-at-a-time stage, one kubectl apply per file (0: no such stage).")
+	flag.DurationVar(&p.latencyGap, "latency-gap", 1500*time.Millisecond, "Idle time before each latency apply: an operator that saw a create within the last second takes the next one for a stream and keeps its batch open.")
 	flag.Parse()
 	log.SetLogger(logr.Discard()) // the bench's own informers; the manager logs to bin/bench/manager.log
 	p.command = commandLine()
@@ -226,7 +234,7 @@ func run(p params) error {
 		// the tenant. The users are deleted afterwards (deletionPolicy Delete), so that the
 		// workload starts from the seeded tenant.
 		fmt.Printf("==> Latency: 1 + %d sequential applies of one new CipherscaleUser on the idle operator\n", p.applies)
-		if r.latencies, err = latencyStage(ctx, kube, tr, id, p.applies); err != nil {
+		if r.latencies, err = latencyStage(ctx, kube, tr, id, p.applies, p.latencyGap); err != nil {
 			return managerErr(mgr, err)
 		}
 	}
@@ -344,6 +352,24 @@ func run(p params) error {
 		}
 		r.isolation = &iso
 	}
+	if p.slowUsers > 0 && p.slowRounds > 0 {
+		fmt.Printf("==> Slow tenant: %d rounds of %d users, alone and beside a tenant at %d request/s answering in %d ms, its %d objects each needing a profile write\n",
+			p.slowRounds, p.slowUsers, slowRate, slowLatency, slowObjects)
+		st, err := slowStage(ctx, kube, tr, id, filepath.Join(root, "bin", "cipherscale-sim"), dir, p.slowUsers, p.slowRounds)
+		if err != nil {
+			return managerErr(m2.proc, fmt.Errorf("slow tenant: %w", err))
+		}
+		r.slow = &st
+	}
+	if p.paced > 0 {
+		fmt.Printf("==> One file at a time: %d new users, one kubectl apply per file, one after another\n", p.paced)
+		pc, err := pacedStage(ctx, kube, tr, control, root, cp.Kubeconfig, dir, id, p.paced)
+		if err != nil {
+			return managerErr(m2.proc, fmt.Errorf("one file at a time: %w", err))
+		}
+		fmt.Printf("    %d create calls, applied in %s, all Ready %s after the last apply\n", pc.creates, pc.applied.Round(time.Millisecond), pc.lastLag.Round(time.Millisecond))
+		r.paced = &pc
+	}
 	r.loadEnd = loadAvg()
 
 	text := r.String()
@@ -405,10 +431,18 @@ func seedCatalog(ctx context.Context, c *devenv.SimControl, teams int) (ids, err
 
 // latencyStage applies one new CipherscaleUser at a time and measures the time from the create
 // to the tracker seeing it Ready.
-func latencyStage(ctx context.Context, kube client.Client, tr *tracker, id ids, n int) ([]time.Duration, error) {
+func latencyStage(ctx context.Context, kube client.Client, tr *tracker, id ids, n int, gap time.Duration) ([]time.Duration, error) {
 	var out []time.Duration
 	var made []client.Object
 	for i := 0; i <= n; i++ {
+		if i > 0 {
+			// The operator is idle again: no create for longer than a stream's gap.
+			select {
+			case <-time.After(gap):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		u := &iamv1alpha1.CipherscaleUser{}
 		u.Namespace, u.Name = namespace, fmt.Sprintf("latency-%03d", i)
 		u.Spec = iamv1alpha1.CipherscaleUserSpec{

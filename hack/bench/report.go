@@ -48,6 +48,8 @@ type result struct {
 	pprofURL         string
 	heapFiles        []string
 	isolation        *isolation
+	paced            *paced
+	slow             *slowTenant
 }
 
 // setting returns the value the manager ran with for a flag and where it came from.
@@ -97,7 +99,9 @@ func (r *result) String() string {
 	pr("| steady state | once all are Ready, the manager is stopped and started again with --resync-interval %s (%s); one interval to settle, then %d intervals measured | -resync, -resyncs |\n", p.resync, strings.Join(r.steadyArgs, " "), p.resyncs)
 	pr("| API latency | %s added by the simulator to every API request | -latency |\n", p.latency)
 	pr("| API limit | %s | -limit |\n", limitText(p.limit))
-	pr("| latency applies | %d, one at a time, each a new user with a profile, one role and one group | -applies |\n", p.applies)
+	pr("| latency applies | %d, one at a time, each a new user with a profile, one role and one group, each after %s with no create (the operator idle) | -applies, -latency-gap |\n", p.applies, p.latencyGap)
+	pr("| slow tenant | %d users per batch, %d rounds, beside a CipherscaleTenant at %d request/s (burst 1) whose API answers in %d ms, %d objects each needing a profile write (0: not run) | -slow-users, -slow-rounds |\n", p.slowUsers, p.slowRounds, slowRate, slowLatency, slowObjects)
+	pr("| one file at a time | %d new users, each with one group, one file and one kubectl apply process each, one after another, on the restarted manager after the isolation stage (0: not run) | -paced |\n", p.paced)
 	pr("| tenant isolation | %d users per batch, %d rounds (0: not run) | -isolation-users, -isolation-rounds |\n\n", p.isoUsers, p.isoRounds)
 
 	total := r.stats1.Total
@@ -143,6 +147,14 @@ func (r *result) String() string {
 	if iso := r.isolation; iso != nil {
 		pr("| tenant isolation: best time of %d users of the default tenant beside a tenant answering 429 / best time alone (%d rounds each, alternated) | %s / %s = %.2f | 1.2 (issue 11) | %s |\n",
 			iso.n, iso.rounds, slices.Min(iso.with).Round(time.Millisecond), slices.Min(iso.alone).Round(time.Millisecond), iso.ratio(), met(iso.ratio() <= 1.2))
+	}
+	if st := r.slow; st != nil {
+		pr("| slow tenant: best time of %d users of the default tenant beside the slow tenant at work / best time alone (%d rounds each, alternated) | %s / %s = %.2f | 1.2 (issue 22) | %s |\n",
+			st.n, st.rounds, slices.Min(st.with).Round(time.Millisecond), slices.Min(st.alone).Round(time.Millisecond), st.ratio(), met(st.ratio() <= 1.2))
+	}
+	if pc := r.paced; pc != nil {
+		pr("| one file at a time: create calls for %d users applied by one kubectl per file (%s a file) | %d (bound ceil(%d/100) = %d) | 4 (issue 22) | %s |\n",
+			pc.n, (pc.applied / time.Duration(pc.n)).Round(time.Millisecond), pc.creates, pc.n, (pc.n+99)/100, met(pc.creates <= 4))
 	}
 	if len(r.mismatch) == 0 {
 		pr("| cipherscale_api_requests_total of each manager agrees with the simulator's statistics of its lifetime, per route and status (%d calls in all) | yes (checked) | | |\n\n", r.all.Total)
@@ -206,6 +218,28 @@ func (r *result) String() string {
 			pr("| %d | %s | %s |\n", i+1, iso.alone[i].Round(time.Millisecond), with)
 		}
 		pr("\nThe throttled tenant answered 429 %d times during the stage. The reliability suite checks the same with an assertion (`go test -v ./test/reliability/ -ginkgo.focus \"two tenants\"`).\n", iso.throttled)
+	}
+	if st := r.slow; st != nil {
+		pr("\n## Slow tenant: the restarted manager, after the isolation stage\n\n")
+		pr("A third simulator serves CipherscaleTenant \"slow\" in its own namespace at requestsPerSecond %d, burst 1, with %d users Ready. ", slowRate, slowObjects)
+		pr("Each round applies %d CipherscaleUsers of the default tenant (each with a profile, one role and one group) alone; then makes the slow tenant's API answer in %d ms, gives its %d objects a new first name (each needs a profile write), waits until it answered one, ", st.n, slowLatency, slowObjects)
+		pr("applies %d more users of the default tenant, and lets the slow tenant's objects converge before the next round. Times run from the first create to the last Ready seen on a watch.\n\n", st.n)
+		pr("| round | alone | beside the slow tenant | the slow tenant's profile writes answered meanwhile |\n|---|---|---|---|\n")
+		for i := range st.alone {
+			with, writes := "-", "-"
+			if i < len(st.with) {
+				with, writes = st.with[i].Round(time.Millisecond).String(), strconv.Itoa(st.writes[i])
+			}
+			pr("| %d | %s | %s | %s |\n", i+1, st.alone[i].Round(time.Millisecond), with, writes)
+		}
+	}
+	if pc := r.paced; pc != nil {
+		pr("\n## One file at a time: the restarted manager, after the isolation stage\n\n")
+		pr("%d CipherscaleUsers of the default tenant, each a new user with one group and no profile, each in its own file, applied by one `kubectl apply -f` process per file, one after another (%s in all, %s a file). ",
+			pc.n, pc.applied.Round(time.Millisecond), (pc.applied / time.Duration(pc.n)).Round(time.Millisecond))
+		pr("While creates keep arriving (each within 1 s of the one before) the batch stays open, up to 100 users or 30 s for its oldest; a create after an idle second goes after one batch window. ")
+		pr("The tenant answered %d create calls (%d calls in all, the group adds included); all were Ready %s after the last kubectl exited. The first users were Ready after (from the first apply): %s.\n",
+			pc.creates, pc.calls, pc.lastLag.Round(time.Millisecond), durationsMs(pc.firstLag))
 	}
 	if len(r.heapFiles) > 0 {
 		pr("\n## Heap profiles\n\n%s\n", strings.Join(r.heapFiles, "\n"))

@@ -432,7 +432,10 @@ func (c *Client) waitTurn(ctx context.Context, cl call, deadline time.Time) erro
 	if err := c.waitPause(ctx, cl, deadline); err != nil {
 		return err
 	}
-	if err := c.limiter.Wait(ctx); err != nil {
+	if err := c.takeToken(ctx, cl); err != nil {
+		if IsTurn(err) {
+			return err
+		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = ctxErr
 		} else {

@@ -176,11 +176,16 @@ func (e *DecodeError) Error() string {
 
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// RetryAfterOf returns the wait an *APIError asked for, or 0.
+// RetryAfterOf returns the wait an *APIError asked for, or the wait for the turn of a
+// *TurnError, or 0.
 func RetryAfterOf(err error) time.Duration {
 	var ae *APIError
 	if errors.As(err, &ae) {
 		return ae.RetryAfter
+	}
+	var te *TurnError
+	if errors.As(err, &te) {
+		return te.RetryAfter
 	}
 	return 0
 }

@@ -103,6 +103,9 @@ func (w *waker) set(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 }
 
 func (w *waker) add(keys ...types.NamespacedName) {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	q := w.q
 	w.mu.Unlock()

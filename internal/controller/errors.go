@@ -5,6 +5,10 @@ import (
 	"errors"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
@@ -21,6 +25,10 @@ type verdict struct {
 	requeueAfter time.Duration
 	// retry: return the error so that controller-runtime backs off.
 	retry bool
+	// turn: the call waits for its turn of the tenant's rate limit (cipherscale.TurnError), not
+	// a failure: no event, and the conditions stay as they are (an object with none yet says it
+	// is in progress) until the pass that makes the call.
+	turn bool
 }
 
 // maxThrottledRequeue bounds the wait of an object whose tenant has been rate limiting the
@@ -33,6 +41,9 @@ func classify(err error) verdict {
 	var de *cipherscale.DecodeError
 	var rb *removalWaitError
 	switch {
+	case cipherscale.IsTurn(err):
+		return verdict{reason: iamv1alpha1.ReasonProgressing, requeueAfter: cipherscale.RetryAfterOf(err), turn: true,
+			message: "Waiting for its turn of the tenant's rate limit"}
 	case errors.As(err, &rb):
 		return verdict{reason: iamv1alpha1.ReasonRemovalBudgetExceeded, requeueAfter: rb.retryAfter, message: rb.Error()}
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
@@ -101,6 +112,14 @@ const (
 	msgUnavailable      = "The Cipherscale API answered with an unexpected status (it may be unavailable); retrying"
 	msgUnexpectedStatus = "The Cipherscale API answered with an unexpected status"
 )
+
+// waitTurn applies a turn verdict to conds: they stay as they are, unless there are none yet.
+func waitTurn(conds *[]metav1.Condition, gen int64, v verdict) ctrl.Result {
+	if meta.FindStatusCondition(*conds, iamv1alpha1.ConditionReady) == nil {
+		markReconciling(conds, gen, v.reason, v.message)
+	}
+	return ctrl.Result{RequeueAfter: v.requeueAfter}
+}
 
 // removalNotSent reports whether the error of a delete or deactivate call says that nobody was
 // removed: the API answered with a refusal (a 4xx other than 404, which means the user is

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -46,6 +47,10 @@ type MembershipReconciler struct {
 	// Wake, when set, receives memberships to reconcile now: the CipherscaleUser reconciler
 	// sends those whose pairs it wrote.
 	Wake <-chan event.GenericEvent
+	// passWake wakes memberships that waited for a pass of their tenant (turns.go).
+	passWake *waker
+	// pass is the pass of the tenant this reconcile holds (turns.go).
+	pass *tenant.Pass
 	// Trust says which namespaces may have Authoritative memberships and adopt users, in the
 	// default tenant. Reconcile sets, on the copy made for the pass, the policy of the object's
 	// tenant (TenantResolver.Trust).
@@ -88,6 +93,14 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal), nil
 	}
+	// No worker waits on a tenant: past its share of passes, or for its rate limit (turns.go).
+	ctx, tenantPass, ok := enterTenant(ctx, t, obj.UID, func() { r.passWake.add(req.NamespacedName) })
+	if !ok {
+		return ctrl.Result{RequeueAfter: passBackstop}, nil
+	}
+	r.pass = tenantPass
+	defer tenantPass.Release()
+	defer turnResult(&res, &retErr, tenantPass)
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}
@@ -518,6 +531,10 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 
 func (r *MembershipReconciler) failDeleting(obj *iamv1alpha1.CipherscaleGroupMembership, err error) (ctrl.Result, error) {
 	v := classify(err)
+	if v.turn {
+		r.pass.Hold(v.requeueAfter)
+		return waitTurn(&obj.Status.Conditions, obj.Generation, v), nil
+	}
 	markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonDeleting, "Deleting: "+v.message)
 	if v.requeueAfter > 0 {
 		return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
@@ -527,6 +544,10 @@ func (r *MembershipReconciler) failDeleting(obj *iamv1alpha1.CipherscaleGroupMem
 
 func (r *MembershipReconciler) fail(obj *iamv1alpha1.CipherscaleGroupMembership, err error) (ctrl.Result, error) {
 	v := classify(err)
+	if v.turn {
+		r.pass.Hold(v.requeueAfter)
+		return waitTurn(&obj.Status.Conditions, obj.Generation, v), nil
+	}
 	if v.stalled {
 		res := r.stall(obj, v.reason, v.message)
 		res.RequeueAfter = r.ResyncInterval
@@ -586,6 +607,11 @@ func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Wake != nil {
 		b = b.WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
 	}
+	r.passWake = &waker{}
+	b = b.WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		r.passWake.set(q)
+		return nil
+	}))
 	return b.Complete(r)
 }
 

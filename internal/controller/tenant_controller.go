@@ -443,6 +443,11 @@ func (r *TenantReconciler) referrers(ctx context.Context, key tenant.Key) (*iamv
 
 // SetupWithManager registers the controller: it watches its kind of tenant (spec and deletion
 // changes), and the CipherscaleUsers and memberships that name one (their number holds it).
+// tenantWorkers is how many tenants are checked at once. A tenant check is one read of its
+// users, rare (at the resync interval), and holds no lock: 16 workers cost 16 idle goroutines,
+// while 2 let two tenants whose API hangs hold every check behind them for 30 s.
+const tenantWorkers = 16
+
 func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Kube == nil || r.APIReader == nil || r.Tenants == nil || r.Recorder == nil || r.Clock == nil {
 		return errors.New("TenantReconciler needs Kube, APIReader, Tenants, Recorder and Clock")
@@ -470,7 +475,9 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Wake != nil {
 		b = b.WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
 	}
-	return b.WithOptions(controller.Options{MaxConcurrentReconciles: 2, RateLimiter: rateLimiter(r.ResyncInterval)}).
+	// A read of a tenant whose API hangs holds its worker up to the client's timeout: enough
+	// workers that a few such tenants do not delay another tenant's check (tenantWorkers).
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: tenantWorkers, RateLimiter: rateLimiter(r.ResyncInterval)}).
 		Complete(r)
 }
 

@@ -75,6 +75,8 @@ type UserReconciler struct {
 	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
 	Resolver  *TenantResolver
 	tenantKey tenant.Key
+	// pass is the pass of the tenant this reconcile holds (turns.go).
+	pass *tenant.Pass
 }
 
 // Reconcile reads top to bottom: fetch, the tenant, deletion, finalizer, conflicts, observe (the
@@ -115,6 +117,14 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		}
 		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal, jitter(r.ResyncInterval)), nil
 	}
+	// No worker waits on a tenant: past its share of passes, or for its rate limit (turns.go).
+	ctx, tenantPass, ok := enterTenant(ctx, t, obj.UID, func() { r.wake.add(req.NamespacedName) })
+	if !ok {
+		return ctrl.Result{RequeueAfter: passBackstop}, nil
+	}
+	r.pass = tenantPass
+	defer tenantPass.Release()
+	defer turnResult(&res, &retErr, tenantPass)
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
@@ -962,6 +972,10 @@ func (r *UserReconciler) pendingUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 
 func (r *UserReconciler) failDeleting(obj *iamv1alpha1.CipherscaleUser, err error) (ctrl.Result, error) {
 	v := classify(err)
+	if v.turn {
+		r.pass.Hold(v.requeueAfter)
+		return waitTurn(&obj.Status.Conditions, obj.Generation, v), nil
+	}
 	// Never a silent release: the finalizer stays, and the message says what would release it.
 	msg := "Deleting: " + v.message + " (the finalizer stays until the deletion policy is carried out, or deletionPolicy is set to Orphan)"
 	if v.stalled && !cipherscale.IsUnauthorized(err) {
@@ -982,6 +996,10 @@ func (r *UserReconciler) failDeleting(obj *iamv1alpha1.CipherscaleUser, err erro
 // fail records an error on the object and says how to retry.
 func (r *UserReconciler) fail(obj *iamv1alpha1.CipherscaleUser, err error) (ctrl.Result, error) {
 	v := classify(err)
+	if v.turn {
+		r.pass.Hold(v.requeueAfter)
+		return waitTurn(&obj.Status.Conditions, obj.Generation, v), nil
+	}
 	if v.stalled {
 		return r.stall(obj, v.reason, v.message, r.ResyncInterval), nil
 	}

@@ -32,6 +32,17 @@ type createRequest struct {
 // tenant throughput. With no other call in progress a batch goes after one window, as before.
 const maxLingerWindows = 40
 
+// DefaultBatchStreamGap is the gap between two creates below which they are taken for a stream
+// (objects applied one after another: `kubectl apply -f dir/`, one kubectl per file, a GitOps
+// sync wave): a batch then stays open while creates keep arriving, each within this gap of the
+// one before, up to MaxCreateBatch users or maxStreamBatchAge.
+const DefaultBatchStreamGap = time.Second
+
+// maxStreamBatchAge bounds how long the oldest create of a batch waits while a stream keeps it
+// open: 100 objects applied at kubectl's pace take 15 to 30 s, and a stream slower than that
+// is better served by a few more requests than by making its first users wait longer.
+const maxStreamBatchAge = 30 * time.Second
+
 // maxCreatesInFlight bounds the create requests of one tenant in flight at once. Creates that
 // arrive while one is in flight (waiting for the rate limit or for the API) join the next
 // request, so batches grow with the load: a group commit.
@@ -46,6 +57,10 @@ type batcher struct {
 	timer    *time.Timer
 	timerAt  time.Time
 	inflight int
+	// lastAdd is when the last create was queued; streaming says it came within the stream gap
+	// of the one before it (which may have gone in an earlier request).
+	lastAdd   time.Time
+	streaming bool
 	// creating counts the creates of each normalized email queued or in flight.
 	creating map[string]int
 }
@@ -103,6 +118,9 @@ func (b *batcher) add(req createRequest) {
 	}
 	b.creating[cipherscale.NormalizeEmail(req.user.Email)]++
 	req.queued = time.Now()
+	gap := b.t.opts.BatchStreamGap
+	b.streaming = gap > 0 && !b.lastAdd.IsZero() && req.queued.Sub(b.lastAdd) < gap
+	b.lastAdd = req.queued
 	b.pending = append(b.pending, req)
 	b.maybeFlushLocked()
 }
@@ -117,9 +135,11 @@ func (b *batcher) kick() {
 
 // maybeFlushLocked sends the pending creates, unless a request is in flight (its completion
 // calls this again) or a partial batch should wait: for the batch window after its oldest create
-// was queued, and then, up to maxLingerWindows windows, until the tenant's other calls have been
-// quiet for a window (kick re-evaluates when they end): a pause shorter than that is the gap
-// between two calls of a busy tenant, not an idle one.
+// was queued; then, while creates arrive as a stream (each within the stream gap of the one
+// before), until the stream pauses for a gap (at most maxStreamBatchAge); and then, up to
+// maxLingerWindows windows, until the tenant's other calls have been quiet for a window (kick
+// re-evaluates when they end): a pause shorter than that is the gap between two calls of a busy
+// tenant, not an idle one. A create after an idle spell is a lone one: it goes after one window.
 func (b *batcher) maybeFlushLocked() {
 	if len(b.pending) == 0 || b.inflight >= maxCreatesInFlight {
 		return
@@ -128,9 +148,12 @@ func (b *batcher) maybeFlushLocked() {
 	if len(b.pending) < cipherscale.MaxCreateBatch && window > 0 {
 		age := time.Since(b.pending[0].queued)
 		var wait time.Duration
+		gap := b.t.opts.BatchStreamGap
 		switch quiet := b.t.calls.quietFor(); {
 		case age < window:
 			wait = window - age
+		case b.streaming && time.Since(b.lastAdd) < gap && age < maxStreamBatchAge:
+			wait = min(gap-time.Since(b.lastAdd), maxStreamBatchAge-age)
 		case age >= maxLingerWindows*window:
 		case quiet == 0:
 			wait = maxLingerWindows*window - age

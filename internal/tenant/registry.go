@@ -116,6 +116,9 @@ type RegistryOptions struct {
 	Burst int
 	// BatchWindow of every tenant's create batcher.
 	BatchWindow time.Duration
+	// MaxPasses bounds the reconciles of one tenant's objects in progress at once, so that a
+	// slow tenant holds at most that many workers; DefaultMaxPasses when zero.
+	MaxPasses int
 	// KeyMaxAge is how long a key read from a Secret is used before the Secret is read again;
 	// keyMaxAge when zero. A 401 from the API makes the next call read it again at once.
 	KeyMaxAge time.Duration
@@ -267,7 +270,11 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 		return nil, fmt.Errorf("configuring the client of tenant %s: %w", k, err)
 	}
 	// The budget outlives the entry: a reconfigured tenant keeps the removals of its hour.
-	t := New(api, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, Now: r.opts.Now, RemovalBudget: r.Budget(k), Key: key, Invitations: r.Invitations(k)})
+	passes := r.opts.MaxPasses
+	if passes <= 0 {
+		passes = DefaultMaxPasses
+	}
+	t := New(api, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, MaxPasses: passes, Now: r.opts.Now, RemovalBudget: r.Budget(k), Key: key, Invitations: r.Invitations(k)})
 
 	r.mu.Lock()
 	defer r.mu.Unlock()

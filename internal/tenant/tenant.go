@@ -23,6 +23,13 @@ type Options struct {
 	// While other calls of the tenant are in progress (they hold its rate limit), a partial batch
 	// waits longer, up to maxLingerWindows windows, as sending it would only take their turn.
 	BatchWindow time.Duration
+	// BatchStreamGap: creates that arrive each within this gap of the one before are a stream,
+	// and a batch stays open while they keep coming (up to 100 users, or 30s for its oldest).
+	// DefaultBatchStreamGap when zero and BatchWindow is set; negative turns it off.
+	BatchStreamGap time.Duration
+	// MaxPasses bounds the reconciles of the tenant's objects in progress at once (Enter); 0
+	// sets no bound.
+	MaxPasses int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// RemovalBudget is the tenant's removal budget; nil gives a budget without limit.
@@ -64,6 +71,7 @@ type Tenant struct {
 
 	refresh singleflight.Group
 	batch   batcher
+	passes  passes
 
 	// failedAt and failure remember the last failed read for failureMemory, so that while the
 	// API is failing every retrying reconcile does not read the whole tenant again.
@@ -88,6 +96,12 @@ func New(api cipherscale.API, opts Options) *Tenant {
 	if opts.Invitations == nil {
 		opts.Invitations = NewInvitationLog(DefaultKey.String(), 0, opts.Now)
 	}
+	switch {
+	case opts.BatchWindow <= 0 || opts.BatchStreamGap < 0:
+		opts.BatchStreamGap = 0
+	case opts.BatchStreamGap == 0:
+		opts.BatchStreamGap = DefaultBatchStreamGap
+	}
 	calls := &busyAPI{API: api}
 	t := &Tenant{
 		api:           calls,
@@ -102,6 +116,7 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		seenGroups:    map[string]struct{}{},
 	}
 	t.batch.t = t
+	t.passes.max = opts.MaxPasses
 	calls.idle = t.batch.kick
 	return t
 }
@@ -184,7 +199,8 @@ func (t *Tenant) Refresh(ctx context.Context) error {
 		t.mu.RUnlock()
 		started := t.opts.Now()
 		// The read is shared: one caller's cancellation must not fail the others.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		// It waits for the rate limiter in place: a shared read takes no caller's turn.
+		rctx, cancel := context.WithTimeout(cipherscale.WithTurn(context.WithoutCancel(ctx), ""), 5*time.Minute)
 		defer cancel()
 		users, err := t.api.ListUsers(rctx)
 		if err != nil {
