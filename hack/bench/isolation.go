@@ -37,7 +37,7 @@ func (s isolation) ratio() float64 {
 // CipherscaleTenant "b" in its own namespace, Ready, then answering 429 to everything. Each
 // round applies n users of the default tenant (each with a profile, the Bench role and group)
 // alone, then creates n objects on tenant b, waits until b and every one of them report the
-// storm (b not Ready, the objects InvalidTenant) and two quiet seconds, applies n more users of
+// storm (b not Ready, its objects Reconciling/APIUnavailable: busy, not broken) and two quiet seconds, applies n more users of
 // the default tenant, and deletes b's objects again.
 func isolationStage(ctx context.Context, kube client.Client, tr *tracker, id ids, simBin, dir string, n, rounds int) (isolation, error) {
 	out := isolation{n: n, rounds: rounds}
@@ -103,7 +103,8 @@ func isolationStage(ctx context.Context, kube client.Client, tr *tracker, id ids
 		}
 		return objs
 	}
-	// bThrottled: b is not Ready and every one of its n objects says InvalidTenant.
+	// bThrottled: b is not Ready and every one of its n objects says APIUnavailable (a busy
+	// tenant's objects keep calling their API; they are not refused).
 	bThrottled := func() (bool, error) {
 		c, err := tenantReady()
 		if err != nil || c == nil || c.Status != metav1.ConditionFalse {
@@ -116,7 +117,7 @@ func isolationStage(ctx context.Context, kube client.Client, tr *tracker, id ids
 		count := 0
 		for _, u := range list.Items {
 			if c := meta.FindStatusCondition(u.Status.Conditions, iamv1alpha1.ConditionReady); c != nil &&
-				c.Status == metav1.ConditionFalse && c.Reason == iamv1alpha1.ReasonInvalidTenant {
+				c.Status == metav1.ConditionFalse && c.Reason == iamv1alpha1.ReasonAPIUnavailable {
 				count++
 			}
 		}

@@ -207,7 +207,7 @@ func (r *result) String() string {
 		pr("\n## Tenant isolation: the restarted manager, after the steady state\n\n")
 		pr("A second simulator serves a CipherscaleTenant in its own namespace (the manager's --qps and --burst, as above; no added latency). ")
 		pr("Once it is Ready it answers 429 to everything (Retry-After: 1). Each round applies %d CipherscaleUsers of the default tenant (each with a profile, one role and one group) alone, ", iso.n)
-		pr("then creates %d CipherscaleUsers on the throttled tenant, waits until that tenant and each of its objects report the storm (tenant not Ready, objects InvalidTenant) and stay so for two seconds, ", iso.n)
+		pr("then creates %d CipherscaleUsers on the throttled tenant, waits until that tenant and each of its objects report the storm (tenant not Ready, objects Reconciling/APIUnavailable) and stay so for two seconds, ", iso.n)
 		pr("applies %d more users of the default tenant, and deletes the throttled tenant's objects (waiting two quiet seconds again). Times run from the first create to the last Ready seen on a watch.\n\n", iso.n)
 		pr("| round | alone | beside the throttled tenant |\n|---|---|---|\n")
 		for i := range iso.alone {
