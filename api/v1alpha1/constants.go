@@ -57,18 +57,10 @@ const (
 	// its tenant's removal budget; it waits, its finalizer held, until the budget allows it or a
 	// person allows more removals.
 	ReasonRemovalBudgetExceeded = "RemovalBudgetExceeded"
-	// AnnotationAllowRemovals, set to a whole number n, allows n more removals at once on top of
-	// the hourly budget, once per value. For the default tenant it is set on the ConfigMap that
-	// --allow-removals-configmap names.
+	// AnnotationAllowRemovals, set on a tenant object to a whole number n, allows n more
+	// removals at once on top of the hourly budget, once per value (the value granted is kept in
+	// status.removalBudget.allowRemovalsUsed).
 	AnnotationAllowRemovals = "cipherscale.com/allow-removals"
-	// AnnotationAllowRemovalsGranted is written by the operator next to AnnotationAllowRemovals
-	// with the value it granted, so that a restart does not grant the same value twice.
-	AnnotationAllowRemovalsGranted = "cipherscale.com/allow-removals-granted"
-	// AnnotationRemovalsByMinute is written by the operator on the --allow-removals-configmap
-	// ConfigMap: the default tenant's removals of the last hour, by minute (JSON, the shape of
-	// a tenant's status.removalsByMinute), read back at its start so that a restart does not
-	// give a fresh hour.
-	AnnotationRemovalsByMinute = "cipherscale.com/removals-by-minute"
 )
 
 // Condition and event reasons of the trust rules: a namespace is not the tenant.

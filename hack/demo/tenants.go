@@ -50,8 +50,10 @@ func qaTenant(samplePath, url string) ([]client.Object, error) {
 		return nil, fmt.Errorf("%s declares no CipherscaleTenant with a Secret and users in namespace %s", samplePath, qaNamespace)
 	}
 	objs = append(objs, &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: qaNamespace, Name: secret},
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: qaNamespace, Name: secret,
+			// The Secret consents to the tenant that names it (cipherscale.com/allowed-tenants).
+			Annotations: map[string]string{"cipherscale.com/allowed-tenants": "CipherscaleTenant/qa"}},
 		StringData: map[string]string{"api-key": qaKey},
 	})
 	objs = append(objs, fromSample...)

@@ -82,6 +82,11 @@ type TenantReconciler struct {
 	// RemovalWake, when set, requeues the CipherscaleUsers whose removals wait, after a person
 	// allowed more or the budget was raised.
 	RemovalWake chan<- event.GenericEvent
+	// ReadOnly uses the tenant objects without writing them (no finalizer, no status, the
+	// removal budget's hour kept in memory): an operator that watches only some namespaces may
+	// only get, list and watch ClusterCipherscaleTenants. Whether the tenant is ready is kept in
+	// the registry (Registry.SetReady) instead of the status.
+	ReadOnly bool
 
 	// grace remembers when each tenant's undeclared users were first seen.
 	grace graceClock
@@ -130,6 +135,10 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	st := obj.GetTenantStatus()
 	before := st.DeepCopy()
 	defer func() {
+		if r.ReadOnly {
+			r.Tenants.SetReady(key, isReady(st.Conditions))
+			return
+		}
 		if err := patchStatus(ctx, r.Kube, obj, before, st); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
@@ -160,10 +169,15 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		r.forgetRefusal(key)
 		r.grace.forget(key)
 		undeclaredUsers.DeleteLabelValues(key.String())
+		if r.ReadOnly {
+			return ctrl.Result{}, nil
+		}
 		return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer)
 	}
-	if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer); err != nil {
-		return ctrl.Result{}, err
+	if !r.ReadOnly {
+		if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 
 	gen := obj.GetGeneration()
@@ -323,12 +337,12 @@ func (r *TenantReconciler) applyBudget(ctx context.Context, obj tenantObject, ke
 	return budget
 }
 
-// perHourOf is the tenant's removal budget: its spec, else the operator's default.
+// perHourOf is the tenant's removal budget: its spec, else the CRD's default.
 func (r *TenantReconciler) perHourOf(obj tenantObject) int {
 	if rb := obj.Settings().RemovalBudget; rb != nil && rb.PerHour != nil {
 		return int(*rb.PerHour)
 	}
-	return r.Tenants.DefaultRemovalBudget()
+	return tenant.DefaultRemovalsPerHour
 }
 
 // restoreBudget sets the tenant's removal budget from its spec and, the first time this process
@@ -341,7 +355,9 @@ func (r *TenantReconciler) restoreBudget(obj tenantObject, key tenant.Key) {
 	if budget.Restored() {
 		return
 	}
-	budget.SetSave(r.saveBudget(key))
+	if !r.ReadOnly {
+		budget.SetSave(r.saveBudget(key))
+	}
 	budget.Restore(recordFromAPI(obj.GetTenantStatus().RemovalsByMinute))
 }
 
@@ -532,7 +548,8 @@ func allowRemovalsChanged() predicate.Predicate {
 	}
 }
 
-// setupTenants registers the tenant index and one TenantReconciler per tenant kind.
+// setupTenants registers the tenant index and one TenantReconciler per tenant kind; the
+// ClusterCipherscaleTenant one is ReadOnly when o.ReadOnlyClusterTenants.
 func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registry, recorder events.EventRecorder, removalWake chan<- event.GenericEvent, o Options) error {
 	if err := setupTenantIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the tenant index: %w", err)
@@ -540,13 +557,11 @@ func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registr
 	waker := newTenantWaker(tenantWakeDelay)
 	tenants.OnWaitingChange(waker.wake)
 	for _, kind := range []string{iamv1alpha1.KindClusterCipherscaleTenant, iamv1alpha1.KindCipherscaleTenant} {
-		if kind == iamv1alpha1.KindClusterCipherscaleTenant && o.NamespacedTenantsOnly {
-			continue
-		}
 		if err := (&TenantReconciler{
 			Kube: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Tenants: tenants,
 			Recorder: recorder, Clock: o.Clock, Kind: kind, ResyncInterval: o.ResyncInterval,
 			Wake: waker.channel(kind), RemovalWake: removalWake,
+			ReadOnly: kind == iamv1alpha1.KindClusterCipherscaleTenant && o.ReadOnlyClusterTenants,
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}

@@ -48,8 +48,6 @@ type UserReconciler struct {
 	Clock    clock.PassiveClock
 	// ResyncInterval is how often an object is compared with the tenant when nothing changed.
 	ResyncInterval time.Duration
-	// DefaultDeletionPolicy applies when spec.deletionPolicy is empty.
-	DefaultDeletionPolicy iamv1alpha1.DeletionPolicy
 	// MaxConcurrentReconciles bounds the reconciles running at once.
 	MaxConcurrentReconciles int
 	// MembershipEvents, when set, receives the memberships that name a user whose groups this
@@ -58,11 +56,9 @@ type UserReconciler struct {
 	// RemovalWake, when set, requeues objects whose removals waited for the removal budget when a
 	// person allows more.
 	RemovalWake <-chan event.GenericEvent
-	// TenantName labels the tenant's metrics; DefaultTenantName when empty.
-	TenantName string
-	// Trust is what the default tenant allows each namespace beyond managing the users the
-	// operator creates for it: adoption, privileged roles. Reconcile sets, on the copy made for
-	// the pass, the policy of the object's tenant (TenantResolver.Trust).
+	// Trust is what the object's tenant allows its namespace beyond managing the users the
+	// operator creates for it: adoption, privileged roles. Reconcile sets it, on the copy made
+	// for the pass, from the tenant's spec (TenantResolver.Trust).
 	Trust plan.TrustPolicy
 	// MaxInvitationsPerDay caps the invitations sent to one user in 24 hours, from any source;
 	// 0: no cap.
@@ -105,7 +101,10 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 	pass := *r
 	pass.Tenant, pass.tenantKey = t, key
-	pass.Trust = r.Resolver.Trust(ctx, key, r.Trust)
+	pass.Trust = r.Resolver.Trust(ctx, key)
+	if t != nil {
+		pass.ResyncInterval = t.ResyncInterval() // the tenant's spec.resyncInterval
+	}
 	r = &pass
 	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
 	// (classify), so that one tenant's throttling never holds the workers other tenants need.
@@ -691,7 +690,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 	}
 	policy := obj.Spec.DeletionPolicy
 	if policy == "" {
-		policy = r.DefaultDeletionPolicy
+		policy = r.Resolver.DefaultDeletionPolicy(ctx, r.tenantKey)
 	}
 	// A create this process queued for the object (a first one, or one that replaces a recorded
 	// user deleted in the tenant), or for its email, is waited for: its answer says which user,
@@ -902,9 +901,6 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.sent = &sendLog{}
 	r.creates = &createLog{}
 	r.wake = &waker{}
-	if r.DefaultDeletionPolicy == "" {
-		r.DefaultDeletionPolicy = iamv1alpha1.DeletionPolicyDelete
-	}
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = 1
 	}

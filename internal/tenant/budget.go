@@ -178,14 +178,6 @@ func (b *RemovalBudget) Restore(record []SpentMinute) {
 	b.saved = max(b.saved, b.spends)
 }
 
-// Record returns the units of the window by minute, oldest first: what a SaveFunc saves.
-func (b *RemovalBudget) Record() []SpentMinute {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.prune(b.now())
-	return b.record()
-}
-
 func (b *RemovalBudget) record() []SpentMinute {
 	var out []SpentMinute
 	for _, at := range b.spent {

@@ -103,13 +103,9 @@ func (t *Tenant) API() cipherscale.API { return t.api }
 // the tenant spends it.
 func (t *Tenant) RemovalBudget() *RemovalBudget { return t.opts.RemovalBudget }
 
-// Invalidate makes the next lookup read the tenant again. The controllers never call it: a
-// refresh they need goes through RefreshIfOlder, which is shared and remembers a failure.
-func (t *Tenant) Invalidate() {
-	t.mu.Lock()
-	t.valid = false
-	t.mu.Unlock()
-}
+// ResyncInterval is how old the snapshot may be (Options.MaxAge): the tenant's resync interval,
+// which is also how often its objects are compared with it when nothing changed.
+func (t *Tenant) ResyncInterval() time.Duration { return t.opts.MaxAge }
 
 // ensureFresh refreshes the snapshot when it is invalid or older than MaxAge. Concurrent
 // callers share one refresh, and a caller that saw the snapshot stale just before another

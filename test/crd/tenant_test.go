@@ -130,7 +130,7 @@ url: http://127.0.0.1:8080/api
 		Entry("requestsPerSecond zero", kindTenant, with(validTenant(), "requestsPerSecond", int64(0)), "spec.requestsPerSecond"),
 		Entry("requestsPerSecond above 1000", kindTenant, with(validTenant(), "requestsPerSecond", int64(1001)), "spec.requestsPerSecond"),
 		Entry("burst negative", kindTenant, with(validTenant(), "burst", int64(-1)), "spec.burst"),
-		Entry("resyncInterval below 10s", kindTenant, with(validTenant(), "resyncInterval", "5s"), "spec.resyncInterval"),
+		Entry("resyncInterval below 1s", kindTenant, with(validTenant(), "resyncInterval", "500ms"), "spec.resyncInterval"),
 		Entry("resyncInterval above 24h", kindTenant, with(validTenant(), "resyncInterval", "25h"), "spec.resyncInterval"),
 		Entry("resyncInterval not a duration", kindTenant, with(validTenant(), "resyncInterval", "often"), "spec.resyncInterval"),
 		Entry("unknown undeclaredUsers policy", kindTenant,

@@ -55,7 +55,7 @@ var _ = Describe("mass deletion on a tenant object", func() {
 		Expect(k8s.Create(ctx, tn)).To(Succeed())
 		// The manager's own budget (--removal-budget 25) is not the tenant's: the tenant's spec is.
 		cfg := managerConfig{name: "manager", apiURL: defaultSim.URL, namespaces: []string{ns},
-			args: []string{"--qps", "1000", "--burst", "200"}}
+			tenant: rate(1000, 200)}
 		m := startManager(cfg)
 		tenantStatus := func() iamv1alpha1.TenantStatus {
 			t := &iamv1alpha1.CipherscaleTenant{}

@@ -18,7 +18,7 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
 )
 
-// Tenant isolation: tenant A is the default tenant (the flags), tenant B a CipherscaleTenant
+// Tenant isolation: tenant A is ClusterCipherscaleTenant/default, tenant B a CipherscaleTenant
 // with its own simulator. A 429 storm on B must not slow A.
 var _ = Describe("two tenants, one throttled", func() {
 	It("keeps the other tenant's pace, then converges the throttled one", func() {
@@ -41,7 +41,7 @@ var _ = Describe("two tenants, one throttled", func() {
 		// CPU per second, a loaded machine moved the batches' times by half). A 429 storm of B
 		// that held A's workers, or shared A's limiter or pause, would show as A falling behind.
 		startManager(managerConfig{name: "manager", apiURL: simA.URL, namespaces: append(append([]string{warm, nsB}, aloneNS...), withNS...),
-			args: []string{"--qps", "20", "--burst", "1"}})
+			tenant: rate(20, 1)})
 
 		By("tenant B: a CipherscaleTenant of its namespace, its key in a Secret there")
 		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "tenant-b"},
