@@ -132,11 +132,11 @@ var _ = BeforeSuite(func() {
 	By("rendering the chart with helm template, two replicas, the simulator as the API")
 	rendered = helmTemplate(
 		"--set", "apiKey.existingSecret="+secretName,
-		"--set", "apiUrl="+sim.URL,
+		"--set", "defaultTenant.url="+sim.URL,
 		"--set", "replicas=2",
 		// config/samples adopt a user added by hand and grant Admin (see their kustomization).
-		"--set", "trust.adoptionNamespaces={default}",
-		"--set", "trust.privilegedNamespaces={default}",
+		"--set", "defaultTenant.adoption.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=default",
+		"--set", "defaultTenant.privileged.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=default",
 	)
 	for _, o := range rendered {
 		if o.GetKind() == "Deployment" {
@@ -148,8 +148,10 @@ var _ = BeforeSuite(func() {
 
 	By("installing what the chart renders, and the API key Secret the installer creates")
 	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}})).To(Succeed())
+	// As the chart's NOTES say: the Secret consents to ClusterCipherscaleTenant/default.
 	Expect(k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: namespace,
+			Annotations: map[string]string{"cipherscale.com/allowed-tenants": "ClusterCipherscaleTenant/default"}},
 		StringData: map[string]string{"api-key": apiKey},
 	})).To(Succeed())
 	for _, o := range rendered {
