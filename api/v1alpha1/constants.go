@@ -93,7 +93,6 @@ const (
 	EventOrphaned         = "Orphaned"
 	EventDriftCorrected   = "DriftCorrected"
 	EventMembersUpdated   = "MembersUpdated"
-	EventReconcileFailed  = "ReconcileFailed"
 )
 
 // Annotations a person sets on a CipherscaleUser.
@@ -179,5 +178,4 @@ const (
 	MemberStateMember         MemberState = "Member"
 	MemberStateWaitingForUser MemberState = "WaitingForUser"
 	MemberStateUserNotFound   MemberState = "UserNotFound"
-	MemberStatePending        MemberState = "Pending"
 )
