@@ -43,11 +43,26 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// BuildBinaries builds the manager and the simulator into dir with the flags of `make build`,
-// and returns their paths by name ("manager", "cipherscale-sim").
-func BuildBinaries(root, dir string) (map[string]string, error) {
+// binaries are the commands BuildBinaries knows, by name: their packages.
+var binaries = map[string]string{
+	"manager":             ".",
+	"cipherscale-sim":     "./hack/cipherscale-sim",
+	"kubectl-cipherscale": "./cmd/kubectl-cipherscale",
+}
+
+// BuildBinaries builds the named commands ("manager", "cipherscale-sim", "kubectl-cipherscale";
+// the first two when none is named) into dir with the flags of `make build`, once per call, and
+// returns their paths by name. A suite calls it once, in its BeforeSuite.
+func BuildBinaries(root, dir string, names ...string) (map[string]string, error) {
+	if len(names) == 0 {
+		names = []string{"manager", "cipherscale-sim"}
+	}
 	bins := map[string]string{}
-	for name, pkg := range map[string]string{"manager": ".", "cipherscale-sim": "./hack/cipherscale-sim"} {
+	for _, name := range names {
+		pkg, ok := binaries[name]
+		if !ok {
+			return nil, fmt.Errorf("no command %q to build", name)
+		}
 		out := filepath.Join(dir, name)
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 		cmd.Dir = root

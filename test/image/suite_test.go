@@ -106,13 +106,9 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	By("building the simulator and starting it with the demo seed")
-	simBin := filepath.Join(work, "cipherscale-sim")
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", simBin, "./hack/cipherscale-sim")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), "%s", out)
-	sim, err = devenv.StartSimulator(simBin, filepath.Join(work, "sim.log"), apiKey, "--demo-seed")
+	bins, err := devenv.BuildBinaries(root, work, "cipherscale-sim")
+	Expect(err).NotTo(HaveOccurred())
+	sim, err = devenv.StartSimulator(bins["cipherscale-sim"], filepath.Join(work, "sim.log"), apiKey, "--demo-seed")
 	Expect(err).NotTo(HaveOccurred())
 	simControl = devenv.NewSimControl(sim.URL)
 	// The tenant user the samples' Contractors membership names by email (no CipherscaleUser).
