@@ -118,7 +118,7 @@ var _ = Describe("helm install --dry-run=server", func() {
 		_, notes, found := strings.Cut(out, "NOTES:")
 		Expect(found).To(BeTrue())
 		Expect(notes).To(ContainSubstring(`ClusterCipherscaleTenant "default" is the tenant of every CipherscaleUser and membership`))
-		Expect(notes).To(ContainSubstring("annotate secret " + secretName + " cipherscale.com/allowed-tenants=ClusterCipherscaleTenant/default"),
+		Expect(notes).To(ContainSubstring("annotate secret "+secretName+" cipherscale.com/allowed-tenants=ClusterCipherscaleTenant/default"),
 			"the NOTES say how to let the default tenant use its Secret")
 		Expect(notes).To(ContainSubstring("kubectl get ccst default"))
 		Expect(notes).To(ContainSubstring("Watched namespaces: team-a, team-b"))
