@@ -230,16 +230,18 @@ func (cp *ControlPlane) CreateDefaultTenant(ctx context.Context, url, apiKey str
 		return err
 	}
 	secret := TenantSecret(DefaultTenantSecret, apiKey, iamv1alpha1.KindClusterCipherscaleTenant+"/"+tenant.DefaultName)
-	if err := cp.Client.Create(ctx, secret); apierrors.IsAlreadyExists(err) {
+	err := cp.Client.Create(ctx, secret)
+	if apierrors.IsAlreadyExists(err) {
 		err = cp.Client.Update(ctx, secret)
-	} else if err != nil {
+	}
+	if err != nil {
 		return err
 	}
 	t := DefaultTenant(url)
 	for _, m := range mutate {
 		m(t)
 	}
-	err := cp.Client.Create(ctx, t)
+	err = cp.Client.Create(ctx, t)
 	if apierrors.IsAlreadyExists(err) {
 		old := &iamv1alpha1.ClusterCipherscaleTenant{}
 		if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(t), old); err != nil {
