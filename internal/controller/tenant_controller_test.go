@@ -144,7 +144,7 @@ func deletePaused(obj client.Object) {
 		delete(a, iamv1alpha1.AnnotationPaused)
 		obj.SetAnnotations(a)
 		return k8s.Update(ctx, obj)
-	}).Should(Succeed())
+	}, 10*time.Second, 50*time.Millisecond).Should(Succeed(), "conflicts with the operator's own writes are retried")
 }
 
 var _ = Describe("Tenants", func() {
