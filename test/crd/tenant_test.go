@@ -79,7 +79,8 @@ var _ = Describe("Tenant CRDs", func() {
 					got = append(got, strings.ToUpper(c.Name))
 				}
 			}
-			Expect(got).To(Equal([]string{"URL", "READY", "USERS", "DECLARED", "UNDECLARED", "AGE"}), tc.name)
+			// The removal budget is in the default view: kubectl get ccst shows it (issue 20).
+			Expect(got).To(Equal([]string{"URL", "READY", "USERS", "DECLARED", "UNDECLARED", "REMOVALS/H", "SPENT", "WAITING", "AGE"}), tc.name)
 		}
 	})
 
