@@ -98,6 +98,14 @@ url: http://127.0.0.1:8080/api
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "valid"}, t)).To(Succeed())
 		Expect(t.Spec.URL).To(Equal("https://public-api.cipherscale.com/qa"), "the documented base URL")
 		Expect(t.Spec.APIKeySecretRef.Key).To(Equal("api-key"))
+		By("the settings that were manager flags have the flags' defaults")
+		every := &v1alpha1.ClusterCipherscaleTenant{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: "every-ns-" + ns}, every)).To(Succeed())
+		Expect(every.Spec.RequestsPerSecond).To(HaveValue(BeEquivalentTo(10)), "--qps's default")
+		Expect(every.Spec.Burst).To(HaveValue(BeEquivalentTo(20)), "--burst's default")
+		Expect(every.Spec.RemovalBudget).NotTo(BeNil())
+		Expect(every.Spec.RemovalBudget.PerHour).To(HaveValue(BeEquivalentTo(25)), "--removal-budget's default")
+		Expect(every.Spec.DefaultDeletionPolicy).To(Equal(v1alpha1.DeletionPolicyDelete), "--default-deletion-policy's default")
 
 		c := &v1alpha1.ClusterCipherscaleTenant{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: "valid-" + ns}, c)).To(Succeed())
