@@ -140,6 +140,12 @@ func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *ten
 	if key.Kind == tenant.KindCluster && r.ReadOnlyClusterTenants {
 		ready = r.Tenants.Ready(key)
 	}
+	if !ok && ready {
+		// Ready, but not loaded by this process yet (it has just started): the tenant's
+		// reconciler loads it in a moment, with no change to the object that would wake this
+		// one, so this is retried rather than refused.
+		return nil, key, "", fmt.Errorf("%s %q is not loaded yet", key.Kind, key.Name)
+	}
 	if !ok || (obj.GetDeletionTimestamp().IsZero() && !ready) {
 		return nil, key, fmt.Sprintf("%s %q is not ready yet: see its status", key.Kind, key.Name), nil
 	}

@@ -47,6 +47,9 @@ var _ = Describe("mass deletion on a tenant object", func() {
 				APIKeySecretRef: iamv1alpha1.SecretKeyReference{Name: "key"},
 				TenantSettings: iamv1alpha1.TenantSettings{URL: tenantSim.URL,
 					RemovalBudget: &iamv1alpha1.RemovalBudgetSpec{PerHour: &budget},
+					// The rate the manager's --qps and --burst gave every tenant before they became
+					// tenant fields.
+					RequestsPerSecond: ptr(int32(1000)), Burst: ptr(int32(200)),
 					// Far longer than the spec: the tenant's status can follow the removals only
 					// because its reconciler is woken when they start or stop waiting.
 					ResyncInterval: &metav1.Duration{Duration: 10 * time.Minute}},
