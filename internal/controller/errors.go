@@ -66,7 +66,7 @@ func classify(err error) verdict {
 	case cipherscale.RouteOf(err) == cipherscale.RouteListUsers && (cipherscale.IsNotFound(err) || cipherscale.IsBadRequest(err)):
 		// The list takes no input from the spec: the URL does not point at the API, or the API is broken.
 		return verdict{reason: iamv1alpha1.ReasonAPIUnavailable, retry: true,
-			message: "The Cipherscale API refused to list the tenant's users: check that --api-url points at the Cipherscale API: " + err.Error()}
+			message: "The Cipherscale API refused to list the tenant's users: check that the tenant's spec.url points at the Cipherscale API: " + err.Error()}
 	case cipherscale.IsNotFound(err):
 		return verdict{stalled: true, reason: iamv1alpha1.ReasonInvalidReference,
 			message: "The tenant has no role or group with an id the spec names: " + err.Error()}

@@ -30,9 +30,9 @@ func TestClassify(t *testing.T) {
 		inMsg   string
 	}{
 		{"404 of the list: the URL is wrong", apiErr(404, cipherscale.RouteListUsers),
-			iamv1alpha1.ReasonAPIUnavailable, false, true, "--api-url"},
+			iamv1alpha1.ReasonAPIUnavailable, false, true, "spec.url"},
 		{"400 of the list: the URL or the API is wrong", apiErr(400, cipherscale.RouteListUsers),
-			iamv1alpha1.ReasonAPIUnavailable, false, true, "--api-url"},
+			iamv1alpha1.ReasonAPIUnavailable, false, true, "spec.url"},
 		{"404 of a role patch: the spec names an unknown role", apiErr(404, cipherscale.RoutePatchRoles),
 			iamv1alpha1.ReasonInvalidReference, true, false, "no role or group"},
 		{"400 of a create: the API refused the spec", apiErr(400, cipherscale.RouteCreateUsers),
