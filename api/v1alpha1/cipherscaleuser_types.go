@@ -64,7 +64,7 @@ type CipherscaleUserSpec struct {
 
 	// deletionPolicy says what deleting this object does in the tenant: Delete removes the
 	// user, Deactivate deactivates them, Orphan leaves them untouched. Empty: the operator's
-	// default (flag --default-deletion-policy, Delete unless set).
+	// tenant's spec.defaultDeletionPolicy (Delete unless set).
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 

@@ -56,7 +56,7 @@ var _ = Describe("mass deletion on a tenant object", func() {
 			},
 		}
 		Expect(k8s.Create(ctx, tn)).To(Succeed())
-		// The manager's own budget (--removal-budget 25) is not the tenant's: the tenant's spec is.
+		// The default tenant's budget (25 an hour) is not this tenant's: its own spec is.
 		cfg := managerConfig{name: "manager", apiURL: defaultSim.URL, namespaces: []string{ns},
 			tenant: rate(1000, 200)}
 		m := startManager(cfg)

@@ -24,7 +24,7 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 )
 
-// resync is the manager's --resync-interval in every test: short, so that drift and recovery
+// resync is the default tenant's spec.resyncInterval in every test: short, so that drift and recovery
 // are seen within seconds.
 const resync = 2 * time.Second
 
