@@ -74,7 +74,9 @@ type MemberStatus struct {
 	// +optional
 	UserID string `json:"userId,omitempty"`
 	// state: Member, WaitingForUser (the CipherscaleUser is missing or not created in the
-	// tenant yet) or UserNotFound (no tenant user has this email).
+	// tenant yet), UserNotFound (no tenant user has this email), OwnerProtected (the tenant
+	// owner, never added) or NotAllowed (a user another namespace manages, or a person this
+	// namespace may not adopt: nothing is written for it).
 	State MemberState `json:"state"`
 }
 

@@ -68,8 +68,9 @@ const (
 	// ReasonAdoptionNotAllowed: the tenant already has a user with the email that the operator
 	// did not create for the object, and the object's namespace may not adopt users.
 	ReasonAdoptionNotAllowed = "AdoptionNotAllowed"
-	// ReasonNotAllowed: the object asks for a privileged role or an Authoritative membership,
-	// which its namespace may not.
+	// ReasonNotAllowed: the object asks for a privileged role, a privileged group, an
+	// Authoritative membership or a member another namespace manages, which its namespace may
+	// not.
 	ReasonNotAllowed = "NotAllowed"
 	// EventInvitationDeferred: an invitation was not sent because the user had the most
 	// invitations a day allows; the event says until when.
@@ -77,6 +78,10 @@ const (
 	// MemberStateOwnerProtected: the member is the tenant owner, whose groups the operator
 	// never changes.
 	MemberStateOwnerProtected MemberState = "OwnerProtected"
+	// MemberStateNotAllowed: the membership may not act on the member: a user another
+	// namespace manages, or a person its namespace may not adopt. Nothing is written for it,
+	// and nothing of that user is read into the status.
+	MemberStateNotAllowed MemberState = "NotAllowed"
 )
 
 // Event reasons.

@@ -149,8 +149,8 @@ type AdoptionSpec struct {
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 
-// PrivilegedSpec says which roles are privileged, and from which namespaces they (and
-// Authoritative memberships) may be granted.
+// PrivilegedSpec says which roles and groups are privileged, and from which namespaces they
+// (and Authoritative memberships) may be granted.
 type PrivilegedSpec struct {
 	// namespaceSelector selects the namespaces that may grant privileged roles and declare
 	// Authoritative memberships. Omitted: none may.
@@ -161,6 +161,16 @@ type PrivilegedSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
 	Roles []ID `json:"roles,omitempty"`
+	// groups are the UUIDs of the privileged groups: a CipherscaleUser's spec.groups or a
+	// membership's groupId that names one needs a namespace namespaceSelector selects. Omitted:
+	// a group is privileged when the roles its members inherit through it include a privileged
+	// role, and when the operator cannot tell (a group with no member, or whose members inherit
+	// privileged roles through other groups too). A list, even empty: exactly these groups.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y.lowerAscii() == x.lowerAscii()))",message="spec.privileged.groups must not repeat an id"
+	Groups *[]ID `json:"groups,omitempty"`
 }
 
 // TenantSettings are the settings both tenant kinds share.

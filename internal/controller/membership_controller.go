@@ -99,10 +99,22 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	gen := obj.Generation
 	groupID := plan.NormalizeID(obj.Spec.GroupID)
-	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey}
+	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey, api: r.Tenant}
 
 	if obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace) {
 		return r.stall(obj, iamv1alpha1.ReasonNotAllowed, authoritativeRefusedMessage(r.tenantKey, obj.Namespace)), nil
+	}
+	// A privileged group needs a privileged namespace, as a privileged role does: refused
+	// before anything is written or read into the status.
+	if !r.Trust.Privileged.Allows(obj.Namespace) {
+		privileged, err := w.privilegedGroup(ctx, groupID)
+		if err != nil {
+			return r.fail(obj, err)
+		}
+		if privileged {
+			obj.Status.Members, obj.Status.MemberCount = nil, 0
+			return r.stall(obj, iamv1alpha1.ReasonNotAllowed, privilegedGroupRefusedMessage(r.tenantKey, obj.Namespace, "This membership's group")), nil
+		}
 	}
 	winner, err := r.conflictWinner(ctx, obj)
 	if err != nil {
@@ -123,7 +135,11 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	// A member whose email has a CipherscaleUser is that user's reconciler's to write: this
 	// membership only reads its state. The others (email members no CipherscaleUser manages)
-	// are this membership's to write.
+	// are this membership's to write. Either only when the membership may act on that person
+	// (plan.TrustPolicy.MayActOnMember): a user another namespace manages, or a person this
+	// namespace may not adopt, is left alone, and nothing of them is read.
+	refused := make([]bool, len(members))
+	var refusedManaged, refusedUndeclared int
 	for i := range members {
 		m := &members[i]
 		if m.user == nil && m.email != "" {
@@ -131,16 +147,28 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 				return ctrl.Result{}, err
 			}
 		}
-	}
-	var emails []string
-	for _, m := range members {
-		if m.user == nil && m.email != "" {
-			emails = append(emails, m.email)
+		managedIn := ""
+		switch {
+		case m.spec.UserRef != nil:
+			managedIn = obj.Namespace
+		case m.user != nil:
+			managedIn = m.user.Namespace
+		}
+		if m.email == "" || r.Trust.MayActOnMember(plan.MemberFacts{Namespace: obj.Namespace, TenantUsable: true, ManagedIn: managedIn}) {
+			continue
+		}
+		refused[i] = true
+		if managedIn != "" {
+			refusedManaged++
+		} else {
+			refusedUndeclared++
 		}
 	}
-	if len(emails) > 0 && !r.Trust.MayAdopt(obj.Namespace) {
-		// Those members are people the operator did not create for this namespace.
-		return r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, emailMembersRefusedMessage(r.tenantKey, obj.Namespace, len(emails))), nil
+	var emails []string
+	for i, m := range members {
+		if m.user == nil && m.email != "" && !refused[i] {
+			emails = append(emails, m.email)
+		}
 	}
 	live, err := r.Tenant.LookupMany(ctx, emails)
 	if err != nil {
@@ -163,7 +191,11 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	statuses := make([]iamv1alpha1.MemberStatus, 0, len(members))
 	declared := map[string]bool{}
 	var added, removed, blocked int
-	for _, m := range members {
+	for i, m := range members {
+		if refused[i] {
+			statuses = append(statuses, iamv1alpha1.MemberStatus{Email: m.email, State: iamv1alpha1.MemberStateNotAllowed})
+			continue
+		}
 		st := iamv1alpha1.MemberStatus{Email: m.email, UserID: knownID(obj, m)}
 		if m.spec.UserRef != nil {
 			st.UserRef = m.spec.UserRef.Name
@@ -266,6 +298,10 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	obj.Status.LastSyncTime = timePtr(readAt)
 	obj.Status.ObservedGeneration = gen
 	switch {
+	case refusedManaged > 0:
+		r.stall(obj, iamv1alpha1.ReasonNotAllowed, managedMembersRefusedMessage(r.tenantKey, obj.Namespace, refusedManaged, refusedUndeclared))
+	case refusedUndeclared > 0:
+		r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, emailMembersRefusedMessage(r.tenantKey, obj.Namespace, refusedUndeclared))
 	case counts[iamv1alpha1.MemberStateUserNotFound] > 0:
 		r.stall(obj, iamv1alpha1.ReasonUserNotFound, fmt.Sprintf(
 			"%d members have no user in the tenant (see status.members); the other members are in the group", counts[iamv1alpha1.MemberStateUserNotFound]))
@@ -398,10 +434,18 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	// An Authoritative membership its namespace may not have declared nothing: it releases nothing.
+	// An Authoritative membership its namespace may not have, or one of a privileged group its
+	// namespace may not manage, declared nothing: it releases nothing.
+	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey, api: r.Tenant}
 	refused := obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace)
+	if !refused && obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil && !r.Trust.Privileged.Allows(obj.Namespace) {
+		privileged, err := w.privilegedGroup(ctx, obj.Spec.GroupID)
+		if err != nil {
+			return r.failDeleting(obj, err)
+		}
+		refused = privileged
+	}
 	if obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil && !refused {
-		w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey}
 		groupID := plan.NormalizeID(obj.Spec.GroupID)
 		members, err := w.resolveMembers(ctx, obj)
 		if err != nil {
@@ -409,15 +453,30 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 		}
 		removed := 0
 		for _, m := range members {
+			// Only the members it may act on: never a user another namespace manages, nor a
+			// person its namespace may not adopt.
+			managedIn := ""
+			switch {
+			case m.spec.UserRef != nil:
+				managedIn = obj.Namespace
+			case m.email != "":
+				owner, err := w.emailOwner(ctx, m.email)
+				if err != nil {
+					return ctrl.Result{}, err
+				}
+				if owner != nil {
+					managedIn = owner.Namespace
+				}
+			}
+			if !r.Trust.MayActOnMember(plan.MemberFacts{Namespace: obj.Namespace, TenantUsable: true, ManagedIn: managedIn}) {
+				continue
+			}
 			// The member's user by id: its CipherscaleUser's record, else the id this
 			// membership recorded in status.members (the CipherscaleUser may be gone), else the
 			// email in the snapshot.
 			id := knownID(obj, m)
 			if m.user != nil && recordedID(m.user) != "" {
 				id = recordedID(m.user)
-			}
-			if id == "" && m.email != "" && !r.Trust.MayAdopt(obj.Namespace) {
-				continue // this membership was refused the members no CipherscaleUser manages
 			}
 			if id == "" && m.email != "" {
 				u, err := r.Tenant.Lookup(ctx, m.email)

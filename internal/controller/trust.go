@@ -82,6 +82,33 @@ func (r *UserReconciler) refusedRoles(ctx context.Context, obj *iamv1alpha1.Ciph
 		strings.Join(refused, ", "), obj.Namespace, privilegedSource(r.tenantKey, true)), nil
 }
 
+// refusedGroups checks spec.groups, and the groups the membership rule would take the user out
+// of (removed), against the privileged groups. It returns the message of a refusal, "" when
+// allowed.
+func (r *UserReconciler) refusedGroups(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, removed []string) (string, error) {
+	if (obj.Spec.Groups == nil && len(removed) == 0) || r.Trust.Privileged.Allows(obj.Namespace) {
+		return "", nil
+	}
+	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey, api: r.Tenant}
+	var ids []string
+	if obj.Spec.Groups != nil {
+		ids = append(ids, *obj.Spec.Groups...)
+	}
+	privileged := map[string]bool{}
+	for _, id := range plan.SortedSet(append(ids, removed...)) {
+		p, err := w.privilegedGroup(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		privileged[id] = p
+	}
+	refused := r.Trust.RefusedGroups(obj.Namespace, obj.Spec.Groups, removed, func(id string) bool { return privileged[plan.NormalizeID(id)] })
+	if len(refused) == 0 {
+		return "", nil
+	}
+	return privilegedGroupRefusedMessage(r.tenantKey, obj.Namespace, "spec.groups puts the user in, or takes them out of, the groups "+strings.Join(refused, ", ")+": each"), nil
+}
+
 // authoritativeRefusedMessage says why an Authoritative membership does nothing.
 func authoritativeRefusedMessage(key tenant.Key, ns string) string {
 	return fmt.Sprintf("An Authoritative membership removes members nothing declares, and namespace %s may not have Authoritative memberships (allowed by %s); set policy Additive, or ask for the namespace to be allowed; nothing was written", ns, privilegedSource(key, false))
@@ -98,8 +125,25 @@ func (r *UserReconciler) keptSends() int {
 	return r.MaxInvitationsPerDay
 }
 
-// emailMembersRefusedMessage says why a membership whose email members no CipherscaleUser
-// manages does nothing.
+// emailMembersRefusedMessage says why a membership leaves alone its n email members that no
+// CipherscaleUser manages.
 func emailMembersRefusedMessage(key tenant.Key, ns string, n int) string {
-	return fmt.Sprintf("%d email members have no CipherscaleUser: they are tenant users the operator did not create for this namespace, and namespace %s may not adopt users (allowed by %s); declare them with CipherscaleUsers, or ask for the namespace to be allowed; nothing was written", n, ns, adoptionSource(key))
+	return fmt.Sprintf("%d email members have no CipherscaleUser: they are tenant users the operator did not create for this namespace, and namespace %s may not adopt users (allowed by %s); declare them with CipherscaleUsers, or ask for the namespace to be allowed; nothing is written for them (see status.members)", n, ns, adoptionSource(key))
+}
+
+// managedMembersRefusedMessage says why a membership leaves alone its n members that another
+// namespace's CipherscaleUser manages (and its undeclared members that it may not adopt). It
+// names neither those objects nor their namespaces.
+func managedMembersRefusedMessage(key tenant.Key, ns string, n, undeclared int) string {
+	msg := fmt.Sprintf("%d members are users that a CipherscaleUser of another namespace manages, and namespace %s may not change their groups (allowed by %s)", n, ns, privilegedSource(key, false))
+	if undeclared > 0 {
+		msg += fmt.Sprintf("; %d email members have no CipherscaleUser, and namespace %s may not adopt users (allowed by %s)", undeclared, ns, adoptionSource(key))
+	}
+	return msg + "; name this namespace's own CipherscaleUsers, or ask for the namespace to be allowed; nothing is written for them (see status.members)"
+}
+
+// privilegedGroupRefusedMessage says why an object of the namespace does nothing with a
+// privileged group; what names the group or groups.
+func privilegedGroupRefusedMessage(key tenant.Key, ns, what string) string {
+	return fmt.Sprintf("%s is privileged, which namespace %s may not manage (allowed by %s; privileged groups are the tenant's spec.privileged.groups, by default those whose members inherit a privileged role through them, and those the operator cannot tell, such as a group without members); nothing was written", what, ns, privilegedSource(key, false))
 }

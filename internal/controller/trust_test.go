@@ -255,8 +255,12 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 		Eventually(conditionOf(u, iamv1alpha1.ConditionReady), 20*time.Second, 100*time.Millisecond).
 			Should(haveCondition(u, metav1.ConditionTrue, iamv1alpha1.ReasonOwnerProtected))
 
-		// Nor does a membership take the owner out of a group, or deleting the object.
+		// Nor does a membership take the owner out of a group, or deleting the object. The group
+		// has a member, whose inherited roles show it carries no privileged role: a group whose
+		// roles cannot be told is privileged, and the membership would be NotAllowed.
 		other := seedGroup("other")
+		_, err = sim.AddUser(simulator.UserSeed{Email: email("other-member"), Status: cipherscale.StatusActive, Groups: []string{other}})
+		Expect(err).NotTo(HaveOccurred())
 		m := &iamv1alpha1.CipherscaleGroupMembership{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "owner-into-other"},
 			Spec:       iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: other, Members: []iamv1alpha1.Member{{Email: owner.Email}}},
@@ -368,6 +372,73 @@ var _ = Describe("Trust boundaries: memberships", func() {
 		Expect(mallory.Delete(ctx, m)).To(Succeed())
 		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(m), m)) }, 20*time.Second).Should(BeTrue())
 		expectNoWrite(before, victim, stranger)
+	})
+})
+
+var _ = Describe("Trust boundaries: memberships and groups (issue 21, attacks 2 and 3)", func() {
+	// seedMemberedGroup is a group with one member, so that the roles it carries can be told.
+	seedMemberedGroup := func(name string, roles ...string) string {
+		g := seedGroup(name, roles...)
+		_, err := sim.AddUser(simulator.UserSeed{Email: email(name + "-member"), Status: cipherscale.StatusActive, Groups: []string{g}})
+		Expect(err).NotTo(HaveOccurred())
+		return g
+	}
+
+	It("a membership of another namespace naming by email a user a trusted namespace manages: the user's reconciler does not add the pair", func() {
+		platform := newNamespace()
+		victim := newUser(platform, "victim", email("victim"))
+		expectReady(victim)
+		ns := newPrefixedNamespace(adoptingPrefix) // may adopt, not privileged
+		mallory := attacker(ns)
+		group := seedMemberedGroup("eng")
+		victimUser := tenantUser(victim.Spec.Email)
+		before := settledWrites()
+
+		m := &iamv1alpha1.CipherscaleGroupMembership{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "steal"},
+			Spec:       iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: group, Members: []iamv1alpha1.Member{{Email: victim.Spec.Email}}},
+		}
+		Expect(mallory.Create(ctx, m)).To(Succeed())
+		expectStalled(m, iamv1alpha1.ReasonNotAllowed)
+		// The status says which member, and reads nothing of that user.
+		Eventually(func() []iamv1alpha1.MemberStatus {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(m), m)).To(Succeed())
+			return m.Status.Members
+		}, 20*time.Second, 100*time.Millisecond).Should(Equal([]iamv1alpha1.MemberStatus{
+			{Email: normalize(victim.Spec.Email), State: iamv1alpha1.MemberStateNotAllowed}}))
+		expectNoWrite(before, victimUser)
+	})
+
+	It("refuses a privileged group to a namespace that may not manage it, in a CipherscaleUser and in a membership", func() {
+		ns := newPrefixedNamespace(adoptingPrefix)
+		mallory := attacker(ns)
+		admins := seedMemberedGroup("admins", adminRole())
+		mail := email("wants-admin")
+		before := settledWrites()
+
+		u := &iamv1alpha1.CipherscaleUser{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "wants-admin"},
+			Spec:       iamv1alpha1.CipherscaleUserSpec{Email: mail, Groups: ids(admins)},
+		}
+		Expect(mallory.Create(ctx, u)).To(Succeed())
+		expectStalled(u, iamv1alpha1.ReasonNotAllowed)
+		Expect(conditionOf(u, iamv1alpha1.ConditionReady)().Message).To(ContainSubstring(plan.NormalizeID(admins)))
+		Consistently(func() int { return usersWithEmail(mail) }, resync).Should(BeZero())
+		expectNoWrite(before, cipherscale.User{Email: mail})
+
+		// Created without it; a membership of the group naming it by reference is refused.
+		update(u, func() { u.Spec.Groups = nil })
+		expectReady(u)
+		created := tenantUser(mail)
+		before = settledWrites()
+		m := &iamv1alpha1.CipherscaleGroupMembership{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "self-admin"},
+			Spec: iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: admins,
+				Members: []iamv1alpha1.Member{{UserRef: &iamv1alpha1.UserReference{Name: "wants-admin"}}}},
+		}
+		Expect(mallory.Create(ctx, m)).To(Succeed())
+		expectStalled(m, iamv1alpha1.ReasonNotAllowed)
+		expectNoWrite(before, created)
 	})
 })
 

@@ -126,7 +126,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	gen := obj.Generation
 	conds := &obj.Status.Conditions
 
-	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey}
+	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey, api: r.Tenant}
 	owner, err := w.emailOwner(ctx, obj.Spec.Email)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -141,6 +141,13 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	// Privileged roles asked of a namespace that may not grant them: refused before any write,
 	// the create included.
 	if msg, err := r.refusedRoles(ctx, obj, nil); err != nil || msg != "" {
+		if err != nil {
+			return r.fail(obj, err)
+		}
+		return r.stall(obj, iamv1alpha1.ReasonNotAllowed, msg, jitter(r.ResyncInterval)), nil
+	}
+	// Privileged groups likewise (the create sends spec.groups).
+	if msg, err := r.refusedGroups(ctx, obj, nil); err != nil || msg != "" {
 		if err != nil {
 			return r.fail(obj, err)
 		}
@@ -179,6 +186,15 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	add, remove, err := w.userGroupChanges(ctx, obj, live)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if !live.IsOwner {
+		// Privileged groups the membership rule would take the user out of.
+		if msg, err := r.refusedGroups(ctx, obj, remove); err != nil || msg != "" {
+			if err != nil {
+				return r.fail(obj, err)
+			}
+			return r.stall(obj, iamv1alpha1.ReasonNotAllowed, msg, jitter(r.ResyncInterval)), nil
+		}
 	}
 	p := plan.PlanUser(&obj.Spec, live, add, remove)
 	logger.V(1).Info("Planned", "plan", p.String())

@@ -23,6 +23,79 @@ type world struct {
 	// tenant is the tenant whose objects count: the same email or group in another tenant is
 	// another person or group.
 	tenant tenant.Key
+	// api is that tenant, read to tell whether a group is privileged (privilegedGroup); nil:
+	// every group is, unless the trust policy lists the privileged groups.
+	api *tenant.Tenant
+}
+
+// tenantUsable reports whether objects of the namespace may use the world's tenant: a
+// ClusterCipherscaleTenant only from the namespaces its namespaceSelector selects (the rule of
+// TenantResolver.Resolve); a CipherscaleTenant's key holds its own namespace. An object that may
+// not use its tenant is InvalidTenant and declares nothing.
+func (w world) tenantUsable(ctx context.Context, namespace string) (bool, error) {
+	if w.tenant.Kind != tenant.KindCluster {
+		return true, nil
+	}
+	t := &iamv1alpha1.ClusterCipherscaleTenant{}
+	if err := w.kube.Get(ctx, client.ObjectKey{Name: w.tenant.Name}, t); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("reading %s: %w", w.tenant, err)
+	}
+	ok, _, err := (&TenantResolver{Kube: w.kube}).selects(ctx, t.Spec.NamespaceSelector, namespace)
+	return ok, err
+}
+
+// privilegedGroup reports whether a group of the world's tenant is privileged
+// (plan.TrustPolicy.PrivilegedGroup), reading what a member of it inherits when the policy
+// does not list the privileged groups.
+func (w world) privilegedGroup(ctx context.Context, groupID string) (bool, error) {
+	if w.trust.PrivilegedGroups != nil || w.api == nil {
+		return w.trust.PrivilegedGroup(groupID, nil, nil), nil
+	}
+	inherited, err := w.api.GroupInheritedRoles(ctx, groupID)
+	if err != nil {
+		return true, err
+	}
+	// The answer carries each role's type; the snapshot's types (a walk of every user) are
+	// read only for a role that came without one.
+	var types map[string]cipherscale.RoleType
+	for _, roles := range inherited {
+		for _, r := range roles {
+			if r.Type == "" && types == nil {
+				if types, err = w.api.RoleTypes(ctx); err != nil {
+					return true, err
+				}
+			}
+		}
+	}
+	return w.trust.PrivilegedGroup(groupID, inherited, types), nil
+}
+
+// memberFacts gathers what decides whether a membership may act on a member (plan.MemberFacts):
+// managedIn is the namespace of the CipherscaleUser that manages the member's email, "" when
+// none does. A privileged namespace is never asked about the group: it may act on any.
+func (w world) memberFacts(ctx context.Context, m *iamv1alpha1.CipherscaleGroupMembership, managedIn string) (plan.MemberFacts, error) {
+	f := plan.MemberFacts{Namespace: m.Namespace, ManagedIn: managedIn}
+	var err error
+	if f.TenantUsable, err = w.tenantUsable(ctx, m.Namespace); err != nil || !f.TenantUsable {
+		return f, err
+	}
+	if !w.trust.Privileged.Allows(m.Namespace) {
+		f.PrivilegedGroup, err = w.privilegedGroup(ctx, m.Spec.GroupID)
+	}
+	return f, err
+}
+
+// mayActOn reports whether a membership may act on the member whose email managedIn's
+// CipherscaleUser manages (see memberFacts).
+func (w world) mayActOn(ctx context.Context, m *iamv1alpha1.CipherscaleGroupMembership, managedIn string) (bool, error) {
+	f, err := w.memberFacts(ctx, m, managedIn)
+	if err != nil {
+		return false, err
+	}
+	return w.trust.MayActOnMember(f), nil
 }
 
 func userSource(u *iamv1alpha1.CipherscaleUser) plan.Source {
@@ -63,6 +136,17 @@ func (w world) groupMemberships(ctx context.Context, groupID string) (counting [
 		return nil, nil, fmt.Errorf("listing CipherscaleGroupMemberships by group: %w", err)
 	}
 	owner := authoritativeOwner(list.Items, w.trust)
+	if owner != nil {
+		// One whose namespace may not use the tenant (InvalidTenant) owns no scope: nobody
+		// is removed for it.
+		usable, err := w.tenantUsable(ctx, owner.Namespace)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !usable {
+			owner = nil
+		}
+	}
 	for i := range list.Items {
 		m := &list.Items[i]
 		if !m.DeletionTimestamp.IsZero() {
@@ -173,6 +257,12 @@ func (w world) pairFacts(ctx context.Context, email, groupID string, present boo
 	if err != nil {
 		return f, err
 	}
+	// The namespace that manages the person: a membership of another namespace declares the
+	// pair only when it may act on that person (plan.TrustPolicy.MayActOnMember).
+	managedIn := ""
+	if owner != nil {
+		managedIn = owner.Namespace
+	}
 	if owner != nil && !owner.DeletionTimestamp.IsZero() {
 		owner = nil
 	}
@@ -198,6 +288,11 @@ func (w world) pairFacts(ctx context.Context, email, groupID string, present boo
 		ok, err := w.declares(ctx, m, email, owner)
 		if err != nil {
 			return f, err
+		}
+		if ok {
+			if ok, err = w.mayActOn(ctx, m, managedIn); err != nil {
+				return f, err
+			}
 		}
 		if ok {
 			f.DeclaredBy = append(f.DeclaredBy, membershipSource(m))

@@ -55,6 +55,9 @@ type TrustPolicy struct {
 	// PrivilegedRoles are the ids of the privileged roles. nil: every role of type OWNER or
 	// ADMIN, and every role whose type the operator cannot see.
 	PrivilegedRoles []string
+	// PrivilegedGroups are the ids of the privileged groups. nil: a group is privileged unless
+	// the roles its members inherit show that it carries no privileged role (PrivilegedGroup).
+	PrivilegedGroups []string
 }
 
 // AllowAll is the policy of a tenant that trusts every namespace.
@@ -130,6 +133,113 @@ func (p TrustPolicy) RefusedRoles(namespace string, spec *[]string, held []ciphe
 	return refused
 }
 
+// PrivilegedGroup reports whether a group is privileged: a CipherscaleUser's spec.groups or a
+// membership's groupId naming it needs a privileged namespace. When PrivilegedGroups is set,
+// exactly the groups it lists are. Otherwise the API is the witness: it has no list of a
+// group's roles, but GET /tenants/users/{id}/roles?groupsOnly=true tells the roles a user
+// inherits through all of their groups. inherited holds such answers, one per member of the
+// group that was read; types the role types the operator knows (by normalized id). A group is
+// not privileged only when some member's inherited roles hold no privileged role: the group's
+// roles are among them. A group no member was read of, or whose members all inherit a
+// privileged role (through it or another of their groups: the answer does not say which), is
+// privileged: what cannot be told is privileged, as for roles.
+func (p TrustPolicy) PrivilegedGroup(groupID string, inherited [][]cipherscale.Role, types map[string]cipherscale.RoleType) bool {
+	id := NormalizeID(groupID)
+	if p.PrivilegedGroups != nil {
+		for _, g := range p.PrivilegedGroups {
+			if NormalizeID(g) == id {
+				return true
+			}
+		}
+		return false
+	}
+	for _, roles := range inherited {
+		known := map[string]cipherscale.RoleType{}
+		for k, v := range types {
+			known[k] = v
+		}
+		for _, r := range roles {
+			if r.Type != "" {
+				known[NormalizeID(r.ID)] = r.Type
+			}
+		}
+		privileged := false
+		for _, r := range roles {
+			if p.PrivilegedRole(r.ID, known) {
+				privileged = true
+				break
+			}
+		}
+		if !privileged {
+			return false
+		}
+	}
+	return true
+}
+
+// RefusedGroups returns the privileged groups an object of the namespace may not manage: those
+// spec.groups names (nil when the object does not manage groups), and those the membership rule
+// would take the user out of (removed). privileged says whether a group is privileged
+// (PrivilegedGroup). Sorted, normalized; nil when the namespace is privileged or none is refused.
+func (p TrustPolicy) RefusedGroups(namespace string, spec *[]string, removed []string, privileged func(groupID string) bool) []string {
+	if p.Privileged.Allows(namespace) {
+		return nil
+	}
+	var named []string
+	if spec != nil {
+		named = append(named, *spec...)
+	}
+	var refused []string
+	for _, id := range SortedSet(append(named, removed...)) {
+		if privileged(id) {
+			refused = append(refused, NormalizeID(id))
+		}
+	}
+	refused = SortedSet(refused)
+	if len(refused) == 0 {
+		return nil
+	}
+	return refused
+}
+
+// MemberFacts are what decides whether a membership may act on one of its members.
+type MemberFacts struct {
+	// Namespace is the membership's namespace.
+	Namespace string
+	// TenantUsable: the namespace may use the tenant the membership names (its reference is
+	// not InvalidTenant).
+	TenantUsable bool
+	// PrivilegedGroup: the membership's group is privileged (PrivilegedGroup).
+	PrivilegedGroup bool
+	// ManagedIn is the namespace of the CipherscaleUser that manages the member's email (a
+	// userRef names one of the membership's own namespace); "" when no CipherscaleUser does.
+	ManagedIn string
+}
+
+// MayActOnMember is the rule of memberships, the same as that of CipherscaleUsers: a
+// membership puts a person in its group (or takes them out) only through a tenant its
+// namespace may use, for a privileged group only from a privileged namespace, and then only a
+// person its own namespace manages (a CipherscaleUser of that namespace, by userRef or by
+// email), an undeclared person (no CipherscaleUser) from a namespace that may adopt, or anyone
+// from a privileged namespace. A user another namespace manages is never acted on from
+// anywhere else. What a membership may not act on it does not declare: no reconciler writes
+// that pair for it.
+func (p TrustPolicy) MayActOnMember(f MemberFacts) bool {
+	privileged := p.Privileged.Allows(f.Namespace)
+	switch {
+	case !f.TenantUsable:
+		return false
+	case f.PrivilegedGroup && !privileged:
+		return false
+	case privileged:
+		return true
+	case f.ManagedIn != "":
+		return f.ManagedIn == f.Namespace
+	default:
+		return p.MayAdopt(f.Namespace)
+	}
+}
+
 // CreationSkew is how much earlier than its CipherscaleUser a tenant user may have been created
 // and still be taken as created for it: the clocks of the API and of the cluster differ.
 const CreationSkew = 5 * time.Minute
@@ -190,11 +300,16 @@ type NamespaceLabels func(namespace string) map[string]string
 //     not select it. No other namespace may do either.
 //
 // In both, spec.privileged.roles lists the privileged roles (omitted or empty: the OWNER and
-// ADMIN roles and those whose type cannot be seen). A selector that is not valid selects nothing.
+// ADMIN roles and those whose type cannot be seen), and spec.privileged.groups the privileged
+// groups (omitted: those that carry a privileged role, or whose roles cannot be told; a list,
+// even empty: exactly those). A selector that is not valid selects nothing.
 func TenantTrust(kind iamv1alpha1.TenantKind, tenantNamespace string, adoption *iamv1alpha1.AdoptionSpec, privileged *iamv1alpha1.PrivilegedSpec, labelsOf NamespaceLabels) TrustPolicy {
 	var p TrustPolicy
 	if privileged != nil && len(privileged.Roles) > 0 {
 		p.PrivilegedRoles = append([]string(nil), privileged.Roles...)
+	}
+	if privileged != nil && privileged.Groups != nil {
+		p.PrivilegedGroups = append([]string{}, *privileged.Groups...)
 	}
 	switch kind {
 	case iamv1alpha1.KindClusterCipherscaleTenant:

@@ -228,6 +228,7 @@ func TestTenantTrust(t *testing.T) {
 		adopt      []string // the namespaces that may adopt; every other of all may not
 		priv       []string // the namespaces that are privileged
 		roles      []string
+		groups     []string
 	}{
 		{name: "cluster, nothing given: no namespace may do either", kind: iamv1alpha1.KindClusterCipherscaleTenant},
 		{name: "cluster, empty specs: still none", kind: iamv1alpha1.KindClusterCipherscaleTenant,
@@ -256,6 +257,14 @@ func TestTenantTrust(t *testing.T) {
 		{name: "namespaced, privileged without a selector: none", kind: iamv1alpha1.KindCipherscaleTenant, tenantNS: "team-a",
 			privileged: &iamv1alpha1.PrivilegedSpec{Roles: []iamv1alpha1.ID{"r-9"}},
 			adopt:      []string{"team-a"}, roles: []string{"r-9"}},
+		{name: "cluster, privileged groups listed", kind: iamv1alpha1.KindClusterCipherscaleTenant,
+			privileged: &iamv1alpha1.PrivilegedSpec{NamespaceSelector: adminSel, Groups: &[]iamv1alpha1.ID{"G-1"}},
+			priv:       []string{"team-a", "platform"}, groups: []string{"G-1"}},
+		{name: "cluster, privileged groups an empty list: none privileged (not omitted)", kind: iamv1alpha1.KindClusterCipherscaleTenant,
+			privileged: &iamv1alpha1.PrivilegedSpec{Groups: &[]iamv1alpha1.ID{}}, groups: []string{}},
+		{name: "namespaced, privileged groups listed", kind: iamv1alpha1.KindCipherscaleTenant, tenantNS: "team-c",
+			privileged: &iamv1alpha1.PrivilegedSpec{Groups: &[]iamv1alpha1.ID{"g-2"}},
+			adopt:      []string{"team-c"}, groups: []string{"g-2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,6 +288,138 @@ func TestTenantTrust(t *testing.T) {
 			if diff := cmp.Diff(tt.roles, p.PrivilegedRoles); diff != "" {
 				t.Errorf("PrivilegedRoles (-want +got):\n%s", diff)
 			}
+			if diff := cmp.Diff(tt.groups, p.PrivilegedGroups); diff != "" {
+				t.Errorf("PrivilegedGroups (-want +got):\n%s", diff)
+			}
 		})
+	}
+}
+
+func TestPrivilegedGroup(t *testing.T) {
+	const (
+		admin   = "aaaaaaaa-0000-4000-8000-000000000001"
+		support = "aaaaaaaa-0000-4000-8000-000000000003"
+		untyped = "aaaaaaaa-0000-4000-8000-000000000004"
+		group   = "BBBBBBBB-0000-4000-8000-000000000001"
+		other   = "bbbbbbbb-0000-4000-8000-000000000002"
+	)
+	role := func(id string, typ cipherscale.RoleType) cipherscale.Role { return cipherscale.Role{ID: id, Type: typ} }
+	adminRole, supportRole := role(admin, cipherscale.RoleTypeAdmin), role(support, cipherscale.RoleTypeSupport)
+	tests := []struct {
+		name      string
+		policy    plan.TrustPolicy
+		inherited [][]cipherscale.Role
+		types     map[string]cipherscale.RoleType
+		want      bool
+	}{
+		{name: "no member read: unknown is privileged", want: true},
+		{name: "a member inherits no role", inherited: [][]cipherscale.Role{{}}, want: false},
+		{name: "a member inherits a support role", inherited: [][]cipherscale.Role{{supportRole}}, want: false},
+		{name: "a member inherits ADMIN", inherited: [][]cipherscale.Role{{supportRole, adminRole}}, want: true},
+		{name: "the type is compared case-insensitively", inherited: [][]cipherscale.Role{{role(admin, "admin")}}, want: true},
+		{name: "a role without a type is privileged", inherited: [][]cipherscale.Role{{role(untyped, "")}}, want: true},
+		{name: "a role without a type in the answer, known from the snapshot", inherited: [][]cipherscale.Role{{role(untyped, "")}},
+			types: map[string]cipherscale.RoleType{untyped: cipherscale.RoleTypeSupport}, want: false},
+		// One member inherits ADMIN (through this group or another: the answer does not say),
+		// another inherits nothing privileged: this group carries no privileged role.
+		{name: "one member without a privileged role is enough", inherited: [][]cipherscale.Role{{adminRole}, {supportRole}}, want: false},
+		{name: "every member inherits ADMIN", inherited: [][]cipherscale.Role{{adminRole}, {adminRole, supportRole}}, want: true},
+		{name: "privileged.roles lists the support role", policy: plan.TrustPolicy{PrivilegedRoles: []string{support}},
+			inherited: [][]cipherscale.Role{{supportRole}}, want: true},
+		{name: "privileged.roles does not list ADMIN", policy: plan.TrustPolicy{PrivilegedRoles: []string{support}},
+			inherited: [][]cipherscale.Role{{adminRole}}, want: false},
+		{name: "privileged.groups lists it (another case)", policy: plan.TrustPolicy{PrivilegedGroups: []string{other, plan.NormalizeID(group)}},
+			inherited: [][]cipherscale.Role{{}}, want: true},
+		{name: "privileged.groups does not list it, whatever it carries", policy: plan.TrustPolicy{PrivilegedGroups: []string{other}},
+			inherited: [][]cipherscale.Role{{adminRole}}, want: false},
+		{name: "privileged.groups empty: no group is privileged, not even an unknown one", policy: plan.TrustPolicy{PrivilegedGroups: []string{}}, want: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.policy.PrivilegedGroup(group, tc.inherited, tc.types); got != tc.want {
+				t.Errorf("PrivilegedGroup = %t, want %t", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRefusedGroups(t *testing.T) {
+	const (
+		admins = "cccccccc-0000-4000-8000-000000000001"
+		eng    = "cccccccc-0000-4000-8000-000000000002"
+		ops    = "CCCCCCCC-0000-4000-8000-000000000003"
+	)
+	p := plan.TrustPolicy{Privileged: func(ns string) bool { return ns == "platform" }}
+	privileged := func(id string) bool {
+		return plan.NormalizeID(id) == admins || plan.NormalizeID(id) == plan.NormalizeID(ops)
+	}
+	list := func(ids ...string) *[]string { return &ids }
+	tests := []struct {
+		name    string
+		ns      string
+		spec    *[]string
+		removed []string
+		want    []string
+	}{
+		{name: "groups not managed, nothing removed", ns: "team-a", want: nil},
+		{name: "an ordinary group", ns: "team-a", spec: list(eng), want: nil},
+		{name: "a privileged group named", ns: "team-a", spec: list(eng, admins), want: []string{admins}},
+		{name: "a privileged group taken away", ns: "team-a", spec: list(eng), removed: []string{ops}, want: []string{plan.NormalizeID(ops)}},
+		{name: "named and taken away, once each", ns: "team-a", spec: list(admins, ops), removed: []string{ops}, want: []string{admins, plan.NormalizeID(ops)}},
+		{name: "an ordinary group taken away", ns: "team-a", spec: list(), removed: []string{eng}, want: nil},
+		{name: "a privileged namespace may", ns: "platform", spec: list(admins), removed: []string{ops}, want: nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, p.RefusedGroups(tc.ns, tc.spec, tc.removed, privileged)); diff != "" {
+				t.Errorf("RefusedGroups (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestMayActOnMember(t *testing.T) {
+	p := plan.TrustPolicy{
+		Adoption:   func(ns string) bool { return ns == "adopting" || ns == "platform" },
+		Privileged: func(ns string) bool { return ns == "platform" },
+	}
+	tests := []struct {
+		name string
+		f    plan.MemberFacts
+		want bool
+	}{
+		// A person its own namespace manages (a userRef, or the email of its own CipherscaleUser).
+		{name: "own user, untrusted namespace", f: plan.MemberFacts{Namespace: "evil", TenantUsable: true, ManagedIn: "evil"}, want: true},
+		{name: "own user, privileged group, untrusted namespace", f: plan.MemberFacts{Namespace: "evil", TenantUsable: true, ManagedIn: "evil", PrivilegedGroup: true}, want: false},
+		{name: "own user, tenant not usable", f: plan.MemberFacts{Namespace: "evil", ManagedIn: "evil"}, want: false},
+		// A person another namespace manages: only from a privileged namespace.
+		{name: "another namespace's user, untrusted namespace", f: plan.MemberFacts{Namespace: "evil", TenantUsable: true, ManagedIn: "platform"}, want: false},
+		{name: "another namespace's user, adopting namespace", f: plan.MemberFacts{Namespace: "adopting", TenantUsable: true, ManagedIn: "team-b"}, want: false},
+		{name: "another namespace's user, privileged namespace", f: plan.MemberFacts{Namespace: "platform", TenantUsable: true, ManagedIn: "team-b"}, want: true},
+		{name: "another namespace's user, privileged namespace, privileged group", f: plan.MemberFacts{Namespace: "platform", TenantUsable: true, ManagedIn: "team-b", PrivilegedGroup: true}, want: true},
+		{name: "another namespace's user, privileged namespace, tenant not usable", f: plan.MemberFacts{Namespace: "platform", ManagedIn: "team-b"}, want: false},
+		// An undeclared person (no CipherscaleUser): from a namespace that may adopt.
+		{name: "undeclared person, untrusted namespace", f: plan.MemberFacts{Namespace: "evil", TenantUsable: true}, want: false},
+		{name: "undeclared person, adopting namespace", f: plan.MemberFacts{Namespace: "adopting", TenantUsable: true}, want: true},
+		{name: "undeclared person, adopting namespace, privileged group", f: plan.MemberFacts{Namespace: "adopting", TenantUsable: true, PrivilegedGroup: true}, want: false},
+		{name: "undeclared person, adopting namespace, tenant not usable", f: plan.MemberFacts{Namespace: "adopting"}, want: false},
+		{name: "undeclared person, privileged namespace", f: plan.MemberFacts{Namespace: "platform", TenantUsable: true, PrivilegedGroup: true}, want: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := p.MayActOnMember(tc.f); got != tc.want {
+				t.Errorf("MayActOnMember(%+v) = %t, want %t", tc.f, got, tc.want)
+			}
+		})
+	}
+	// A privileged namespace that may not adopt (a CipherscaleTenant whose own namespace is
+	// privileged, another tenant's policy) still acts on anyone.
+	onlyPrivileged := plan.TrustPolicy{Privileged: func(ns string) bool { return ns == "platform" }}
+	if !onlyPrivileged.MayActOnMember(plan.MemberFacts{Namespace: "platform", TenantUsable: true}) {
+		t.Errorf("a privileged namespace may not act on an undeclared person")
+	}
+	var zero plan.TrustPolicy
+	if zero.MayActOnMember(plan.MemberFacts{Namespace: "x", TenantUsable: true}) || zero.MayActOnMember(plan.MemberFacts{Namespace: "x", TenantUsable: true, ManagedIn: "y"}) {
+		t.Errorf("the zero policy lets a membership act on someone its namespace does not manage")
 	}
 }

@@ -54,6 +54,8 @@ type Tenant struct {
 	roleNames, groupNames map[string]string
 	// seenGroups holds the groups the API reported on a user or accepted in an add.
 	seenGroups map[string]struct{}
+	// groups keeps what members of each group showed of its roles (roles.go).
+	groups groupRoles
 
 	refresh singleflight.Group
 	batch   batcher
