@@ -219,18 +219,26 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 	}
 
 	step("Both tenants' status: users, undeclared users (the default tenant reports them) and removal budget")
-	// The default tenant's status is written by its reconciler like any tenant's: wait until it
-	// counted the samples' users and reported the undeclared ones.
+	// Each tenant's status is written by its reconciler, the default tenant's like any other's:
+	// wait until it counted every user its simulator holds (at most a resync after the last
+	// change) and reported the undeclared ones.
+	counted := func(st iamv1alpha1.TenantStatus, want int) bool {
+		return st.Users != nil && int(st.Users.Total) == want && st.RemovalBudget != nil && st.Declared != nil
+	}
 	for end := time.Now().Add(timeout); ; {
 		def := &iamv1alpha1.ClusterCipherscaleTenant{}
+		qa := &iamv1alpha1.CipherscaleTenant{}
 		if err := cp.Client.Get(ctx, client.ObjectKey{Name: "default"}, def); err != nil {
 			return err
 		}
-		if def.Status.Users != nil && def.Status.Undeclared != nil && def.Status.RemovalBudget != nil {
+		if err := cp.Client.Get(ctx, client.ObjectKey{Namespace: qaNamespace, Name: "qa"}, qa); err != nil {
+			return err
+		}
+		if counted(def.Status, len(records)) && def.Status.Undeclared != nil && counted(qa.Status, len(qaRecords)) {
 			break
 		}
 		if time.Now().After(end) {
-			return fmt.Errorf("ClusterCipherscaleTenant default has no users, undeclared or budget in its status after %s", timeout)
+			return fmt.Errorf("the tenants' status does not count their users after %s", timeout)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
