@@ -11,6 +11,7 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.19.0
 KUBE_SCORE_VERSION ?= v1.20.0
 ACTIONLINT_VERSION ?= v1.7.12
+PROMTOOL_VERSION ?= v0.316.0
 
 # Where tools and binaries go.
 LOCALBIN ?= $(abspath bin)
@@ -19,6 +20,7 @@ GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 KUBE_SCORE ?= $(LOCALBIN)/kube-score-$(KUBE_SCORE_VERSION)
 ACTIONLINT ?= $(LOCALBIN)/actionlint-$(ACTIONLINT_VERSION)
+PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMTOOL_VERSION)
 
 # envtest binaries (kube-apiserver, etcd), built from source by hack/envtest-assets.sh; the
 # script records what it built in .version and is a no-op when that matches.
@@ -115,9 +117,20 @@ score: $(KUBE_SCORE) ## Score the manager's Deployment, Service and NetworkPolic
 	$(KUBE_SCORE) score $(KUBE_SCORE_FLAGS) config/manager/manager.yaml config/default/metrics_service.yaml config/network-policy/*.yaml
 
 .PHONY: test
-test: manifests generate fmt vet envtest-assets $(HELM) $(KUBE_SCORE) ## Run all tests: unit, envtest, chart and GitOps with the race detector; then end to end, reliability, onboarding and image (needs root) on the built binaries.
+test: manifests generate fmt vet envtest-assets $(HELM) $(KUBE_SCORE) test-rules ## Run all tests: unit, envtest, chart and GitOps with the race detector; then end to end, reliability, onboarding and image (needs root) on the built binaries.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" go test $(GO_TEST_FLAGS) $(GO_TEST_PKGS)
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" go test $(GO_TEST_BLACKBOX_FLAGS) $(GO_TEST_BLACKBOX_PKGS)
+
+CHART_FILES_DIR ?= charts/cipherscale-operator/files
+
+.PHONY: test-rules
+test-rules: $(PROMTOOL) ## Check and unit-test the chart's alert rules (test/rules) with promtool, and parse every dashboard query.
+	$(PROMTOOL) check rules $(CHART_FILES_DIR)/alerts.yaml
+	$(PROMTOOL) test rules test/rules/*.test.yaml
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	go run ./hack/dashboard-rules $(CHART_FILES_DIR)/dashboard.json > "$$tmp/dashboard-rules.yaml"; \
+	echo ">> Parsing the dashboard's queries"; \
+	$(PROMTOOL) check rules "$$tmp/dashboard-rules.yaml"
 
 .PHONY: test-crd
 test-crd: manifests envtest-assets ## Run only the CRD validation suite against a real kube-apiserver.
@@ -154,10 +167,11 @@ clean-all: ## Remove bin/ entirely, tools and envtest binaries included.
 ##@ Tools
 
 .PHONY: tools
-tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(HELM) $(KUBE_SCORE) ## Install every pinned tool into bin/.
+tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(HELM) $(KUBE_SCORE) $(PROMTOOL) ## Install every pinned tool into bin/.
 
-.PHONY: controller-gen golangci-lint helm kube-score
+.PHONY: controller-gen golangci-lint helm kube-score promtool
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
+promtool: $(PROMTOOL) ## Install Prometheus' promtool into bin/ (rule tests).
 golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into bin/.
 helm: $(HELM) ## Install helm into bin/.
 kube-score: $(KUBE_SCORE) ## Install kube-score into bin/.
@@ -176,6 +190,9 @@ $(KUBE_SCORE):
 
 $(ACTIONLINT):
 	$(call go-install-tool,$@,github.com/rhysd/actionlint/cmd/actionlint,$(ACTIONLINT_VERSION))
+
+$(PROMTOOL):
+	$(call go-install-tool,$@,github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_VERSION))
 
 # go-install-tool installs package $(2) at version $(3) as the file $(1) (bin/NAME-VERSION) and
 # points bin/NAME at it. It builds in a scratch GOBIN so a half-built tool never sits in bin/.

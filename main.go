@@ -48,19 +48,18 @@ const resyncInterval = 10 * time.Minute
 // key, rate, trust, removal budget, undeclared users, deletion policy) is in its tenant object;
 // objects without a tenantRef use ClusterCipherscaleTenant "default".
 type options struct {
-	allowInsecureHTTP    bool
-	maxConcurrent        int
-	batchWindow          time.Duration
-	watchNamespaces      string
-	metricsAddr          string
-	metricsSecure        bool
-	probeAddr            string
-	leaderElect          bool
-	leaderElectionNS     string
-	maxTenantUsers       int
-	maxTenantListMiB     int
-	softMemoryLimitMiB   int
-	maxInvitationsPerDay int
+	allowInsecureHTTP  bool
+	maxConcurrent      int
+	batchWindow        time.Duration
+	watchNamespaces    string
+	metricsAddr        string
+	metricsSecure      bool
+	probeAddr          string
+	leaderElect        bool
+	leaderElectionNS   string
+	maxTenantUsers     int
+	maxTenantListMiB   int
+	softMemoryLimitMiB int
 }
 
 func main() {
@@ -78,7 +77,6 @@ func main() {
 	fs.IntVar(&o.maxTenantUsers, "max-tenant-users", cipherscale.DefaultMaxListUsers, "Most users one read of a tenant may hold; a longer list (or an API that never stops paginating) is refused, so that memory stays bounded.")
 	fs.IntVar(&o.maxTenantListMiB, "max-tenant-list-mib", cipherscale.DefaultMaxListMemory>>20, "Most memory, in MiB and estimated, the users of one read of a tenant may take; past it the read is refused.")
 	fs.IntVar(&o.softMemoryLimitMiB, "soft-memory-limit-mib", 80, "Soft memory limit of the Go runtime in MiB, below the container's limit: the garbage collector works harder near it instead of letting the heap double. The process's resident memory is this plus about 40 MiB of mapped binary. 0 keeps the runtime's default; $GOMEMLIMIT, when set, wins.")
-	fs.IntVar(&o.maxInvitationsPerDay, "max-invitations-per-day", 5, "Most invitations sent to one user in 24 hours, from any source (the create counts as one); 0 for no cap.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -102,9 +100,6 @@ func validate(o options) error {
 	}
 	if o.maxTenantUsers < 1 || o.maxTenantListMiB < 1 {
 		errs = append(errs, errors.New("--max-tenant-users and --max-tenant-list-mib must be at least 1"))
-	}
-	if o.maxInvitationsPerDay < 0 || o.maxInvitationsPerDay > 100 {
-		errs = append(errs, errors.New("--max-invitations-per-day must be between 0 and 100"))
 	}
 	return errors.Join(errs...)
 }
@@ -176,7 +171,6 @@ func run(ctx context.Context, o options) error {
 	})
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Tenants:                 tenants,
-		MaxInvitationsPerDay:    o.maxInvitationsPerDay,
 		ResyncInterval:          resyncInterval,
 		MaxConcurrentReconciles: o.maxConcurrent,
 		ReadOnlyClusterTenants:  readOnly,

@@ -57,10 +57,14 @@ const (
 	// its tenant's removal budget; it waits, its finalizer held, until the budget allows it or a
 	// person allows more removals.
 	ReasonRemovalBudgetExceeded = "RemovalBudgetExceeded"
-	// AnnotationAllowRemovals, set on a tenant object to a whole number n, allows n more
-	// removals at once on top of the hourly budget, once per value (the value granted is kept in
-	// status.removalBudget.allowRemovalsUsed).
+	// AnnotationAllowRemovals, set to a whole number n on a tenant object, releases at most n of
+	// the removals that wait for its removal budget when it is granted, and nothing else (the
+	// rest of n lapses), once per value.
 	AnnotationAllowRemovals = "cipherscale.com/allow-removals"
+	// AnnotationAllowRemovalsNamespace, set next to AnnotationAllowRemovals on a tenant object,
+	// limits the allowance to the waiting removals of CipherscaleUsers of that namespace: the
+	// offboarding of one team is released while another namespace's mass deletion stays held.
+	AnnotationAllowRemovalsNamespace = "cipherscale.com/allow-removals-namespace"
 )
 
 // Condition and event reasons of the trust rules: a namespace is not the tenant.
@@ -119,6 +123,11 @@ const (
 	// it is removed when the id is recorded. An object with this mark that finds a user with its
 	// email made that user itself, whatever its adoptionPolicy.
 	AnnotationCreatePending = "cipherscale.com/create-pending"
+	// AnnotationUserIDProof proves that the operator itself recorded AnnotationUserID for this
+	// object: "v1:" and an HMAC over the tenant, the object's namespace, kind and name, and the
+	// id, keyed by a key derived from the tenant's API key. Copied to another object or written
+	// by hand, it does not verify. It survives a restore, which status does not.
+	AnnotationUserIDProof = "cipherscale.com/user-id-proof"
 )
 
 // Finalizer holds an object until its deletion policy has been carried out in the tenant.

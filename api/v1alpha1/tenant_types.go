@@ -142,6 +142,18 @@ type RemovalBudgetSpec struct {
 	PerHour *int32 `json:"perHour,omitempty"`
 }
 
+// InvitationsSpec caps the invitations the tenant sends.
+type InvitationsSpec struct {
+	// maxPerDay is how many invitations one email address may be sent in any 24 hours, counting
+	// the one a create sends and every resend, whichever object asked for them: deleting and
+	// re-creating an object does not reset it. 0 means no cap.
+	// +optional
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MaxPerDay *int32 `json:"maxPerDay,omitempty"`
+}
+
 // AdoptionSpec says which namespaces may adopt tenant users the operator did not create.
 type AdoptionSpec struct {
 	// namespaceSelector selects the namespaces that may adopt. Omitted: none may.
@@ -222,6 +234,11 @@ type TenantSettings struct {
 	// privileged names the privileged roles and the namespaces that may grant them.
 	// +optional
 	Privileged *PrivilegedSpec `json:"privileged,omitempty"`
+
+	// invitations caps the invitations sent to each email address.
+	// +optional
+	// +kubebuilder:default={}
+	Invitations *InvitationsSpec `json:"invitations,omitempty"`
 }
 
 // ClusterCipherscaleTenantSpec is a Cipherscale tenant usable from the selected namespaces.
@@ -280,17 +297,78 @@ type TenantRemovalBudgetStatus struct {
 	PerHour int32 `json:"perHour"`
 	// spent is how many removals the last hour spent.
 	Spent int32 `json:"spent"`
-	// waiting is how many removals wait for the budget.
+	// waiting is how many removals wait for the budget: once one waited, the budget tripped
+	// and every removal waits until a person acts.
 	Waiting int32 `json:"waiting"`
-	// allowance is how many removals a person allowed (cipherscale.com/allow-removals) that
-	// are not yet spent.
+	// allowance is how many of the removals an allowance (cipherscale.com/allow-removals)
+	// released are not made yet. An allowance releases only the removals waiting when it is
+	// granted: the rest of it lapses at once.
 	// +optional
 	Allowance int32 `json:"allowance,omitempty"`
 	// allowRemovalsUsed is the value of the cipherscale.com/allow-removals annotation already
-	// granted: the same value is never granted twice.
+	// granted ("<n>", or "<n>@<namespace>" with cipherscale.com/allow-removals-namespace): the
+	// same value is never granted twice.
 	// +optional
-	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:MaxLength=128
 	AllowRemovalsUsed string `json:"allowRemovalsUsed,omitempty"`
+	// trippedAt is when a removal first had to wait: the tenant's removals stop until a person
+	// acts (cipherscale.com/allow-removals, a higher perHour, or the waiting objects restored).
+	// Absent: the budget has not tripped.
+	// +optional
+	TrippedAt *metav1.Time `json:"trippedAt,omitempty"`
+	// waitingByNamespace counts the waiting removals of CipherscaleUsers by namespace, the
+	// namespaces with the most first (at most 20); the removals of undeclared users are counted
+	// in waiting only.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	WaitingByNamespace []NamespaceRemovals `json:"waitingByNamespace,omitempty"`
+}
+
+// NamespaceRemovals counts the removals of one namespace.
+type NamespaceRemovals struct {
+	// namespace of the CipherscaleUsers.
+	Namespace string `json:"namespace"`
+	// waiting is how many of their removals wait.
+	Waiting int32 `json:"waiting"`
+}
+
+// RemovalHold is the record of the removal budget's trip and of the allowances granted, written
+// by the operator before the removals it covers.
+type RemovalHold struct {
+	// trippedAt is when the budget tripped; absent when it has not.
+	// +optional
+	TrippedAt *metav1.Time `json:"trippedAt,omitempty"`
+	// perHour is the budget in force when it tripped: only a higher one clears the trip.
+	// +optional
+	PerHour int32 `json:"perHour,omitempty"`
+	// waiting are the removals that wait, oldest first: "user/<namespace>/<object uid>" for a
+	// CipherscaleUser's, "undeclared/<user id>" for an undeclared user's.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	Waiting []string `json:"waiting,omitempty"`
+	// released are the removals an allowance released that are not made yet.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	Released []string `json:"released,omitempty"`
+	// allowRemovalsUsed is the allow-removals value already granted.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	AllowRemovalsUsed string `json:"allowRemovalsUsed,omitempty"`
+}
+
+// InvitationRecord is the invitations sent to one email address in the last 24 hours.
+type InvitationRecord struct {
+	// email is a hash of the address (base64url of the first 16 bytes of SHA-256 over the
+	// tenant and the normalized address): the status holds no address.
+	// +kubebuilder:validation:MaxLength=64
+	Email string `json:"email"`
+	// sentTimes are the times of the sends, oldest first.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	SentTimes []metav1.Time `json:"sentTimes"`
 }
 
 // RemovalMinute is how many removals the budget counted in one minute.
@@ -335,6 +413,20 @@ type TenantStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=62
 	RemovalsByMinute []RemovalMinute `json:"removalsByMinute,omitempty"`
+	// removalHold records the removal budget's trip, the removals that wait and those an
+	// allowance released: written by the budget alone, before the removals it covers, and read
+	// at the operator's start, so that neither a restart nor a new leader clears a trip or
+	// repeats a grant.
+	// +optional
+	RemovalHold *RemovalHold `json:"removalHold,omitempty"`
+	// invitationsSent records, per email address (hashed), the invitations sent in the last 24
+	// hours: written before each send and read at the operator's start, so that the cap of
+	// spec.invitations.maxPerDay holds through deletes, re-creates and restarts. Oldest
+	// records are dropped past 2000 addresses.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=2000
+	InvitationsSent []InvitationRecord `json:"invitationsSent,omitempty"`
 	// references is how many CipherscaleUsers and memberships use this tenant.
 	// +optional
 	References int32 `json:"references,omitempty"`

@@ -1,5 +1,6 @@
-// Command kubectl-cipherscale is a kubectl plugin (kubectl cipherscale export | plan) that brings
-// an existing Cipherscale tenant under the operator: a thin main over internal/onboarding.
+// Command kubectl-cipherscale is a kubectl plugin (kubectl cipherscale export | plan | status)
+// that brings an existing Cipherscale tenant under the operator and shows its state: a thin main
+// over internal/onboarding.
 package main
 
 import (

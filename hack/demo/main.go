@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
 	"github.com/cipherscale/cipherscale-operator/internal/devenv"
+	"github.com/cipherscale/cipherscale-operator/internal/onboarding"
 )
 
 const (
@@ -216,6 +218,16 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 	}
 	if len(defUsers)+len(qaUsers) != len(users.Items) {
 		return fmt.Errorf("%d CipherscaleUsers name neither tenant", len(users.Items)-len(defUsers)-len(qaUsers))
+	}
+
+	step("kubectl cipherscale status")
+	var statusOut bytes.Buffer
+	code := onboarding.Main(ctx, []string{"status", "--kubeconfig", kubeconfig},
+		onboarding.Env{Stdout: &statusOut, Stderr: &statusOut, Getenv: os.Getenv})
+	fmt.Print(indent(statusOut.String()))
+	fmt.Printf("    (exit status %d: 0 everything is Ready, 2 something needs a person)\n", code)
+	if code == onboarding.ExitError {
+		return fmt.Errorf("kubectl cipherscale status failed")
 	}
 
 	step("Both tenants' status: users, undeclared users (the default tenant reports them) and removal budget")

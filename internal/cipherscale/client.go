@@ -338,6 +338,9 @@ func isLoopbackHost(host string) bool {
 // BaseURL returns the base URL the client sends to, without a trailing slash.
 func (c *Client) BaseURL() string { return c.base }
 
+// RateLimit returns the client's rate limit: requests per second and burst.
+func (c *Client) RateLimit() (float64, int) { return float64(c.limiter.Limit()), c.limiter.Burst() }
+
 // String names the client by its base URL; it never shows the key.
 func (c *Client) String() string { return "cipherscale.Client(" + c.base + ")" }
 

@@ -115,6 +115,23 @@ type User struct {
 	Devices        []Device   `json:"devices"`
 }
 
+// TenantOwner reports whether u is the tenant owner: by its flag, or a direct role of type
+// OWNER. Every check of the owner goes through it, so that two tests never disagree.
+func (u *User) TenantOwner() bool {
+	if u == nil {
+		return false
+	}
+	if u.IsOwner {
+		return true
+	}
+	for _, r := range u.Roles {
+		if strings.EqualFold(string(r.Type), string(RoleTypeOwner)) {
+			return true
+		}
+	}
+	return false
+}
+
 // RoleIDs returns the ids of the user's direct roles.
 func (u User) RoleIDs() []string {
 	ids := make([]string, 0, len(u.Roles))

@@ -223,7 +223,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		switch {
 		case u == nil:
 			st.State = iamv1alpha1.MemberStateUserNotFound
-		case u.IsOwner && !inGroup(u, groupID):
+		case u.TenantOwner() && !inGroup(u, groupID):
 			// The tenant owner is read-only to the operator: never added.
 			declared[m.email] = true
 			st.UserID = u.ID
@@ -254,7 +254,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		for i := range present {
 			u := &present[i]
-			if declared[cipherscale.NormalizeEmail(u.Email)] || u.IsOwner {
+			if declared[cipherscale.NormalizeEmail(u.Email)] || u.TenantOwner() {
 				continue // the tenant owner is read-only to the operator
 			}
 			owner, err := w.emailOwner(ctx, u.Email)
@@ -347,7 +347,7 @@ func (r *MembershipReconciler) managedMember(ctx context.Context, user *iamv1alp
 	if inGroup(u, groupID) {
 		return iamv1alpha1.MemberStateMember, false, id, at, nil
 	}
-	if u.IsOwner {
+	if u.TenantOwner() {
 		return iamv1alpha1.MemberStateOwnerProtected, false, id, at, nil
 	}
 	return iamv1alpha1.MemberStateWaitingForUser, stuck, id, at, nil
@@ -497,7 +497,7 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 			if err != nil {
 				return r.failDeleting(obj, err)
 			}
-			if !inGroup(u, groupID) || u.IsOwner {
+			if !inGroup(u, groupID) || u.TenantOwner() {
 				continue // the tenant owner is read-only to the operator
 			}
 			f, err := w.pairFacts(ctx, u.Email, groupID, true, membershipSource(obj))

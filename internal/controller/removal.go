@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -23,7 +23,7 @@ const minRemovalRetry = time.Second
 type removalWaitError struct {
 	waiting    int
 	retryAfter time.Duration
-	// notRestored: the budget's last hour is not restored yet after the operator's start.
+	// notRestored: the budget's record is not restored yet after the operator's start.
 	notRestored bool
 }
 
@@ -31,27 +31,34 @@ func (e *removalWaitError) Error() string {
 	if e.notRestored {
 		return "The operator is restoring the tenant's removal budget (the removals of the last hour) after its start; retrying shortly"
 	}
-	return fmt.Sprintf("The tenant's removal budget is spent: %d removals wait (this one included); the next unit frees in %s, or a person allows more with the annotation %s",
-		e.waiting, e.retryAfter.Round(time.Second), iamv1alpha1.AnnotationAllowRemovals)
+	return fmt.Sprintf("The tenant's removal budget is spent and has tripped: %d removals wait (this one included), and the tenant's removals stop, whatever time passes, until a person acts on the tenant object (the annotation %s, or a higher spec.removalBudget.perHour), or the deleted objects are restored",
+		e.waiting, iamv1alpha1.AnnotationAllowRemovals)
 }
 
-// removalKey names the removal of an object's tenant user in the budget.
-func removalKey(key types.NamespacedName) string {
-	return "user/" + key.Namespace + "/" + key.Name
+// removalObjects remembers which object each removal key names (the key holds the object's
+// uid, not its name), so that a grant can wake the objects whose removals it released.
+var removalObjects sync.Map // key -> types.NamespacedName
+
+// removalKey names the removal of an object's tenant user in the budget: by its uid, so that a
+// later object of the same name is another removal.
+func removalKey(obj *iamv1alpha1.CipherscaleUser) string {
+	k := tenant.UserRemovalKey(obj.Namespace, string(obj.UID))
+	removalObjects.Store(k, typesKey(obj))
+	return k
 }
 
-// objectOfRemoval returns the object a removal key names, false for a key of another kind.
+// objectOfRemoval returns the object a removal key names, false for a key of another kind or
+// of an object this process has not seen ask (it asks again by itself after a start).
 func objectOfRemoval(key string) (types.NamespacedName, bool) {
-	rest, ok := strings.CutPrefix(key, "user/")
+	v, ok := removalObjects.Load(key)
 	if !ok {
 		return types.NamespacedName{}, false
 	}
-	ns, name, ok := strings.Cut(rest, "/")
-	if !ok || ns == "" || name == "" {
-		return types.NamespacedName{}, false
-	}
-	return types.NamespacedName{Namespace: ns, Name: name}, true
+	return v.(types.NamespacedName), true
 }
+
+// forgetRemoval forgets the object of an ended removal.
+func forgetRemoval(key string) { removalObjects.Delete(key) }
 
 // tenantName is the tenant label of the pass's tenant's metrics.
 func (r *UserReconciler) tenantName() string { return r.tenantKey.String() }
@@ -63,10 +70,19 @@ func (r *UserReconciler) tenantName() string { return r.tenantKey.String() }
 // made, and the reconcile is retried).
 func (r *UserReconciler) reserveRemoval(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (*removalWaitError, error) {
 	b := r.Tenant.RemovalBudget()
-	key := removalKey(typesKey(obj))
+	key := removalKey(obj)
 	res := b.Reserve(key)
 	removalsWaiting.WithLabelValues(r.tenantName()).Set(float64(res.Waiting))
 	if !res.OK {
+		if res.TrippedNow {
+			// The trip is saved before anything else is removed: a restart must keep it. A
+			// failure is retried by the next Commit (every removal's, and the tenant's pass).
+			// The removals that wait after it are saved by the tenant's pass, woken by the
+			// change: one write for many, not one each.
+			if err := b.Commit(ctx); err != nil {
+				log.FromContext(ctx).Info("Could not save the removal budget's trip; retrying", "error", err.Error())
+			}
+		}
 		return &removalWaitError{waiting: res.Waiting, retryAfter: max(res.RetryAfter, minRemovalRetry), notRestored: res.NotRestored}, nil
 	}
 	if err := b.Commit(ctx); err != nil {
@@ -81,10 +97,11 @@ func (r *UserReconciler) reserveRemoval(ctx context.Context, obj *iamv1alpha1.Ci
 // applied keeps its unit, so that its retry spends nothing more.
 func (r *UserReconciler) endRemoval(obj *iamv1alpha1.CipherscaleUser, err error) {
 	b := r.Tenant.RemovalBudget()
-	key := removalKey(typesKey(obj))
+	key := removalKey(obj)
 	switch {
 	case err == nil || errors.Is(err, tenant.ErrUserGone) || cipherscale.IsNotFound(err):
 		b.Done(key)
+		forgetRemoval(key)
 	case removalNotSent(err):
 		b.Release(key)
 	}
@@ -95,7 +112,9 @@ func (r *UserReconciler) endRemoval(obj *iamv1alpha1.CipherscaleUser, err error)
 // was released, the user is already inactive, spec.active is true again): it stops waiting.
 func (r *UserReconciler) removalNotWanted(obj *iamv1alpha1.CipherscaleUser) {
 	b := r.Tenant.RemovalBudget()
-	b.Done(removalKey(typesKey(obj)))
+	key := removalKey(obj)
+	b.Done(key)
+	forgetRemoval(key)
 	removalsWaiting.WithLabelValues(r.tenantName()).Set(float64(b.Waiting()))
 }
 
@@ -117,7 +136,7 @@ func (r *UserReconciler) deactivate(ctx context.Context, obj *iamv1alpha1.Cipher
 	if err != nil {
 		return false, err
 	}
-	if live.IsOwner || live.Status.Normalized() == cipherscale.StatusInactive {
+	if live.TenantOwner() || live.Status.Normalized() == cipherscale.StatusInactive {
 		r.removalNotWanted(obj)
 		return false, nil
 	}

@@ -1,10 +1,12 @@
 package controller_test
 
 import (
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -125,5 +127,114 @@ var _ = Describe("The removal budget", Serial, func() {
 			}
 			return def.Status.RemovalBudget.AllowRemovalsUsed
 		}, 5*time.Second, 100*time.Millisecond).Should(Equal("3"))
+	})
+})
+
+// Attack 6 of issue 21 and one namespace holding every other's offboarding: on a tenant object,
+// a budget that trips stays tripped; an allowance releases the removals waiting when it is
+// granted, and nothing else (allow-removals=20 to release one let 10 later deletions through);
+// an allowance for one namespace releases that namespace's, while another's mass deletion
+// stays held; the tenant's status says which namespaces wait.
+var _ = Describe("The removal budget of a tenant object", func() {
+	It("stays tripped; an allowance releases only the removals waiting when it is granted, of one namespace when it says so", func() {
+		label := uniq("budget")
+		evil, teamB, keyNS := newNamespace(), newNamespace(), newNamespace()
+		for _, ns := range []string{evil, teamB} {
+			labelNamespace(ns, map[string]string{"budget": label})
+		}
+		tsim, url := newTenantSim()
+		newSecret(keyNS, "key", map[string]string{"api-key": otherKey})
+		tn := newClusterTenant(url, keyNS, "key", &metav1.LabelSelector{MatchLabels: map[string]string{"budget": label}})
+		update(tn, func() { tn.Spec.RemovalBudget = &iamv1alpha1.RemovalBudgetSpec{PerHour: ptr(int32(2))} })
+		expectTenantReady(tn)
+		ref := &iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindClusterCipherscaleTenant, Name: tn.Name}
+		users := func(ns string, n int) []*iamv1alpha1.CipherscaleUser {
+			var out []*iamv1alpha1.CipherscaleUser
+			for range n {
+				out = append(out, newUser(ns, uniq("u"), email("budget"), func(u *iamv1alpha1.CipherscaleUser) {
+					u.Spec.TenantRef = ref
+					u.Spec.DeletionPolicy = iamv1alpha1.DeletionPolicyDelete
+				}))
+			}
+			return out
+		}
+		evils, team := users(evil, 4), users(teamB, 2)
+		for _, o := range append(append([]*iamv1alpha1.CipherscaleUser{}, evils...), team...) {
+			expectReady(o)
+		}
+		deletes := func() int { return tsim.Stats().Count(cipherscale.RouteDeleteUser) }
+		gone := func(o *iamv1alpha1.CipherscaleUser) bool {
+			return k8s.Get(ctx, client.ObjectKeyFromObject(o), &iamv1alpha1.CipherscaleUser{}) != nil
+		}
+		left := func(objs []*iamv1alpha1.CipherscaleUser) func() int {
+			return func() int {
+				n := 0
+				for _, o := range objs {
+					if !gone(o) {
+						n++
+					}
+				}
+				return n
+			}
+		}
+		status := func() iamv1alpha1.TenantStatus {
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(tn), tn)
+			return tn.Status
+		}
+
+		By("a mass deletion in one namespace trips the budget of 2, and team-b's offboarding waits behind it")
+		for _, o := range evils {
+			Expect(k8s.Delete(ctx, o)).To(Succeed())
+		}
+		Eventually(left(evils), 20*time.Second, 100*time.Millisecond).Should(Equal(2))
+		Expect(k8s.Delete(ctx, team[0])).To(Succeed())
+		Eventually(func(g Gomega) {
+			st := status()
+			g.Expect(st.RemovalBudget).NotTo(BeNil())
+			g.Expect(st.RemovalBudget.TrippedAt).NotTo(BeNil())
+			g.Expect(st.RemovalBudget.Waiting).To(BeEquivalentTo(3))
+			g.Expect(st.RemovalBudget.WaitingByNamespace).To(Equal([]iamv1alpha1.NamespaceRemovals{
+				{Namespace: evil, Waiting: 2}, {Namespace: teamB, Waiting: 1}}))
+			g.Expect(st.RemovalHold).NotTo(BeNil())
+			g.Expect(st.RemovalHold.Waiting).To(HaveLen(3))
+			c := meta.FindStatusCondition(st.Conditions, iamv1alpha1.ConditionStalled)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(iamv1alpha1.ReasonRemovalBudgetExceeded))
+			g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("%s 2, %s 1", evil, teamB)))
+		}, 20*time.Second, 100*time.Millisecond).Should(Succeed())
+		Expect(deletes()).To(Equal(2))
+
+		By("allow-removals 20 for team-b releases team-b's one waiting removal, and nothing of evil's")
+		update(tn, func() {
+			tn.Annotations = map[string]string{iamv1alpha1.AnnotationAllowRemovals: "20", iamv1alpha1.AnnotationAllowRemovalsNamespace: teamB}
+		})
+		Eventually(func() bool { return gone(team[0]) }, 20*time.Second, 100*time.Millisecond).Should(BeTrue())
+		Consistently(left(evils), 2*time.Second, 100*time.Millisecond).Should(Equal(2))
+		Expect(deletes()).To(Equal(3))
+
+		By("the other 19 lapsed: team-b's next deletion waits; so does a later one in evil")
+		Expect(k8s.Delete(ctx, team[1])).To(Succeed())
+		Eventually(conditionOf(team[1], iamv1alpha1.ConditionReconciling), 10*time.Second, 100*time.Millisecond).
+			Should(haveCondition(team[1], metav1.ConditionTrue, iamv1alpha1.ReasonRemovalBudgetExceeded))
+		Consistently(func() bool { return gone(team[1]) }, 2*time.Second, 100*time.Millisecond).Should(BeFalse())
+		Expect(deletes()).To(Equal(3))
+		Eventually(func(g Gomega) {
+			st := status()
+			g.Expect(st.RemovalBudget.AllowRemovalsUsed).To(Equal("20@" + teamB))
+			g.Expect(st.RemovalBudget.Allowance).To(BeZero())
+			g.Expect(st.RemovalBudget.Waiting).To(BeEquivalentTo(3))
+		}, 10*time.Second, 100*time.Millisecond).Should(Succeed())
+
+		By("allow-removals 3 for the whole tenant releases the three that wait; the trip clears")
+		update(tn, func() { tn.Annotations = map[string]string{iamv1alpha1.AnnotationAllowRemovals: "3"} })
+		Eventually(left(evils), 20*time.Second, 100*time.Millisecond).Should(Equal(0))
+		Eventually(func() bool { return gone(team[1]) }, 20*time.Second, 100*time.Millisecond).Should(BeTrue())
+		Expect(deletes()).To(Equal(6))
+		Eventually(func(g Gomega) {
+			st := status()
+			g.Expect(meta.FindStatusCondition(st.Conditions, iamv1alpha1.ConditionStalled)).To(BeNil())
+			g.Expect(st.RemovalBudget.TrippedAt).To(BeNil())
+			g.Expect(st.RemovalBudget.Waiting).To(BeZero())
+		}, 20*time.Second, 100*time.Millisecond).Should(Succeed())
 	})
 })

@@ -16,7 +16,7 @@ import (
 )
 
 func budgetObj(name string) *iamv1alpha1.CipherscaleUser {
-	return &iamv1alpha1.CipherscaleUser{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}
+	return &iamv1alpha1.CipherscaleUser{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID("uid-" + name)}}
 }
 
 // TestEndRemoval: after its call, a removal gives its unit back only when the API refused the
@@ -73,7 +73,8 @@ func TestEndRemoval(t *testing.T) {
 }
 
 // TestRemovalWaits: past the budget a removal waits, once however often it asks, and classify
-// keeps its object Reconciling with RemovalBudgetExceeded until the window frees a unit.
+// keeps its object Reconciling with RemovalBudgetExceeded; the budget tripped, so the hour
+// freeing its units releases nothing; the object's removal ending (restored) clears the trip.
 func TestRemovalWaits(t *testing.T) {
 	now := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	b := tenant.NewRemovalBudget(2, func() time.Time { return now })
@@ -91,11 +92,11 @@ func TestRemovalWaits(t *testing.T) {
 			t.Fatal("c was allowed past the budget")
 		}
 	}
-	if w.waiting != 1 || w.retryAfter != 50*time.Minute {
-		t.Fatalf("waiting %d, retry after %s; want 1 and 50m", w.waiting, w.retryAfter)
+	if w.waiting != 1 || w.retryAfter != 15*time.Minute {
+		t.Fatalf("waiting %d, retry after %s; want 1 and 15m", w.waiting, w.retryAfter)
 	}
 	v := classify(fmt.Errorf("deactivating: %w", w))
-	if v.stalled || v.reason != iamv1alpha1.ReasonRemovalBudgetExceeded || v.requeueAfter != 50*time.Minute {
+	if v.stalled || v.reason != iamv1alpha1.ReasonRemovalBudgetExceeded || v.requeueAfter != 15*time.Minute {
 		t.Fatalf("verdict %+v", v)
 	}
 	if got := b.WaitingKeys(); len(got) != 1 {
@@ -103,19 +104,30 @@ func TestRemovalWaits(t *testing.T) {
 	} else if key, ok := objectOfRemoval(got[0]); !ok || key != (types.NamespacedName{Namespace: "ns", Name: "c"}) {
 		t.Fatalf("key %q names %v", got[0], key)
 	}
-	// The object is recreated (or set active again): its removal stops waiting.
+	now = now.Add(2 * time.Hour)
+	if w := mustReserve(t, r, budgetObj("c")); w == nil {
+		t.Fatal("two hours later, time alone let a removal through a tripped budget")
+	}
+	// Another object of the same name (a new uid) is another removal.
+	other := budgetObj("c")
+	other.UID = "uid-other"
+	if w := mustReserve(t, r, other); w == nil || w.waiting != 2 {
+		t.Fatalf("another object of the same name: %v", w)
+	}
+	// The objects are recreated (or set active again): their removals stop waiting, and with
+	// nothing left waiting the trip clears.
 	r.removalNotWanted(budgetObj("c"))
+	r.removalNotWanted(other)
 	if b.Waiting() != 0 {
 		t.Fatal("a removal no longer wanted still waits")
 	}
-	now = now.Add(50 * time.Minute)
-	if w := mustReserve(t, r, budgetObj("c")); w != nil {
-		t.Fatalf("after the hour: %v", w)
+	if w := mustReserve(t, r, budgetObj("d")); w != nil {
+		t.Fatalf("after the trip cleared: %v", w)
 	}
 }
 
 func TestObjectOfRemoval(t *testing.T) {
-	for _, k := range []string{"undeclared/abc", "user/ns", "user//x", "user/ns/"} {
+	for _, k := range []string{"undeclared/abc", "user/ns", "user//x", "user/ns/", "user/ns/never-seen"} {
 		if _, ok := objectOfRemoval(k); ok {
 			t.Errorf("%q names an object", k)
 		}

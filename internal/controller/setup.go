@@ -31,8 +31,6 @@ type Options struct {
 	// Tenants is the set of tenants. When nil, Setup makes one that reads Secrets with the
 	// manager's API reader and the client's default rate limit.
 	Tenants *tenant.Registry
-	// MaxInvitationsPerDay caps the invitations sent to one user in 24 hours; 0: no cap.
-	MaxInvitationsPerDay int
 	// ReadOnlyClusterTenants uses ClusterCipherscaleTenants (the default one among them)
 	// without writing them: set when the operator watches only some namespaces, as its RBAC
 	// then only lets it get, list and watch them (see TenantReconciler.ReadOnly).
@@ -75,6 +73,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := setupTenants(ctx, mgr, o.Tenants, recorder, removalWake, o); err != nil {
 		return err
 	}
+	// Cluster tenants are read in every mode (the chart's ClusterRole may only read them when
+	// the operator watches some namespaces), so their metrics list them too.
+	objectMetrics.set(mgr.GetClient(), o.Tenants, mgr.Elected(), false)
 	resolver := &TenantResolver{Kube: mgr.GetClient(), Tenants: o.Tenants, ReadOnlyClusterTenants: o.ReadOnlyClusterTenants}
 	// The CipherscaleUser reconciler writes the pairs of the users it manages, and wakes the
 	// memberships that declared them.
@@ -83,7 +84,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		Kube: mgr.GetClient(), Resolver: resolver, Recorder: recorder, Clock: o.Clock,
 		MembershipEvents:        wake,
 		RemovalWake:             removalWake,
-		MaxInvitationsPerDay:    o.MaxInvitationsPerDay,
 		ResyncInterval:          o.ResyncInterval,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}).SetupWithManager(mgr); err != nil {

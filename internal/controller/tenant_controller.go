@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -145,6 +143,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}()
 	// Before the tenant is in the registry, so before any of its objects can remove anyone.
 	r.restoreBudget(obj, key)
+	r.restoreInvitations(obj, key)
 
 	users, memberships, err := r.referrers(ctx, key)
 	if err != nil {
@@ -262,7 +261,7 @@ func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reasonInvalidUndeclaredUsers, "Check", "%s", msg)
 		}
 		set(&st.Conditions, iamv1alpha1.ConditionStalled, metav1.ConditionTrue, gen, reasonInvalidUndeclaredUsers, msg)
-		r.reportBudget(st, budget)
+		r.reportBudgetHold(ctx, obj, budget)
 		return 0, nil
 	}
 	r.grace.set(key, out.Plan.FirstSeen)
@@ -288,106 +287,12 @@ func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key
 		logger.Info("Some undeclared users could not be removed: tried again next pass", "error", out.Failed.Error())
 	}
 
-	waiting := r.reportBudget(st, budget)
-	if waiting > 0 {
-		msg := fmt.Sprintf("%d removals wait for the removal budget of %d per hour: if they are intended, annotate the tenant %s: \"<n>\" or raise spec.removalBudget.perHour; if not, restore the objects",
-			waiting, st.RemovalBudget.PerHour, iamv1alpha1.AnnotationAllowRemovals)
-		if c := meta.FindStatusCondition(st.Conditions, iamv1alpha1.ConditionStalled); c == nil || c.Reason != iamv1alpha1.ReasonRemovalBudgetExceeded {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonRemovalBudgetExceeded, "Remove", "%s", msg)
-		}
-		set(&st.Conditions, iamv1alpha1.ConditionStalled, metav1.ConditionTrue, gen, iamv1alpha1.ReasonRemovalBudgetExceeded, msg)
-	}
+	r.reportBudgetHold(ctx, obj, budget)
 	after := out.requeue()
 	if out.Failed != nil && (after == 0 || after > r.RecheckInterval) {
 		after = r.RecheckInterval
 	}
 	return after, nil
-}
-
-// applyBudget sets the tenant's removal budget from its spec, and grants the allow-removals
-// annotation once: the value granted is recorded in the status, so that neither a resync nor a
-// restart grants it twice.
-func (r *TenantReconciler) applyBudget(ctx context.Context, obj tenantObject, key tenant.Key) *tenant.RemovalBudget {
-	budget := r.Tenants.Budget(key)
-	budget.SetPerHour(r.perHourOf(obj))
-	st := obj.GetTenantStatus()
-	if st.RemovalBudget != nil && r.perHourOf(obj) != int(st.RemovalBudget.PerHour) {
-		wakeWaitingRemovals(ctx, budget, r.RemovalWake) // raised (or lowered): ask again now
-	}
-	if budget.AllowToken() == "" && st.RemovalBudget != nil && st.RemovalBudget.AllowRemovalsUsed != "" {
-		budget.RestoreAllowToken(st.RemovalBudget.AllowRemovalsUsed)
-	}
-	value, ok := obj.GetAnnotations()[iamv1alpha1.AnnotationAllowRemovals]
-	if !ok {
-		budget.Allow("", 0)
-		return budget
-	}
-	n, err := tenant.ParseAllowRemovals(value)
-	if err != nil {
-		if budget.AllowToken() != value {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, eventRemovalsAllowed, "Allow", "%s: ignored", capitalize(err.Error()))
-		}
-		return budget
-	}
-	if budget.Allow(value, n) {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, eventRemovalsAllowed, "Allow",
-			"%d more removals allowed by the %s annotation", n, iamv1alpha1.AnnotationAllowRemovals)
-		wakeWaitingRemovals(ctx, budget, r.RemovalWake)
-	}
-	return budget
-}
-
-// perHourOf is the tenant's removal budget: its spec, else the CRD's default.
-func (r *TenantReconciler) perHourOf(obj tenantObject) int {
-	if rb := obj.Settings().RemovalBudget; rb != nil && rb.PerHour != nil {
-		return int(*rb.PerHour)
-	}
-	return tenant.DefaultRemovalsPerHour
-}
-
-// restoreBudget sets the tenant's removal budget from its spec and, the first time this process
-// sees the tenant, restores the removals of the last hour from status.removalsByMinute and
-// makes the budget save them there before each removal's call. The registry makes a tenant
-// object's budget waiting for this restore, so no removal is let through on a fresh hour.
-func (r *TenantReconciler) restoreBudget(obj tenantObject, key tenant.Key) {
-	budget := r.Tenants.Budget(key)
-	budget.SetPerHour(r.perHourOf(obj))
-	if budget.Restored() {
-		return
-	}
-	if !r.ReadOnly {
-		budget.SetSave(r.saveBudget(key))
-	}
-	budget.Restore(recordFromAPI(obj.GetTenantStatus().RemovalsByMinute))
-}
-
-// saveBudget writes a budget's record in status.removalsByMinute of the tenant object of key,
-// with a merge patch of that field alone: the reconciler's own status patch never writes it
-// (it leaves it as it read it), so neither writer undoes the other.
-func (r *TenantReconciler) saveBudget(key tenant.Key) tenant.SaveFunc {
-	return func(ctx context.Context, record []tenant.SpentMinute) error {
-		obj := r.newObject()
-		obj.SetNamespace(key.Namespace)
-		obj.SetName(key.Name)
-		body, err := json.Marshal(map[string]any{"status": map[string]any{"removalsByMinute": recordToAPI(record)}})
-		if err != nil {
-			return err
-		}
-		if err := r.Kube.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, body)); err != nil {
-			return fmt.Errorf("writing the status of %s: %w", key, err)
-		}
-		return nil
-	}
-}
-
-// reportBudget writes the budget's figures in the status and returns how many removals wait.
-func (r *TenantReconciler) reportBudget(st *iamv1alpha1.TenantStatus, budget *tenant.RemovalBudget) int {
-	s := budget.Status()
-	st.RemovalBudget = &iamv1alpha1.TenantRemovalBudgetStatus{
-		PerHour: int32(s.PerHour), Spent: int32(s.Spent), Waiting: int32(s.Waiting),
-		Allowance: int32(s.Allowance), AllowRemovalsUsed: budget.AllowToken(),
-	}
-	return s.Waiting
 }
 
 // removedVerb says what the policy did to the users it removed.
@@ -540,7 +445,9 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func allowRemovalsChanged() predicate.Predicate {
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return e.ObjectOld.GetAnnotations()[iamv1alpha1.AnnotationAllowRemovals] != e.ObjectNew.GetAnnotations()[iamv1alpha1.AnnotationAllowRemovals]
+			o, n := e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations()
+			return o[iamv1alpha1.AnnotationAllowRemovals] != n[iamv1alpha1.AnnotationAllowRemovals] ||
+				o[iamv1alpha1.AnnotationAllowRemovalsNamespace] != n[iamv1alpha1.AnnotationAllowRemovalsNamespace]
 		},
 		CreateFunc:  func(event.CreateEvent) bool { return false },
 		DeleteFunc:  func(event.DeleteEvent) bool { return false },

@@ -44,24 +44,45 @@ func privilegedSource(key tenant.Key, roles bool) string {
 	return src
 }
 
-// mayManage reports whether the object may manage the tenant user u, found through its recorded
-// id or pending create mark: always from a namespace that may adopt; elsewhere only when the
-// record is the operator's own (status.id, which only the operator writes, names the user), or u
-// is still pending and was created after the object (a create whose answer was lost). The
-// annotations alone prove nothing: whoever may edit the object may write them.
-func (r *UserReconciler) mayManage(obj *iamv1alpha1.CipherscaleUser, statusID string, u *cipherscale.User) bool {
+// mayManage reports whether the object may manage the tenant user u, found through its pending
+// create mark: always from a namespace that may adopt; elsewhere only when u is still pending and
+// was created after the object (a create whose answer was lost). The mark alone proves nothing:
+// whoever may edit the object may write it. An id the object records is decided apart, by
+// decideIdentity, before anything is read.
+func (r *UserReconciler) mayManage(obj *iamv1alpha1.CipherscaleUser, u *cipherscale.User) bool {
 	if r.Trust.MayAdopt(obj.Namespace) {
-		return true
-	}
-	if statusID != "" && plan.NormalizeID(statusID) == plan.NormalizeID(u.ID) {
 		return true
 	}
 	return u.Status.Normalized() == cipherscale.StatusPending && plan.CreatedFor(obj.CreationTimestamp.Time, u)
 }
 
+// unverifiedIDMessage says why an object whose annotation names a tenant user that is not its
+// own record does nothing. Nothing was read: the message says nothing of that user.
+func unverifiedIDMessage(key tenant.Key, ns string) string {
+	return fmt.Sprintf("The annotation %s names a tenant user that the operator did not record for this object (status.id does not name it and the annotation %s does not verify), and namespace %s may not adopt existing users (allowed by %s); nothing was read or written: remove the annotation to manage a new user",
+		iamv1alpha1.AnnotationUserID, iamv1alpha1.AnnotationUserIDProof, ns, adoptionSource(key))
+}
+
+// pausedUnseenMessage says what a paused object that may not see the user with its email shows.
+func pausedUnseenMessage(key tenant.Key, ns string) string {
+	return fmt.Sprintf("Paused: the tenant has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users (allowed by %s): nothing of that user is shown, and no writes are made",
+		ns, adoptionSource(key))
+}
+
 // refuseAdoption stalls an object whose namespace may not adopt the user it found.
 func (r *UserReconciler) refuseAdoption(obj *iamv1alpha1.CipherscaleUser) ctrl.Result {
 	return r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, adoptionRefusedMessage(r.tenantKey, obj.Namespace), jitter(r.ResyncInterval))
+}
+
+// identityOf decides the object's identity with its tenant's proof key (decideIdentity).
+func (r *UserReconciler) identityOf(obj *iamv1alpha1.CipherscaleUser) identity {
+	k, err := r.Tenant.ProofKey()
+	return decideIdentity(obj, r.tenantKey, k, err)
+}
+
+// record records the id of the object's tenant user with its proof (recordID).
+func (r *UserReconciler) record(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string) error {
+	return recordID(ctx, r.Kube, r.Tenant, r.tenantKey, obj, id)
 }
 
 // refusedRoles checks spec.roles against the privileged roles: held is the user's current direct
@@ -112,17 +133,6 @@ func (r *UserReconciler) refusedGroups(ctx context.Context, obj *iamv1alpha1.Cip
 // authoritativeRefusedMessage says why an Authoritative membership does nothing.
 func authoritativeRefusedMessage(key tenant.Key, ns string) string {
 	return fmt.Sprintf("An Authoritative membership removes members nothing declares, and namespace %s may not have Authoritative memberships (allowed by %s); set policy Additive, or ask for the namespace to be allowed; nothing was written", ns, privilegedSource(key, false))
-}
-
-// maxSentTimes bounds status.invitation.sentTimes (the CRD's maxItems).
-const maxSentTimes = 100
-
-// keptSends is how many send times status.invitation.sentTimes keeps: enough to apply the cap.
-func (r *UserReconciler) keptSends() int {
-	if r.MaxInvitationsPerDay <= 0 || r.MaxInvitationsPerDay > maxSentTimes {
-		return maxSentTimes
-	}
-	return r.MaxInvitationsPerDay
 }
 
 // emailMembersRefusedMessage says why a membership leaves alone its n email members that no

@@ -216,8 +216,10 @@ var _ = Describe("Trust boundaries: a namespace is not the tenant", func() {
 			Spec: iamv1alpha1.CipherscaleUserSpec{Email: strings.ToUpper(admin.Email), DeletionPolicy: iamv1alpha1.DeletionPolicyDelete},
 		}
 		Expect(mallory.Create(ctx, pending)).To(Succeed())
-		// The older object owns the email; the forged mark never gets to act.
-		expectStalled(pending, iamv1alpha1.ReasonEmailConflict)
+		// The older object is refused and owns no email: the forged mark is judged on its own,
+		// and refused too.
+		expectStalled(pending, iamv1alpha1.ReasonAdoptionNotAllowed)
+		Expect(pending.Status.ID).To(BeEmpty())
 		Expect(mallory.Delete(ctx, byID)).To(Succeed())
 		expectStalled(pending, iamv1alpha1.ReasonAdoptionNotAllowed)
 		Expect(pending.Annotations).NotTo(HaveKey(iamv1alpha1.AnnotationUserID))

@@ -195,7 +195,7 @@ func removeUndeclared(ctx context.Context, in undeclaredRun, id string, deleting
 		return false, 0, err
 	}
 	email := cipherscale.NormalizeEmail(u.Email)
-	skip := isTenantOwner(u) || excludedAddress(in.Policy.Exclude, email) ||
+	skip := u.TenantOwner() || excludedAddress(in.Policy.Exclude, email) ||
 		(!deleting && (u.Status.Normalized() == cipherscale.StatusInactive || !u.Status.Known()))
 	if !skip && email != "" {
 		now, err := in.DeclaredNow(ctx, email)
@@ -240,19 +240,6 @@ func refusedWithoutChange(err error) bool {
 	return s >= http.StatusBadRequest && s < http.StatusInternalServerError
 }
 
-// isTenantOwner reports whether u is the tenant owner, by its flag or an owner role.
-func isTenantOwner(u *cipherscale.User) bool {
-	if u.IsOwner {
-		return true
-	}
-	for _, r := range u.Roles {
-		if strings.EqualFold(string(r.Type), string(cipherscale.RoleTypeOwner)) {
-			return true
-		}
-	}
-	return false
-}
-
 // excludedAddress reports whether email matches one of the exclude patterns.
 func excludedAddress(patterns []string, email string) bool {
 	for _, p := range patterns {
@@ -272,7 +259,8 @@ func declaredNow(kube client.Reader, key tenant.Key) func(ctx context.Context, e
 			return false, fmt.Errorf("listing the CipherscaleUsers of an address: %w", err)
 		}
 		for i := range users.Items {
-			if tenantKeyOf(users.Items[i].Namespace, users.Items[i].Spec.TenantRef) == key {
+			u := &users.Items[i]
+			if tenantKeyOf(u.Namespace, u.Spec.TenantRef) == key && !refusedClaim(u.Status.Conditions, u.Status.ID) {
 				return true, nil
 			}
 		}
@@ -281,7 +269,8 @@ func declaredNow(kube client.Reader, key tenant.Key) func(ctx context.Context, e
 			return false, fmt.Errorf("listing the memberships of an address: %w", err)
 		}
 		for i := range ms.Items {
-			if tenantKeyOf(ms.Items[i].Namespace, ms.Items[i].Spec.TenantRef) == key {
+			m := &ms.Items[i]
+			if tenantKeyOf(m.Namespace, m.Spec.TenantRef) == key && !refusedClaim(m.Status.Conditions, "") {
 				return true, nil
 			}
 		}
@@ -291,15 +280,24 @@ func declaredNow(kube client.Reader, key tenant.Key) func(ctx context.Context, e
 
 // declaredEmails returns the normalized emails the objects declare: every CipherscaleUser's,
 // and every email member of a membership. Objects being deleted still declare their email:
-// their own finalizer decides what happens to their user, and no user is removed twice.
+// their own finalizer decides what happens to their user, and no user is removed twice. A
+// refused object that manages nobody declares nobody (refusedClaim): an object a namespace may
+// not have does not shield a user from the policy.
 func declaredEmails(users *iamv1alpha1.CipherscaleUserList, memberships *iamv1alpha1.CipherscaleGroupMembershipList) map[string]struct{} {
 	out := map[string]struct{}{}
 	for i := range users.Items {
-		if e := cipherscale.NormalizeEmail(users.Items[i].Spec.Email); e != "" {
+		u := &users.Items[i]
+		if refusedClaim(u.Status.Conditions, u.Status.ID) {
+			continue
+		}
+		if e := cipherscale.NormalizeEmail(u.Spec.Email); e != "" {
 			out[e] = struct{}{}
 		}
 	}
 	for i := range memberships.Items {
+		if refusedClaim(memberships.Items[i].Status.Conditions, "") {
+			continue
+		}
 		for _, mem := range memberships.Items[i].Spec.Members {
 			if e := cipherscale.NormalizeEmail(mem.Email); e != "" {
 				out[e] = struct{}{}

@@ -60,12 +60,8 @@ type UserReconciler struct {
 	// operator creates for it: adoption, privileged roles. Reconcile sets it, on the copy made
 	// for the pass, from the tenant's spec (TenantResolver.Trust).
 	Trust plan.TrustPolicy
-	// MaxInvitationsPerDay caps the invitations sent to one user in 24 hours, from any source;
-	// 0: no cap.
-	MaxInvitationsPerDay int
 
 	// sent, creates and wake are shared by the copies of the reconciler made for each pass.
-	sent    *sendLog
 	creates *createLog
 	wake    *waker
 	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
@@ -110,9 +106,8 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	// (classify), so that one tenant's throttling never holds the workers other tenants need.
 	ctx = cipherscale.WithoutPauseWait(ctx)
 	if refusal != "" {
-		if !obj.DeletionTimestamp.IsZero() && recordedID(obj) == "" && !createPending(obj) {
-			// It never created or adopted anyone: nothing to carry out.
-			return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+		if !obj.DeletionTimestamp.IsZero() {
+			return r.deleteRefused(ctx, obj, refusal)
 		}
 		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal, jitter(r.ResyncInterval)), nil
 	}
@@ -120,14 +115,26 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}
-	if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer); err != nil {
-		return ctrl.Result{}, err
-	}
 	gen := obj.Generation
 	conds := &obj.Status.Conditions
 
+	// Trust comes before anything is read, recorded or written: an id the object names that is
+	// not the operator's own record (status.id, or a proof that verifies) is an adoption, which
+	// only a namespace that may adopt makes. Elsewhere it is refused here, and status.id never
+	// takes the annotation's value.
+	idn := r.identityOf(obj)
+	if idn.unchecked {
+		return r.fail(obj, idn.keyErr)
+	}
+	if idn.id != "" && !idn.own && !r.Trust.MayAdopt(obj.Namespace) {
+		return r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, unverifiedIDMessage(r.tenantKey, obj.Namespace), jitter(r.ResyncInterval)), nil
+	}
+	if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer); err != nil {
+		return ctrl.Result{}, err
+	}
+
 	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey, api: r.Tenant}
-	owner, err := w.emailOwner(ctx, obj.Spec.Email)
+	owner, err := w.emailOwnerFor(ctx, obj, idn.own)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -135,7 +142,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		// The owner may be in a namespace the reader of this object cannot see: it is not named.
 		// Checked again at each resync, and woken at once when the owner goes.
 		return r.stall(obj, iamv1alpha1.ReasonEmailConflict,
-			"Another CipherscaleUser, created earlier, manages this email; this object does nothing until that one is gone", jitter(r.ResyncInterval)), nil
+			"Another CipherscaleUser manages this email (it recorded the tenant user's id, or was created earlier); this object does nothing until that one is gone", jitter(r.ResyncInterval)), nil
 	}
 
 	// Privileged roles asked of a namespace that may not grant them: refused before any write,
@@ -155,18 +162,16 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 
 	paused := isPaused(obj)
-	// status.id is written by the operator alone: it vouches for the annotation.
-	statusID := obj.Status.ID
-	id := recordedID(obj)
-	if id != "" {
-		obj.Status.ID = id
+	if idn.own {
+		// Verified: the operator's own record.
+		obj.Status.ID = idn.id
 	}
-	seen, res, err := r.observeUser(ctx, obj, id, statusID, paused)
+	seen, res, err := r.observeUser(ctx, obj, idn, paused)
 	if seen.user == nil || err != nil {
 		return res, err
 	}
 	live, readAt, isNew := seen.user, seen.readAt, seen.created
-	if !live.IsOwner {
+	if !live.TenantOwner() {
 		// Privileged roles the user holds and spec.roles would remove.
 		if msg, err := r.refusedRoles(ctx, obj, live.Roles); err != nil || msg != "" {
 			if err != nil {
@@ -175,10 +180,11 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 			return r.stall(obj, iamv1alpha1.ReasonNotAllowed, msg, jitter(r.ResyncInterval)), nil
 		}
 	}
-	if !paused && obj.Annotations[iamv1alpha1.AnnotationUserID] == "" {
-		// An object an earlier version reconciled has its id in status only: record it where it
-		// survives a restore.
-		if err := recordID(ctx, r.Kube, obj, live.ID); err != nil {
+	if !paused && (obj.Annotations[iamv1alpha1.AnnotationUserID] == "" || idn.resign && plan.NormalizeID(idn.id) == plan.NormalizeID(live.ID)) {
+		// An object an earlier version reconciled has its id in status only, or no proof, or a
+		// proof made with a key since rotated: record it, with a proof, where it survives a
+		// restore.
+		if err := r.record(ctx, obj, live.ID); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -230,13 +236,27 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 
 	// The snapshot now holds the result of the writes.
-	if cur, _, err := r.Tenant.Get(ctx, live.ID, false); err == nil {
+	cur, _, err := r.Tenant.Get(ctx, live.ID, false)
+	if err == nil {
 		live = cur
+		var next time.Duration
+		if next, err = r.invitation(ctx, obj, live); err == nil {
+			return r.finish(obj, p, live, readAt, next), nil
+		}
 	}
-	next, err := r.invitation(ctx, obj, live)
-	if err != nil {
-		return r.fail(obj, err)
+	if errors.Is(err, tenant.ErrUserGone) {
+		// Deleted in the tenant during this pass: the next pass reads it by id and creates it
+		// again. The workqueue's backoff spaces the passes.
+		markReconciling(conds, gen, iamv1alpha1.ReasonUpdating, "The tenant user was deleted while it was being updated")
+		return ctrl.Result{}, err
 	}
+	return r.fail(obj, err)
+}
+
+// finish ends a pass whose writes were made: the status says what the tenant holds now.
+func (r *UserReconciler) finish(obj *iamv1alpha1.CipherscaleUser, p plan.UserPlan, live *cipherscale.User, readAt time.Time, next time.Duration) ctrl.Result {
+	gen := obj.Generation
+	conds := &obj.Status.Conditions
 
 	obj.Status.State = plan.StateOf(live.Status)
 	setTenantRefs(&obj.Status, live)
@@ -244,7 +264,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	obj.Status.ObservedGeneration = gen
 	switch {
 	case p.OwnerProtected && p.Withheld != "":
-		return r.stall(obj, iamv1alpha1.ReasonOwnerProtected, "The tenant owner is read-only to the operator, and the spec differs from the owner's state ("+p.Withheld+"): no change is made; match the spec to the owner, or remove it", jitter(r.ResyncInterval)), nil
+		return r.stall(obj, iamv1alpha1.ReasonOwnerProtected, "The tenant owner is read-only to the operator, and the spec differs from the owner's state ("+p.Withheld+"): no change is made; match the spec to the owner, or remove it", jitter(r.ResyncInterval))
 	case p.OwnerProtected:
 		markReady(conds, gen, iamv1alpha1.ReasonOwnerProtected, "The tenant owner matches the spec; the owner is read-only to the operator, which makes no change to it")
 	case p.UnknownStatus != "":
@@ -252,11 +272,11 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	default:
 		markReady(conds, gen, iamv1alpha1.ReasonUpToDate, "The tenant user matches the spec")
 	}
-	res = r.resync()
+	res := r.resync()
 	if next > 0 && next < res.RequeueAfter {
 		res.RequeueAfter = next
 	}
-	return res, nil
+	return res
 }
 
 // observed is the tenant user a pass compares with the spec.
@@ -270,13 +290,16 @@ type observed struct {
 	created bool
 }
 
-// observeUser finds the object's tenant user: by the recorded id when there is one (a user
+// observeUser finds the object's tenant user: by the id it names when there is one (a user
 // whose email no longer matches is reported, never swapped), else by email, creating it when
-// the tenant has none. It returns the user and when the compared data was read; a nil user
-// with the result and error to return when the pass ends here.
-func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id, statusID string, paused bool) (observed, ctrl.Result, error) {
+// the tenant has none. idn was decided before: an id that is not the object's own reaches here
+// only from a namespace that may adopt, and is recorded (with its proof) only once read. It
+// returns the user and when the compared data was read; a nil user with the result and error to
+// return when the pass ends here.
+func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, idn identity, paused bool) (observed, ctrl.Result, error) {
 	gen := obj.Generation
 	gone := false
+	id := idn.id
 	if id != "" {
 		live, readAt, err := r.Tenant.Get(ctx, id, false)
 		switch {
@@ -289,10 +312,13 @@ func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 			return observed{}, r.stall(obj, iamv1alpha1.ReasonEmailMismatch, fmt.Sprintf(
 				"The tenant user %s recorded in the annotation %s has another email; the operator never swaps one user for another: correct the annotation, or remove it to look the user up by email",
 				id, iamv1alpha1.AnnotationUserID), jitter(r.ResyncInterval)), nil
-		case !r.mayManage(obj, statusID, live):
-			// An id written into the annotation by hand is an adoption: it is not recorded.
-			obj.Status.ID = statusID
-			return observed{}, r.refuseAdoption(obj), nil
+		case !idn.own && !paused:
+			// An id written by hand, in a namespace that may adopt: an adoption by id.
+			if err := r.record(ctx, obj, live.ID); err != nil {
+				return observed{}, ctrl.Result{}, err
+			}
+			r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted existing tenant user %s, named by the annotation %s", live.ID, iamv1alpha1.AnnotationUserID)
+			return observed{user: live, readAt: readAt}, ctrl.Result{}, nil
 		default:
 			return observed{user: live, readAt: readAt}, ctrl.Result{}, nil
 		}
@@ -328,32 +354,37 @@ func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 		}
 		return r.create(ctx, obj)
 	}
+	mayAdopt := r.Trust.MayAdopt(obj.Namespace)
 	switch {
 	case gone:
 		return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 			"The tenant user %s this object recorded was deleted, and another user (%s) now has the email; remove the annotation %s to adopt that user",
 			id, found.ID, iamv1alpha1.AnnotationUserID), jitter(r.ResyncInterval)), nil
+	case paused && !mayAdopt && (!createPending(obj) || !r.mayManage(obj, found)):
+		// Trust before pause reporting: a user the object may not manage is not shown.
+		markNotReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonPaused, pausedUnseenMessage(r.tenantKey, obj.Namespace))
+		obj.Status.ObservedGeneration = gen
+		return observed{}, r.resync(), nil
 	case paused:
 		// Nothing is recorded while paused: recording is the start of managing the user.
 		return observed{user: found, readAt: readAt}, ctrl.Result{}, nil
-	case createPending(obj) && !r.mayManage(obj, statusID, found):
+	case createPending(obj) && !r.mayManage(obj, found):
 		// A mark written by hand on an object that did not create the user is an adoption.
-		obj.Status.ID = statusID
 		return observed{}, r.refuseAdoption(obj), nil
 	case createPending(obj):
 		// A create this object marked before sending it: the user is its own, whatever its
 		// adoptionPolicy (the answer was lost to a crash, a failover or a failed write).
-		if err := recordID(ctx, r.Kube, obj, found.ID); err != nil {
+		if err := r.record(ctx, obj, found.ID); err != nil {
 			return observed{}, ctrl.Result{}, err
 		}
 		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Recorded tenant user %s, created by an earlier attempt whose answer was not recorded", found.ID)
+	case !mayAdopt:
+		return observed{}, r.refuseAdoption(obj), nil
 	case obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever:
 		return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 			"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID), jitter(r.ResyncInterval)), nil
-	case !r.Trust.MayAdopt(obj.Namespace):
-		return observed{}, r.refuseAdoption(obj), nil
 	default:
-		if err := recordID(ctx, r.Kube, obj, found.ID); err != nil {
+		if err := r.record(ctx, obj, found.ID); err != nil {
 			return observed{}, ctrl.Result{}, err
 		}
 		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted existing tenant user %s", found.ID)
@@ -365,11 +396,24 @@ func (r *UserReconciler) observeUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 // batcher, without waiting for it (creates.go): the pass ends Reconciling (Creating), and the
 // answer wakes the object. A create is never queued twice for one object.
 func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (observed, ctrl.Result, error) {
+	// A create sends an invitation: it counts against the cap of the email (invitations.go),
+	// and is recorded in the tenant's status before it is sent.
+	inv, err := r.reserveInvitation(ctx, obj)
+	switch {
+	case errors.Is(err, tenant.ErrInvitationsNotRestored):
+		return observed{}, r.invitationsNotRestored(obj), nil
+	case err != nil:
+		return observed{}, ctrl.Result{}, err
+	case !inv.OK:
+		return observed{}, r.deferCreate(obj, inv), nil
+	}
 	pc := &pendingCreate{tenant: r.tenantKey, markedBefore: createPending(obj), attempt: r.Clock.Now()}
 	if err := markCreatePending(ctx, r.Kube, obj, pc.attempt); err != nil {
+		r.cancelInvitation(obj, inv.At)
 		return observed{}, ctrl.Result{}, err
 	}
 	if !r.creates.start(obj.UID, pc) {
+		r.cancelInvitation(obj, inv.At)
 		return observed{}, r.waitForCreate(obj), nil
 	}
 	groups := []string{}
@@ -379,6 +423,9 @@ func (r *UserReconciler) create(ctx context.Context, obj *iamv1alpha1.Cipherscal
 	log.FromContext(ctx).Info("Creating tenant user", "groups", len(groups))
 	key, uid, email := client.ObjectKeyFromObject(obj), obj.UID, obj.Spec.Email
 	r.Tenant.CreateAsync(cipherscale.NewUser{Email: email, Groups: groups}, func(u *cipherscale.User, err error) {
+		if err != nil && invitationNotSent(err) {
+			r.Tenant.Invitations().Cancel(email, inv.At)
+		}
 		r.creates.finish(uid, u, err)
 		r.wakeEmail(key, uid, email)
 	})
@@ -420,14 +467,15 @@ func (r *UserReconciler) finishCreate(ctx context.Context, obj *iamv1alpha1.Ciph
 			markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonCreating, "The API says the email exists, but the tenant's user list does not show it yet")
 			return observed{}, ctrl.Result{}, errors.New("the create was refused because the email exists, but the list of users does not show it")
 		}
+		// Trust first: the user of a namespace that may not adopt it is not described.
+		if !markedBefore && !r.Trust.MayAdopt(obj.Namespace) || markedBefore && !r.mayManage(obj, found) {
+			return observed{}, r.refuseAdoption(obj), nil
+		}
 		if !markedBefore && obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever {
 			return observed{}, r.stall(obj, iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 				"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID), jitter(r.ResyncInterval)), nil
 		}
-		if !markedBefore && !r.Trust.MayAdopt(obj.Namespace) || markedBefore && !r.mayManage(obj, obj.Status.ID, found) {
-			return observed{}, r.refuseAdoption(obj), nil
-		}
-		if err := recordID(ctx, r.Kube, obj, found.ID); err != nil {
+		if err := r.record(ctx, obj, found.ID); err != nil {
 			return observed{}, ctrl.Result{}, err
 		}
 		if markedBefore {
@@ -449,11 +497,10 @@ func (r *UserReconciler) finishCreate(ctx context.Context, obj *iamv1alpha1.Ciph
 	}
 	readAt := r.Clock.Now()
 	now := metav1.NewTime(readAt)
-	obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now,
-		SentTimes: r.sent.record(created.ID, nil, readAt, r.keptSends())}
+	obj.Status.Invitation = &iamv1alpha1.InvitationStatus{LastSentTime: &now, SentTimes: r.sentTimes(obj)}
 	// The event is emitted now, so that a failure of the writes that follow does not lose it.
 	r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Created tenant user %s and sent the invitation", created.ID)
-	if err := recordID(ctx, r.Kube, obj, created.ID); err != nil {
+	if err := r.record(ctx, obj, created.ID); err != nil {
 		// The pending mark stays: the next pass finds the user by email and records it.
 		return observed{}, ctrl.Result{}, err
 	}
@@ -623,7 +670,9 @@ func (r *UserReconciler) notifyMemberships(ctx context.Context, obj *iamv1alpha1
 	}
 	naming, err := world{kube: r.Kube, tenant: r.tenantKey}.membershipsNaming(ctx, obj)
 	if err != nil {
-		return // they see the change at their next resync
+		// They see the change at their next resync.
+		log.FromContext(ctx).Error(err, "Listing the memberships that name the object to wake them")
+		return
 	}
 	for i := range naming {
 		select {
@@ -655,16 +704,23 @@ func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.Cipher
 		st = &iamv1alpha1.InvitationStatus{}
 		obj.Status.Invitation = st
 	}
-	sent := r.sent.times(live.ID, st.SentTimes)
-	if ok, until := plan.InvitationCap(sent, r.MaxInvitationsPerDay, now); !ok {
+	// The cap counts the sends to the email, whichever object asked for them (invitations.go).
+	inv, err := r.reserveInvitation(ctx, obj)
+	switch {
+	case errors.Is(err, tenant.ErrInvitationsNotRestored):
+		return invitationRestoreRetry, nil
+	case err != nil:
+		return 0, err
+	case !inv.OK:
 		// Deferred, the request kept: it is answered once the oldest send leaves the window.
-		r.event(obj, corev1.EventTypeWarning, iamv1alpha1.EventInvitationDeferred, "ResendInvitation",
-			"Deferred the invitation of tenant user %s until %s: it had %d invitations in 24 hours, the most allowed (--max-invitations-per-day)",
-			live.ID, until.UTC().Format(time.RFC3339), r.MaxInvitationsPerDay)
-		return until.Sub(now), nil
+		r.invitationDeferredEvent(obj, live.ID, inv)
+		return inv.Until.Sub(now), nil
 	}
 	log.FromContext(ctx).Info("Resending invitation", "requested", d.Requested)
-	err := r.Tenant.ResendInvitation(ctx, live.ID)
+	err = r.Tenant.ResendInvitation(ctx, live.ID)
+	if err != nil && invitationNotSent(err) {
+		r.cancelInvitation(obj, inv.At)
+	}
 	if cipherscale.IsConflict(err) {
 		// No longer pending: the tenant layer has read the user again, and the next pass (at the
 		// resync, or sooner on any change) sees the new state.
@@ -675,7 +731,7 @@ func (r *UserReconciler) invitation(ctx context.Context, obj *iamv1alpha1.Cipher
 	}
 	t := metav1.NewTime(now)
 	st.LastSentTime = &t
-	st.SentTimes = r.sent.record(live.ID, sent, now, r.keptSends())
+	st.SentTimes = r.sentTimes(obj)
 	if d.Requested {
 		st.LastResendRequest = d.RequestValue
 	} else {
@@ -700,14 +756,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 			"Paused: deletion waits until the cipherscale.com/paused annotation is removed (or set deletionPolicy Orphan)")
 		return ctrl.Result{}, nil
 	}
-	owner, err := world{kube: r.Kube, tenant: r.tenantKey}.emailOwner(ctx, obj.Spec.Email)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	policy := obj.Spec.DeletionPolicy
-	if policy == "" {
-		policy = r.Resolver.DefaultDeletionPolicy(ctx, r.tenantKey)
-	}
+	policy := r.deletionPolicy(ctx, obj)
 	// A create this process queued for the object (a first one, or one that replaces a recorded
 	// user deleted in the tenant), or for its email, is waited for: its answer says which user,
 	// if any, the policy is carried out on.
@@ -719,12 +768,33 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 		markReconciling(&obj.Status.Conditions, gen, iamv1alpha1.ReasonDeleting, "Deleting: waiting for the answer of the create in flight")
 		return r.resync(), nil
 	}
-	id := recordedID(obj)
+	// Trust before any read: the id is acted on only when it is the object's own record, or the
+	// namespace may adopt it.
+	idn := r.identityOf(obj)
+	id, own := idn.id, idn.own
 	if created != "" {
-		id = created
+		id, own = created, true
+	}
+	if created == "" && idn.unchecked && policy != iamv1alpha1.DeletionPolicyOrphan && !r.Trust.MayAdopt(obj.Namespace) {
+		// It may have managed the user: never released silently.
+		return r.stallDeleting(obj, iamv1alpha1.ReasonUnauthorized, fmt.Sprintf(
+			"Deleting: deletionPolicy %s asks to remove the tenant user this object names, and the operator cannot verify the object's proof of identity because the tenant's API key cannot be read; the finalizer stays until the key is restored, the namespace may adopt users, or deletionPolicy is set to Orphan", policy)), nil
+	}
+	if id != "" && !own && !r.Trust.MayAdopt(obj.Namespace) {
+		// An id written by hand: this object never created nor adopted that user, and is
+		// released at once, touching no one.
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.ReasonAdoptionNotAllowed, "Delete",
+			"Released without touching the tenant: the annotation %s is not the operator's record for this object, which never managed a tenant user", iamv1alpha1.AnnotationUserID)
+		r.removalNotWanted(obj)
+		return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+	}
+	owner, err := world{kube: r.Kube, tenant: r.tenantKey}.emailOwnerFor(ctx, obj, own)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	// Only the object that owns the email, and that created or adopted a user, acts on it.
 	acts := owner != nil && owner.UID == obj.UID && (id != "" || createPending(obj))
+	fromMark := false
 	switch {
 	case !acts:
 	case policy == iamv1alpha1.DeletionPolicyOrphan:
@@ -739,6 +809,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 			if id == "" {
 				break
 			}
+			fromMark = true
 		}
 		live, _, err := r.Tenant.Get(ctx, id, true)
 		switch {
@@ -751,10 +822,10 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 			r.warnOnChange(obj, iamv1alpha1.ReasonEmailMismatch, msg)
 			markStalled(&obj.Status.Conditions, gen, iamv1alpha1.ReasonEmailMismatch, msg)
 			return ctrl.Result{RequeueAfter: jitter(r.ResyncInterval)}, nil
-		case !r.mayManage(obj, obj.Status.ID, live):
-			// The id was written by hand: this object never created nor adopted the user.
+		case fromMark && !r.mayManage(obj, live):
+			// The mark was written by hand: this object never created nor adopted the user.
 			r.event(obj, corev1.EventTypeWarning, iamv1alpha1.ReasonAdoptionNotAllowed, "Delete", "Left tenant user %s alone: this object did not create it, and its namespace may not adopt users", live.ID)
-		case live.IsOwner:
+		case live.TenantOwner():
 			r.event(obj, corev1.EventTypeWarning, iamv1alpha1.ReasonOwnerProtected, "Delete", "Left tenant user %s alone: the tenant owner is never deleted or deactivated", live.ID)
 		case policy == iamv1alpha1.DeletionPolicyDeactivate:
 			if live.Status.Normalized() != cipherscale.StatusInactive {
@@ -792,6 +863,52 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 	return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
 }
 
+// deletionPolicy is the object's deletion policy, the default when it sets none.
+func (r *UserReconciler) deletionPolicy(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) iamv1alpha1.DeletionPolicy {
+	if obj.Spec.DeletionPolicy != "" {
+		return obj.Spec.DeletionPolicy
+	}
+	return r.Resolver.DefaultDeletionPolicy(ctx, r.tenantKey) // the tenant's spec.defaultDeletionPolicy
+}
+
+// deleteRefused handles the deletion of an object that may not use its tenant (refusal says
+// why): the tenant cannot be reached. An object that never managed a user (no id of its own, no
+// pending create) or whose policy asks for no removal (Orphan) is released at once, touching no
+// one. One that did manage a user and asks for its removal is never released silently: it stays
+// Stalled, saying what would release it.
+func (r *UserReconciler) deleteRefused(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, refusal string) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(obj, iamv1alpha1.Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	policy := r.deletionPolicy(ctx, obj)
+	ann := obj.Annotations[iamv1alpha1.AnnotationUserID]
+	st := obj.Status.ID
+	// Without the tenant no proof can be checked: a proof that is there may be the object's own.
+	managed := st != "" && (ann == "" || plan.NormalizeID(st) == plan.NormalizeID(ann)) ||
+		ann != "" && obj.Annotations[iamv1alpha1.AnnotationUserIDProof] != "" ||
+		createPending(obj)
+	if managed && policy != iamv1alpha1.DeletionPolicyOrphan {
+		return r.stallDeleting(obj, iamv1alpha1.ReasonInvalidTenant, fmt.Sprintf(
+			"Deleting: deletionPolicy %s asks to remove the tenant user this object manages, and the operator cannot use its tenant (%s); the finalizer stays until the tenant can be used again (restore its key, or the namespace's access to it), or deletionPolicy is set to Orphan",
+			policy, refusal)), nil
+	}
+	if managed {
+		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventOrphaned, "Delete", "Left the tenant user in the tenant (deletionPolicy Orphan)")
+	}
+	if r.Tenant != nil { // no tenant, no removal waiting in its budget
+		r.removalNotWanted(obj)
+	}
+	return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+}
+
+// stallDeleting marks an object whose deletion waits for a person Stalled, with a warning when
+// the reason changes, and checks it again at the resync.
+func (r *UserReconciler) stallDeleting(obj *iamv1alpha1.CipherscaleUser, reason, msg string) ctrl.Result {
+	r.warnOnChange(obj, reason, msg)
+	markStalled(&obj.Status.Conditions, obj.Generation, reason, msg)
+	return ctrl.Result{RequeueAfter: jitter(r.ResyncInterval)}
+}
+
 // settleCreate takes, for a deletion, the answer of a create this process queued for the object:
 // the id of the user it created (recorded), or, when it was refused, the pending mark cleared as
 // the create pass would have. waiting: a create of the email is still queued or in flight.
@@ -809,7 +926,7 @@ func (r *UserReconciler) settleCreate(ctx context.Context, obj *iamv1alpha1.Ciph
 	}
 	ownMark(obj, pc)
 	if pc.err == nil && pc.user != nil {
-		if err := recordID(ctx, r.Kube, obj, pc.user.ID); err != nil {
+		if err := r.record(ctx, obj, pc.user.ID); err != nil {
 			return "", false, err
 		}
 		return pc.user.ID, false, nil
@@ -841,7 +958,8 @@ func (r *UserReconciler) pendingUser(ctx context.Context, obj *iamv1alpha1.Ciphe
 
 func (r *UserReconciler) failDeleting(obj *iamv1alpha1.CipherscaleUser, err error) (ctrl.Result, error) {
 	v := classify(err)
-	msg := "Deleting: " + v.message
+	// Never a silent release: the finalizer stays, and the message says what would release it.
+	msg := "Deleting: " + v.message + " (the finalizer stays until the deletion policy is carried out, or deletionPolicy is set to Orphan)"
 	if v.stalled && !cipherscale.IsUnauthorized(err) {
 		// Nothing a person could fix in the spec: keep retrying with backoff.
 		v.retry = true
@@ -914,7 +1032,6 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.ResyncInterval <= 0 {
 		return errors.New("UserReconciler needs a positive ResyncInterval")
 	}
-	r.sent = &sendLog{}
 	r.creates = &createLog{}
 	r.wake = &waker{}
 	if r.MaxConcurrentReconciles <= 0 {
@@ -956,6 +1073,8 @@ func (r *UserReconciler) sameEmail(ctx context.Context, o client.Object) []recon
 	}
 	var list iamv1alpha1.CipherscaleUserList
 	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: scoped(tenantOf(u), cipherscale.NormalizeEmail(u.Spec.Email))}); err != nil {
+		// The objects waiting for the email are not woken now: their resync finds it free.
+		log.FromContext(ctx).Error(err, "Listing the CipherscaleUsers of an email to wake them", "namespace", u.Namespace, "name", u.Name)
 		return nil
 	}
 	var reqs []reconcile.Request
@@ -988,6 +1107,8 @@ func (r *UserReconciler) membersOf(ctx context.Context, o client.Object) []recon
 		}
 		var list iamv1alpha1.CipherscaleUserList
 		if err := r.Kube.List(ctx, &list, client.MatchingFields{indexUserEmail: scoped(tenantOf(m), cipherscale.NormalizeEmail(mem.Email))}); err != nil {
+			// That member's object is not woken now: its resync sees the membership.
+			log.FromContext(ctx).Error(err, "Listing the CipherscaleUsers a membership names to wake them", "namespace", m.Namespace, "name", m.Name)
 			continue
 		}
 		for i := range list.Items {
@@ -1003,7 +1124,7 @@ func personAnnotationChanged() predicate.Predicate {
 	strip := func(a map[string]string) map[string]string {
 		out := make(map[string]string, len(a))
 		for k, v := range a {
-			if k != iamv1alpha1.AnnotationUserID && k != iamv1alpha1.AnnotationCreatePending {
+			if k != iamv1alpha1.AnnotationUserID && k != iamv1alpha1.AnnotationCreatePending && k != iamv1alpha1.AnnotationUserIDProof {
 				out[k] = v
 			}
 		}

@@ -110,21 +110,63 @@ func claimOf(o client.Object) plan.Claim {
 	return plan.Claim{Created: o.GetCreationTimestamp().UnixNano(), Key: o.GetNamespace() + "/" + o.GetName()}
 }
 
-// emailOwner returns the CipherscaleUser that owns an email in the world's tenant: the oldest
-// of those of that tenant that name it, in any namespace. nil when none does.
+// emailOwner returns the CipherscaleUser that owns an email in the world's tenant, in any
+// namespace (ownerOf). nil when none does.
 func (w world) emailOwner(ctx context.Context, email string) (*iamv1alpha1.CipherscaleUser, error) {
+	list, err := w.usersNaming(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	return ownerOf(list, nil, false), nil
+}
+
+// emailOwnerFor is emailOwner as seen by self, the object whose pass asks: its own refusal of
+// the last pass does not count (this pass decides it again), and own says whether the id it
+// names is its own record (a proof that verifies counts as much as status.id).
+func (w world) emailOwnerFor(ctx context.Context, self *iamv1alpha1.CipherscaleUser, own bool) (*iamv1alpha1.CipherscaleUser, error) {
+	list, err := w.usersNaming(ctx, self.Spec.Email)
+	if err != nil {
+		return nil, err
+	}
+	return ownerOf(list, self, own), nil
+}
+
+func (w world) usersNaming(ctx context.Context, email string) ([]iamv1alpha1.CipherscaleUser, error) {
 	var list iamv1alpha1.CipherscaleUserList
 	if err := w.kube.List(ctx, &list, client.MatchingFields{indexUserEmail: scoped(w.tenant, cipherscale.NormalizeEmail(email))}); err != nil {
 		return nil, fmt.Errorf("listing CipherscaleUsers by email: %w", err)
 	}
-	claims := make([]plan.Claim, len(list.Items))
-	for i := range list.Items {
-		claims[i] = claimOf(&list.Items[i])
+	return list.Items, nil
+}
+
+// ownerOf decides which of the CipherscaleUsers naming one email owns it (pure). An object
+// refused at its last pass that manages nobody owns nothing (refusedClaim). Among the others,
+// the one that recorded the tenant user's id (status.id, which only the operator writes) owns
+// it, before any that did not: ownership never moves to an object created a second earlier.
+// Then the oldest, then the first by namespace/name. self, when set, is the object asking: its
+// last refusal does not count, and ownSelf says whether its id is its own record.
+func ownerOf(items []iamv1alpha1.CipherscaleUser, self *iamv1alpha1.CipherscaleUser, ownSelf bool) *iamv1alpha1.CipherscaleUser {
+	var recorded, others []plan.Claim
+	var recIdx, otherIdx []int
+	for i := range items {
+		u := &items[i]
+		isSelf := self != nil && u.UID == self.UID
+		if !isSelf && refusedClaim(u.Status.Conditions, u.Status.ID) {
+			continue
+		}
+		if u.Status.ID != "" || isSelf && ownSelf {
+			recorded, recIdx = append(recorded, claimOf(u)), append(recIdx, i)
+		} else {
+			others, otherIdx = append(others, claimOf(u)), append(otherIdx, i)
+		}
 	}
-	if i := plan.OwnerOf(claims); i >= 0 {
-		return &list.Items[i], nil
+	if i := plan.OwnerOf(recorded); i >= 0 {
+		return &items[recIdx[i]]
 	}
-	return nil, nil
+	if i := plan.OwnerOf(others); i >= 0 {
+		return &items[otherIdx[i]]
+	}
+	return nil
 }
 
 // groupMemberships returns the memberships of a group that count: not being deleted, and not a

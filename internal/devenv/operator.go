@@ -286,8 +286,8 @@ type OperatorConfig struct {
 // (500 requests a second) and retries briefly, so that tests are quick.
 //
 // The default tenant trusts every namespace (adoption, privileged roles, Authoritative
-// memberships) and has no removal budget, and the operator caps invitations at 5 a day, unless
-// configure changes them.
+// memberships) and has no removal budget (the invitation cap is the CRD's default, 5 a day),
+// unless configure changes them.
 func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync time.Duration, workers int, configure ...func(*OperatorConfig)) (*InProcess, error) {
 	sim := simulator.New(apiKey)
 	srv := httptest.NewServer(sim)
@@ -322,7 +322,6 @@ func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync ti
 			Tenants:                 tenants,
 			ResyncInterval:          resync,
 			MaxConcurrentReconciles: workers,
-			MaxInvitationsPerDay:    5,
 		},
 		DefaultTenant: func(t *iamv1alpha1.ClusterCipherscaleTenant) {
 			TrustAll(t)

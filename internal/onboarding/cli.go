@@ -29,16 +29,19 @@ const (
 // APIKeyEnv is the environment variable the API key is read from.
 const APIKeyEnv = "CIPHERSCALE_API_KEY"
 
-const usage = `kubectl cipherscale: bring an existing Cipherscale tenant under the operator.
+const usage = `kubectl cipherscale: bring an existing Cipherscale tenant under the operator, and see its state.
 
 Usage:
   kubectl cipherscale export [--tenant KIND/NAME | --api-url URL] [--namespace NS] [-o DIR] [--memberships]
   kubectl cipherscale plan   [-f FILE|DIR ...] [--tenant KIND/NAME | --api-url URL] [--namespace NS]
+  kubectl cipherscale status [--tenant KIND/NAME] [--namespace NS] [--reason REASON]
 
 export writes one CipherscaleUser per tenant user (deletionPolicy Orphan), to stdout or, with
 -o DIR, one file per object and a kustomization.yaml.
 plan prints what the operator would do with the manifests (or, without -f, the cluster's
 objects) and writes nothing. Exit status: 0 nothing would change, 2 something would, 1 error.
+status shows each tenant as the operator last saw it (the cluster only, never the API). Exit
+status: 0 everything is Ready, 2 something needs a person, 1 error.
 
 The API key comes from --api-key-file, from the tenant object's Secret with --tenant, or from
 $CIPHERSCALE_API_KEY; never from a flag's value.
@@ -91,8 +94,10 @@ func Main(ctx context.Context, args []string, env Env) int {
 		code, key, err = runExport(ctx, args[1:], env)
 	case "plan":
 		code, key, err = runPlan(ctx, args[1:], env)
+	case "status":
+		code, key, err = runStatus(ctx, args[1:], env)
 	default:
-		err = fmt.Errorf("unknown command %q: use export or plan", args[0])
+		err = fmt.Errorf("unknown command %q: use export, plan or status", args[0])
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK

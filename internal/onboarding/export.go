@@ -181,7 +181,7 @@ func idList(b *bytes.Buffer, field string, items []named) {
 
 func renderUser(u *cipherscale.User, name string, opts ExportOptions) []byte {
 	var b bytes.Buffer
-	if u.IsOwner {
+	if u.TenantOwner() {
 		b.WriteString("# The tenant owner. The operator never deactivates or deletes this user.\n")
 	}
 	header(&b, "CipherscaleUser", name, opts)

@@ -387,7 +387,7 @@ func (p *planner) planUserDelete(u *iamv1alpha1.CipherscaleUser, op ObjectPlan) 
 		op.Summary = "orphan: leave tenant user " + recordedID(u) + " in the tenant (deletionPolicy Orphan)"
 	case live == nil:
 		op.Summary = "release the object (tenant user " + recordedID(u) + " is already gone)"
-	case live.IsOwner:
+	case live.TenantOwner():
 		op.Summary = iamv1alpha1.ReasonOwnerProtected + ": leave tenant user " + live.ID + " alone (the tenant owner is never deleted or deactivated)"
 	case policy == iamv1alpha1.DeletionPolicyDeactivate:
 		if live.Status.Normalized() != cipherscale.StatusInactive {

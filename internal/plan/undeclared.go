@@ -154,19 +154,6 @@ func globMatch(p, s string) bool {
 	return pi == len(p)
 }
 
-// isOwner reports whether u is the tenant owner, by its flag or an owner role.
-func isOwner(u *cipherscale.User) bool {
-	if u.IsOwner {
-		return true
-	}
-	for _, r := range u.Roles {
-		if strings.EqualFold(string(r.Type), string(cipherscale.RoleTypeOwner)) {
-			return true
-		}
-	}
-	return false
-}
-
 // PlanUndeclared decides what to report and do about the tenant's undeclared users. An unknown
 // policy, a negative grace period or an invalid exclude pattern is an error, and then nothing is
 // decided.
@@ -221,7 +208,7 @@ func PlanUndeclared(in UndeclaredInput) (UndeclaredPlan, error) {
 			continue
 		}
 		id := cipherscale.NormalizeID(u.ID)
-		if id == "" || isOwner(u) || excluded(in.Exclude, email) {
+		if id == "" || u.TenantOwner() || excluded(in.Exclude, email) {
 			p.Protected++
 			continue
 		}

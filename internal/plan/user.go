@@ -87,7 +87,7 @@ func WantsActive(spec *iamv1alpha1.CipherscaleUserSpec) bool {
 // it would have changed.
 func PlanUser(spec *iamv1alpha1.CipherscaleUserSpec, live *cipherscale.User, groupAdd, groupRemove []string) UserPlan {
 	p := planUser(spec, live, groupAdd, groupRemove)
-	if !live.IsOwner {
+	if !live.TenantOwner() {
 		return p
 	}
 	withheld := ""

@@ -20,18 +20,40 @@ var budgetEpoch = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 // budgetStep is one thing that happens to a budget, and what the budget must answer.
 type budgetStep struct {
 	advance time.Duration // moved on the clock before the step
-	op      string        // reserve, done, release, allow, setPerHour
+	op      string        // reserve, done, release, allow, setPerHour, tripped, byNamespace
 	key     string        // the removal's key, or the allow token
 	n       int           // allow's n, setPerHour's budget
+	ns      string        // allow's namespace
 
-	want   tenant.Reservation // for reserve
-	status *tenant.RemovalBudgetStatus
-	grant  bool // for allow
+	want     tenant.Reservation // for reserve
+	status   *tenant.RemovalBudgetStatus
+	grant    bool           // for allow
+	released int            // for allow
+	tripped  bool           // for tripped
+	byNS     map[string]int // for byNamespace
 }
 
 func budgetReserve(key string, ok bool, waiting int, retry time.Duration) budgetStep {
 	return budgetStep{op: "reserve", key: key, want: tenant.Reservation{OK: ok, Waiting: waiting, RetryAfter: retry}}
 }
+
+// budgetTrips is a reserve that trips the budget.
+func budgetTrips(key string, waiting int) budgetStep {
+	s := budgetHeld(key, waiting)
+	s.want.TrippedNow = true
+	return s
+}
+
+// budgetHeld is a reserve that waits on a tripped budget.
+func budgetHeld(key string, waiting int) budgetStep {
+	return budgetStep{op: "reserve", key: key, want: tenant.Reservation{Waiting: waiting, RetryAfter: 15 * time.Minute, Tripped: true}}
+}
+
+func budgetAllow(token string, n int, ns string, granted bool, released int) budgetStep {
+	return budgetStep{op: "allow", key: token, n: n, ns: ns, grant: granted, released: released}
+}
+
+func budgetTripped(tripped bool) budgetStep { return budgetStep{op: "tripped", tripped: tripped} }
 
 func budgetAfter(d time.Duration, s budgetStep) budgetStep { s.advance = d; return s }
 
@@ -49,24 +71,24 @@ func TestBudgetTable(t *testing.T) {
 		perHour int
 		steps   []budgetStep
 	}{{
-		name:    "sliding window: a unit is free exactly an hour after it was spent",
+		name:    "a budget that trips stays tripped: the hour frees its units, and still no removal goes",
 		perHour: 3,
 		steps: []budgetStep{
 			budgetReserve("a", true, 0, 0),
 			budgetAfter(10*time.Minute, budgetReserve("b", true, 0, 0)),
 			budgetAfter(10*time.Minute, budgetReserve("c", true, 0, 0)),
-			budgetReserve("d", false, 1, 40*time.Minute),
-			budgetAfter(30*time.Minute, budgetReserve("e", false, 2, 10*time.Minute)),
+			budgetTripped(false),
+			budgetTrips("d", 1),
+			budgetTripped(true),
+			budgetAfter(30*time.Minute, budgetHeld("e", 2)),
 			budgetStatus(3, 3, 2, 0),
-			budgetAfter(10*time.Minute-time.Nanosecond, budgetReserve("d", false, 2, time.Nanosecond)),
-			budgetAfter(time.Nanosecond, budgetReserve("d", true, 1, 0)), // a's unit is free: 09:00 + 1h
-			budgetReserve("e", false, 1, 10*time.Minute),
-			budgetAfter(10*time.Minute, budgetReserve("e", true, 0, 0)), // b's unit is free
-			budgetReserve("f", false, 1, 10*time.Minute),
-			budgetStatus(3, 3, 1, 0),
-			// f is remembered for two hours after it last asked, then forgotten: nobody wants it.
-			budgetAfter(2*h-time.Nanosecond, budgetStatus(3, 0, 1, 0)),
-			budgetAfter(time.Nanosecond, budgetStatus(3, 0, 0, 0)),
+			budgetAfter(h, budgetHeld("d", 2)), // a, b and c have left the window
+			budgetHeld("e", 2),
+			budgetHeld("f", 3), // a removal that starts waiting later waits too
+			budgetStatus(3, 0, 3, 0),
+			// Waiting removals of a tripped budget are never forgotten by time.
+			budgetAfter(10*h, budgetStatus(3, 0, 3, 0)),
+			budgetTripped(true),
 		},
 	}, {
 		name:    "no limit: everything passes, and the last hour counts when a limit is set",
@@ -75,17 +97,19 @@ func TestBudgetTable(t *testing.T) {
 			budgetReserve("a", true, 0, 0),
 			budgetReserve("b", true, 0, 0),
 			budgetAfter(30*time.Minute, budgetReserve("c", true, 0, 0)),
-			{op: "allow", key: "5", n: 5, grant: true},
+			budgetAllow("5", 5, "", true, 0), // nothing waits: the whole allowance lapses
 			budgetReserve("d", true, 0, 0),
-			budgetStatus(0, 4, 0, 5), // the allowance is not spent while there is no limit
-			{op: "setPerHour", n: 4},
-			budgetReserve("e", true, 0, 0), // from the allowance
-			{op: "setPerHour", n: 0},
-			budgetStatus(0, 4, 0, 4),
+			budgetStatus(0, 4, 0, 0),
+			{op: "setPerHour", n: 5},
+			budgetReserve("e", true, 0, 0),
+			budgetTrips("f", 1),
+			{op: "setPerHour", n: 0}, // no limit: the trip is cleared
+			budgetTripped(false),
+			budgetReserve("f", true, 0, 0),
 			{op: "setPerHour", n: 3},
-			{op: "allow", key: "", grant: false},
-			{op: "allow", key: "0", n: 0, grant: false},
-			budgetAfter(31*time.Minute, budgetStatus(3, 2, 0, 4)), // a and b have left the window
+			budgetAllow("", 0, "", false, 0),
+			budgetAllow("0", 0, "", false, 0),
+			budgetAfter(31*time.Minute, budgetStatus(3, 4, 0, 0)), // a and b have left the window
 		},
 	}, {
 		name:    "a retry holds its unit and spends nothing more",
@@ -96,10 +120,10 @@ func TestBudgetTable(t *testing.T) {
 			budgetAfter(time.Minute, budgetReserve("a", true, 0, 0)),
 			budgetStatus(2, 1, 0, 0),
 			budgetReserve("b", true, 0, 0),
-			budgetReserve("c", false, 1, 59*time.Minute),
-			budgetReserve("c", false, 1, 59*time.Minute),
-			budgetReserve("d", false, 2, 59*time.Minute),
-			budgetReserve("c", false, 2, 59*time.Minute),
+			budgetTrips("c", 1),
+			budgetHeld("c", 1),
+			budgetHeld("d", 2),
+			budgetHeld("c", 2),
 			budgetStatus(2, 2, 2, 0),
 			budgetReserve("b", true, 2, 0),
 		},
@@ -109,65 +133,99 @@ func TestBudgetTable(t *testing.T) {
 		steps: []budgetStep{
 			budgetReserve("a", true, 0, 0),
 			budgetAfter(h, budgetReserve("a", true, 0, 0)), // an hour later it is a new removal: a new unit
-			budgetReserve("b", false, 1, h),
+			budgetTrips("b", 1),
 		},
 	}, {
-		name:    "release gives the unit back; done keeps it spent",
+		name:    "release gives the unit back, done keeps it spent; a trip clears when nothing waits any more",
 		perHour: 2,
 		steps: []budgetStep{
 			budgetReserve("a", true, 0, 0),
 			budgetReserve("b", true, 0, 0),
-			budgetReserve("c", false, 1, h),
+			budgetTrips("c", 1),
 			{op: "release", key: "a"}, // the call failed and removed nobody
 			budgetStatus(2, 1, 1, 0),
-			budgetReserve("c", true, 0, 0),
+			budgetHeld("c", 1),     // a unit is free, but the budget tripped
+			{op: "done", key: "c"}, // no longer wanted (its object restored): nothing waits
+			budgetTripped(false),
+			budgetReserve("c", true, 0, 0), // later, a new removal of c
 			{op: "done", key: "c"},
 			{op: "release", key: "c"}, // a release after done gives back nothing
 			budgetStatus(2, 2, 0, 0),
-			budgetReserve("c", false, 1, h), // after done, the same key is a new removal
-			{op: "release", key: "c"},       // no longer wanted: it stops waiting
-			budgetStatus(2, 2, 0, 0),
+			budgetTrips("d", 1),
+			budgetHeld("e", 2),
+			{op: "release", key: "d"}, // no longer wanted: it stops waiting
+			budgetTripped(true),       // e still waits
 			{op: "release", key: "nobody"},
+			budgetStatus(2, 2, 1, 0),
+			{op: "done", key: "e"},
 			budgetStatus(2, 2, 0, 0),
-			budgetReserve("d", false, 1, h),
-			{op: "done", key: "d"}, // no longer wanted, ended with done: it stops waiting too
-			budgetStatus(2, 2, 0, 0),
+			budgetTripped(false),
 		},
 	}, {
-		name:    "allow-removals: n more at once, granted once per value",
+		name:    "an allowance releases the removals waiting when it is granted, and nothing else; the rest lapses",
 		perHour: 1,
 		steps: []budgetStep{
 			budgetReserve("a", true, 0, 0),
-			budgetReserve("b", false, 1, h),
-			budgetReserve("c", false, 2, h),
-			budgetReserve("d", false, 3, h),
-			{op: "allow", key: "2", n: 2, grant: true},
-			{op: "allow", key: "2", n: 2, grant: false}, // the same annotation read again
-			budgetStatus(1, 1, 3, 2),
+			budgetTrips("b", 1),
+			budgetAllow("20", 20, "", true, 1),  // 20 granted to release b
+			budgetAllow("20", 20, "", false, 0), // the same annotation read again
+			budgetTripped(false),                // nothing waits any more
+			budgetStatus(1, 1, 0, 1),
+			budgetTrips("c", 1), // a later deletion: the other 19 did not linger
+			budgetHeld("d", 2),
 			budgetReserve("b", true, 2, 0),
+			{op: "release", key: "b"}, // b's call failed: its release goes back to it
+			budgetStatus(1, 1, 2, 1),
+			budgetReserve("b", true, 2, 0),
+			{op: "done", key: "b"},
+			budgetStatus(1, 1, 2, 0),
+			budgetAllow("1", 1, "", true, 1), // the oldest first: c
+			budgetHeld("d", 1),
 			budgetReserve("c", true, 1, 0),
-			budgetReserve("d", false, 1, h),
-			{op: "release", key: "c"}, // c's call failed: its unit goes back to the allowance
-			budgetStatus(1, 1, 1, 1),
+			budgetAllow("", 0, "", false, 0), // the annotation was removed
+			budgetAllow("1", 1, "", true, 1), // the same value again is a new grant
+			budgetTripped(false),
 			budgetReserve("d", true, 0, 0),
-			{op: "allow", key: "3", n: 3, grant: true}, // a new value is a new grant
-			budgetStatus(1, 1, 0, 3),
-			{op: "allow", key: "", grant: false}, // the annotation was removed
-			{op: "allow", key: "3", n: 3, grant: true},
-			budgetStatus(1, 1, 0, 6),
-			budgetAfter(h, budgetReserve("e", true, 0, 0)), // the allowance is spent before the window
-			budgetStatus(1, 0, 0, 5),
+			// A released removal that never asks again is forgotten two hours after its grant.
+			budgetTrips("e", 1),
+			budgetAllow("2", 2, "", true, 1),
+			budgetStatus(1, 1, 0, 1),
+			budgetAfter(2*h, budgetStatus(1, 0, 0, 0)),
 		},
 	}, {
-		name:    "raising the budget lets waiting removals through",
+		name:    "an allowance for one namespace releases only that namespace's waiting removals",
+		perHour: 1,
+		steps: []budgetStep{
+			budgetReserve("user/evil/1", true, 0, 0),
+			budgetTrips("user/evil/2", 1),
+			budgetHeld("user/evil/3", 2),
+			budgetHeld("user/team-b/1", 3),
+			budgetHeld("undeclared/x", 4),
+			{op: "byNamespace", byNS: map[string]int{"evil": 2, "team-b": 1}},
+			budgetAllow("5@team-b", 5, "team-b", true, 1),
+			budgetTripped(true),
+			{op: "byNamespace", byNS: map[string]int{"evil": 2}},
+			budgetReserve("user/team-b/1", true, 3, 0),
+			budgetHeld("user/evil/2", 3),
+			budgetHeld("user/team-b/2", 4), // team-b's next offboarding waits for the next grant
+			budgetStatus(1, 1, 4, 0),
+		},
+	}, {
+		name:    "only a higher budget clears the trip",
 		perHour: 1,
 		steps: []budgetStep{
 			budgetReserve("a", true, 0, 0),
-			budgetReserve("b", false, 1, h),
-			budgetReserve("c", false, 2, h),
-			{op: "setPerHour", n: 2},
+			budgetTrips("b", 1),
+			budgetHeld("c", 2),
+			{op: "setPerHour", n: 1}, // the same: still tripped
+			budgetHeld("b", 2),
+			{op: "setPerHour", n: 0 + 2},
+			budgetTripped(false),
 			budgetReserve("c", true, 1, 0),
-			budgetReserve("b", false, 1, h),
+			budgetTrips("b", 1), // the hour is spent again at 2: tripped again
+			{op: "setPerHour", n: 1},
+			{op: "setPerHour", n: 2}, // back to the budget it tripped at: still tripped
+			budgetTripped(true),
 			{op: "setPerHour", n: -1}, // below zero is no limit
 			budgetReserve("b", true, 0, 0),
 			budgetStatus(0, 3, 0, 0),
@@ -190,17 +248,27 @@ func TestBudgetTable(t *testing.T) {
 				case "release":
 					b.Release(s.key)
 				case "allow":
-					if got := b.Allow(s.key, s.n); got != s.grant {
-						t.Errorf("step %d (+%v) allow %q %d: granted %v, want %v", i, at, s.key, s.n, got, s.grant)
+					if granted, released := b.Allow(s.key, s.n, s.ns); granted != s.grant || released != s.released {
+						t.Errorf("step %d (+%v) allow %q %d: granted %v releasing %d, want %v releasing %d", i, at, s.key, s.n, granted, released, s.grant, s.released)
 					}
 				case "setPerHour":
 					b.SetPerHour(s.n)
+				case "tripped":
+					if got, _ := b.Tripped(); got != s.tripped {
+						t.Errorf("step %d (+%v) tripped %v, want %v", i, at, got, s.tripped)
+					}
+				case "byNamespace":
+					if diff := cmp.Diff(s.byNS, b.Status().WaitingByNamespace); diff != "" {
+						t.Errorf("step %d (+%v) waiting by namespace (-want +got):\n%s", i, at, diff)
+					}
 				case "status":
 				default:
 					t.Fatalf("step %d: unknown op %q", i, s.op)
 				}
 				if s.status != nil {
-					if diff := cmp.Diff(*s.status, b.Status()); diff != "" {
+					got := b.Status()
+					got.TrippedAt, got.WaitingByNamespace = time.Time{}, nil
+					if diff := cmp.Diff(*s.status, got); diff != "" {
 						t.Errorf("step %d (+%v) status (-want +got):\n%s", i, at, diff)
 					}
 					if got := b.Waiting(); got != s.status.Waiting {
@@ -213,14 +281,15 @@ func TestBudgetTable(t *testing.T) {
 }
 
 // TestBudgetMassDeletion is the story: 300 objects deleted at once with a budget of 50.
-// Each finalizer retries several times while it waits; a person then allows 250.
+// Each finalizer asks again every few minutes while it waits, for two simulated hours: still
+// exactly 50 removed, time releases nothing. A person then allows 250: each is removed once.
 func TestBudgetMassDeletion(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(budgetEpoch)
 	b := tenant.NewRemovalBudget(50, clk.Now)
 	removed := map[string]int{}
 	pass := func() (waiting int) {
 		for i := range 300 {
-			key := fmt.Sprintf("user/team/u%03d", i)
+			key := tenant.UserRemovalKey("team", fmt.Sprintf("u%03d", i))
 			if removed[key] > 0 {
 				continue // finalized: its object is gone
 			}
@@ -233,26 +302,33 @@ func TestBudgetMassDeletion(t *testing.T) {
 		}
 		return waiting
 	}
-	for range 3 {
+	for range 2 * 60 / 5 {
 		pass()
-		clk.SetTime(clk.Now().Add(time.Minute))
+		clk.SetTime(clk.Now().Add(5 * time.Minute))
 	}
+	if clk.Now().Sub(budgetEpoch) != 2*time.Hour {
+		t.Fatalf("the clock moved %v", clk.Now().Sub(budgetEpoch))
+	}
+	pass()
 	if len(removed) != 50 || b.Waiting() != 250 {
-		t.Fatalf("after three passes: %d removed, %d waiting; want 50 and 250", len(removed), b.Waiting())
+		t.Fatalf("after two simulated hours: %d removed, %d waiting; want exactly 50 and 250", len(removed), b.Waiting())
+	}
+	if st := b.Status(); st.Spent != 0 || st.TrippedAt != budgetEpoch || st.WaitingByNamespace["team"] != 250 {
+		t.Fatalf("status %+v: want the window empty, tripped at the start, 250 waiting in team", st)
 	}
 	keys := b.WaitingKeys()
-	if len(keys) != 250 || keys[0] != "user/team/u050" || keys[249] != "user/team/u299" {
+	if len(keys) != 250 || keys[0] != tenant.UserRemovalKey("team", "u050") || keys[249] != tenant.UserRemovalKey("team", "u299") {
 		t.Errorf("waiting keys: %d, from %q to %q; want 250 from u050 to u299", len(keys), keys[0], keys[len(keys)-1])
 	}
-	if !b.Allow("250", 250) {
-		t.Fatal("allow-removals 250 was not granted")
+	if granted, released := b.Allow("250", 250, ""); !granted || released != 250 {
+		t.Fatalf("allow-removals 250: granted %v, released %d", granted, released)
 	}
 	if w := pass(); w != 0 || len(b.WaitingKeys()) != 0 {
 		t.Errorf("after allowing 250: %d still waiting (%d keys), want 0", w, len(b.WaitingKeys()))
 	}
-	b.Allow("250", 250) // the annotation is read again on the next pass
-	if got := b.Status(); got != (tenant.RemovalBudgetStatus{PerHour: 50, Spent: 50}) {
-		t.Errorf("status %+v, want 50 spent and nothing waiting or allowed", got)
+	b.Allow("250", 250, "") // the annotation is read again on the next pass
+	if got := b.Status(); got.Spent != 0 || got.Waiting != 0 || got.Allowance != 0 || !got.TrippedAt.IsZero() {
+		t.Errorf("status %+v, want nothing spent, waiting or released, and no trip", got)
 	}
 	if len(removed) != 300 {
 		t.Errorf("%d removed, want 300", len(removed))
@@ -293,19 +369,21 @@ func TestBudgetConcurrent(t *testing.T) {
 	if granted.Load() != perHour || b.Waiting() != removals-perHour {
 		t.Fatalf("%d granted, %d waiting; want %d and %d", granted.Load(), b.Waiting(), perHour, removals-perHour)
 	}
+	var releasedAll atomic.Int64
 	for range 50 {
 		wg.Go(func() {
-			if b.Allow("100", 100) {
+			if granted, released := b.Allow("100", 100, ""); granted {
 				grants.Add(1)
+				releasedAll.Add(int64(released))
 			}
 		})
 	}
 	wg.Wait()
-	if grants.Load() != 1 {
-		t.Errorf("the same annotation was granted %d times, want 1", grants.Load())
+	if grants.Load() != 1 || releasedAll.Load() != 100 {
+		t.Errorf("the same annotation was granted %d times releasing %d, want once releasing 100", grants.Load(), releasedAll.Load())
 	}
-	if got := b.Status(); got.Allowance != 100 {
-		t.Errorf("allowance %d, want 100", got.Allowance)
+	if got := b.Status(); got.Allowance != 100 || got.Waiting != removals-perHour-100 {
+		t.Errorf("released %d, waiting %d; want 100 and %d", got.Allowance, got.Waiting, removals-perHour-100)
 	}
 }
 
@@ -313,10 +391,10 @@ func TestBudgetConcurrent(t *testing.T) {
 func TestBudgetRestoreAllowToken(t *testing.T) {
 	b := tenant.NewRemovalBudget(10, nil)
 	b.RestoreAllowToken("250")
-	if b.Allow("250", 250) {
+	if granted, _ := b.Allow("250", 250, ""); granted {
 		t.Error("a restored value was granted again")
 	}
-	if !b.Allow("300", 300) || b.AllowToken() != "300" {
+	if granted, _ := b.Allow("300", 300, ""); !granted || b.AllowToken() != "300" {
 		t.Errorf("a new value was not granted or not recorded (token %q)", b.AllowToken())
 	}
 }
@@ -351,24 +429,27 @@ func TestParseAllowRemovals(t *testing.T) {
 // expected answers are written out.
 func TestBudgetRestartTable(t *testing.T) {
 	type step struct {
-		advance time.Duration
-		op      string // reserve, restart, record
-		key     string
-		ok      bool
-		waiting int
-		retry   time.Duration
-		record  []tenant.SpentMinute
-		spent   int // after the step, from Status
+		advance    time.Duration
+		op         string // reserve, restart, record, check
+		key        string
+		ok         bool
+		waiting    int
+		retry      time.Duration
+		tripped    bool // reserve: the reservation says tripped; check: the budget is
+		trippedNow bool
+		record     []tenant.SpentMinute
+		spent      int // after the step, from Status
 	}
 	m := func(minute, count int) tenant.SpentMinute {
 		return tenant.SpentMinute{Minute: budgetEpoch.Add(time.Duration(minute) * time.Minute), Count: count}
 	}
+	held := 15 * time.Minute
 	tests := []struct {
 		name    string
 		perHour int
 		steps   []step
 	}{{
-		name:    "a restart in the middle of a mass removal keeps the hour spent",
+		name:    "a restart in the middle of a mass removal keeps the hour spent, and the trip",
 		perHour: 3,
 		steps: []step{
 			{advance: 10 * time.Second, op: "reserve", key: "a", ok: true, spent: 1},
@@ -376,13 +457,14 @@ func TestBudgetRestartTable(t *testing.T) {
 			{advance: 50 * time.Second, op: "reserve", key: "c", ok: true, spent: 3},
 			{op: "record", record: []tenant.SpentMinute{m(0, 2), m(1, 1)}, spent: 3},
 			{op: "restart", spent: 3},
-			// The units of minute 0 are counted as spent at 09:00:59.999999999, the unit of
-			// minute 1 at the restart (09:01:20), not later.
-			{op: "reserve", key: "d", ok: false, waiting: 1, retry: time.Hour - 20*time.Second - time.Nanosecond, spent: 3},
-			{advance: time.Hour - 20*time.Second - 2*time.Nanosecond, op: "reserve", key: "d", ok: false, waiting: 1, retry: time.Nanosecond, spent: 3},
-			{advance: time.Nanosecond, op: "reserve", key: "d", ok: true, spent: 2},
-			{op: "reserve", key: "e", ok: true, spent: 3},
-			{op: "reserve", key: "f", ok: false, waiting: 1, retry: 20*time.Second + time.Nanosecond, spent: 3},
+			{op: "reserve", key: "d", ok: false, waiting: 1, retry: held, tripped: true, trippedNow: true, spent: 3},
+			{op: "restart", spent: 3},
+			// The trip and the removal that waits are restored: d waits before it asks again.
+			{op: "check", tripped: true, waiting: 1, spent: 3},
+			{advance: 2 * time.Hour, op: "reserve", key: "d", ok: false, waiting: 1, retry: held, tripped: true, spent: 0},
+			{op: "reserve", key: "e", ok: false, waiting: 2, retry: held, tripped: true, spent: 0},
+			{op: "restart", spent: 0},
+			{op: "check", tripped: true, waiting: 2, spent: 0},
 		},
 	}, {
 		name:    "a saved unit counts to the end of its minute, never less; the record keeps only the hour",
@@ -412,31 +494,37 @@ func TestBudgetRestartTable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := clocktesting.NewFakePassiveClock(budgetEpoch)
 			b := tenant.NewRemovalBudget(tt.perHour, clock.Now)
-			var saved []tenant.SpentMinute
-			save := func(_ context.Context, r []tenant.SpentMinute) error { saved = r; return nil }
+			var saved tenant.BudgetRecord
+			save := func(_ context.Context, r tenant.BudgetRecord) error { saved = r; return nil }
 			b.SetSave(save)
 			for i, s := range tt.steps {
 				clock.SetTime(clock.Now().Add(s.advance))
 				switch s.op {
 				case "reserve":
 					got := b.Reserve(s.key)
-					want := tenant.Reservation{OK: s.ok, Waiting: s.waiting, RetryAfter: s.retry}
+					want := tenant.Reservation{OK: s.ok, Waiting: s.waiting, RetryAfter: s.retry, Tripped: s.tripped, TrippedNow: s.trippedNow}
 					if diff := cmp.Diff(want, got); diff != "" {
 						t.Fatalf("step %d: reserve %s (-want +got):\n%s", i, s.key, diff)
 					}
-					if got.OK {
+					if got.OK || got.Tripped { // the removal's commit, or the tenant's pass after a change
 						if err := b.Commit(context.Background()); err != nil {
 							t.Fatalf("step %d: commit: %v", i, err)
 						}
+					}
+					if got.OK {
 						b.Done(s.key)
 					}
 				case "record":
-					if diff := cmp.Diff(s.record, b.Record()); diff != "" {
+					if diff := cmp.Diff(s.record, b.Record().Minutes); diff != "" {
 						t.Fatalf("step %d: record (-want +got):\n%s", i, diff)
 					}
+				case "check":
+					if tripped, _ := b.Tripped(); tripped != s.tripped || b.Waiting() != s.waiting {
+						t.Fatalf("step %d: tripped %v with %d waiting, want %v with %d", i, tripped, b.Waiting(), s.tripped, s.waiting)
+					}
 				case "restart":
-					if len(saved) > 61 {
-						t.Fatalf("step %d: the saved record has %d minutes", i, len(saved))
+					if len(saved.Minutes) > 61 {
+						t.Fatalf("step %d: the saved record has %d minutes", i, len(saved.Minutes))
 					}
 					b = tenant.NewRemovalBudget(tt.perHour, clock.Now)
 					b.ExpectRestore()
@@ -465,9 +553,9 @@ func TestBudgetCommit(t *testing.T) {
 	b := tenant.NewRemovalBudget(0, clock.Now)
 	var saves atomic.Int32
 	var mu sync.Mutex
-	var last []tenant.SpentMinute
+	var last tenant.BudgetRecord
 	fail := false
-	b.SetSave(func(_ context.Context, r []tenant.SpentMinute) error {
+	b.SetSave(func(_ context.Context, r tenant.BudgetRecord) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if fail {
@@ -495,7 +583,7 @@ func TestBudgetCommit(t *testing.T) {
 	if n := saves.Load(); n < 1 || n > 200 {
 		t.Fatalf("%d saves", n)
 	}
-	if diff := cmp.Diff([]tenant.SpentMinute{{Minute: budgetEpoch, Count: 200}}, last); diff != "" {
+	if diff := cmp.Diff([]tenant.SpentMinute{{Minute: budgetEpoch, Count: 200}}, last.Minutes); diff != "" {
 		t.Fatalf("last save (-want +got):\n%s", diff)
 	}
 	before := saves.Load()
@@ -514,7 +602,7 @@ func TestBudgetCommit(t *testing.T) {
 
 	r := tenant.NewRemovalBudget(0, clock.Now)
 	r.ExpectRestore()
-	r.SetSave(func(context.Context, []tenant.SpentMinute) error { t.Fatal("saved what it restored"); return nil })
+	r.SetSave(func(context.Context, tenant.BudgetRecord) error { t.Fatal("saved what it restored"); return nil })
 	r.Restore(last)
 	if err := r.Commit(context.Background()); err != nil {
 		t.Fatal(err)

@@ -9,8 +9,8 @@ func (t *Tenant) Invalidate() {
 	t.mu.Unlock()
 }
 
-// Record returns the units of the window by minute, oldest first: what a SaveFunc saves.
-func (b *RemovalBudget) Record() []SpentMinute {
+// Record returns what a SaveFunc saves.
+func (b *RemovalBudget) Record() BudgetRecord {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.prune(b.now())

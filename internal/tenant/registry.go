@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
 
@@ -143,6 +144,8 @@ type Registry struct {
 	// budgets holds each tenant's removal budget, apart from its entry so that a tenant
 	// reconfigured (a new client) keeps the removals of its last hour.
 	budgets map[Key]*RemovalBudget
+	// invitations holds each tenant's invitation log, apart from its entry for the same reason.
+	invitations map[Key]*InvitationLog
 	// onWaiting is told the key of a tenant whose number of waiting removals changed.
 	onWaiting func(Key)
 	// ready says which tenants are ready, for tenant objects whose status the operator may not
@@ -197,6 +200,18 @@ func (r *Registry) Get(k Key) (*Tenant, bool) {
 	return e.tenant, true
 }
 
+// Keys returns the keys of every tenant, sorted by their String.
+func (r *Registry) Keys() []Key {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Key, 0, len(r.entries))
+	for k := range r.entries {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
 // Ensure returns the tenant with this key, configured by cfg. A tenant whose configuration
 // changed is replaced by a new one (new client, empty snapshot); an unchanged one is returned
 // as it is, with its snapshot and its key. The key is not read here: see ReloadKey.
@@ -241,7 +256,7 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 		client = r.opts.Decorate(k, api)
 	}
 	// The budget outlives the entry: a reconfigured tenant keeps the removals of its hour.
-	t := New(client, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, Now: r.opts.Now, RemovalBudget: r.Budget(k)})
+	t := New(client, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, Now: r.opts.Now, RemovalBudget: r.Budget(k), Key: key, Invitations: r.Invitations(k)})
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -313,6 +328,30 @@ func (r *Registry) Remove(k Key) {
 	delete(r.entries, k)
 	delete(r.budgets, k)
 	delete(r.ready, k)
+	// The invitations of the last 24 hours are kept while there are some: deleting and
+	// re-creating the tenant object does not reset the cap.
+	if l, ok := r.invitations[k]; ok && len(l.Record()) == 0 {
+		delete(r.invitations, k)
+	}
+}
+
+// Invitations returns the invitation log of the tenant with this key, made on first use without
+// a cap (the tenant's reconciler sets it with SetLimit). The log of a tenant object is made
+// expecting a restore: its sends wait until its reconciler restored the last 24 hours from the
+// object's status.
+func (r *Registry) Invitations(k Key) *InvitationLog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if l, ok := r.invitations[k]; ok {
+		return l
+	}
+	if r.invitations == nil {
+		r.invitations = map[Key]*InvitationLog{}
+	}
+	l := NewInvitationLog(k.String(), 0, r.opts.Now)
+	l.ExpectRestore()
+	r.invitations[k] = l
+	return l
 }
 
 // Budget returns the removal budget of the tenant with this key, made on first use with

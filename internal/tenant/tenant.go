@@ -27,6 +27,11 @@ type Options struct {
 	Now func() time.Time
 	// RemovalBudget is the tenant's removal budget; nil gives a budget without limit.
 	RemovalBudget *RemovalBudget
+	// Key is the tenant's API key, from which the key of its proofs of identity is derived
+	// (ProofKey); without it no proof can be made or verified.
+	Key cipherscale.KeySource
+	// Invitations is the tenant's invitation log; nil gives one in memory, without a cap.
+	Invitations *InvitationLog
 }
 
 // Tenant is the shared view of one tenant. It is safe for concurrent use.
@@ -80,6 +85,9 @@ func New(api cipherscale.API, opts Options) *Tenant {
 	if opts.RemovalBudget == nil {
 		opts.RemovalBudget = NewRemovalBudget(0, opts.Now)
 	}
+	if opts.Invitations == nil {
+		opts.Invitations = NewInvitationLog("", 0, opts.Now)
+	}
 	calls := &busyAPI{API: api}
 	t := &Tenant{
 		api:           calls,
@@ -101,6 +109,17 @@ func New(api cipherscale.API, opts Options) *Tenant {
 // API returns the client the tenant calls.
 func (t *Tenant) API() cipherscale.API { return t.api }
 
+// RateLimit returns the requests per second of the tenant's client (the metric
+// cipherscale_api_rate_limit); ok is false when the client reports none.
+func (t *Tenant) RateLimit() (qps float64, ok bool) {
+	l, ok := t.calls.API.(interface{ RateLimit() (float64, int) })
+	if !ok {
+		return 0, false
+	}
+	qps, _ = l.RateLimit()
+	return qps, true
+}
+
 // RemovalBudget returns the tenant's removal budget: every delete or deactivate call against
 // the tenant spends it.
 func (t *Tenant) RemovalBudget() *RemovalBudget { return t.opts.RemovalBudget }
@@ -108,6 +127,10 @@ func (t *Tenant) RemovalBudget() *RemovalBudget { return t.opts.RemovalBudget }
 // ResyncInterval is how old the snapshot may be (Options.MaxAge): the tenant's resync interval,
 // which is also how often its objects are compared with it when nothing changed.
 func (t *Tenant) ResyncInterval() time.Duration { return t.opts.MaxAge }
+
+// Invitations returns the tenant's invitation log: every create and resend of an invitation
+// is counted there, per address.
+func (t *Tenant) Invitations() *InvitationLog { return t.opts.Invitations }
 
 // ensureFresh refreshes the snapshot when it is invalid or older than MaxAge. Concurrent
 // callers share one refresh, and a caller that saw the snapshot stale just before another

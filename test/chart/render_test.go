@@ -216,6 +216,7 @@ var _ = Describe("helm template", func() {
 			Expect(t.Spec.UndeclaredUsers).To(Equal(&iamv1alpha1.UndeclaredUsersSpec{Policy: iamv1alpha1.UndeclaredUsersIgnore,
 				GracePeriod: &metav1.Duration{Duration: 24 * time.Hour}}))
 			Expect(t.Spec.DefaultDeletionPolicy).To(Equal(iamv1alpha1.DeletionPolicyDelete))
+			Expect(t.Spec.Invitations).To(Equal(&iamv1alpha1.InvitationsSpec{MaxPerDay: ptr.To(int32(5))}))
 		})
 
 		It("runs the manager with every default as an explicit flag, and no tenant concern", func() {
@@ -227,7 +228,6 @@ var _ = Describe("helm template", func() {
 			Expect(c.Args).To(Equal([]string{
 				"--max-concurrent-reconciles=16",
 				"--create-batch-window=50ms",
-				"--max-invitations-per-day=5",
 				"--soft-memory-limit-mib=80",
 				"--metrics-bind-address=:8443",
 				"--metrics-secure=true",
@@ -328,7 +328,6 @@ var _ = Describe("helm template", func() {
 				"max-concurrent-reconciles": "4",
 				"create-batch-window":       "100ms",
 				"watch-namespaces":          "team-a,team-b",
-				"max-invitations-per-day":   "3",
 				"metrics-bind-address":      ":9443",
 				"metrics-secure":            "true",
 				"zap-log-level":             "debug",
@@ -368,6 +367,7 @@ var _ = Describe("helm template", func() {
 			Expect(t.Spec.UndeclaredUsers).To(Equal(&iamv1alpha1.UndeclaredUsersSpec{Policy: iamv1alpha1.UndeclaredUsersReport,
 				Exclude: []string{"breakglass@example.com", "*@partner.example.com"}, GracePeriod: &metav1.Duration{Duration: 48 * time.Hour}}))
 			Expect(t.Spec.DefaultDeletionPolicy).To(Equal(iamv1alpha1.DeletionPolicyDeactivate))
+			Expect(t.Spec.Invitations).To(Equal(&iamv1alpha1.InvitationsSpec{MaxPerDay: ptr.To(int32(3))}))
 
 			pod := d.Spec.Template.Spec
 			Expect(pod.ServiceAccountName).To(Equal("cso-manager"))

@@ -57,11 +57,11 @@ defaultTenant:
     exclude: [breakglass@example.com, "*@partner.example.com"]
     gracePeriod: 48h
   defaultDeletionPolicy: Deactivate
+  invitationsPerDay: 3
 allowInsecureHttp: true
 maxConcurrentReconciles: 4
 createBatchWindow: 100ms
 watchNamespaces: [team-a, team-b]
-maxInvitationsPerDay: 3
 logLevel: debug
 metrics:
   enabled: true

@@ -23,7 +23,7 @@ import (
 const tenantStalledBound = 20 * time.Second
 
 var _ = Describe("mass deletion on a tenant object", func() {
-	It("removes 50 of 300 users of a CipherscaleTenant with perHour 50, says so on the tenant within seconds, still after a SIGKILL and restart, and lets the rest go on allow-removals, each removed once", func() {
+	It("removes 50 of 300 users of a CipherscaleTenant with perHour 50, says so on the tenant within seconds (the budget tripped, recorded in its status), still after a SIGKILL and restart, and lets the rest go on allow-removals, each removed once", func() {
 		const test, n, perHour = "mass deletion on a CipherscaleTenant", 300, 50
 		defaultSim, tenantSim := startSim(), startSim()
 		ns := newNamespace("mass-tenant")
@@ -95,6 +95,12 @@ var _ = Describe("mass deletion on a tenant object", func() {
 			g.Expect(st.RemovalBudget).NotTo(BeNil())
 			g.Expect(st.RemovalBudget.Waiting).To(BeEquivalentTo(n - perHour))
 			g.Expect(st.RemovalBudget.Spent).To(BeEquivalentTo(perHour))
+			// The budget tripped: the record of the trip and of what waits is in the status,
+			// where a restarted manager finds it.
+			g.Expect(st.RemovalBudget.TrippedAt).NotTo(BeNil())
+			g.Expect(st.RemovalHold).NotTo(BeNil())
+			g.Expect(st.RemovalHold.TrippedAt).NotTo(BeNil())
+			g.Expect(st.RemovalHold.Waiting).To(HaveLen(n - perHour))
 		}
 
 		By("deleting all 300 objects at once")
@@ -155,6 +161,11 @@ var _ = Describe("mass deletion on a tenant object", func() {
 			g.Expect(s.RemovalBudget).NotTo(BeNil())
 			g.Expect(s.RemovalBudget.Waiting).To(BeZero())
 			g.Expect(s.RemovalBudget.AllowRemovalsUsed).To(Equal(fmt.Sprint(n - perHour)))
+			g.Expect(s.RemovalBudget.TrippedAt).To(BeNil())
+			g.Expect(s.RemovalHold).NotTo(BeNil())
+			g.Expect(s.RemovalHold.TrippedAt).To(BeNil())
+			g.Expect(s.RemovalHold.Waiting).To(BeEmpty())
+			g.Expect(s.RemovalHold.Released).To(BeEmpty())
 		}, tenantStalledBound, 100*time.Millisecond).Should(Succeed())
 		figure(test, "released", fmt.Sprintf("the other %d removed %s after allow-removals was set, the tenant no longer Stalled %s after it; DELETE 2xx %d for %d users; %s",
 			n-perHour, released.Round(10*time.Millisecond), time.Since(release).Round(10*time.Millisecond), deletes2xx(st), n, statsSummary(st)))
