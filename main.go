@@ -49,6 +49,7 @@ const resyncInterval = 10 * time.Minute
 // objects without a tenantRef use ClusterCipherscaleTenant "default".
 type options struct {
 	allowInsecureHTTP  bool
+	apiHosts           string
 	maxConcurrent      int
 	batchWindow        time.Duration
 	watchNamespaces    string
@@ -65,7 +66,8 @@ type options struct {
 func main() {
 	var o options
 	fs := flag.CommandLine
-	fs.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "Allow tenants whose spec.url is plain HTTP on a non-loopback host (a test tenant or a simulator only).")
+	fs.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "Allow plain-HTTP URLs (loopback included) in tenant objects' spec.url (a test tenant or a simulator only).")
+	fs.StringVar(&o.apiHosts, "api-hosts", cipherscale.DefaultAPIHost, "Comma-separated hosts a tenant object's spec.url may name (*.example.com matches its subdomains; an IP address only when listed). The operator connects nowhere else, so that whoever may write a tenant object cannot make it reach other addresses.")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 16, "Reconciles of each kind running at once. Keep it high enough that the tenants' rate limits, not the workers, set the pace.")
 	fs.DurationVar(&o.batchWindow, "create-batch-window", 50*time.Millisecond, "How long a user creation waits for others to share one API request (up to 100 users); while the tenant's other calls hold its rate limit, up to 40 windows, until they have been quiet for one.")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all. ClusterCipherscaleTenants are read in either case.")
@@ -92,6 +94,9 @@ func main() {
 
 func validate(o options) error {
 	var errs []error
+	if _, err := cipherscale.ParseHosts(o.apiHosts); err != nil {
+		errs = append(errs, fmt.Errorf("--api-hosts: %w", err))
+	}
 	if o.maxConcurrent < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
 	}
@@ -158,16 +163,17 @@ func run(ctx context.Context, o options) error {
 	if readOnly {
 		setupLog.Info("The operator may only read ClusterCipherscaleTenants: it uses them without writing their finalizer or status, and keeps their removal budget's hour in memory")
 	}
+	apiHosts, _ := cipherscale.ParseHosts(o.apiHosts)
 	// Each tenant object gets its own client, rate limit and snapshot, and reads its key from
 	// its Secret, by name.
 	tenants := tenant.NewRegistry(tenant.RegistryOptions{
-		ReadSecret:        controller.SecretReader(mgr.GetAPIReader()),
-		AllowInsecureHTTP: o.allowInsecureHTTP,
-		ObserverFor:       controller.TenantMetrics,
-		UserAgent:         "cipherscale-operator/" + version,
-		BatchWindow:       o.batchWindow,
-		MaxListUsers:      o.maxTenantUsers,
-		MaxListMemory:     int64(o.maxTenantListMiB) << 20,
+		ReadSecret:    controller.SecretReader(mgr.GetAPIReader()),
+		URLPolicy:     cipherscale.URLPolicy{Hosts: apiHosts, AllowInsecureHTTP: o.allowInsecureHTTP},
+		ObserverFor:   controller.TenantMetrics,
+		UserAgent:     "cipherscale-operator/" + version,
+		BatchWindow:   o.batchWindow,
+		MaxListUsers:  o.maxTenantUsers,
+		MaxListMemory: int64(o.maxTenantListMiB) << 20,
 	})
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Tenants:                 tenants,

@@ -17,7 +17,8 @@ type TenantKind string
 
 // Condition reasons of tenants, and of objects whose tenant cannot be used.
 const (
-	// ReasonInvalidSecret: the tenant's Secret is missing, or has no non-empty value at its key.
+	// ReasonInvalidSecret: the tenant's Secret is missing, does not name the tenant in its
+	// annotation cipherscale.com/allowed-tenants, or has no non-empty value at its key.
 	ReasonInvalidSecret = "InvalidSecret"
 	// ReasonInvalidURL: the tenant's URL is refused by the operator (plain http to a remote
 	// host without --allow-insecure-http).
@@ -26,6 +27,13 @@ const (
 	// or is not ready.
 	ReasonInvalidTenant = "InvalidTenant"
 )
+
+// AnnotationAllowedTenants, on a Secret, names the tenant objects that may use it as their
+// apiKeySecretRef: a comma-separated list of "ClusterCipherscaleTenant/<name>" and
+// "CipherscaleTenant/<name>" (a CipherscaleTenant of the Secret's own namespace). The operator
+// sends a Secret's value to no tenant it does not name, so that naming a Secret in a tenant
+// object is not a way to read it: only whoever may update the Secret can consent.
+const AnnotationAllowedTenants = "cipherscale.com/allowed-tenants"
 
 // Event reasons of tenants.
 const (

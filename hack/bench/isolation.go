@@ -59,7 +59,7 @@ func isolationStage(ctx context.Context, kube client.Client, tr *tracker, id ids
 		}
 	}
 	if err := kube.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "tenant-b",
-		Annotations: map[string]string{"cipherscale.com/allowed-tenants": "CipherscaleTenant/b"}},
+		Annotations: map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/b"}},
 		StringData: map[string]string{"api-key": apiKey}}); err != nil {
 		return out, err
 	}

@@ -224,6 +224,8 @@ func run(p params) error {
 			}
 		}
 		shown = append(shown, args...)
+		// The tenant objects name simulators on loopback, over plain http.
+		args = append(args, devenv.ManagerURLArgs...)
 		args = append(args, "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-secure=false", "--health-probe-bind-address", "0")
 		fmt.Printf("==> Starting the manager: %s\n", strings.Join(shown, " "))
 		proc, err := devenv.Start("manager", filepath.Join(dir, name+".log"), env, p.managerBin, args...)

@@ -138,6 +138,8 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 	mgr, err := devenv.Start("manager", filepath.Join(dir, "manager.log"),
 		[]string{"KUBECONFIG=" + kubeconfig},
 		filepath.Join(binDir, "manager"),
+		// The tenant objects name simulators on loopback, over plain http.
+		devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1],
 		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe))
 	if err != nil {
 		return err

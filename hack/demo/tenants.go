@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 )
 
 // qaTenant returns the objects of the demo's second tenant: its namespace, the Secret holding
@@ -25,7 +27,7 @@ func qaTenant(samplePath, url string) ([]client.Object, error) {
 	objs := []client.Object{
 		&corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: qaNamespace}},
 	}
-	var secret string
+	var secret, tenantName string
 	var fromSample []client.Object
 	for _, doc := range bytes.Split(data, []byte("\n---")) {
 		u := &unstructured.Unstructured{}
@@ -45,6 +47,7 @@ func qaTenant(samplePath, url string) ([]client.Object, error) {
 				return nil, err
 			}
 			secret, _, _ = unstructured.NestedString(u.Object, "spec", "apiKeySecretRef", "name")
+			tenantName = u.GetName()
 		case "CipherscaleUser":
 		default:
 			continue
@@ -57,8 +60,8 @@ func qaTenant(samplePath, url string) ([]client.Object, error) {
 	objs = append(objs, &corev1.Secret{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: qaNamespace, Name: secret,
-			// The Secret consents to the tenant that names it (cipherscale.com/allowed-tenants).
-			Annotations: map[string]string{"cipherscale.com/allowed-tenants": "CipherscaleTenant/qa"}},
+			// The tenant may use the Secret: the operator sends no key a Secret did not allow.
+			Annotations: map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/" + tenantName}},
 		StringData: map[string]string{"api-key": qaKey},
 	})
 	objs = append(objs, fromSample...)

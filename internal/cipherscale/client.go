@@ -68,6 +68,9 @@ type Config struct {
 	BaseURL string
 	// AllowInsecureHTTP allows a plain http BaseURL on a non-loopback host.
 	AllowInsecureHTTP bool
+	// Policy, when set, is the operator's rule over BaseURL (URLPolicy.Validate); it replaces
+	// AllowInsecureHTTP and the loopback exception. The operator sets it for every tenant object.
+	Policy *URLPolicy
 	// Key supplies the API key for every request. Required.
 	Key KeySource
 	// HTTPClient sends the requests. The default has a 30s timeout and keeps connections alive.
@@ -128,7 +131,13 @@ func New(cfg Config) (*Client, error) {
 	if raw == "" {
 		raw = DefaultBaseURL
 	}
-	base, err := ValidateBaseURL(raw, cfg.AllowInsecureHTTP)
+	var base *url.URL
+	var err error
+	if cfg.Policy != nil {
+		base, err = cfg.Policy.Validate(raw)
+	} else {
+		base, err = ValidateBaseURL(raw, cfg.AllowInsecureHTTP)
+	}
 	if err != nil {
 		return nil, err
 	}

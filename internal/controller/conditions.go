@@ -42,6 +42,11 @@ func set(conds *[]metav1.Condition, typ string, status metav1.ConditionStatus, g
 	})
 }
 
+// busyReason reports whether a Ready reason says only that the tenant is busy or unreachable
+// (429s, 5xx, timeouts): not the object's fault, nothing a person must fix, so no Warning event
+// (tenants.md: busy is not broken). The condition says it; the object is retried with backoff.
+func busyReason(reason string) bool { return reason == iamv1alpha1.ReasonAPIUnavailable }
+
 // readyReason returns the reason of the Ready condition, "" when there is none.
 func readyReason(conds []metav1.Condition) string {
 	if c := meta.FindStatusCondition(conds, iamv1alpha1.ConditionReady); c != nil {

@@ -30,9 +30,9 @@ func TestClassify(t *testing.T) {
 		inMsg   string
 	}{
 		{"404 of the list: the URL is wrong", apiErr(404, cipherscale.RouteListUsers),
-			iamv1alpha1.ReasonAPIUnavailable, false, true, "spec.url"},
+			iamv1alpha1.ReasonAPIUnavailable, false, true, "tenant's URL"},
 		{"400 of the list: the URL or the API is wrong", apiErr(400, cipherscale.RouteListUsers),
-			iamv1alpha1.ReasonAPIUnavailable, false, true, "spec.url"},
+			iamv1alpha1.ReasonAPIUnavailable, false, true, "tenant's URL"},
 		{"404 of a role patch: the spec names an unknown role", apiErr(404, cipherscale.RoutePatchRoles),
 			iamv1alpha1.ReasonInvalidReference, true, false, "no role or group"},
 		{"400 of a create: the API refused the spec", apiErr(400, cipherscale.RouteCreateUsers),
@@ -44,7 +44,10 @@ func TestClassify(t *testing.T) {
 		{"401", apiErr(401, cipherscale.RouteListUsers),
 			iamv1alpha1.ReasonUnauthorized, true, false, "API key"},
 		{"500 of the list", apiErr(500, cipherscale.RouteListUsers),
-			iamv1alpha1.ReasonAPIUnavailable, false, true, "unavailable"},
+			iamv1alpha1.ReasonAPIUnavailable, false, true, "unexpected status"},
+		{"no answer", &cipherscale.TransportError{Method: "GET", Route: cipherscale.RouteListUsers, Err: errors.New("dial tcp 10.0.0.1:22: connect: connection refused")},
+			iamv1alpha1.ReasonAPIUnavailable, false, true, "could not be reached"},
+		{"a redirect", apiErr(302, cipherscale.RouteGetUser), iamv1alpha1.ReasonAPIError, false, true, "unexpected status"},
 		{"a hostile page", decodeErr(cipherscale.RouteListUsers, errors.New(`user id "../../admin/keys" is not a UUID`)),
 			iamv1alpha1.ReasonAPIInvalidResponse, false, true, `"../../admin/keys" is not a UUID`},
 		{"an unknown status", decodeErr(cipherscale.RouteGetUser, errors.New(`the status "suspended", which is none of pending, active or inactive`)),
@@ -61,6 +64,12 @@ func TestClassify(t *testing.T) {
 			if v.reason != tt.reason || v.stalled != tt.stalled || v.retry != tt.retry || !strings.Contains(v.message, tt.inMsg) {
 				t.Errorf("classify = %+v; want reason %s, stalled %v, retry %v, message with %q",
 					v, tt.reason, tt.stalled, tt.retry, tt.inMsg)
+			}
+			// Nothing of what answered (or did not) at the tenant's URL.
+			for _, leak := range []string{"connection refused", "dial tcp", "10.0.0.1", ": no"} {
+				if strings.Contains(v.message, leak) && (leak != ": no" || v.reason != iamv1alpha1.ReasonForbidden && !v.stalled) {
+					t.Errorf("classify's message %q repeats %q", v.message, leak)
+				}
 			}
 		})
 	}

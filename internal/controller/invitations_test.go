@@ -32,6 +32,7 @@ var _ = Describe("The invitation cap of a tenant object", func() {
 					Invitations:   &iamv1alpha1.InvitationsSpec{MaxPerDay: ptr(int32(maxPerDay))}},
 			},
 		}
+		allowTenant(ns, "key", "CipherscaleTenant/"+tn.Name)
 		Expect(k8s.Create(ctx, tn)).To(Succeed())
 		expectTenantReady(tn)
 		mail := email("again")

@@ -551,6 +551,9 @@ func (r *MembershipReconciler) stall(obj *iamv1alpha1.CipherscaleGroupMembership
 }
 
 func (r *MembershipReconciler) warnOnChange(obj *iamv1alpha1.CipherscaleGroupMembership, reason, msg string) {
+	if busyReason(reason) {
+		return
+	}
 	if readyReason(obj.Status.Conditions) != reason || isReady(obj.Status.Conditions) {
 		r.event(obj, corev1.EventTypeWarning, reason, "Reconcile", "%s", msg)
 	}

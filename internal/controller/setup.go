@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/eventrec"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
@@ -35,6 +36,12 @@ type Options struct {
 	// without writing them: set when the operator watches only some namespaces, as its RBAC
 	// then only lets it get, list and watch them (see TenantReconciler.ReadOnly).
 	ReadOnlyClusterTenants bool
+	// URLPolicy is the rule over tenant objects' URLs of the registry Setup makes when Tenants
+	// is nil; the zero value allows https to the vendor's host only.
+	URLPolicy cipherscale.URLPolicy
+	// WatchesSomeNamespaces: the operator watches only some namespaces, so users declared
+	// elsewhere look undeclared (TenantReconciler.WatchesSomeNamespaces).
+	WatchesSomeNamespaces bool
 }
 
 // maxBackoff is the longest a failing object waits before it is tried again.
@@ -65,7 +72,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return err
 	}
 	if o.Tenants == nil {
-		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), ObserverFor: TenantMetrics})
+		o.Tenants = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: SecretReader(mgr.GetAPIReader()), ObserverFor: TenantMetrics, URLPolicy: o.URLPolicy})
 	}
 	// The objects whose removals wait are requeued when a person allows more (a tenant
 	// object's allow-removals annotation) or a tenant's budget is raised.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +87,10 @@ type TenantReconciler struct {
 	// the registry (Registry.SetReady) instead of the status.
 	ReadOnly bool
 
+	// WatchesSomeNamespaces is set when the operator watches only some namespaces: a
+	// ClusterCipherscaleTenant's undeclared users are then never removed (partialView).
+	WatchesSomeNamespaces bool
+
 	// grace remembers when each tenant's undeclared users were first seen.
 	grace graceClock
 
@@ -115,6 +120,10 @@ func (r *TenantReconciler) keyOf(req ctrl.Request) tenant.Key {
 	return tenant.ClusterKey(req.Name)
 }
 
+func (r *TenantReconciler) keyOfObject(obj tenantObject) tenant.Key {
+	return r.keyOf(ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+}
+
 // Reconcile reads top to bottom: fetch, references, deletion, finalizer, configuration, key,
 // one read of the tenant's users, status (written once, deferred, only when it changed).
 func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
@@ -126,7 +135,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			r.Tenants.Remove(key)
 			r.forgetRefusal(key)
 			r.grace.forget(key)
-			undeclaredUsers.DeleteLabelValues(key.String())
+			forgetTenantMetrics(key)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -156,18 +165,30 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			// The objects' own finalizers still need the tenant: it stays in the registry, and
 			// keeps its last good key should its Secret go first (a namespace deleted at once).
 			// The watches on both kinds bring the tenant back when one goes.
-			if _, err := r.Tenants.Ensure(key, r.config(obj)); err != nil { // after a restart
-				logger.Info("The tenant cannot be reached for the objects that use it", "error", err.Error())
+			_, ensureErr := r.Tenants.Ensure(key, r.config(obj)) // after a restart
+			if ensureErr != nil {
+				logger.Info("The tenant cannot be reached for the objects that use it", "error", ensureErr.Error())
 			}
 			r.Tenants.Drain(key)
 			logger.Info("Waiting for the objects that use the tenant", "references", st.References)
+			// No silent wait: when the objects cannot be finalized (no key: the Secret went first
+			// and this process never read it, or a URL it may not use), the status says so and
+			// what a person can do.
+			if ensureErr != nil || !r.Tenants.KeyAvailable(key) {
+				r.stall(obj, iamv1alpha1.ReasonInvalidSecret, fmt.Sprintf(
+					"%d objects that use the tenant wait to carry out their deletion policy, and the tenant cannot be used "+
+						"(its Secret is gone or does not consent, and this process never read its key; or its URL is refused): "+
+						"restore the Secret, annotated %s, to let them remove or deactivate their users; removing their finalizer %s instead leaves their users in the tenant",
+					st.References, iamv1alpha1.AnnotationAllowedTenants, iamv1alpha1.Finalizer))
+				return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
+			}
 			return ctrl.Result{}, nil
 		}
 		logger.Info("Releasing the tenant: nothing uses it")
 		r.Tenants.Remove(key)
 		r.forgetRefusal(key)
 		r.grace.forget(key)
-		undeclaredUsers.DeleteLabelValues(key.String())
+		forgetTenantMetrics(key)
 		if r.ReadOnly {
 			return ctrl.Result{}, nil
 		}
@@ -205,7 +226,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	logger.V(1).Info("Reading the tenant's users")
 	list, err := t.API().ListUsers(ctx)
 	if err != nil {
-		return r.failRead(obj, key, version, cfg, err)
+		return r.failRead(ctx, obj, key, version, cfg, err)
 	}
 	r.forgetRefusal(key)
 
@@ -249,12 +270,17 @@ func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key
 	budget := r.applyBudget(ctx, obj, key)
 
 	before := st.Undeclared.DeepCopy()
-	out, err := runUndeclared(ctx, undeclaredRun{
-		Tenant: t, Budget: budget, Users: list, Declared: declared,
-		Policy:    undeclaredPolicyOf(obj.Settings().UndeclaredUsers),
-		FirstSeen: r.grace.get(key), Now: r.Clock.Now(),
-		DeclaredNow: declaredNow(r.Kube, key),
-	})
+	policy := undeclaredPolicyOf(obj.Settings().UndeclaredUsers)
+	var out undeclaredOutcome
+	err := r.partialView(key, policy)
+	if err == nil {
+		out, err = runUndeclared(ctx, undeclaredRun{
+			Tenant: t, Budget: budget, Users: list, Declared: declared,
+			Policy:    policy,
+			FirstSeen: r.grace.get(key), Now: r.Clock.Now(),
+			DeclaredNow: declaredNow(r.Kube, key),
+		})
+	}
 	if err != nil {
 		msg := "spec.undeclaredUsers cannot be applied, nothing is acted on: " + err.Error()
 		if c := meta.FindStatusCondition(st.Conditions, iamv1alpha1.ConditionStalled); c == nil || c.Reason != reasonInvalidUndeclaredUsers {
@@ -295,6 +321,23 @@ func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key
 	return after, nil
 }
 
+// partialView refuses a policy that removes undeclared users when this operator cannot see every
+// object that may declare one: it watches only some namespaces, and the tenant is a
+// ClusterCipherscaleTenant, whose objects may live in namespaces it does not watch (a user
+// declared there would look undeclared, and be removed). A CipherscaleTenant's objects all live
+// in its own namespace, which the operator watches since it sees the tenant. Report stays
+// allowed: it removes nobody.
+func (r *TenantReconciler) partialView(key tenant.Key, p undeclaredPolicy) error {
+	if !r.WatchesSomeNamespaces || key.Kind != tenant.KindCluster {
+		return nil
+	}
+	if p.Policy == plan.UndeclaredDeactivate || p.Policy == plan.UndeclaredDelete {
+		return fmt.Errorf("policy %s removes users, and this operator watches only some namespaces (--watch-namespaces): "+
+			"a user declared by an object in a namespace it does not watch would look undeclared; use Report, or an operator that watches every namespace", p.Policy)
+	}
+	return nil
+}
+
 // removedVerb says what the policy did to the users it removed.
 func removedVerb(p plan.UndeclaredPlan) string {
 	if len(p.Delete) > 0 {
@@ -314,7 +357,7 @@ func (r *TenantReconciler) config(obj tenantObject) tenant.Config {
 	cfg := tenant.Config{
 		URL:            s.URL,
 		ResyncInterval: r.ResyncInterval,
-		Secret:         tenant.SecretRef{Namespace: ns, Name: name, Key: key},
+		Secret:         tenant.SecretRef{Namespace: ns, Name: name, Key: key, For: r.keyOfObject(obj)},
 	}
 	if cfg.URL == "" {
 		cfg.URL = cipherscale.DefaultBaseURL
@@ -332,7 +375,7 @@ func (r *TenantReconciler) config(obj tenantObject) tenant.Config {
 }
 
 // failRead sets the status after a failed read of the tenant's users.
-func (r *TenantReconciler) failRead(obj tenantObject, key tenant.Key, version uint64, cfg tenant.Config, err error) (ctrl.Result, error) {
+func (r *TenantReconciler) failRead(ctx context.Context, obj tenantObject, key tenant.Key, version uint64, cfg tenant.Config, err error) (ctrl.Result, error) {
 	conds := &obj.GetTenantStatus().Conditions
 	gen := obj.GetGeneration()
 	switch {
@@ -342,11 +385,16 @@ func (r *TenantReconciler) failRead(obj tenantObject, key tenant.Key, version ui
 			fmt.Sprintf("The Cipherscale API refused the API key in %s: put a valid key there", cfg.Secret))
 		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
 	case cipherscale.IsNotFound(err):
-		r.stall(obj, iamv1alpha1.ReasonAPIUnavailable,
-			fmt.Sprintf("%s answered 404 to the list of users: spec.url is not the base URL of a Cipherscale API", cfg.URL))
+		// A person must fix spec.url. What answered is not described (D3): the log has it.
+		log.FromContext(ctx).V(1).Info("The tenant's list of users failed", "tenant", key.String(), "error", err.Error())
+		r.stall(obj, iamv1alpha1.ReasonInvalidURL,
+			fmt.Sprintf("The API at %s answered the list of users with an unexpected status: spec.url is not the base URL of a Cipherscale API", hostOf(cfg.URL)))
 		return ctrl.Result{RequeueAfter: cfg.ResyncInterval}, nil
 	}
 	v := classify(err)
+	if cipherscale.IsTransport(err) {
+		v.message = fmt.Sprintf("The API at %s could not be reached; retrying", hostOf(cfg.URL))
+	}
 	switch {
 	case v.stalled:
 		r.stall(obj, v.reason, v.message)
@@ -468,7 +516,8 @@ func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registr
 			Kube: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Tenants: tenants,
 			Recorder: recorder, Clock: o.Clock, Kind: kind, ResyncInterval: o.ResyncInterval,
 			Wake: waker.channel(kind), RemovalWake: removalWake,
-			ReadOnly: kind == iamv1alpha1.KindClusterCipherscaleTenant && o.ReadOnlyClusterTenants,
+			ReadOnly:              kind == iamv1alpha1.KindClusterCipherscaleTenant && o.ReadOnlyClusterTenants,
+			WatchesSomeNamespaces: o.WatchesSomeNamespaces,
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}
@@ -477,20 +526,30 @@ func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registr
 }
 
 // SecretReader reads API keys from Secrets with r, which should be the manager's API reader
-// (a get of one Secret by name, never a cache of all). A Secret that is missing, that the
+// (a get of one Secret by name, never a cache of all). A Secret that is missing, that does not
+// consent to the tenant reading it (annotation cipherscale.com/allowed-tenants), that the
 // operator may not read, or whose key is empty, too long or holds control characters wraps
-// tenant.ErrInvalidSecret. No error contains the key.
+// tenant.ErrInvalidSecret. No error contains the key, and a Secret that does not consent is
+// not described (which keys it has) beyond what a missing one would be.
 func SecretReader(r client.Reader) tenant.ReadSecretFunc {
 	return func(ctx context.Context, ref tenant.SecretRef) (string, error) {
 		s := &corev1.Secret{}
+		unusable := func() error {
+			return fmt.Errorf("%w: Secret %s/%s does not exist, or does not allow %s to use it: "+
+				"the Secret needs the annotation %s: %q (a comma-separated list), set by someone who may update it",
+				tenant.ErrInvalidSecret, ref.Namespace, ref.Name, ref.For, iamv1alpha1.AnnotationAllowedTenants, consentName(ref.For))
+		}
 		if err := r.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, s); err != nil {
 			switch {
 			case apierrors.IsNotFound(err):
-				return "", fmt.Errorf("%w: Secret %s/%s does not exist", tenant.ErrInvalidSecret, ref.Namespace, ref.Name)
+				return "", unusable()
 			case apierrors.IsForbidden(err):
 				return "", fmt.Errorf("%w: the operator may not read Secret %s/%s", tenant.ErrInvalidSecret, ref.Namespace, ref.Name)
 			}
 			return "", fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)
+		}
+		if !consents(s, ref) {
+			return "", unusable()
 		}
 		raw, ok := s.Data[ref.Key]
 		if !ok {
@@ -507,6 +566,37 @@ func SecretReader(r client.Reader) tenant.ReadSecretFunc {
 		}
 		return v, nil
 	}
+}
+
+// consentName is how a Secret's annotation cipherscale.com/allowed-tenants names the tenant
+// of key: "ClusterCipherscaleTenant/<name>" or "CipherscaleTenant/<name>".
+func consentName(key tenant.Key) string { return key.Kind + "/" + key.Name }
+
+// consents reports whether the Secret allows the tenant ref.For to use it: its annotation
+// cipherscale.com/allowed-tenants names the tenant exactly (no wildcard), and a CipherscaleTenant
+// only from the Secret's own namespace.
+func consents(s *corev1.Secret, ref tenant.SecretRef) bool {
+	if ref.For.Kind == "" || ref.For.Name == "" {
+		return false
+	}
+	if ref.For.Kind == tenant.KindNamespaced && ref.For.Namespace != s.Namespace {
+		return false
+	}
+	want := consentName(ref.For)
+	for _, v := range strings.Split(s.Annotations[iamv1alpha1.AnnotationAllowedTenants], ",") {
+		if strings.TrimSpace(v) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// hostOf is the host of a tenant's URL, for a message.
+func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return "the tenant's URL"
 }
 
 // capitalize makes an error's text a sentence, for a condition's message.

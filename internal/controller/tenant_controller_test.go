@@ -2,6 +2,8 @@ package controller_test
 
 import (
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -12,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -41,10 +44,45 @@ func newTenantSim() (*simulator.Server, string) {
 	return s, srv.URL
 }
 
+// newSecret creates a Secret that consents to the tenants allowTenant named for it.
 func newSecret(ns, name string, data map[string]string) *corev1.Secret {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: data}
+	consent.Lock()
+	if v := consent.of[ns+"/"+name]; len(v) > 0 {
+		s.Annotations = map[string]string{iamv1alpha1.AnnotationAllowedTenants: strings.Join(v, ",")}
+	}
+	consent.Unlock()
 	Expect(k8s.Create(ctx, s)).To(Succeed())
 	return s
+}
+
+// consent is, per Secret (namespace/name), the tenants its annotation
+// cipherscale.com/allowed-tenants names: the tenants created with it as their apiKeySecretRef.
+var consent = struct {
+	sync.Mutex
+	of map[string][]string
+}{of: map[string][]string{}}
+
+// allowTenant makes the Secret consent to the tenant kind/name ("CipherscaleTenant/qa"), as the
+// person who created the Secret for it would: now if it exists, else when newSecret creates it.
+// Call it before the tenant is created, so that the tenant's first read finds the consent.
+func allowTenant(ns, secret, tenant string) {
+	GinkgoHelper()
+	consent.Lock()
+	consent.of[ns+"/"+secret] = append(consent.of[ns+"/"+secret], tenant)
+	v := strings.Join(consent.of[ns+"/"+secret], ",")
+	consent.Unlock()
+	Eventually(func() error {
+		s := &corev1.Secret{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: secret}, s); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[iamv1alpha1.AnnotationAllowedTenants] = v
+		return k8s.Update(ctx, s)
+	}).Should(Succeed())
 }
 
 func newNamespacedTenant(ns, name, url, secret string) *iamv1alpha1.CipherscaleTenant {
@@ -55,6 +93,7 @@ func newNamespacedTenant(ns, name, url, secret string) *iamv1alpha1.CipherscaleT
 			TenantSettings:  iamv1alpha1.TenantSettings{URL: url},
 		},
 	}
+	allowTenant(ns, secret, "CipherscaleTenant/"+name)
 	Expect(k8s.Create(ctx, t)).To(Succeed())
 	return t
 }
@@ -69,6 +108,7 @@ func newClusterTenant(url, secretNS, secret string, selector *metav1.LabelSelect
 			TenantSettings:    iamv1alpha1.TenantSettings{URL: url},
 		},
 	}
+	allowTenant(secretNS, secret, "ClusterCipherscaleTenant/"+t.Name)
 	Expect(k8s.Create(ctx, t)).To(Succeed())
 	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, t))).To(Succeed()) })
 	return t
@@ -197,6 +237,69 @@ var _ = Describe("Tenants", func() {
 		expectTenantReady(t)
 	})
 
+	It("uses only a Secret that names it in cipherscale.com/allowed-tenants: nothing is sent with any other", func() {
+		other, url := newTenantSim()
+		// A Secret made for another purpose: no consent.
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-creds"},
+			StringData: map[string]string{"api-key": otherKey}}
+		Expect(k8s.Create(ctx, s)).To(Succeed())
+		other.ResetStats()
+		t := &iamv1alpha1.CipherscaleTenant{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "qa"},
+			Spec: iamv1alpha1.CipherscaleTenantSpec{
+				APIKeySecretRef: iamv1alpha1.SecretKeyReference{Name: "db-creds"},
+				TenantSettings:  iamv1alpha1.TenantSettings{URL: url},
+			},
+		}
+		Expect(k8s.Create(ctx, t)).To(Succeed())
+		expectTenantStalled(t, iamv1alpha1.ReasonInvalidSecret)
+		msg := meta.FindStatusCondition(t.Status.Conditions, iamv1alpha1.ConditionStalled).Message
+		Expect(msg).To(ContainSubstring(`cipherscale.com/allowed-tenants: "CipherscaleTenant/qa"`))
+		Expect(msg).NotTo(ContainSubstring(otherKey))
+
+		By("consent given to another tenant of the namespace only")
+		update(s, func() {
+			s.Annotations = map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/prod, ClusterCipherscaleTenant/qa, CipherscaleTenant/qa-2"}
+		})
+		Consistently(tenantCondition(t, iamv1alpha1.ConditionStalled), 3*time.Second, 200*time.Millisecond).
+			Should(haveCondition(t, metav1.ConditionTrue, iamv1alpha1.ReasonInvalidSecret))
+		Expect(other.Stats().Total).To(BeZero(), "a request was sent with a Secret that does not consent")
+
+		By("the Secret naming the tenant")
+		update(s, func() {
+			s.Annotations = map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/prod,CipherscaleTenant/qa"}
+		})
+		expectTenantReady(t)
+		Expect(other.Stats().Total).To(BeNumerically(">", 0))
+	})
+
+	It("leaves no metric series behind when it is deleted", func() {
+		_, url := newTenantSim()
+		newSecret(ns, "key", map[string]string{"api-key": otherKey})
+		t := newNamespacedTenant(ns, "qa", url, "key")
+		expectTenantReady(t)
+		label := "CipherscaleTenant/" + ns + "/qa"
+		series := func() int {
+			families, err := metrics.Registry.Gather()
+			Expect(err).NotTo(HaveOccurred())
+			n := 0
+			for _, f := range families {
+				for _, m := range f.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "tenant" && l.GetValue() == label {
+							n++
+						}
+					}
+				}
+			}
+			return n
+		}
+		Expect(series()).To(BeNumerically(">", 0), "the tenant's calls are measured")
+		Expect(k8s.Delete(ctx, t)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(t), t)) }, 20*time.Second, 100*time.Millisecond).Should(BeTrue())
+		Eventually(series, 10*time.Second, 100*time.Millisecond).Should(BeZero())
+	})
+
 	It("is Stalled with Unauthorized for a wrong key, and Ready once the Secret is rotated, without a restart", func() {
 		other, url := newTenantSim()
 		const wrong = "wrong-key-never-shown-9f8e"
@@ -209,6 +312,7 @@ var _ = Describe("Tenants", func() {
 				TenantSettings: iamv1alpha1.TenantSettings{URL: url, ResyncInterval: &metav1.Duration{Duration: time.Hour}},
 			},
 		}
+		allowTenant(ns, "key", "CipherscaleTenant/qa")
 		Expect(k8s.Create(ctx, t)).To(Succeed())
 		expectTenantStalled(t, iamv1alpha1.ReasonUnauthorized)
 		Eventually(eventsOf(t)).Should(ContainElement(iamv1alpha1.EventTenantUnavailable))
@@ -310,7 +414,7 @@ var _ = Describe("TenantResolver", func() {
 		expectTenantStalled(cluster, iamv1alpha1.ReasonInvalidSecret)
 
 		// The resolver's registry holds the tenants the test made Ready, as the operator's does.
-		reg = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: controller.SecretReader(k8s)})
+		reg = tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: controller.SecretReader(k8s), URLPolicy: devenv.TestURLPolicy})
 		for _, k := range []tenant.Key{tenant.NamespacedKey(nsA, "qa"), tenant.ClusterKey(selected.Name)} {
 			_, err := reg.Ensure(k, tenant.Config{URL: url, ResyncInterval: time.Minute,
 				Secret: tenant.SecretRef{Namespace: nsA, Name: "key", Key: "api-key"}})
@@ -344,8 +448,8 @@ var _ = Describe("TenantResolver", func() {
 				[]string{`no ClusterCipherscaleTenant "nowhere"`}},
 			{"a CipherscaleTenant that does not exist", userIn(nsA, nsRef("nowhere")),
 				[]string{`no CipherscaleTenant "nowhere"`}},
-			{"a tenant that is not ready", userIn(nsA, clusterRef(cluster.Name)),
-				[]string{cluster.Name, "not ready"}},
+			{"a tenant a person must fix (Stalled)", userIn(nsA, clusterRef(cluster.Name)),
+				[]string{cluster.Name, "cannot be used until it is fixed (InvalidSecret)"}},
 		} {
 			t, _, refusal, err := resolver.Resolve(ctx, tc.obj)
 			Expect(err).NotTo(HaveOccurred(), tc.what)

@@ -64,6 +64,7 @@ var _ = Describe("Trust rules of a tenant object", func() {
 					Privileged: &iamv1alpha1.PrivilegedSpec{NamespaceSelector: byLabel("trusted", trusted)}},
 			},
 		}
+		allowTenant(x, "cluster-key", "ClusterCipherscaleTenant/"+ct.Name)
 		Expect(k8s.Create(ctx, ct)).To(Succeed())
 		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, ct))).To(Succeed()) })
 		expectTenantReady(ct)

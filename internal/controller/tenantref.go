@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -93,12 +94,14 @@ type TenantResolver struct {
 // Resolve returns the tenant obj names (its spec.tenantRef; ClusterCipherscaleTenant/default
 // when it names none) and its key. When obj may not use it, Resolve returns a nil tenant and a refusal: the
 // message of a Stalled condition with reason InvalidTenant, naming the rule. An error is a
-// failed read, to be retried.
+// failed read, or a tenant this process has not loaded yet: to be retried.
 //
 // The rules: a CipherscaleTenant is usable only from its own namespace (a tenantRef names it
 // by name, in the object's namespace); a ClusterCipherscaleTenant only from the namespaces its
-// namespaceSelector selects; a tenant that does not exist, is being deleted, or is not Ready
-// yet cannot be used.
+// namespaceSelector selects; a tenant that does not exist, is being deleted, or is Stalled (a
+// person must fix it: its Secret, its URL, a key the API refuses) cannot be used. A tenant that
+// is only busy or unreachable (Ready False, not Stalled: 429s, 5xx, timeouts) is used: the
+// objects' own calls fail and they are Reconciling/APIUnavailable, not refused.
 func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *tenant.Tenant, key tenant.Key, refusal string, err error) {
 	ref := tenantRefOf(obj)
 	key = tenantKeyOf(obj.GetNamespace(), ref)
@@ -133,24 +136,43 @@ func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *ten
 	if !tobj.GetDeletionTimestamp().IsZero() && obj.GetDeletionTimestamp().IsZero() {
 		return nil, key, fmt.Sprintf("%s %q is being deleted: name another tenant in a new object", key.Kind, key.Name), nil
 	}
-	// An object being deleted may still use a tenant that is not Ready: its finalizer has to
-	// be carried out, and the call will say whether the tenant answers.
-	t, ok := r.Tenants.Get(key)
-	ready := isReady(tobj.GetTenantStatus().Conditions)
+	// An object being deleted may still use a Stalled tenant: its finalizer has to be carried
+	// out, and the call will say whether the tenant answers.
+	deleting := !obj.GetDeletionTimestamp().IsZero()
+	conds := tobj.GetTenantStatus().Conditions
+	broken := tenantBroken(conds)
 	if key.Kind == tenant.KindCluster && r.ReadOnlyClusterTenants {
-		ready = r.Tenants.Ready(key)
+		// Its status is not this operator's: what its reconciler found is in the registry.
+		_, loaded := r.Tenants.Get(key)
+		broken = loaded && !r.Tenants.Ready(key)
 	}
-	if !ok && ready {
-		// Ready, but not loaded by this process yet (it has just started): the tenant's
-		// reconciler loads it in a moment, with no change to the object that would wake this
-		// one, so this is retried rather than refused.
-		return nil, key, "", fmt.Errorf("%s %q is not loaded yet", key.Kind, key.Name)
+	if broken && !deleting {
+		return nil, key, fmt.Sprintf("%s %q cannot be used until it is fixed (%s): see its status", key.Kind, key.Name, readyReason(conds)), nil
 	}
-	if !ok || (obj.GetDeletionTimestamp().IsZero() && !ready) {
-		return nil, key, fmt.Sprintf("%s %q is not ready yet: see its status", key.Kind, key.Name), nil
+	t, ok := r.Tenants.Get(key)
+	switch {
+	case ok:
+		return t, key, "", nil
+	case broken:
+		// Being deleted, after a restart: the tenant was never loaded, as it cannot be.
+		return nil, key, fmt.Sprintf("%s %q cannot be used (%s): this object's deletion policy cannot be carried out until the tenant is fixed (see its status); "+
+			"removing the finalizer %s instead leaves the user in the tenant", key.Kind, key.Name, readyReason(conds), iamv1alpha1.Finalizer), nil
 	}
-	return t, key, "", nil
+	// Not loaded by this process yet (just created, or the operator restarted): its reconciler
+	// loads it in a moment, whether its API answers or not.
+	return nil, key, "", fmt.Errorf("%w: %s", errTenantNotLoaded, key)
 }
+
+// tenantBroken reports whether a tenant's conditions say that a person must fix it before it can
+// be used: not Ready, and Stalled. A Ready tenant whose removal budget tripped is Stalled too,
+// and usable.
+func tenantBroken(conds []metav1.Condition) bool {
+	return !isReady(conds) && meta.IsStatusConditionTrue(conds, iamv1alpha1.ConditionStalled)
+}
+
+// errTenantNotLoaded is Resolve's error for a tenant object whose reconciler has not loaded it in
+// this process yet: retried with backoff, without a condition (the object is not at fault).
+var errTenantNotLoaded = errors.New("the tenant is not loaded yet")
 
 // Trust returns the trust policy of the tenant of key: what its spec allows
 // (plan.TenantTrust), the namespaces' labels read from the cache when a rule is asked. A tenant
@@ -159,7 +181,10 @@ func (r *TenantResolver) Trust(ctx context.Context, key tenant.Key) plan.TrustPo
 	labelsOf := func(namespace string) map[string]string {
 		ns := &corev1.Namespace{}
 		if err := r.Kube.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
-			return nil
+			return nil // not known: selected by no selector (plan.NamespaceLabels)
+		}
+		if ns.Labels == nil {
+			return map[string]string{}
 		}
 		return ns.Labels
 	}
@@ -274,9 +299,10 @@ func tenantChanged() predicate.Predicate {
 			if !ok1 || !ok2 {
 				return false
 			}
+			oc, nc := o.GetTenantStatus().Conditions, n.GetTenantStatus().Conditions
 			return o.GetGeneration() != n.GetGeneration() ||
 				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero() ||
-				isReady(o.GetTenantStatus().Conditions) != isReady(n.GetTenantStatus().Conditions)
+				isReady(oc) != isReady(nc) || tenantBroken(oc) != tenantBroken(nc)
 		},
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}

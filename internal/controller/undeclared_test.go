@@ -33,6 +33,7 @@ func undeclaredSim(domain string) (*simulator.Server, string, string) {
 
 // undeclaredTenant creates a CipherscaleTenant of the simulator at url with the policy.
 func undeclaredTenant(ns, url string, policy *iamv1alpha1.UndeclaredUsersSpec, perHour int32) *iamv1alpha1.CipherscaleTenant {
+	allowTenant(ns, "key", "CipherscaleTenant/corp")
 	newSecret(ns, "key", map[string]string{"api-key": otherKey})
 	t := &iamv1alpha1.CipherscaleTenant{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "corp"},

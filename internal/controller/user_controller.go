@@ -1000,6 +1000,9 @@ func (r *UserReconciler) stall(obj *iamv1alpha1.CipherscaleUser, reason, msg str
 // warnOnChange emits a warning event when the Ready reason changes, so that a failure repeated
 // by every retry is reported once.
 func (r *UserReconciler) warnOnChange(obj *iamv1alpha1.CipherscaleUser, reason, msg string) {
+	if busyReason(reason) {
+		return
+	}
 	if readyReason(obj.Status.Conditions) != reason || isReady(obj.Status.Conditions) {
 		r.event(obj, corev1.EventTypeWarning, reason, "Reconcile", "%s", msg)
 	}

@@ -194,6 +194,12 @@ func (w *withExtraUsers) GetUser(ctx context.Context, id string) (*cipherscale.U
 // "default" that CreateDefaultTenant makes.
 var DefaultTenantSecret = types.NamespacedName{Namespace: "default", Name: "cipherscale-api-key"}
 
+// TestURLPolicy is the operator's URL policy in tests: simulators on loopback over plain http.
+var TestURLPolicy = cipherscale.URLPolicy{Hosts: []string{"127.0.0.1", "localhost"}, AllowInsecureHTTP: true}
+
+// ManagerURLArgs are the manager's flags for the same policy, for harnesses that run the binary.
+var ManagerURLArgs = []string{"--api-hosts=127.0.0.1,localhost", "--allow-insecure-http"}
+
 // annotationAllowedTenants is the consent annotation a tenant's Secret carries: the tenants
 // that may use it (iamv1alpha1.AnnotationAllowedTenants).
 const annotationAllowedTenants = "cipherscale.com/allowed-tenants"
@@ -310,6 +316,8 @@ func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync ti
 		ObserverFor: controller.TenantMetrics,
 		MaxRetries:  3, RetryBudget: 5 * time.Second,
 		BatchWindow: 10 * time.Millisecond,
+		// The simulators of the tests serve plain http on loopback.
+		URLPolicy: TestURLPolicy,
 		Decorate: func(k tenant.Key, api cipherscale.API) cipherscale.API {
 			if k != tenant.ClusterKey(tenant.DefaultName) {
 				return api

@@ -285,7 +285,11 @@ func RecentSends(sent []time.Time, keep int, now time.Time) []time.Time {
 	return out
 }
 
-// NamespaceLabels returns the labels of a namespace; nil when it has none or is not known.
+// NamespaceLabels returns the labels of a namespace; nil when they are not known (a failed
+// read). Every namespace has at least the label kubernetes.io/metadata.name, so nil never means
+// "no labels": a namespace whose labels are not known is selected by no selector but the empty
+// one (which selects every namespace without reading any): a failed read never widens trust,
+// whatever the selector (NotIn and DoesNotExist included).
 type NamespaceLabels func(namespace string) map[string]string
 
 // TenantTrust is the trust policy of a tenant object: kind is KindClusterCipherscaleTenant or
@@ -342,9 +346,15 @@ func selectorRule(selector *metav1.LabelSelector, labelsOf NamespaceLabels) Name
 		return nil
 	}
 	return func(ns string) bool {
+		if sel.Empty() {
+			return true
+		}
 		var set map[string]string
 		if labelsOf != nil {
 			set = labelsOf(ns)
+		}
+		if set == nil {
+			return false
 		}
 		return sel.Matches(labels.Set(set))
 	}

@@ -49,11 +49,14 @@ func (k Key) String() string {
 	return k.Kind + "/" + k.Name
 }
 
-// SecretRef says where a tenant's API key is: a key of a Secret.
+// SecretRef says where a tenant's API key is: a key of a Secret, and the tenant that reads it
+// (the Secret must consent to it: see controller.SecretReader).
 type SecretRef struct {
 	Namespace string
 	Name      string
 	Key       string
+	// For is the tenant that reads the key.
+	For Key
 }
 
 func (r SecretRef) String() string {
@@ -85,8 +88,10 @@ type Config struct {
 type RegistryOptions struct {
 	// ReadSecret reads an API key from a Secret. Required.
 	ReadSecret ReadSecretFunc
-	// AllowInsecureHTTP allows plain-http URLs on non-loopback hosts.
-	AllowInsecureHTTP bool
+	// URLPolicy is the operator's rule over the URLs tenant objects name (--api-hosts,
+	// --allow-insecure-http); the zero value allows https to the vendor's host only. A URL outside
+	// it makes Ensure fail: nothing is sent there.
+	URLPolicy cipherscale.URLPolicy
 	// Observer receives every tenant client's metrics; optional.
 	Observer cipherscale.Observer
 	// ObserverFor, when set, gives each tenant its own observer (the metrics' tenant label);
@@ -235,18 +240,18 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 	key := NewSecretKey(cfg.Secret, r.opts.ReadSecret, r.opts.Now)
 	key.maxAge = r.opts.KeyMaxAge
 	api, err := cipherscale.New(cipherscale.Config{
-		BaseURL:           cfg.URL,
-		AllowInsecureHTTP: r.opts.AllowInsecureHTTP,
-		Key:               key,
-		HTTPClient:        r.opts.HTTPClient,
-		QPS:               cfg.QPS,
-		Burst:             cfg.Burst,
-		MaxRetries:        r.opts.MaxRetries,
-		RetryBudget:       r.opts.RetryBudget,
-		UserAgent:         r.opts.UserAgent,
-		MaxListUsers:      r.opts.MaxListUsers,
-		MaxListMemory:     r.opts.MaxListMemory,
-		Observer:          expireOn401{next: r.observer(k), key: key},
+		BaseURL:       cfg.URL,
+		Policy:        &r.opts.URLPolicy,
+		Key:           key,
+		HTTPClient:    r.opts.HTTPClient,
+		QPS:           cfg.QPS,
+		Burst:         cfg.Burst,
+		MaxRetries:    r.opts.MaxRetries,
+		RetryBudget:   r.opts.RetryBudget,
+		UserAgent:     r.opts.UserAgent,
+		MaxListUsers:  r.opts.MaxListUsers,
+		MaxListMemory: r.opts.MaxListMemory,
+		Observer:      expireOn401{next: r.observer(k), key: key},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring the client of tenant %s: %w", k, err)
@@ -319,6 +324,22 @@ func (r *Registry) Ready(k Key) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.ready[k]
+}
+
+// KeyAvailable reports whether the tenant's calls have a key: its Secret reads, or it is
+// draining with the last key read by this process. False for a tenant not in the registry.
+func (r *Registry) KeyAvailable(k Key) bool {
+	r.mu.RLock()
+	e, ok := r.entries[k]
+	r.mu.RUnlock()
+	if !ok {
+		return false
+	}
+	if e.key == nil {
+		return true // the default tenant's key comes from the flags
+	}
+	_, err := e.key.Key()
+	return err == nil
 }
 
 // Remove forgets the tenant with this key. Calls in flight finish; new lookups miss.

@@ -16,6 +16,9 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
+// loopbackHTTP is the URL policy of the tests: the simulator, on loopback over plain http.
+var loopbackHTTP = cipherscale.URLPolicy{Hosts: []string{"127.0.0.1", "localhost"}, AllowInsecureHTTP: true}
+
 // secrets is an in-memory set of Secrets behind a ReadSecretFunc that counts its reads.
 type secrets struct {
 	mu    sync.Mutex
@@ -97,7 +100,7 @@ func TestSecretKeyRotation(t *testing.T) {
 	sec := &secrets{}
 	ref := tenant.SecretRef{Namespace: "ns", Name: "s", Key: "api-key"}
 	sec.set(ref, good)
-	reg := tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: sec.read, Now: clk.Now, KeyMaxAge: time.Minute})
+	reg := tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: sec.read, Now: clk.Now, KeyMaxAge: time.Minute, URLPolicy: loopbackHTTP})
 	k := tenant.NamespacedKey("ns", "qa")
 	tn, err := reg.Ensure(k, tenant.Config{URL: url, QPS: 1000, Burst: 1000, ResyncInterval: time.Minute, Secret: ref})
 	if err != nil {
@@ -192,7 +195,7 @@ func TestSecretKeyNeverPrintsTheKey(t *testing.T) {
 	ref := tenant.SecretRef{Namespace: "ns", Name: "s", Key: "api-key"}
 	sec.set(ref, key)
 	_, url := serveSim(t, key)
-	reg := tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: sec.read})
+	reg := tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: sec.read, URLPolicy: loopbackHTTP})
 	tn, err := reg.Ensure(tenant.ClusterKey("prod"), tenant.Config{URL: url, ResyncInterval: time.Minute, Secret: ref})
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +247,9 @@ func TestRegistryEnsure(t *testing.T) {
 	if _, err := reg.Ensure(tenant.ClusterKey("c"), tenant.Config{URL: "http://example.com", Secret: refA}); err == nil {
 		t.Error("a plain-http URL on a remote host was accepted")
 	}
+	if _, err := reg.Ensure(tenant.ClusterKey("d"), tenant.Config{URL: "https://169.254.169.254/", Secret: refA}); err == nil {
+		t.Error("a URL outside the operator's hosts was accepted")
+	}
 	reg.Remove(tenant.ClusterKey("a"))
 	if _, ok := reg.Get(tenant.ClusterKey("a")); ok {
 		t.Error("a removed tenant is still there")
@@ -259,7 +265,7 @@ func TestTenantsAreIsolated(t *testing.T) {
 	sec := &secrets{}
 	ref := tenant.SecretRef{Namespace: "ns", Name: "s", Key: "api-key"}
 	sec.set(ref, key)
-	reg := tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: sec.read, MaxRetries: 1, RetryBudget: time.Minute})
+	reg := tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: sec.read, MaxRetries: 1, RetryBudget: time.Minute, URLPolicy: loopbackHTTP})
 	a, err := reg.Ensure(tenant.ClusterKey("a"), tenant.Config{URL: urlA, ResyncInterval: time.Minute, Secret: ref})
 	if err != nil {
 		t.Fatal(err)

@@ -226,6 +226,7 @@ var _ = Describe("helm template", func() {
 			Expect(c.Image).To(Equal("ghcr.io/cipherscale/cipherscale-operator:" + chart.AppVersion))
 			Expect(c.ImagePullPolicy).To(Equal(corev1.PullAlways))
 			Expect(c.Args).To(Equal([]string{
+				"--api-hosts=public-api.cipherscale.com",
 				"--max-concurrent-reconciles=16",
 				"--create-batch-window=50ms",
 				"--soft-memory-limit-mib=80",
@@ -325,6 +326,7 @@ var _ = Describe("helm template", func() {
 			Expect(c.ImagePullPolicy).To(Equal(corev1.PullIfNotPresent))
 			for flag, want := range map[string]string{
 				"allow-insecure-http":       "true",
+				"api-hosts":                 "cipherscale.internal.example,*.cipherscale.example",
 				"max-concurrent-reconciles": "4",
 				"create-batch-window":       "100ms",
 				"watch-namespaces":          "team-a,team-b",

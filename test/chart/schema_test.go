@@ -57,6 +57,8 @@ var _ = Describe("the values", func() {
 		Entry("a ServiceMonitor interval that is no duration", "metrics: {enabled: true, port: 8443, serviceMonitor: {enabled: true, interval: often}}", "/metrics/serviceMonitor/interval"),
 		Entry("an unknown pull policy", "image: {repository: r, pullPolicy: Sometimes}", "/image/pullPolicy"),
 		Entry("a Secret name that is no DNS name", "apiKey: {existingSecret: Not_A_Name, key: api-key}", "/apiKey/existingSecret"),
+		Entry("a URL in apiHosts", "apiHosts: [\"https://api.example.com\"]", "/apiHosts/0"),
+		Entry("no apiHosts", "apiHosts: []", "/apiHosts"),
 		Entry("allowInsecureHttp as a string", `allowInsecureHttp: "yes"`, "/allowInsecureHttp"),
 		Entry("a node selector with a number", "nodeSelector: {disk: 1}", "/nodeSelector/disk"),
 		Entry("an unknown resources key", "resources: {request: {cpu: 1m}}", "additional properties 'request' not allowed"),

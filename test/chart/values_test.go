@@ -59,6 +59,7 @@ defaultTenant:
   defaultDeletionPolicy: Deactivate
   invitationsPerDay: 3
 allowInsecureHttp: true
+apiHosts: [cipherscale.internal.example, "*.cipherscale.example"]
 maxConcurrentReconciles: 4
 createBatchWindow: 100ms
 watchNamespaces: [team-a, team-b]

@@ -70,6 +70,7 @@ var _ = Describe("the manager binary", Ordered, func() {
 		mgr, err = devenv.Start("manager", filepath.Join(work, "manager.log"),
 			[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + operatorNS},
 			bins["manager"],
+			devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1],
 			"--leader-elect", "--leader-election-namespace", operatorNS,
 			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
 			"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort))
@@ -187,5 +188,6 @@ var _ = Describe("the manager binary's start-up checks", func() {
 		Entry("a tenant concern given as a flag: it is the tenant object's", "flag provided but not defined: -api-url", "--api-url", "https://api.example.com"),
 		Entry("no workers", "--max-concurrent-reconciles", "--max-concurrent-reconciles", "0"),
 		Entry("a negative memory limit", "--soft-memory-limit-mib", "--soft-memory-limit-mib", "-1"),
+		Entry("a URL, not a host, in --api-hosts", "--api-hosts", "--api-hosts", "https://api.example.com"),
 	)
 })

@@ -23,7 +23,8 @@ func qaTenant(ns, secret string, withSecret bool) *iamv1alpha1.CipherscaleTenant
 	srv := httptest.NewServer(simulator.New(qaKey))
 	DeferCleanup(srv.Close)
 	if withSecret {
-		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: secret},
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: secret,
+			Annotations: map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/qa"}},
 			StringData: map[string]string{"api-key": qaKey}})).To(Succeed())
 	}
 	t := &iamv1alpha1.CipherscaleTenant{

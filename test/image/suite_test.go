@@ -147,6 +147,7 @@ var _ = BeforeSuite(func() {
 	// As the chart's NOTES say: the Secret consents to ClusterCipherscaleTenant/default.
 	Expect(k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: namespace,
+			// The chart's default tenant may use it (see the chart's NOTES).
 			Annotations: map[string]string{"cipherscale.com/allowed-tenants": "ClusterCipherscaleTenant/default"}},
 		StringData: map[string]string{"api-key": apiKey},
 	})).To(Succeed())

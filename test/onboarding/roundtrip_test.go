@@ -147,7 +147,7 @@ var _ = Describe("adopting a tenant of 1,000 users", Ordered, func() {
 		Expect(cp.CreateDefaultTenant(ctx, sim.URL, apiKey, defaultTenant)).To(Succeed())
 		port, err := devenv.FreePort()
 		Expect(err).NotTo(HaveOccurred())
-		args := append([]string{"--metrics-bind-address", "0",
+		args := append([]string{devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1], "--metrics-bind-address", "0",
 			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", port)}, managerArgs...)
 		mgr, err := devenv.Start("manager", filepath.Join(work, "manager.log"),
 			[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + operatorNS}, bins["manager"], args...)

@@ -38,7 +38,8 @@ var _ = Describe("mass deletion on a tenant object", func() {
 			undeclared = append(undeclared, cipherscale.NormalizeEmail(u.Email))
 		}
 		sort.Strings(undeclared)
-		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "key"},
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "key",
+			Annotations: map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/people"}},
 			StringData: map[string]string{"api-key": apiKey}})).To(Succeed())
 		budget := int32(perHour)
 		tn := &iamv1alpha1.CipherscaleTenant{

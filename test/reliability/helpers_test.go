@@ -161,6 +161,8 @@ func startManager(c managerConfig) *manager {
 		"--max-concurrent-reconciles", "16",
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", port),
+		// Tenant objects name simulators on loopback, over plain http.
+		devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1],
 	}
 	if c.leaseNS != "" {
 		args = append(args, "--leader-elect", "--leader-election-namespace", c.leaseNS)

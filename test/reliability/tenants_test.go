@@ -44,7 +44,8 @@ var _ = Describe("two tenants, one throttled", func() {
 			tenant: rate(20, 1)})
 
 		By("tenant B: a CipherscaleTenant of its namespace, its key in a Secret there")
-		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "tenant-b"},
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "tenant-b",
+			Annotations: map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/b"}},
 			StringData: map[string]string{"api-key": apiKey}})).To(Succeed())
 		tb := &iamv1alpha1.CipherscaleTenant{
 			ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "b"},

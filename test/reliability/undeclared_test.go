@@ -87,7 +87,8 @@ var _ = Describe("undeclared users", func() {
 				Policy: iamv1alpha1.MembershipPolicyAdditive, Members: members, TenantRef: ref},
 		})
 		createAll(objs)
-		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "key"},
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "key",
+			Annotations: map[string]string{iamv1alpha1.AnnotationAllowedTenants: "ClusterCipherscaleTenant/" + name}},
 			StringData: map[string]string{"api-key": apiKey}})).To(Succeed())
 
 		metricsPort, err := devenv.FreePort()
