@@ -367,7 +367,7 @@ var _ = Describe("CipherscaleUser", func() {
 		Eventually(defReady, 20*time.Second, 100*time.Millisecond).Should(And(
 			HaveField("Status", metav1.ConditionFalse), HaveField("Reason", iamv1alpha1.ReasonUnauthorized)))
 		expectStalled(u, iamv1alpha1.ReasonInvalidTenant)
-		Expect(conditionOf(u, iamv1alpha1.ConditionStalled)().Message).To(ContainSubstring(`ClusterCipherscaleTenant "default" is not ready`))
+		Expect(conditionOf(u, iamv1alpha1.ConditionStalled)().Message).To(ContainSubstring(`ClusterCipherscaleTenant "default" cannot be used until it is fixed (Unauthorized)`))
 		Expect(usersWithEmail(mail)).To(BeZero())
 		sim.ClearFaults()
 		Eventually(defReady, 20*time.Second, 100*time.Millisecond).Should(HaveField("Status", metav1.ConditionTrue))
