@@ -40,13 +40,12 @@ GO_TEST_BLACKBOX_FLAGS ?= -count=1 -timeout $(GO_TEST_TIMEOUT)
 GO_TEST_BLACKBOX_PKGS ?= ./test/e2e/... ./test/reliability/... ./test/onboarding/... ./test/image/...
 GO_TEST_PKGS ?= $(shell go list ./... | grep -v -e /test/e2e -e /test/reliability -e /test/onboarding -e /test/image)
 
-# `make run` runs the manager against the current kubeconfig and, by default, the simulator on
-# 127.0.0.1:8089, started in another terminal with
+# `make run` runs the manager against the current kubeconfig. Its tenants are objects: create
+# ClusterCipherscaleTenant "default" and its Secret (config/samples/iam_v1alpha1_default_tenant.yaml
+# says how), with spec.url the simulator on 127.0.0.1:8089, started in another terminal with
 #   go run ./hack/cipherscale-sim --listen 127.0.0.1:8089 --api-key dev --demo-seed
-# Point CIPHERSCALE_API_URL and CIPHERSCALE_API_KEY at a real tenant to use one instead.
-# The key is passed in the environment, never on a command line that make echoes.
-CIPHERSCALE_API_URL ?= http://127.0.0.1:8089
-RUN_ARGS ?= --api-url=$(CIPHERSCALE_API_URL) --health-probe-bind-address=:8081 --metrics-bind-address=0 --zap-devel
+# or a real tenant. `make demo` does all of it.
+RUN_ARGS ?= --health-probe-bind-address=:8081 --metrics-bind-address=0 --zap-devel
 
 GOBUILD_LDFLAGS := -s -w -X main.version=$(VERSION)
 
@@ -153,8 +152,7 @@ build: ## Build the manager (bin/manager), the simulator (bin/cipherscale-sim) a
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(LOCALBIN)/kubectl-cipherscale ./cmd/kubectl-cipherscale
 
 .PHONY: run
-run: export CIPHERSCALE_API_KEY ?= dev
-run: manifests generate fmt vet ## Run the manager against the current kubeconfig (flags in RUN_ARGS, key in $CIPHERSCALE_API_KEY).
+run: manifests generate fmt vet ## Run the manager against the current kubeconfig (flags in RUN_ARGS; tenants are objects).
 	go run -ldflags "-X main.version=$(VERSION)" . $(RUN_ARGS)
 
 .PHONY: clean
@@ -219,8 +217,9 @@ demo: envtest-assets build ## Run the operator end to end on this machine (DEMO_
 e2e: envtest-assets ## Run only the end-to-end test of the built manager binary.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" go test $(GO_TEST_BLACKBOX_FLAGS) ./test/e2e/...
 
-# Benchmark parameters: make bench BENCH_N=10000. The manager runs at its shipped defaults except
-# --qps (the simulator's limit) and --resync-interval; BENCH_ARGS adds flags of hack/bench, such
+# Benchmark parameters: make bench BENCH_N=10000. The manager and ClusterCipherscaleTenant/default
+# run at their shipped defaults except the tenant's requestsPerSecond (the simulator's limit) and
+# resyncInterval; BENCH_ARGS adds flags of hack/bench, such
 # as -max-concurrent-reconciles=128 or -manager-env=GOMEMLIMIT=100MiB. Reports: docs/bench/.
 BENCH_N ?= 2000
 BENCH_LATENCY ?= 20ms

@@ -64,7 +64,7 @@ type CipherscaleUserSpec struct {
 
 	// deletionPolicy says what deleting this object does in the tenant: Delete removes the
 	// user, Deactivate deactivates them, Orphan leaves them untouched. Empty: the operator's
-	// default (flag --default-deletion-policy, Delete unless set).
+	// tenant's spec.defaultDeletionPolicy (Delete unless set).
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
@@ -115,7 +115,7 @@ type InvitationStatus struct {
 	// +optional
 	LastResendRequest string `json:"lastResendRequest,omitempty"`
 	// sentTimes are the times of the invitations sent in the last 24 hours, oldest first (at
-	// most the manager's --max-invitations-per-day): they enforce that cap across restarts.
+	// most the tenant's spec.invitations.maxPerDay): they enforce that cap across restarts.
 	// +optional
 	// +kubebuilder:validation:MaxItems=100
 	// +listType=atomic

@@ -59,21 +59,12 @@ const (
 	ReasonRemovalBudgetExceeded = "RemovalBudgetExceeded"
 	// AnnotationAllowRemovals, set to a whole number n on a tenant object, releases at most n of
 	// the removals that wait for its removal budget when it is granted, and nothing else (the
-	// rest of n lapses), once per value. For the default tenant it is set on the ConfigMap that
-	// --allow-removals-configmap names.
+	// rest of n lapses), once per value.
 	AnnotationAllowRemovals = "cipherscale.com/allow-removals"
 	// AnnotationAllowRemovalsNamespace, set next to AnnotationAllowRemovals on a tenant object,
 	// limits the allowance to the waiting removals of CipherscaleUsers of that namespace: the
 	// offboarding of one team is released while another namespace's mass deletion stays held.
 	AnnotationAllowRemovalsNamespace = "cipherscale.com/allow-removals-namespace"
-	// AnnotationAllowRemovalsGranted is written by the operator next to AnnotationAllowRemovals
-	// with the value it granted, so that a restart does not grant the same value twice.
-	AnnotationAllowRemovalsGranted = "cipherscale.com/allow-removals-granted"
-	// AnnotationRemovalsByMinute is written by the operator on the --allow-removals-configmap
-	// ConfigMap: the default tenant's removals of the last hour, by minute (JSON, the shape of
-	// a tenant's status.removalsByMinute), read back at its start so that a restart does not
-	// give a fresh hour.
-	AnnotationRemovalsByMinute = "cipherscale.com/removals-by-minute"
 )
 
 // Condition and event reasons of the trust rules: a namespace is not the tenant.
@@ -111,7 +102,6 @@ const (
 	EventOrphaned         = "Orphaned"
 	EventDriftCorrected   = "DriftCorrected"
 	EventMembersUpdated   = "MembersUpdated"
-	EventReconcileFailed  = "ReconcileFailed"
 )
 
 // Annotations a person sets on a CipherscaleUser.
@@ -202,5 +192,4 @@ const (
 	MemberStateMember         MemberState = "Member"
 	MemberStateWaitingForUser MemberState = "WaitingForUser"
 	MemberStateUserNotFound   MemberState = "UserNotFound"
-	MemberStatePending        MemberState = "Pending"
 )

@@ -142,8 +142,9 @@ type UndeclaredUsersSpec struct {
 // RemovalBudgetSpec bounds the removals (deletes and deactivations) made in the tenant.
 type RemovalBudgetSpec struct {
 	// perHour is how many users may be removed or deactivated in any sliding hour; 0 means no
-	// limit. Omitted: the operator's default.
+	// limit.
 	// +optional
+	// +kubebuilder:default=25
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000000
 	PerHour *int32 `json:"perHour,omitempty"`
@@ -201,25 +202,26 @@ type TenantSettings struct {
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="spec.url must be an https URL (http only for a loopback host)"
 	URL string `json:"url,omitempty"`
 
-	// requestsPerSecond is the rate of calls to this tenant's API. Omitted: the operator's --qps.
+	// requestsPerSecond is the rate of calls to this tenant's API.
 	// +optional
+	// +kubebuilder:default=10
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	RequestsPerSecond *int32 `json:"requestsPerSecond,omitempty"`
 
-	// burst is how many calls may go above requestsPerSecond at once. Omitted: the operator's
-	// --burst.
+	// burst is how many calls may go above requestsPerSecond at once.
 	// +optional
+	// +kubebuilder:default=20
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	Burst *int32 `json:"burst,omitempty"`
 
-	// resyncInterval is how often the tenant is read again when nothing changed. Omitted: the
-	// operator's --resync-interval. Between 10s and 24h.
+	// resyncInterval is how often the tenant is read again, and each object using it compared
+	// with it, when nothing changed (jittered by 10%). Between 1s and 24h. Omitted: 10m.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('24h')",message="spec.resyncInterval must be between 10s and 24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.resyncInterval must be between 1s and 24h"
 	ResyncInterval *metav1.Duration `json:"resyncInterval,omitempty"`
 
 	// undeclaredUsers is the policy for tenant users that no object declares.
@@ -228,7 +230,14 @@ type TenantSettings struct {
 
 	// removalBudget bounds the removals made in the tenant.
 	// +optional
+	// +kubebuilder:default={}
 	RemovalBudget *RemovalBudgetSpec `json:"removalBudget,omitempty"`
+
+	// defaultDeletionPolicy is the deletion policy of this tenant's CipherscaleUsers that set
+	// none: Delete, Deactivate or Orphan.
+	// +optional
+	// +kubebuilder:default=Delete
+	DefaultDeletionPolicy DeletionPolicy `json:"defaultDeletionPolicy,omitempty"`
 
 	// privileged names the privileged roles and the namespaces that may grant them.
 	// +optional
@@ -441,6 +450,9 @@ type TenantStatus struct {
 // +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=`.status.users.total`
 // +kubebuilder:printcolumn:name="Declared",type=integer,JSONPath=`.status.declared`
 // +kubebuilder:printcolumn:name="Undeclared",type=integer,JSONPath=`.status.undeclared.count`
+// +kubebuilder:printcolumn:name="Removals/h",type=integer,JSONPath=`.status.removalBudget.perHour`
+// +kubebuilder:printcolumn:name="Spent",type=integer,JSONPath=`.status.removalBudget.spent`
+// +kubebuilder:printcolumn:name="Waiting",type=integer,JSONPath=`.status.removalBudget.waiting`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ClusterCipherscaleTenant struct {
@@ -469,6 +481,9 @@ type ClusterCipherscaleTenantList struct {
 // +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=`.status.users.total`
 // +kubebuilder:printcolumn:name="Declared",type=integer,JSONPath=`.status.declared`
 // +kubebuilder:printcolumn:name="Undeclared",type=integer,JSONPath=`.status.undeclared.count`
+// +kubebuilder:printcolumn:name="Removals/h",type=integer,JSONPath=`.status.removalBudget.perHour`
+// +kubebuilder:printcolumn:name="Spent",type=integer,JSONPath=`.status.removalBudget.spent`
+// +kubebuilder:printcolumn:name="Waiting",type=integer,JSONPath=`.status.removalBudget.waiting`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type CipherscaleTenant struct {

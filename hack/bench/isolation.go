@@ -70,6 +70,12 @@ func isolationStage(ctx context.Context, kube client.Client, tr *tracker, id ids
 			TenantSettings:  iamv1alpha1.TenantSettings{URL: simB.URL},
 		},
 	}
+	// Tenant b gets the default tenant's rate, as it got the manager's when that was a flag.
+	def := &iamv1alpha1.ClusterCipherscaleTenant{}
+	if err := kube.Get(ctx, client.ObjectKey{Name: "default"}, def); err != nil {
+		return out, err
+	}
+	tb.Spec.RequestsPerSecond, tb.Spec.Burst = def.Spec.RequestsPerSecond, def.Spec.Burst
 	if err := kube.Create(ctx, tb); err != nil {
 		return out, err
 	}

@@ -6,8 +6,9 @@
 // resync in the steady state, the manager's peak memory and CPU, and the time one more user
 // takes to be Ready on an idle operator. Every setting is written next to the figures.
 //
-// The manager runs at its shipped defaults except --qps (the simulator's limit) and
-// --resync-interval (short, so that the steady state fits in a minute); the report says which
+// The manager and ClusterCipherscaleTenant/default run at their shipped defaults except the
+// tenant's requestsPerSecond (the simulator's limit) and resyncInterval (short, so that the
+// steady state fits in a minute); the report says which
 // flags were passed. `make bench` runs it; it is a program that prints figures, not a test.
 package main
 
@@ -17,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,6 +33,7 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -73,12 +76,12 @@ func main() {
 	flag.IntVar(&p.n, "n", 2000, "Number of CipherscaleUsers (half adopted, half new).")
 	flag.DurationVar(&p.latency, "latency", 20*time.Millisecond, "Latency the simulator adds to every API request.")
 	flag.Float64Var(&p.limit, "limit", 50, "The simulator's request limit per second (0: none); its burst is the same number.")
-	flag.DurationVar(&p.resync, "resync", 20*time.Second, "The manager's --resync-interval (shipped default 10m).")
-	flag.StringVar(&p.workloadResync, "workload-resync", "", "The manager's --resync-interval during the workload (empty: its default); the steady state restarts it with -resync.")
+	flag.DurationVar(&p.resync, "resync", 20*time.Second, "The default tenant's spec.resyncInterval in the steady state (default 10m).")
+	flag.StringVar(&p.workloadResync, "workload-resync", "", "The default tenant's spec.resyncInterval during the workload (empty: its default); the steady state restarts the manager with -resync.")
 	flag.IntVar(&p.resyncs, "resyncs", 3, "Resync intervals to sit through in the steady state.")
-	flag.Float64Var(&p.qps, "qps", 0, "The manager's --qps (0: the simulator's limit; with no limit, the manager's default).")
+	flag.Float64Var(&p.qps, "qps", 0, "The default tenant's spec.requestsPerSecond, rounded up (0: the simulator's limit; with no limit, the CRD's default).")
 	flag.StringVar(&p.workers, "max-concurrent-reconciles", "", "The manager's --max-concurrent-reconciles (empty: its default).")
-	flag.StringVar(&p.burst, "burst", "", "The manager's --burst (empty: its default).")
+	flag.StringVar(&p.burst, "burst", "", "The default tenant's spec.burst (empty: the CRD's default).")
 	flag.StringVar(&p.window, "create-batch-window", "", "The manager's --create-batch-window (empty: its default).")
 	flag.StringVar(&p.managerEnv, "manager-env", "", "Comma-separated KEY=VALUE added to the manager's environment, such as GOMEMLIMIT=100MiB.")
 	flag.StringVar(&p.managerBin, "manager", "", "Manager binary (default bin/manager).")
@@ -170,7 +173,7 @@ func run(p params) error {
 		return err
 	}
 
-	env := []string{"KUBECONFIG=" + cp.Kubeconfig, "CIPHERSCALE_API_KEY=" + apiKey}
+	env := []string{"KUBECONFIG=" + cp.Kubeconfig}
 	if p.managerEnv != "" {
 		env = append(env, strings.Split(p.managerEnv, ",")...)
 	}
@@ -180,27 +183,57 @@ func run(p params) error {
 		if err != nil {
 			return nil, err
 		}
-		args := append([]string{"--api-url", sim.URL}, devenv.ManagerURLArgs...)
-		if resync != "" {
-			args = append(args, "--resync-interval", resync)
-		}
+		// ClusterCipherscaleTenant/default holds the tenant's settings: the rate, the resync.
+		// Half the workload adopts existing users, and its roles have types the operator cannot
+		// see until someone holds them (privileged unless allowed); the latency probe's users are
+		// deleted afterwards, past the default removal budget: see the security model and the
+		// removal budget in docs/. The report lists these with the other settings.
+		shown := []string{"ClusterCipherscaleTenant/default:"}
+		setting := func(name, v string) { shown = append(shown, "spec."+name+"="+v) }
+		var rps, burst *int32
 		switch {
 		case p.qps > 0:
-			args = append(args, "--qps", strconv.FormatFloat(p.qps, 'f', -1, 64))
+			rps = ptr(int32(math.Ceil(p.qps)))
 		case p.limit > 0:
-			args = append(args, "--qps", strconv.FormatFloat(p.limit, 'f', -1, 64))
+			rps = ptr(int32(math.Ceil(p.limit)))
 		}
-		for _, f := range []struct{ name, v string }{{"max-concurrent-reconciles", p.workers}, {"burst", p.burst}, {"create-batch-window", p.window}} {
+		if rps != nil {
+			setting("requestsPerSecond", strconv.Itoa(int(*rps)))
+		}
+		if p.burst != "" {
+			b, err := strconv.Atoi(p.burst)
+			if err != nil {
+				return nil, fmt.Errorf("-burst: %w", err)
+			}
+			burst = ptr(int32(b))
+			setting("burst", p.burst)
+		}
+		var every *metav1.Duration
+		if resync != "" {
+			d, err := time.ParseDuration(resync)
+			if err != nil {
+				return nil, fmt.Errorf("resync %q: %w", resync, err)
+			}
+			every = &metav1.Duration{Duration: d}
+			setting("resyncInterval", resync)
+		}
+		shown = append(shown, "spec.adoption and spec.privileged: every namespace", "spec.removalBudget.perHour=0", "manager:")
+		if err := cp.CreateDefaultTenant(ctx, sim.URL, apiKey, func(t *iamv1alpha1.ClusterCipherscaleTenant) {
+			devenv.TrustAll(t)
+			t.Spec.RequestsPerSecond, t.Spec.Burst, t.Spec.ResyncInterval = rps, burst, every
+			t.Spec.RemovalBudget = &iamv1alpha1.RemovalBudgetSpec{PerHour: ptr(int32(0))}
+		}); err != nil {
+			return nil, fmt.Errorf("configuring the default tenant: %w", err)
+		}
+		var args []string
+		for _, f := range []struct{ name, v string }{{"max-concurrent-reconciles", p.workers}, {"create-batch-window", p.window}} {
 			if f.v != "" {
 				args = append(args, "--"+f.name, f.v)
 			}
 		}
-		// Half the workload adopts existing users, and its roles have types the operator cannot
-		// see until someone holds them (privileged unless allowed); the latency probe's users are
-		// deleted afterwards, past the default removal budget: see "Security model" and "The
-		// removal budget" in the README. The report lists these with the other settings.
-		args = append(args, "--adoption-namespaces", "*", "--privileged-namespaces", "*", "--removal-budget", "0")
-		shown := args[2:] // without the URL, which changes every run
+		shown = append(shown, args...)
+		// The tenant objects name simulators on loopback, over plain http.
+		args = append(args, devenv.ManagerURLArgs...)
 		args = append(args, "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-secure=false", "--health-probe-bind-address", "0")
 		fmt.Printf("==> Starting the manager: %s\n", strings.Join(shown, " "))
 		proc, err := devenv.Start("manager", filepath.Join(dir, name+".log"), env, p.managerBin, args...)

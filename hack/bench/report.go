@@ -96,7 +96,7 @@ func (r *result) String() string {
 		env = "none added (Go defaults: GOGC=100, no GOMEMLIMIT)"
 	}
 	pr("| manager environment | %s | -manager-env |\n", env)
-	pr("| steady state | once all are Ready, the manager is stopped and started again with --resync-interval %s (%s); one interval to settle, then %d intervals measured | -resync, -resyncs |\n", p.resync, strings.Join(r.steadyArgs, " "), p.resyncs)
+	pr("| steady state | once all are Ready, the manager is stopped and started again with the default tenant's spec.resyncInterval %s (%s); one interval to settle, then %d intervals measured | -resync, -resyncs |\n", p.resync, strings.Join(r.steadyArgs, " "), p.resyncs)
 	pr("| API latency | %s added by the simulator to every API request | -latency |\n", p.latency)
 	pr("| API limit | %s | -limit |\n", limitText(p.limit))
 	pr("| latency applies | %d, one at a time, each a new user with a profile, one role and one group, each after %s with no create (the operator idle) | -applies, -latency-gap |\n", p.applies, p.latencyGap)
@@ -205,7 +205,7 @@ func (r *result) String() string {
 	}
 	if iso := r.isolation; iso != nil {
 		pr("\n## Tenant isolation: the restarted manager, after the steady state\n\n")
-		pr("A second simulator serves a CipherscaleTenant in its own namespace (the manager's --qps and --burst, as above; no added latency). ")
+		pr("A second simulator serves a CipherscaleTenant in its own namespace (the default tenant's requestsPerSecond and burst, as above; no added latency). ")
 		pr("Once it is Ready it answers 429 to everything (Retry-After: 1). Each round applies %d CipherscaleUsers of the default tenant (each with a profile, one role and one group) alone, ", iso.n)
 		pr("then creates %d CipherscaleUsers on the throttled tenant, waits until that tenant and each of its objects report the storm (tenant not Ready, objects Reconciling/APIUnavailable) and stay so for two seconds, ", iso.n)
 		pr("applies %d more users of the default tenant, and deletes the throttled tenant's objects (waiting two quiet seconds again). Times run from the first create to the last Ready seen on a watch.\n\n", iso.n)

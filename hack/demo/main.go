@@ -18,6 +18,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
@@ -103,34 +108,44 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 	qaControl := devenv.NewSimControl(qaSim.URL)
 	fmt.Printf("    simulator %s\n", qaSim.URL)
 
-	step("Starting the operator (bin/manager)")
+	step("Applying config/samples: ClusterCipherscaleTenant default (its url set to the simulator), its Secret, users and memberships")
+	// The sample tenant's Secret, created and annotated as the sample says.
+	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "cipherscale-system"}}); err != nil {
+		return err
+	}
+	if err := cp.Client.Create(ctx, devenv.TenantSecret(types.NamespacedName{Namespace: "cipherscale-system", Name: "cipherscale-api-key"},
+		apiKey, "ClusterCipherscaleTenant/default")); err != nil {
+		return err
+	}
+	out, err := devenv.Kubectl(ctx, root, kubeconfig, "apply", "-k", filepath.Join(root, "config", "samples"))
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+	// The samples' default tenant, pointed at the simulator and read every 30s.
+	out, err = devenv.Kubectl(ctx, root, kubeconfig, "patch", "clustercipherscaletenant", "default", "--type=merge",
+		"-p", `{"spec":{"url":"`+sim.URL+`","resyncInterval":"30s"}}`)
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+
+	step("Starting the operator (bin/manager): its flags are process settings only")
 	probe, err := devenv.FreePort()
 	if err != nil {
 		return err
 	}
 	mgr, err := devenv.Start("manager", filepath.Join(dir, "manager.log"),
-		[]string{"KUBECONFIG=" + kubeconfig, "CIPHERSCALE_API_KEY=" + apiKey},
+		[]string{"KUBECONFIG=" + kubeconfig},
 		filepath.Join(binDir, "manager"),
-		"--api-url", sim.URL, "--resync-interval", "30s",
 		// The tenant objects name simulators on loopback, over plain http.
 		devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1],
-		// The samples give Jane the Admin role, make a membership Authoritative (privileged) and
-		// name contractor@example.com, added by hand (an adoption): allowed only from the
-		// namespaces named here (see "Security model" in the README).
-		"--privileged-namespaces", "default", "--adoption-namespaces", "default",
 		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe))
 	if err != nil {
 		return err
 	}
 	cleanup.Defer(func() { mgr.Stop(10 * time.Second) })
 	fmt.Printf("    logs: %s\n", rel(root, mgr.LogPath))
-
-	step("Applying config/samples")
-	out, err := devenv.Kubectl(ctx, root, kubeconfig, "apply", "-k", filepath.Join(root, "config", "samples"))
-	if err != nil {
-		return err
-	}
-	fmt.Print(indent(out))
 
 	step("A second tenant: the CipherscaleTenant qa of namespace %s (config/samples/iam_v1alpha1_tenants.yaml, its url set to the second simulator), its Secret and a few users", qaNamespace)
 	qaObjs, err := qaTenant(filepath.Join(root, "config", "samples", "iam_v1alpha1_tenants.yaml"), qaSim.URL)
@@ -146,7 +161,7 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 
 	step("Waiting until both tenants and every CipherscaleUser and CipherscaleGroupMembership are Ready")
 	deadline := fmt.Sprintf("--timeout=%s", timeout)
-	for _, kind := range []string{"cipherscaletenants", "cipherscaleusers", "cipherscalegroupmemberships"} {
+	for _, kind := range []string{"clustercipherscaletenants", "cipherscaletenants", "cipherscaleusers", "cipherscalegroupmemberships"} {
 		out, err := devenv.Kubectl(ctx, root, kubeconfig, "wait", "--for=condition=Ready", kind, "--all", "--all-namespaces", deadline)
 		if err != nil {
 			fmt.Println(indent(mgr.Log()))
@@ -159,7 +174,7 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 	}
 
 	step("The objects, as kubectl shows them")
-	out, err = devenv.Kubectl(ctx, root, kubeconfig, "get", "cipherscaletenants,csu,csgm", "--all-namespaces", "-o", "wide")
+	out, err = devenv.Kubectl(ctx, root, kubeconfig, "get", "clustercipherscaletenants,cipherscaletenants,csu,csgm", "--all-namespaces", "-o", "wide")
 	if err != nil {
 		return err
 	}
@@ -217,6 +232,39 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 		return fmt.Errorf("kubectl cipherscale status failed")
 	}
 
+	step("Both tenants' status: users, undeclared users (the default tenant reports them) and removal budget")
+	// Each tenant's status is written by its reconciler, the default tenant's like any other's:
+	// wait until it counted every user its simulator holds (at most a resync after the last
+	// change) and reported the undeclared ones.
+	counted := func(st iamv1alpha1.TenantStatus, want int) bool {
+		return st.Users != nil && int(st.Users.Total) == want && st.RemovalBudget != nil && st.Declared != nil
+	}
+	for end := time.Now().Add(timeout); ; {
+		def := &iamv1alpha1.ClusterCipherscaleTenant{}
+		qa := &iamv1alpha1.CipherscaleTenant{}
+		if err := cp.Client.Get(ctx, client.ObjectKey{Name: "default"}, def); err != nil {
+			return err
+		}
+		if err := cp.Client.Get(ctx, client.ObjectKey{Namespace: qaNamespace, Name: "qa"}, qa); err != nil {
+			return err
+		}
+		if counted(def.Status, len(records)) && def.Status.Undeclared != nil && counted(qa.Status, len(qaRecords)) {
+			break
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("the tenants' status does not count their users after %s", timeout)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, args := range [][]string{{"get", "ccst"}, {"get", "cst", "--all-namespaces"}} {
+		fmt.Printf("    $ kubectl %s\n", strings.Join(args, " "))
+		out, err := devenv.Kubectl(ctx, root, kubeconfig, args...)
+		if err != nil {
+			return err
+		}
+		fmt.Print(indent(out))
+	}
+
 	if exitAfterCheck {
 		fmt.Println("\nDemo check passed: every object is Ready and each tenant matches its objects.")
 		return nil
@@ -224,6 +272,7 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 	fmt.Printf(`
 The operator is running. In another terminal, try:
   export KUBECONFIG=%[1]s
+  kubectl get ccst default                     # the default tenant: users, declared, undeclared
   kubectl get csu,csgm                         # the objects and their state
   kubectl get cipherscaletenants,csu -n team-qa  # the second tenant and its users
   kubectl edit csu jane-smith                  # change roles, groups or the name; watch the tenant follow

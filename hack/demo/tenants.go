@@ -17,7 +17,8 @@ import (
 // qaTenant returns the objects of the demo's second tenant: its namespace, the Secret holding
 // its key, and the CipherscaleTenant and CipherscaleUsers of the namespace qaNamespace that the
 // tenants sample declares (its ClusterCipherscaleTenant needs a real key, and is left out), the
-// tenant's url set to the second simulator; then two more users of that tenant.
+// tenant's url set to the second simulator and its resync to 30s; then two more users of that
+// tenant.
 func qaTenant(samplePath, url string) ([]client.Object, error) {
 	data, err := os.ReadFile(samplePath)
 	if err != nil {
@@ -39,6 +40,10 @@ func qaTenant(samplePath, url string) ([]client.Object, error) {
 		switch u.GetKind() {
 		case "CipherscaleTenant":
 			if err := unstructured.SetNestedField(u.Object, url, "spec", "url"); err != nil {
+				return nil, err
+			}
+			// Read every 30s, as the demo's default tenant is, so that its status follows.
+			if err := unstructured.SetNestedField(u.Object, "30s", "spec", "resyncInterval"); err != nil {
 				return nil, err
 			}
 			secret, _, _ = unstructured.NestedString(u.Object, "spec", "apiKeySecretRef", "name")

@@ -11,9 +11,8 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
-// TestRemovalsByMinute: a budget's record goes to the status (or the default tenant's
-// annotation) and comes back the same; entries without a unit are dropped; a malformed
-// annotation is refused, not read as an empty hour silently.
+// TestRemovalsByMinute: a budget's record goes to the status and comes back the same; entries
+// without a unit are dropped.
 func TestRemovalsByMinute(t *testing.T) {
 	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	record := []tenant.SpentMinute{{Minute: at, Count: 3}, {Minute: at.Add(7 * time.Minute), Count: 1}}
@@ -26,55 +25,6 @@ func TestRemovalsByMinute(t *testing.T) {
 	got := recordFromAPI([]iamv1alpha1.RemovalMinute{{Minute: metav1.NewTime(at), Count: 0}, {Minute: metav1.NewTime(at), Count: 2}})
 	if diff := cmp.Diff([]tenant.SpentMinute{{Minute: at, Count: 2}}, got); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
-	}
-	parsed, err := parseRemovalsByMinute(`[{"minute":"2026-11-30T09:00:00Z","count":3},{"minute":"2026-11-30T09:07:00Z","count":1}]`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(record, parsed); diff != "" {
-		t.Fatalf("annotation (-want +got):\n%s", diff)
-	}
-	if _, err := parseRemovalsByMinute("3 at 09:00"); err == nil {
-		t.Fatal("a malformed annotation was read")
-	}
-	if r, err := parseRemovalsByMinute(""); err != nil || len(r) != 0 {
-		t.Fatalf("no annotation: %v, %v", r, err)
-	}
-}
-
-// TestTenantWakerCoalesces: a storm of waiting changes on one tenant makes one wake-up per
-// delay; each tenant object gets its own; the default tenant, which has no object, none.
-func TestTenantWakerCoalesces(t *testing.T) {
-	w := newTenantWaker(50 * time.Millisecond)
-	a := tenant.NamespacedKey("team", "people")
-	b := tenant.ClusterKey("prod")
-	for range 250 {
-		w.wake(a)
-		w.wake(b)
-		w.wake(tenant.DefaultKey)
-	}
-	recv := func(kind string) []string {
-		var names []string
-		deadline := time.After(500 * time.Millisecond)
-		for {
-			select {
-			case e := <-w.channel(kind):
-				names = append(names, e.Object.GetNamespace()+"/"+e.Object.GetName())
-			case <-deadline:
-				return names
-			}
-		}
-	}
-	if got := recv(iamv1alpha1.KindCipherscaleTenant); !cmp.Equal(got, []string{"team/people"}) {
-		t.Fatalf("CipherscaleTenant wake-ups %v, want one", got)
-	}
-	if got := recv(iamv1alpha1.KindClusterCipherscaleTenant); !cmp.Equal(got, []string{"/prod"}) {
-		t.Fatalf("ClusterCipherscaleTenant wake-ups %v, want one", got)
-	}
-	// After a wake-up, the next change makes a new one.
-	w.wake(a)
-	if got := recv(iamv1alpha1.KindCipherscaleTenant); len(got) != 1 {
-		t.Fatalf("wake-ups after the first %v, want one", got)
 	}
 }
 

@@ -27,12 +27,8 @@ const maxSentTimes = 100
 // invitationRestoreRetry is how soon a send that waits for the tenant's record asks again.
 const invitationRestoreRetry = time.Second
 
-// invitationLimit is the cap of the object's tenant: spec.invitations.maxPerDay, or, for the
-// default tenant of the flags, --max-invitations-per-day.
+// invitationLimit is the cap of the object's tenant: its spec.invitations.maxPerDay.
 func (r *UserReconciler) invitationLimit() int {
-	if r.tenantKey.IsDefault() {
-		return r.MaxInvitationsPerDay
-	}
 	return r.Tenant.Invitations().Limit()
 }
 
@@ -51,9 +47,6 @@ func (r *UserReconciler) keptSends() int {
 // false and Until says when the oldest send leaves the window.
 func (r *UserReconciler) reserveInvitation(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (tenant.InvitationReservation, error) {
 	l := r.Tenant.Invitations()
-	if r.tenantKey.IsDefault() {
-		l.SetLimit(r.MaxInvitationsPerDay)
-	}
 	var also []time.Time
 	if st := obj.Status.Invitation; st != nil {
 		for _, t := range st.SentTimes {

@@ -51,9 +51,9 @@ type MembershipReconciler struct {
 	passWake *waker
 	// pass is the pass of the tenant this reconcile holds (turns.go).
 	pass *tenant.Pass
-	// Trust says which namespaces may have Authoritative memberships and adopt users, in the
-	// default tenant. Reconcile sets, on the copy made for the pass, the policy of the object's
-	// tenant (TenantResolver.Trust).
+	// Trust says which namespaces may have Authoritative memberships and adopt users. Reconcile
+	// sets it, on the copy made for the pass, from the object's tenant's spec
+	// (TenantResolver.Trust).
 	Trust plan.TrustPolicy
 	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
 	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
@@ -81,7 +81,10 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	pass := *r
 	pass.Tenant, pass.tenantKey = t, key
-	pass.Trust = r.Resolver.Trust(ctx, key, r.Trust)
+	pass.Trust = r.Resolver.Trust(ctx, key)
+	if t != nil {
+		pass.ResyncInterval = t.ResyncInterval() // the tenant's spec.resyncInterval
+	}
 	r = &pass
 	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
 	// (classify), so that one tenant's throttling never holds the workers other tenants need.

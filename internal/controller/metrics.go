@@ -54,7 +54,7 @@ func init() {
 }
 
 // APIMetrics records one tenant's Cipherscale client's requests as Prometheus metrics, with
-// the tenant label Tenant ("default" when empty). It implements cipherscale.Observer.
+// the tenant label Tenant. It implements cipherscale.Observer.
 type APIMetrics struct {
 	// Tenant is the tenant label: the tenant key's String.
 	Tenant string
@@ -63,12 +63,7 @@ type APIMetrics struct {
 // TenantMetrics returns the observer of the tenant with this key: the registry's ObserverFor.
 func TenantMetrics(k tenant.Key) cipherscale.Observer { return APIMetrics{Tenant: k.String()} }
 
-func (m APIMetrics) tenant() string {
-	if m.Tenant == "" {
-		return tenant.DefaultKey.String()
-	}
-	return m.Tenant
-}
+func (m APIMetrics) tenant() string { return m.Tenant }
 
 // ObserveRequest counts one request and its latency.
 func (m APIMetrics) ObserveRequest(route string, status int, d time.Duration) {

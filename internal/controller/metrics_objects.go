@@ -149,7 +149,7 @@ type objectSnapshot struct {
 // cache's objects are not copied).
 func readObjectMetrics(ctx context.Context, r client.Reader, noClusterTenants bool) (objectSnapshot, error) {
 	snap := objectSnapshot{objects: map[objectKey]int{}}
-	known := map[tenant.Key]bool{tenant.DefaultKey: true}
+	known := map[tenant.Key]bool{}
 	var ccts iamv1alpha1.ClusterCipherscaleTenantList
 	// With noClusterTenants they are not listed: the cache would start an informer that the
 	// manager's RBAC does not allow, and wait for it.
@@ -203,12 +203,7 @@ func readObjectMetrics(ctx context.Context, r client.Reader, noClusterTenants bo
 }
 
 // tenantLabel is the tenant label of the tenant with this key, as the other metrics write it.
-func tenantLabel(k tenant.Key) string {
-	if k.IsDefault() {
-		return DefaultTenantName
-	}
-	return k.String()
-}
+func tenantLabel(k tenant.Key) string { return k.String() }
 
 func summarizeTenant(k tenant.Key, spec *iamv1alpha1.TenantSettings, st *iamv1alpha1.TenantStatus) tenantSummary {
 	cond, reason := summarize(st.Conditions)

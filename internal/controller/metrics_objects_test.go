@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"sort"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
-	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -114,12 +115,11 @@ func TestObjectMetrics(t *testing.T) {
 }
 
 func TestRateLimitMetric(t *testing.T) {
-	api, err := cipherscale.New(cipherscale.Config{BaseURL: "https://public-api.cipherscale.com/qa", Key: cipherscale.StaticKey("k"), QPS: 7, Burst: 3})
-	if err != nil {
+	reg := tenant.NewRegistry(tenant.RegistryOptions{ReadSecret: func(context.Context, tenant.SecretRef) (string, error) { return "k", nil }})
+	if _, err := reg.Ensure(tenant.ClusterKey("default"), tenant.Config{URL: "https://public-api.cipherscale.com/qa", QPS: 7, Burst: 3,
+		Secret: tenant.SecretRef{Namespace: "ns", Name: "key", Key: "api-key"}}); err != nil {
 		t.Fatal(err)
 	}
-	reg := tenant.NewRegistry(tenant.RegistryOptions{})
-	reg.SetDefault(tenant.New(api, tenant.Options{}))
 	s := runtime.NewScheme()
 	if err := iamv1alpha1.AddToScheme(s); err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestRateLimitMetric(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff([]string{"default value:7"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"ClusterCipherscaleTenant/default value:7"}, got); diff != "" {
 		t.Errorf("cipherscale_api_rate_limit (-want +got):\n%s", diff)
 	}
 }

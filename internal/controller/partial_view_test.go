@@ -26,7 +26,7 @@ func TestPartialViewRefusesRemovals(t *testing.T) {
 		{false, cluster, plan.UndeclaredDelete, false},
 	} {
 		r := &TenantReconciler{WatchesSomeNamespaces: tc.some}
-		err := r.partialView(tc.key, UndeclaredPolicy{Policy: tc.policy})
+		err := r.partialView(tc.key, undeclaredPolicy{Policy: tc.policy})
 		if (err != nil) != tc.refuse {
 			t.Errorf("watching some namespaces %v, %s, %s: err %v, want refused %v", tc.some, tc.key, tc.policy, err, tc.refuse)
 		}

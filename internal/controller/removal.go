@@ -16,9 +16,6 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
-// DefaultTenantName is the tenant label of the tenant the manager's flags configure.
-const DefaultTenantName = "default"
-
 // minRemovalRetry is the shortest wait of a removal that waits for the budget.
 const minRemovalRetry = time.Second
 
@@ -63,15 +60,8 @@ func objectOfRemoval(key string) (types.NamespacedName, bool) {
 // forgetRemoval forgets the object of an ended removal.
 func forgetRemoval(key string) { removalObjects.Delete(key) }
 
-func (r *UserReconciler) tenantName() string {
-	if !r.tenantKey.IsDefault() {
-		return r.tenantKey.String()
-	}
-	if r.TenantName == "" {
-		return DefaultTenantName
-	}
-	return r.TenantName
-}
+// tenantName is the tenant label of the pass's tenant's metrics.
+func (r *UserReconciler) tenantName() string { return r.tenantKey.String() }
 
 // reserveRemoval asks the budget for the unit of the object's removal, after the confirming
 // read by id and only when a call will be made, and saves the unit before the call (a restart

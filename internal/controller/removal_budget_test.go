@@ -6,7 +6,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -14,10 +13,10 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
-	"github.com/cipherscale/cipherscale-operator/internal/devenv"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
-// removalsWaitingMetric reads cipherscale_removals_waiting{tenant="default"} from the registry
+// removalsWaitingMetric reads cipherscale_removals_waiting{tenant="ClusterCipherscaleTenant/default"} from the registry
 // the operator in this process serves.
 func removalsWaitingMetric() float64 {
 	families, err := metrics.Registry.Gather()
@@ -28,7 +27,7 @@ func removalsWaitingMetric() float64 {
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "tenant" && l.GetValue() == "default" {
+				if l.GetName() == "tenant" && l.GetValue() == "ClusterCipherscaleTenant/default" {
 					return m.GetGauge().GetValue()
 				}
 			}
@@ -43,12 +42,16 @@ func removalsWaitingMetric() float64 {
 var _ = Describe("The removal budget", Serial, func() {
 	It("removes at most the budget's worth of users at once; the rest wait, finalizers held, until a person allows them", func() {
 		ns := newNamespace()
-		budget := operator.Tenant.RemovalBudget()
-		DeferCleanup(func() { budget.SetPerHour(0) })
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
-			Namespace: devenv.AllowRemovalsConfigMap.Namespace, Name: devenv.AllowRemovalsConfigMap.Name}}
-		Expect(k8s.Create(ctx, cm)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, cm))).To(Succeed()) })
+		budget := operator.Tenants.Budget(tenant.ClusterKey(tenant.DefaultName))
+		def := &iamv1alpha1.ClusterCipherscaleTenant{ObjectMeta: metav1.ObjectMeta{Name: tenant.DefaultName}}
+		setPerHour := func(n int) {
+			update(def, func() { def.Spec.RemovalBudget = &iamv1alpha1.RemovalBudgetSpec{PerHour: ptr(int32(n))} })
+			Eventually(func() int { return budget.Status().PerHour }, 10*time.Second, 50*time.Millisecond).Should(Equal(n))
+		}
+		DeferCleanup(func() {
+			setPerHour(0)
+			update(def, func() { delete(def.Annotations, iamv1alpha1.AnnotationAllowRemovals) })
+		})
 
 		var objs []*iamv1alpha1.CipherscaleUser
 		var mails []string
@@ -63,7 +66,7 @@ var _ = Describe("The removal budget", Serial, func() {
 		deleted, kept := objs[:5], objs[5]
 
 		By("a budget of 3 and 5 objects deleted at once")
-		budget.SetPerHour(budget.Status().Spent + 3)
+		setPerHour(budget.Status().Spent + 3)
 		deletesBefore := sim.Stats().Count("DELETE /tenants/users/{id}")
 		for _, o := range deleted {
 			Expect(k8s.Delete(ctx, o)).To(Succeed())
@@ -102,8 +105,14 @@ var _ = Describe("The removal budget", Serial, func() {
 			Should(haveCondition(kept, metav1.ConditionTrue, iamv1alpha1.ReasonRemovalBudgetExceeded))
 		Expect(tenantUser(mails[5]).Status.Normalized()).NotTo(Equal(cipherscale.StatusInactive))
 
-		By("a person allows 3 more removals")
-		update(cm, func() { cm.Annotations = map[string]string{iamv1alpha1.AnnotationAllowRemovals: "3"} })
+		By("the default tenant's status says so")
+		Eventually(func() *iamv1alpha1.TenantRemovalBudgetStatus {
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(def), def)
+			return def.Status.RemovalBudget
+		}, 10*time.Second, 100*time.Millisecond).Should(HaveField("Waiting", BeEquivalentTo(3)))
+
+		By("a person allows 3 more removals on the default tenant")
+		update(def, func() { metav1.SetMetaDataAnnotation(&def.ObjectMeta, iamv1alpha1.AnnotationAllowRemovals, "3") })
 		Eventually(waiting, 20*time.Second, 100*time.Millisecond).Should(BeEmpty())
 		Expect(remaining()).To(Equal(0))
 		Eventually(func() cipherscale.Status { return tenantUser(mails[5]).Status.Normalized() }, 10*time.Second, 100*time.Millisecond).
@@ -112,8 +121,11 @@ var _ = Describe("The removal budget", Serial, func() {
 		Expect(sim.Stats().Count("DELETE /tenants/users/{id}") - deletesBefore).To(Equal(5))
 		Expect(removalsWaitingMetric()).To(BeEquivalentTo(0))
 		Eventually(func() string {
-			_ = k8s.Get(ctx, client.ObjectKeyFromObject(cm), cm)
-			return cm.Annotations[iamv1alpha1.AnnotationAllowRemovalsGranted]
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(def), def)
+			if def.Status.RemovalBudget == nil {
+				return ""
+			}
+			return def.Status.RemovalBudget.AllowRemovalsUsed
 		}, 5*time.Second, 100*time.Millisecond).Should(Equal("3"))
 	})
 })

@@ -22,7 +22,6 @@ import (
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
-	"github.com/cipherscale/cipherscale-operator/internal/controller"
 	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 )
 
@@ -60,9 +59,21 @@ var _ = BeforeSuite(func() {
 	k8s = cp.Client
 
 	// Every namespace is trusted but those the trust specs make (trust_test.go).
-	op, err := devenv.RunOperator(ctx, cp, apiKey, resync, 8, func(o *controller.Options) { o.Trust = testTrust() })
+	op, err := devenv.RunOperator(ctx, cp, apiKey, resync, 8, func(c *devenv.OperatorConfig) {
+		next := c.DefaultTenant
+		c.DefaultTenant = func(t *iamv1alpha1.ClusterCipherscaleTenant) { next(t); testTrust(t) }
+	})
 	Expect(err).NotTo(HaveOccurred())
 	sim, simURL, operator = op.Sim, op.SimURL, op
+	// ClusterCipherscaleTenant/default, the tenant of every object without tenantRef, is Ready
+	// before any spec starts.
+	Eventually(func() bool {
+		def := &iamv1alpha1.ClusterCipherscaleTenant{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: "default"}, def); err != nil {
+			return false
+		}
+		return meta.IsStatusConditionTrue(def.Status.Conditions, iamv1alpha1.ConditionReady)
+	}, 60*time.Second, 100*time.Millisecond).Should(BeTrue(), "the default tenant is not Ready")
 	go func() {
 		defer GinkgoRecover()
 		Expect(<-op.Errors).To(Succeed())
@@ -95,7 +106,11 @@ func newPrefixedNamespace(prefix string) string {
 	GinkgoHelper()
 	counter++
 	name := fmt.Sprintf("%s%d-%d", prefix, counter, time.Now().UnixNano()%100000)
-	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if trust := trustOf(prefix); trust != "" {
+		nsObj.Labels = map[string]string{trustLabel: trust}
+	}
+	Expect(k8s.Create(ctx, nsObj)).To(Succeed())
 	DeferCleanup(func() {
 		sim.ClearFaults()
 		Expect(k8s.DeleteAllOf(ctx, &iamv1alpha1.CipherscaleGroupMembership{}, client.InNamespace(name))).To(Succeed())

@@ -81,6 +81,11 @@ type TenantReconciler struct {
 	// RemovalWake, when set, requeues the CipherscaleUsers whose removals wait, after a person
 	// allowed more or the budget was raised.
 	RemovalWake chan<- event.GenericEvent
+	// ReadOnly uses the tenant objects without writing them (no finalizer, no status, the
+	// removal budget's hour kept in memory): an operator that watches only some namespaces may
+	// only get, list and watch ClusterCipherscaleTenants. Whether the tenant is ready is kept in
+	// the registry (Registry.SetReady) instead of the status.
+	ReadOnly bool
 
 	// WatchesSomeNamespaces is set when the operator watches only some namespaces: a
 	// ClusterCipherscaleTenant's undeclared users are then never removed (partialView).
@@ -137,6 +142,10 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	st := obj.GetTenantStatus()
 	before := st.DeepCopy()
 	defer func() {
+		if r.ReadOnly {
+			r.Tenants.SetReady(key, isReady(st.Conditions))
+			return
+		}
 		if err := patchStatus(ctx, r.Kube, obj, before, st); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
@@ -180,10 +189,15 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		r.forgetRefusal(key)
 		r.grace.forget(key)
 		forgetTenantMetrics(key)
+		if r.ReadOnly {
+			return ctrl.Result{}, nil
+		}
 		return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer)
 	}
-	if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer); err != nil {
-		return ctrl.Result{}, err
+	if !r.ReadOnly {
+		if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.TenantFinalizer); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 
 	gen := obj.GetGeneration()
@@ -313,7 +327,7 @@ func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key
 // declared there would look undeclared, and be removed). A CipherscaleTenant's objects all live
 // in its own namespace, which the operator watches since it sees the tenant. Report stays
 // allowed: it removes nobody.
-func (r *TenantReconciler) partialView(key tenant.Key, p UndeclaredPolicy) error {
+func (r *TenantReconciler) partialView(key tenant.Key, p undeclaredPolicy) error {
 	if !r.WatchesSomeNamespaces || key.Kind != tenant.KindCluster {
 		return nil
 	}
@@ -496,7 +510,8 @@ func allowRemovalsChanged() predicate.Predicate {
 	}
 }
 
-// setupTenants registers the tenant index and one TenantReconciler per tenant kind.
+// setupTenants registers the tenant index and one TenantReconciler per tenant kind; the
+// ClusterCipherscaleTenant one is ReadOnly when o.ReadOnlyClusterTenants.
 func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registry, recorder events.EventRecorder, removalWake chan<- event.GenericEvent, o Options) error {
 	if err := setupTenantIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the tenant index: %w", err)
@@ -504,14 +519,12 @@ func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registr
 	waker := newTenantWaker(tenantWakeDelay)
 	tenants.OnWaitingChange(waker.wake)
 	for _, kind := range []string{iamv1alpha1.KindClusterCipherscaleTenant, iamv1alpha1.KindCipherscaleTenant} {
-		if kind == iamv1alpha1.KindClusterCipherscaleTenant && o.NamespacedTenantsOnly {
-			continue
-		}
 		if err := (&TenantReconciler{
 			Kube: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Tenants: tenants,
 			Recorder: recorder, Clock: o.Clock, Kind: kind, ResyncInterval: o.ResyncInterval,
 			Wake: waker.channel(kind), RemovalWake: removalWake,
-			WatchesSomeNamespaces: o.NamespacedTenantsOnly,
+			ReadOnly:              kind == iamv1alpha1.KindClusterCipherscaleTenant && o.ReadOnlyClusterTenants,
+			WatchesSomeNamespaces: o.WatchesSomeNamespaces,
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}

@@ -27,15 +27,16 @@ import (
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // indexTenant indexes CipherscaleUsers and CipherscaleGroupMemberships by the String of their
-// tenant's key ("default" when they name none).
+// tenant's key (ClusterCipherscaleTenant/default when they name none).
 const indexTenant = "cipherscale.spec.tenantRef"
 
-// tenantKeyOf returns the key of the tenant an object in namespace names with ref: the default
-// tenant when ref is nil; a CipherscaleTenant is looked up in the object's own namespace.
+// tenantKeyOf returns the key of the tenant an object in namespace names with ref:
+// ClusterCipherscaleTenant/default when ref is nil; a CipherscaleTenant is looked up in the
+// object's own namespace.
 func tenantKeyOf(namespace string, ref *iamv1alpha1.TenantReference) tenant.Key {
 	switch {
 	case ref == nil:
-		return tenant.DefaultKey
+		return tenant.ClusterKey(tenant.DefaultName)
 	case ref.Kind == iamv1alpha1.KindCipherscaleTenant:
 		return tenant.NamespacedKey(namespace, ref.Name)
 	default:
@@ -85,12 +86,13 @@ type TenantResolver struct {
 	Kube client.Reader
 	// Tenants is the set of tenants the operator serves.
 	Tenants *tenant.Registry
-	// NoClusterTenants refuses every ClusterCipherscaleTenant: Options.NamespacedTenantsOnly.
-	NoClusterTenants bool
+	// ReadOnlyClusterTenants: ClusterCipherscaleTenants have no status this operator writes;
+	// whether one is ready is the registry's (Options.ReadOnlyClusterTenants).
+	ReadOnlyClusterTenants bool
 }
 
-// Resolve returns the tenant obj names (its spec.tenantRef; the default tenant when it names
-// none) and its key. When obj may not use it, Resolve returns a nil tenant and a refusal: the
+// Resolve returns the tenant obj names (its spec.tenantRef; ClusterCipherscaleTenant/default
+// when it names none) and its key. When obj may not use it, Resolve returns a nil tenant and a refusal: the
 // message of a Stalled condition with reason InvalidTenant, naming the rule. An error is a
 // failed read, or a tenant this process has not loaded yet: to be retried.
 //
@@ -103,17 +105,6 @@ type TenantResolver struct {
 func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *tenant.Tenant, key tenant.Key, refusal string, err error) {
 	ref := tenantRefOf(obj)
 	key = tenantKeyOf(obj.GetNamespace(), ref)
-	if key.IsDefault() {
-		t, ok := r.Tenants.Get(key)
-		if !ok {
-			return nil, key, "The operator has no default tenant: set spec.tenantRef", nil
-		}
-		return t, key, "", nil
-	}
-
-	if key.Kind == tenant.KindCluster && r.NoClusterTenants {
-		return nil, key, "This operator watches only some namespaces and serves no ClusterCipherscaleTenant: name a CipherscaleTenant of this namespace", nil
-	}
 	var tobj tenantObject
 	switch key.Kind {
 	case tenant.KindNamespaced:
@@ -125,6 +116,9 @@ func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *ten
 		if apierrors.IsNotFound(err) {
 			if key.Kind == tenant.KindNamespaced {
 				return nil, key, fmt.Sprintf("There is no CipherscaleTenant %q in namespace %s: a CipherscaleTenant is usable only from its own namespace", key.Name, key.Namespace), nil
+			}
+			if ref == nil {
+				return nil, key, noDefaultTenantMessage, nil
 			}
 			return nil, key, fmt.Sprintf("There is no ClusterCipherscaleTenant %q", key.Name), nil
 		}
@@ -147,6 +141,11 @@ func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *ten
 	deleting := !obj.GetDeletionTimestamp().IsZero()
 	conds := tobj.GetTenantStatus().Conditions
 	broken := tenantBroken(conds)
+	if key.Kind == tenant.KindCluster && r.ReadOnlyClusterTenants {
+		// Its status is not this operator's: what its reconciler found is in the registry.
+		_, loaded := r.Tenants.Get(key)
+		broken = loaded && !r.Tenants.Ready(key)
+	}
 	if broken && !deleting {
 		return nil, key, fmt.Sprintf("%s %q cannot be used until it is fixed (%s): see its status", key.Kind, key.Name, readyReason(conds)), nil
 	}
@@ -175,14 +174,10 @@ func tenantBroken(conds []metav1.Condition) bool {
 // this process yet: retried with backoff, without a condition (the object is not at fault).
 var errTenantNotLoaded = errors.New("the tenant is not loaded yet")
 
-// Trust returns the trust policy of the tenant of key: flags (the manager's) for the default
-// tenant; for a tenant object, what its spec allows (plan.TenantTrust), the namespaces' labels
-// read from the cache when a rule is asked. A tenant object that cannot be read allows nothing.
-// The policy is for one pass: it reads with ctx.
-func (r *TenantResolver) Trust(ctx context.Context, key tenant.Key, flags plan.TrustPolicy) plan.TrustPolicy {
-	if key.IsDefault() {
-		return flags
-	}
+// Trust returns the trust policy of the tenant of key: what its spec allows
+// (plan.TenantTrust), the namespaces' labels read from the cache when a rule is asked. A tenant
+// object that cannot be read allows nothing. The policy is for one pass: it reads with ctx.
+func (r *TenantResolver) Trust(ctx context.Context, key tenant.Key) plan.TrustPolicy {
 	labelsOf := func(namespace string) map[string]string {
 		ns := &corev1.Namespace{}
 		if err := r.Kube.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
@@ -207,6 +202,27 @@ func (r *TenantResolver) Trust(ctx context.Context, key tenant.Key, flags plan.T
 		}
 		return plan.TenantTrust(iamv1alpha1.KindClusterCipherscaleTenant, "", t.Spec.Adoption, t.Spec.Privileged, labelsOf)
 	}
+}
+
+// noDefaultTenantMessage says what an object without a tenantRef needs.
+const noDefaultTenantMessage = "There is no ClusterCipherscaleTenant \"default\", the tenant of objects without spec.tenantRef: " +
+	"create it (the chart renders it from its values url and apiKey.existingSecret; see docs/migrating-from-flags.md), or set spec.tenantRef"
+
+// DefaultDeletionPolicy returns the spec.defaultDeletionPolicy of the tenant of key: the
+// deletion policy of its CipherscaleUsers that set none. Delete when the tenant object cannot
+// be read or sets none.
+func (r *TenantResolver) DefaultDeletionPolicy(ctx context.Context, key tenant.Key) iamv1alpha1.DeletionPolicy {
+	var tobj tenantObject = &iamv1alpha1.ClusterCipherscaleTenant{}
+	if key.Kind == tenant.KindNamespaced {
+		tobj = &iamv1alpha1.CipherscaleTenant{}
+	}
+	if err := r.Kube.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, tobj); err != nil {
+		return iamv1alpha1.DeletionPolicyDelete
+	}
+	if p := tobj.Settings().DefaultDeletionPolicy; p != "" {
+		return p
+	}
+	return iamv1alpha1.DeletionPolicyDelete
 }
 
 // selects reports whether selector selects the namespace; msg says why not.
@@ -263,16 +279,12 @@ func referrersOf(kube client.Reader, newList func() client.ObjectList) handler.M
 
 // watchTenants makes a controller of users or memberships (newList makes the list of its kind)
 // watch both tenant kinds through referrersOf: a tenant that becomes Ready, stops being Ready,
-// changes its spec, starts its deletion or goes brings back the objects that name it. The
-// cluster kind is left out when the resolver serves none.
-func watchTenants(b *builder.TypedBuilder[reconcile.Request], mgr ctrl.Manager, res *TenantResolver, newList func() client.ObjectList) *builder.TypedBuilder[reconcile.Request] {
+// changes its spec, starts its deletion or goes brings back the objects that name it.
+func watchTenants(b *builder.TypedBuilder[reconcile.Request], mgr ctrl.Manager, _ *TenantResolver, newList func() client.ObjectList) *builder.TypedBuilder[reconcile.Request] {
 	h := handler.EnqueueRequestsFromMapFunc(referrersOf(mgr.GetClient(), newList))
 	p := builder.WithPredicates(tenantChanged())
-	b = b.Watches(&iamv1alpha1.CipherscaleTenant{}, h, p)
-	if !res.NoClusterTenants {
-		b = b.Watches(&iamv1alpha1.ClusterCipherscaleTenant{}, h, p)
-	}
-	return b
+	return b.Watches(&iamv1alpha1.CipherscaleTenant{}, h, p).
+		Watches(&iamv1alpha1.ClusterCipherscaleTenant{}, h, p)
 }
 
 // tenantChanged passes the tenant events that change what its objects may do: creation and

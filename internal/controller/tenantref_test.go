@@ -23,7 +23,7 @@ func TestTenantKeyOf(t *testing.T) {
 		ref  *iamv1alpha1.TenantReference
 		want tenant.Key
 	}{
-		{nil, tenant.DefaultKey},
+		{nil, tenant.ClusterKey("default")},
 		{&iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindCipherscaleTenant, Name: "qa"}, tenant.NamespacedKey("team-a", "qa")},
 		{&iamv1alpha1.TenantReference{Kind: iamv1alpha1.KindClusterCipherscaleTenant, Name: "prod"}, tenant.ClusterKey("prod")},
 	} {
@@ -70,6 +70,7 @@ func TestReferrersOf(t *testing.T) {
 	memberships := referrersOf(kube, func() client.ObjectList { return &iamv1alpha1.CipherscaleGroupMembershipList{} })
 	nsTenant := &iamv1alpha1.CipherscaleTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "qa"}}
 	clusterTenant := &iamv1alpha1.ClusterCipherscaleTenant{ObjectMeta: metav1.ObjectMeta{Name: "prod"}}
+	defaultTenant := &iamv1alpha1.ClusterCipherscaleTenant{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
 
 	for _, tc := range []struct {
 		what string
@@ -80,6 +81,7 @@ func TestReferrersOf(t *testing.T) {
 		{"users of prod, in any namespace", names(users, clusterTenant), []string{"a/on-prod", "b/also-on-prod"}},
 		{"memberships of a/qa", names(memberships, nsTenant), []string{"a/m"}},
 		{"memberships of prod", names(memberships, clusterTenant), nil},
+		{"users without tenantRef: the default tenant's", names(users, defaultTenant), []string{"a/on-default"}},
 		{"not a tenant", names(users, user("a", "x", nil)), nil},
 	} {
 		if diff := cmp.Diff(tc.want, tc.got); diff != "" {

@@ -15,8 +15,8 @@ import (
 
 // The trust rules: a namespace is not the tenant. Whoever may write a CipherscaleUser or a
 // membership in some namespace may manage the users the operator creates for those objects,
-// and nothing more, unless the TrustPolicy of the object's tenant (the manager's flags for the
-// default tenant, the tenant object's spec otherwise: TenantResolver.Trust) allows that
+// and nothing more, unless the TrustPolicy of the object's tenant (the tenant object's spec:
+// TenantResolver.Trust) allows that
 // namespace to adopt users or to manage privileged roles and Authoritative memberships. A
 // refusal writes nothing.
 
@@ -28,24 +28,15 @@ func adoptionRefusedMessage(key tenant.Key, ns string) string {
 
 // adoptionSource names what allows a namespace to adopt in the tenant of key.
 func adoptionSource(key tenant.Key) string {
-	switch key.Kind {
-	case tenant.KindCluster:
-		return fmt.Sprintf("the spec.adoption.namespaceSelector of ClusterCipherscaleTenant %q", key.Name)
-	case tenant.KindNamespaced:
+	if key.Kind == tenant.KindNamespaced {
 		return fmt.Sprintf("CipherscaleTenant %q, to its own namespace", key.Name)
 	}
-	return "the manager's --adoption-namespaces"
+	return fmt.Sprintf("the spec.adoption.namespaceSelector of ClusterCipherscaleTenant %q", key.Name)
 }
 
 // privilegedSource names what allows a namespace privileged roles and Authoritative memberships
 // in the tenant of key; roles adds what the privileged roles are.
 func privilegedSource(key tenant.Key, roles bool) string {
-	if key.IsDefault() {
-		if roles {
-			return "the manager's --privileged-namespaces; privileged roles are --privileged-roles, by default those of type OWNER or ADMIN and those whose type the operator cannot see"
-		}
-		return "the manager's --privileged-namespaces"
-	}
 	src := fmt.Sprintf("the spec.privileged.namespaceSelector of %s %q", key.Kind, key.Name)
 	if roles {
 		src += "; privileged roles are its spec.privileged.roles, by default those of type OWNER or ADMIN and those whose type the operator cannot see"

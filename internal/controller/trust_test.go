@@ -31,13 +31,30 @@ const (
 	adoptingPrefix  = "trust-adopt-"
 )
 
-func testTrust() plan.TrustPolicy {
-	return plan.TrustPolicy{
-		Adoption: func(ns string) bool { return !strings.HasPrefix(ns, untrustedPrefix) },
-		Privileged: func(ns string) bool {
-			return !strings.HasPrefix(ns, untrustedPrefix) && !strings.HasPrefix(ns, adoptingPrefix)
-		},
+// trustLabel is the label newPrefixedNamespace gives the namespaces of those prefixes, which
+// the default tenant's trust selectors (testTrust) read.
+const trustLabel = "test.cipherscale.com/trust"
+
+// testTrust is the suite's default tenant's trust: adoption for every namespace but the
+// untrusted ones, privileged objects for every namespace but the untrusted and adopting ones.
+func testTrust(t *iamv1alpha1.ClusterCipherscaleTenant) {
+	notIn := func(values ...string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: trustLabel, Operator: metav1.LabelSelectorOpNotIn, Values: values}}}
 	}
+	t.Spec.Adoption = &iamv1alpha1.AdoptionSpec{NamespaceSelector: notIn("none")}
+	t.Spec.Privileged = &iamv1alpha1.PrivilegedSpec{NamespaceSelector: notIn("none", "adopt")}
+}
+
+// trustOf is the trustLabel value of a namespace made with prefix ("" for none).
+func trustOf(prefix string) string {
+	switch prefix {
+	case untrustedPrefix:
+		return "none"
+	case adoptingPrefix:
+		return "adopt"
+	}
+	return ""
 }
 
 // attacker is a person allowed only to write CipherscaleUsers and memberships in one namespace:

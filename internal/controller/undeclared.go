@@ -36,17 +36,16 @@ const (
 // defaultGracePeriod is the grace period of a tenant that sets none.
 const defaultGracePeriod = 24 * time.Hour
 
-// UndeclaredPolicy is what a tenant does about its undeclared users: its
-// spec.undeclaredUsers, or the operator's flags for the default tenant.
-type UndeclaredPolicy struct {
+// undeclaredPolicy is what a tenant does about its undeclared users: its spec.undeclaredUsers.
+type undeclaredPolicy struct {
 	Policy      plan.UndeclaredPolicy
 	Exclude     []string
 	GracePeriod time.Duration
 }
 
 // undeclaredPolicyOf reads a tenant's spec.undeclaredUsers (nil: Ignore).
-func undeclaredPolicyOf(s *iamv1alpha1.UndeclaredUsersSpec) UndeclaredPolicy {
-	p := UndeclaredPolicy{Policy: plan.UndeclaredIgnore, GracePeriod: defaultGracePeriod}
+func undeclaredPolicyOf(s *iamv1alpha1.UndeclaredUsersSpec) undeclaredPolicy {
+	p := undeclaredPolicy{Policy: plan.UndeclaredIgnore, GracePeriod: defaultGracePeriod}
 	if s == nil {
 		return p
 	}
@@ -96,7 +95,7 @@ type undeclaredRun struct {
 	Users []cipherscale.User
 	// Declared is the normalized emails that the tenant's objects declare.
 	Declared map[string]struct{}
-	Policy   UndeclaredPolicy
+	Policy   undeclaredPolicy
 	// FirstSeen is the grace record of the tenant, read only.
 	FirstSeen map[string]time.Time
 	Now       time.Time

@@ -48,8 +48,6 @@ type UserReconciler struct {
 	Clock    clock.PassiveClock
 	// ResyncInterval is how often an object is compared with the tenant when nothing changed.
 	ResyncInterval time.Duration
-	// DefaultDeletionPolicy applies when spec.deletionPolicy is empty.
-	DefaultDeletionPolicy iamv1alpha1.DeletionPolicy
 	// MaxConcurrentReconciles bounds the reconciles running at once.
 	MaxConcurrentReconciles int
 	// MembershipEvents, when set, receives the memberships that name a user whose groups this
@@ -58,15 +56,10 @@ type UserReconciler struct {
 	// RemovalWake, when set, requeues objects whose removals waited for the removal budget when a
 	// person allows more.
 	RemovalWake <-chan event.GenericEvent
-	// TenantName labels the tenant's metrics; DefaultTenantName when empty.
-	TenantName string
-	// Trust is what the default tenant allows each namespace beyond managing the users the
-	// operator creates for it: adoption, privileged roles. Reconcile sets, on the copy made for
-	// the pass, the policy of the object's tenant (TenantResolver.Trust).
+	// Trust is what the object's tenant allows its namespace beyond managing the users the
+	// operator creates for it: adoption, privileged roles. Reconcile sets it, on the copy made
+	// for the pass, from the tenant's spec (TenantResolver.Trust).
 	Trust plan.TrustPolicy
-	// MaxInvitationsPerDay caps the invitations sent to one user in 24 hours, from any source;
-	// 0: no cap.
-	MaxInvitationsPerDay int
 
 	// sent, creates and wake are shared by the copies of the reconciler made for each pass.
 	creates *createLog
@@ -106,7 +99,10 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	}
 	pass := *r
 	pass.Tenant, pass.tenantKey = t, key
-	pass.Trust = r.Resolver.Trust(ctx, key, r.Trust)
+	pass.Trust = r.Resolver.Trust(ctx, key)
+	if t != nil {
+		pass.ResyncInterval = t.ResyncInterval() // the tenant's spec.resyncInterval
+	}
 	r = &pass
 	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
 	// (classify), so that one tenant's throttling never holds the workers other tenants need.
@@ -770,7 +766,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 			"Paused: deletion waits until the cipherscale.com/paused annotation is removed (or set deletionPolicy Orphan)")
 		return ctrl.Result{}, nil
 	}
-	policy := r.deletionPolicy(obj)
+	policy := r.deletionPolicy(ctx, obj)
 	// A create this process queued for the object (a first one, or one that replaces a recorded
 	// user deleted in the tenant), or for its email, is waited for: its answer says which user,
 	// if any, the policy is carried out on.
@@ -878,11 +874,11 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.C
 }
 
 // deletionPolicy is the object's deletion policy, the default when it sets none.
-func (r *UserReconciler) deletionPolicy(obj *iamv1alpha1.CipherscaleUser) iamv1alpha1.DeletionPolicy {
+func (r *UserReconciler) deletionPolicy(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) iamv1alpha1.DeletionPolicy {
 	if obj.Spec.DeletionPolicy != "" {
 		return obj.Spec.DeletionPolicy
 	}
-	return r.DefaultDeletionPolicy
+	return r.Resolver.DefaultDeletionPolicy(ctx, r.tenantKey) // the tenant's spec.defaultDeletionPolicy
 }
 
 // deleteRefused handles the deletion of an object that may not use its tenant (refusal says
@@ -894,7 +890,7 @@ func (r *UserReconciler) deleteRefused(ctx context.Context, obj *iamv1alpha1.Cip
 	if !controllerutil.ContainsFinalizer(obj, iamv1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	policy := r.deletionPolicy(obj)
+	policy := r.deletionPolicy(ctx, obj)
 	ann := obj.Annotations[iamv1alpha1.AnnotationUserID]
 	st := obj.Status.ID
 	// Without the tenant no proof can be checked: a proof that is there may be the object's own.
@@ -1059,9 +1055,6 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.creates = &createLog{}
 	r.wake = &waker{}
-	if r.DefaultDeletionPolicy == "" {
-		r.DefaultDeletionPolicy = iamv1alpha1.DeletionPolicyDelete
-	}
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = 1
 	}

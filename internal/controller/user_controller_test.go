@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -352,12 +353,24 @@ var _ = Describe("CipherscaleUser", func() {
 		Expect(usersWithEmail(mail)).To(BeZero())
 	})
 
-	It("reports a refused API key as Unauthorized, and recovers", func() {
+	It("reports a refused API key as Unauthorized on the default tenant, its objects InvalidTenant, and recovers", func() {
 		mail := email("unauth")
+		def := &iamv1alpha1.ClusterCipherscaleTenant{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+		defReady := func() *metav1.Condition {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(def), def); err != nil {
+				return nil
+			}
+			return meta.FindStatusCondition(def.Status.Conditions, iamv1alpha1.ConditionReady)
+		}
 		sim.SetFaults([]simulator.FaultRule{{Status: 401}})
 		u := newUser(ns, "unauth", mail)
-		expectStalled(u, iamv1alpha1.ReasonUnauthorized)
+		Eventually(defReady, 20*time.Second, 100*time.Millisecond).Should(And(
+			HaveField("Status", metav1.ConditionFalse), HaveField("Reason", iamv1alpha1.ReasonUnauthorized)))
+		expectStalled(u, iamv1alpha1.ReasonInvalidTenant)
+		Expect(conditionOf(u, iamv1alpha1.ConditionStalled)().Message).To(ContainSubstring(`ClusterCipherscaleTenant "default" cannot be used until it is fixed (Unauthorized)`))
+		Expect(usersWithEmail(mail)).To(BeZero())
 		sim.ClearFaults()
+		Eventually(defReady, 20*time.Second, 100*time.Millisecond).Should(HaveField("Status", metav1.ConditionTrue))
 		expectReady(u)
 	})
 

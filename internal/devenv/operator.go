@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
@@ -26,7 +28,6 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
 	"github.com/cipherscale/cipherscale-operator/internal/controller"
-	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -42,11 +43,26 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// BuildBinaries builds the manager and the simulator into dir with the flags of `make build`,
-// and returns their paths by name ("manager", "cipherscale-sim").
-func BuildBinaries(root, dir string) (map[string]string, error) {
+// binaries are the commands BuildBinaries knows, by name: their packages.
+var binaries = map[string]string{
+	"manager":             ".",
+	"cipherscale-sim":     "./hack/cipherscale-sim",
+	"kubectl-cipherscale": "./cmd/kubectl-cipherscale",
+}
+
+// BuildBinaries builds the named commands ("manager", "cipherscale-sim", "kubectl-cipherscale";
+// the first two when none is named) into dir with the flags of `make build`, once per call, and
+// returns their paths by name. A suite calls it once, in its BeforeSuite.
+func BuildBinaries(root, dir string, names ...string) (map[string]string, error) {
+	if len(names) == 0 {
+		names = []string{"manager", "cipherscale-sim"}
+	}
 	bins := map[string]string{}
-	for name, pkg := range map[string]string{"manager": ".", "cipherscale-sim": "./hack/cipherscale-sim"} {
+	for _, name := range names {
+		pkg, ok := binaries[name]
+		if !ok {
+			return nil, fmt.Errorf("no command %q to build", name)
+		}
 		out := filepath.Join(dir, name)
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 		cmd.Dir = root
@@ -117,8 +133,8 @@ type InProcess struct {
 	SimURL string
 	// Errors receives the manager's error when it stops.
 	Errors <-chan error
-	// Tenant is the operator's view of the tenant (its removal budget among others).
-	Tenant *tenant.Tenant
+	// Tenants is the operator's registry of tenants (their removal budgets among others).
+	Tenants *tenant.Registry
 
 	extra *extraUsers
 }
@@ -128,9 +144,8 @@ type InProcess struct {
 // the service does, a second user whose email differs only in case from another's.
 func (p *InProcess) ListAlso(u cipherscale.User) { p.extra.add(u) }
 
-// extraUsers is the operator's client with users added to what the tenant answers.
+// extraUsers are users added to what the default tenant answers.
 type extraUsers struct {
-	cipherscale.API
 	mu    sync.Mutex
 	users []cipherscale.User
 }
@@ -141,27 +156,43 @@ func (e *extraUsers) add(u cipherscale.User) {
 	e.users = append(e.users, u)
 }
 
-func (e *extraUsers) ListUsers(ctx context.Context) ([]cipherscale.User, error) {
-	users, err := e.API.ListUsers(ctx)
+func (e *extraUsers) list() []cipherscale.User {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]cipherscale.User(nil), e.users...)
+}
+
+// wrap returns api answering with the extra users as well.
+func (e *extraUsers) wrap(api cipherscale.API) cipherscale.API {
+	return &withExtraUsers{API: api, extra: e}
+}
+
+// withExtraUsers is a tenant's client with the extra users added to what the tenant answers.
+type withExtraUsers struct {
+	cipherscale.API
+	extra *extraUsers
+}
+
+func (w *withExtraUsers) ListUsers(ctx context.Context) ([]cipherscale.User, error) {
+	users, err := w.API.ListUsers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append(users, e.users...), nil
+	return append(users, w.extra.list()...), nil
 }
 
-func (e *extraUsers) GetUser(ctx context.Context, id string) (*cipherscale.User, error) {
-	e.mu.Lock()
-	for _, u := range e.users {
+func (w *withExtraUsers) GetUser(ctx context.Context, id string) (*cipherscale.User, error) {
+	for _, u := range w.extra.list() {
 		if u.ID == id {
-			e.mu.Unlock()
 			return &u, nil
 		}
 	}
-	e.mu.Unlock()
-	return e.API.GetUser(ctx, id)
+	return w.API.GetUser(ctx, id)
 }
+
+// DefaultTenantSecret is the Secret that holds the API key of the ClusterCipherscaleTenant
+// "default" that CreateDefaultTenant makes.
+var DefaultTenantSecret = types.NamespacedName{Namespace: "default", Name: "cipherscale-api-key"}
 
 // TestURLPolicy is the operator's URL policy in tests: simulators on loopback over plain http.
 var TestURLPolicy = cipherscale.URLPolicy{Hosts: []string{"127.0.0.1", "localhost"}, AllowInsecureHTTP: true}
@@ -169,30 +200,107 @@ var TestURLPolicy = cipherscale.URLPolicy{Hosts: []string{"127.0.0.1", "localhos
 // ManagerURLArgs are the manager's flags for the same policy, for harnesses that run the binary.
 var ManagerURLArgs = []string{"--api-hosts=127.0.0.1,localhost", "--allow-insecure-http"}
 
-// AllowRemovalsConfigMap is the ConfigMap whose allow-removals annotation releases the removal
-// budget of the operator RunOperator starts.
-var AllowRemovalsConfigMap = types.NamespacedName{Namespace: "default", Name: "cipherscale-removals"}
+// annotationAllowedTenants is the consent annotation a tenant's Secret carries: the tenants
+// that may use it (iamv1alpha1.AnnotationAllowedTenants).
+const annotationAllowedTenants = "cipherscale.com/allowed-tenants"
 
-// RunOperator starts the simulator and the operator in this process until ctx is done. The
-// client is fast (QPS 500) and retries briefly, so that tests are quick.
+// DefaultTenant returns ClusterCipherscaleTenant "default", the tenant of every object without
+// a tenantRef, for the API at url with its key in DefaultTenantSecret: usable from every
+// namespace, and trusting none (no adoption, no privileged roles) until its spec says so.
+func DefaultTenant(url string) *iamv1alpha1.ClusterCipherscaleTenant {
+	return &iamv1alpha1.ClusterCipherscaleTenant{
+		ObjectMeta: metav1.ObjectMeta{Name: tenant.DefaultName},
+		Spec: iamv1alpha1.ClusterCipherscaleTenantSpec{
+			APIKeySecretRef: iamv1alpha1.NamespacedSecretKeyReference{
+				Namespace: DefaultTenantSecret.Namespace, Name: DefaultTenantSecret.Name, Key: "api-key"},
+			NamespaceSelector: &metav1.LabelSelector{},
+			TenantSettings:    iamv1alpha1.TenantSettings{URL: url},
+		},
+	}
+}
+
+// TenantSecret returns the Secret of the API key of the tenant kind/name ("ClusterCipherscaleTenant/default"),
+// with the annotation that consents to its use by that tenant.
+func TenantSecret(key types.NamespacedName, apiKey string, tenants ...string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
+			Annotations: map[string]string{annotationAllowedTenants: strings.Join(tenants, ",")}},
+		StringData: map[string]string{"api-key": apiKey},
+	}
+}
+
+// CreateDefaultTenant creates DefaultTenantSecret with apiKey and ClusterCipherscaleTenant
+// "default" for the API at url (DefaultTenant, then mutate), or updates them when they exist.
+func (cp *ControlPlane) CreateDefaultTenant(ctx context.Context, url, apiKey string, mutate ...func(*iamv1alpha1.ClusterCipherscaleTenant)) error {
+	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: DefaultTenantSecret.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	secret := TenantSecret(DefaultTenantSecret, apiKey, iamv1alpha1.KindClusterCipherscaleTenant+"/"+tenant.DefaultName)
+	err := cp.Client.Create(ctx, secret)
+	if apierrors.IsAlreadyExists(err) {
+		err = cp.Client.Update(ctx, secret)
+	}
+	if err != nil {
+		return err
+	}
+	t := DefaultTenant(url)
+	for _, m := range mutate {
+		m(t)
+	}
+	err = cp.Client.Create(ctx, t)
+	if apierrors.IsAlreadyExists(err) {
+		old := &iamv1alpha1.ClusterCipherscaleTenant{}
+		if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(t), old); err != nil {
+			return err
+		}
+		old.Spec = t.Spec
+		return cp.Client.Update(ctx, old)
+	}
+	return err
+}
+
+// TrustAll makes a tenant trust every namespace: adoption, privileged roles, Authoritative
+// memberships.
+func TrustAll(t *iamv1alpha1.ClusterCipherscaleTenant) {
+	t.Spec.Adoption = &iamv1alpha1.AdoptionSpec{NamespaceSelector: &metav1.LabelSelector{}}
+	t.Spec.Privileged = &iamv1alpha1.PrivilegedSpec{NamespaceSelector: &metav1.LabelSelector{}}
+}
+
+// TrustNamespaces returns a mutation that lets the named namespaces of a tenant adopt users,
+// grant privileged roles and hold Authoritative memberships.
+func TrustNamespaces(names ...string) func(*iamv1alpha1.ClusterCipherscaleTenant) {
+	return func(t *iamv1alpha1.ClusterCipherscaleTenant) {
+		sel := func() *metav1.LabelSelector {
+			return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: names}}}
+		}
+		t.Spec.Adoption = &iamv1alpha1.AdoptionSpec{NamespaceSelector: sel()}
+		t.Spec.Privileged = &iamv1alpha1.PrivilegedSpec{NamespaceSelector: sel()}
+	}
+}
+
+// OperatorConfig is what RunOperator starts: the controllers' options, and the default tenant
+// it creates.
+type OperatorConfig struct {
+	Options controller.Options
+	// DefaultTenant is created before the operator starts (CreateDefaultTenant); nil: none.
+	DefaultTenant func(*iamv1alpha1.ClusterCipherscaleTenant)
+}
+
+// RunOperator starts the simulator and the operator in this process until ctx is done, and
+// creates ClusterCipherscaleTenant "default" for the simulator. The tenant's client is fast
+// (500 requests a second) and retries briefly, so that tests are quick.
 //
-// The operator trusts every namespace (adoption, privileged roles, Authoritative memberships)
-// and caps invitations at 5 a day, unless configure changes its options.
-func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync time.Duration, workers int, configure ...func(*controller.Options)) (*InProcess, error) {
+// The default tenant trusts every namespace (adoption, privileged roles, Authoritative
+// memberships) and has no removal budget (the invitation cap is the CRD's default, 5 a day),
+// unless configure changes them.
+func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync time.Duration, workers int, configure ...func(*OperatorConfig)) (*InProcess, error) {
 	sim := simulator.New(apiKey)
 	srv := httptest.NewServer(sim)
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
-	client, err := cipherscale.New(cipherscale.Config{
-		BaseURL: srv.URL, Key: cipherscale.StaticKey(apiKey), QPS: 500, Burst: 100,
-		MaxRetries: 3, RetryBudget: 5 * time.Second,
-	})
-	if err != nil {
-		return nil, err
-	}
-	api := &extraUsers{API: client}
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
 		Scheme:                 Scheme(),
 		Cache:                  cache.Options{DefaultTransform: controller.CacheTransform()},
@@ -202,26 +310,49 @@ func RunOperator(ctx context.Context, cp *ControlPlane, apiKey string, resync ti
 	if err != nil {
 		return nil, err
 	}
-	t := tenant.New(api, tenant.Options{MaxAge: resync, BatchWindow: 10 * time.Millisecond, Key: cipherscale.StaticKey(apiKey)})
-	opts := controller.Options{
-		Tenant:                  t,
-		ResyncInterval:          resync,
-		DefaultDeletionPolicy:   iamv1alpha1.DeletionPolicyDelete,
-		MaxConcurrentReconciles: workers,
-		AllowRemovalsConfigMap:  AllowRemovalsConfigMap,
-		AllowRemovalsPoll:       100 * time.Millisecond,
-		Trust:                   plan.AllowAll(),
-		MaxInvitationsPerDay:    5,
+	extra := &extraUsers{}
+	tenants := tenant.NewRegistry(tenant.RegistryOptions{
+		ReadSecret:  controller.SecretReader(mgr.GetAPIReader()),
+		ObserverFor: controller.TenantMetrics,
+		MaxRetries:  3, RetryBudget: 5 * time.Second,
+		BatchWindow: 10 * time.Millisecond,
 		// The simulators of the tests serve plain http on loopback.
 		URLPolicy: TestURLPolicy,
+		Decorate: func(k tenant.Key, api cipherscale.API) cipherscale.API {
+			if k != tenant.ClusterKey(tenant.DefaultName) {
+				return api
+			}
+			return extra.wrap(api)
+		},
+	})
+	cfg := OperatorConfig{
+		Options: controller.Options{
+			Tenants:                 tenants,
+			ResyncInterval:          resync,
+			MaxConcurrentReconciles: workers,
+		},
+		DefaultTenant: func(t *iamv1alpha1.ClusterCipherscaleTenant) {
+			TrustAll(t)
+			t.Spec.RequestsPerSecond = ptr(int32(500))
+			t.Spec.Burst = ptr(int32(100))
+			// No limit: the tests that need a budget set one.
+			t.Spec.RemovalBudget = &iamv1alpha1.RemovalBudgetSpec{PerHour: ptr(int32(0))}
+		},
 	}
 	for _, c := range configure {
-		c(&opts)
+		c(&cfg)
 	}
-	if err := controller.Setup(ctx, mgr, opts); err != nil {
+	if cfg.DefaultTenant != nil {
+		if err := cp.CreateDefaultTenant(ctx, srv.URL, apiKey, cfg.DefaultTenant); err != nil {
+			return nil, fmt.Errorf("creating the default tenant: %w", err)
+		}
+	}
+	if err := controller.Setup(ctx, mgr, cfg.Options); err != nil {
 		return nil, err
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- mgr.Start(ctx) }()
-	return &InProcess{Sim: sim, SimURL: srv.URL, Errors: errc, Tenant: t, extra: api}, nil
+	return &InProcess{Sim: sim, SimURL: srv.URL, Errors: errc, Tenants: cfg.Options.Tenants, extra: extra}, nil
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -65,7 +65,7 @@ type common struct {
 
 func (c *common) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.tenant, "tenant", "", "The tenant object, KIND/NAME (ClusterCipherscaleTenant/prod, CipherscaleTenant/qa): its URL and its Secret's key are used.")
-	fs.StringVar(&c.apiURL, "api-url", "", "Base URL of the Cipherscale API (default "+cipherscale.DefaultBaseURL+"), for the operator's default tenant.")
+	fs.StringVar(&c.apiURL, "api-url", "", "Base URL of the Cipherscale API (default "+cipherscale.DefaultBaseURL+"), without --tenant: the objects that name no tenantRef, those of ClusterCipherscaleTenant/default, are compared with it.")
 	fs.StringVar(&c.apiKeyFile, "api-key-file", "", "File holding the API key. Without it: the tenant's Secret with --tenant, else $"+APIKeyEnv+".")
 	fs.StringVar(&c.namespace, "namespace", "", "Namespace of the objects (export writes it into them; plan gives it to manifests without one) and of a CipherscaleTenant.")
 	fs.StringVar(&c.namespace, "n", "", "Short for --namespace.")
@@ -281,7 +281,7 @@ func runPlan(ctx context.Context, args []string, env Env) (int, string, error) {
 	fs.Var(&files, "f", "A manifest file or folder (repeatable). Without -f, the cluster's objects are planned.")
 	fs.Var(&files, "filename", "Same as -f.")
 	fs.BoolVar(&withCluster, "cluster", true, "With -f, compare with the cluster's objects too (as kubectl diff does): objects already there keep their recorded user, and the others still count.")
-	fs.StringVar(&defaultPolicy, "default-deletion-policy", string(iamv1alpha1.DeletionPolicyDelete), "The operator's --default-deletion-policy, for objects being deleted that set none.")
+	fs.StringVar(&defaultPolicy, "default-deletion-policy", string(iamv1alpha1.DeletionPolicyDelete), "The spec.defaultDeletionPolicy of the objects' tenant, for objects being deleted that set none.")
 	if err := fs.Parse(args); err != nil {
 		return ExitError, "", err
 	}

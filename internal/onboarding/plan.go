@@ -32,7 +32,7 @@ type Input struct {
 	Show map[string]bool
 	// Tenant is every user of the tenant.
 	Tenant []cipherscale.User
-	// DefaultDeletionPolicy is the operator's --default-deletion-policy.
+	// DefaultDeletionPolicy is the tenant's spec.defaultDeletionPolicy.
 	DefaultDeletionPolicy iamv1alpha1.DeletionPolicy
 }
 

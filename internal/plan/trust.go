@@ -45,7 +45,7 @@ func ParseNamespaces(value string) (NamespaceRule, error) {
 // TrustPolicy is what a tenant allows the objects of a namespace to do beyond managing the users
 // they create: adopt users the operator did not create, and grant privileged roles or own a
 // group's members (Authoritative memberships). The zero value allows neither, from anywhere.
-// The default tenant fills it from the manager's flags, a tenant object with TenantTrust.
+// A tenant object fills it with TenantTrust.
 type TrustPolicy struct {
 	// Adoption: the namespaces whose objects may adopt tenant users the operator did not create.
 	Adoption NamespaceRule

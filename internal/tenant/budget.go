@@ -283,14 +283,6 @@ func (b *RemovalBudget) Restore(record BudgetRecord) {
 	// before it (and wait) did, and are saved by the next Commit.
 }
 
-// Record returns what a SaveFunc saves.
-func (b *RemovalBudget) Record() BudgetRecord {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.prune(b.now())
-	return b.record()
-}
-
 func (b *RemovalBudget) record() BudgetRecord {
 	var minutes []SpentMinute
 	for _, at := range b.spent {

@@ -21,16 +21,16 @@ const (
 	KindNamespaced = "CipherscaleTenant"
 )
 
-// Key identifies one tenant of the registry: the default tenant (the zero Key), a
-// ClusterCipherscaleTenant (Kind and Name) or a CipherscaleTenant (Kind, Namespace and Name).
+// Key identifies one tenant of the registry: a ClusterCipherscaleTenant (Kind and Name) or a
+// CipherscaleTenant (Kind, Namespace and Name).
 type Key struct {
 	Kind      string
 	Namespace string
 	Name      string
 }
 
-// DefaultKey is the key of the operator's default tenant, the one its flags configure.
-var DefaultKey = Key{}
+// DefaultName is the name of the ClusterCipherscaleTenant that objects without a tenantRef use.
+const DefaultName = "default"
 
 // ClusterKey is the key of the ClusterCipherscaleTenant with this name.
 func ClusterKey(name string) Key { return Key{Kind: KindCluster, Name: name} }
@@ -40,20 +40,13 @@ func NamespacedKey(namespace, name string) Key {
 	return Key{Kind: KindNamespaced, Namespace: namespace, Name: name}
 }
 
-// IsDefault reports whether k is the default tenant's key.
-func (k Key) IsDefault() bool { return k == DefaultKey }
-
-// String is "default", "ClusterCipherscaleTenant/<name>" or "CipherscaleTenant/<ns>/<name>":
-// the value of the controllers' tenant index and of the metrics' tenant label.
+// String is "ClusterCipherscaleTenant/<name>" or "CipherscaleTenant/<ns>/<name>": the value of
+// the controllers' tenant index and of the metrics' tenant label.
 func (k Key) String() string {
-	switch {
-	case k.IsDefault():
-		return "default"
-	case k.Kind == KindNamespaced:
+	if k.Kind == KindNamespaced {
 		return k.Kind + "/" + k.Namespace + "/" + k.Name
-	default:
-		return k.Kind + "/" + k.Name
 	}
+	return k.Kind + "/" + k.Name
 }
 
 // SecretRef says where a tenant's API key is: a key of a Secret, and the tenant that reads it
@@ -93,7 +86,7 @@ type Config struct {
 
 // RegistryOptions configure a Registry: what every tenant's client shares.
 type RegistryOptions struct {
-	// ReadSecret reads an API key from a Secret. Required for tenants other than the default.
+	// ReadSecret reads an API key from a Secret. Required.
 	ReadSecret ReadSecretFunc
 	// URLPolicy is the operator's rule over the URLs tenant objects name (--api-hosts,
 	// --allow-insecure-http); the zero value allows https to the vendor's host only. A URL outside
@@ -111,9 +104,14 @@ type RegistryOptions struct {
 	// MaxRetries and RetryBudget of every tenant's client; the client's defaults when zero.
 	MaxRetries  int
 	RetryBudget time.Duration
-	// QPS and Burst are the rate limit of a tenant whose Config sets none: the operator's flags.
+	// QPS and Burst are the rate limit of a tenant whose Config sets none; the client's
+	// defaults when zero.
 	QPS   float64
 	Burst int
+	// MaxListUsers and MaxListMemory bound one read of a tenant's users; the client's defaults
+	// when zero.
+	MaxListUsers  int
+	MaxListMemory int64
 	// BatchWindow of every tenant's create batcher.
 	BatchWindow time.Duration
 	// MaxPasses bounds the reconciles of one tenant's objects in progress at once, so that a
@@ -122,12 +120,16 @@ type RegistryOptions struct {
 	// KeyMaxAge is how long a key read from a Secret is used before the Secret is read again;
 	// keyMaxAge when zero. A 401 from the API makes the next call read it again at once.
 	KeyMaxAge time.Duration
-	// RemovalBudget is the removals per sliding hour of a tenant's budget until its reconciler
-	// sets one (--removal-budget; 0: no limit).
-	RemovalBudget int
+	// Decorate, when set, wraps each tenant's client (the dev environment adds to what a
+	// tenant answers what its simulator cannot model).
+	Decorate func(Key, cipherscale.API) cipherscale.API
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
+
+// DefaultRemovalsPerHour is the removal budget of a tenant whose spec sets none (the CRD's
+// default of spec.removalBudget.perHour).
+const DefaultRemovalsPerHour = 25
 
 // keyMaxAge is how long a key read from a Secret is used without reading the Secret again.
 const keyMaxAge = time.Minute
@@ -154,12 +156,15 @@ type Registry struct {
 	invitations map[Key]*InvitationLog
 	// onWaiting is told the key of a tenant whose number of waiting removals changed.
 	onWaiting func(Key)
+	// ready says which tenants are ready, for tenant objects whose status the operator may not
+	// write (SetReady).
+	ready map[Key]bool
 }
 
 type entry struct {
 	tenant *Tenant
 	config Config
-	key    *SecretKey // nil for a default tenant set from the flags
+	key    *SecretKey
 }
 
 // NewRegistry returns an empty registry.
@@ -173,23 +178,9 @@ func NewRegistry(opts RegistryOptions) *Registry {
 	return &Registry{opts: opts, entries: map[Key]*entry{}}
 }
 
-// SetDefault makes t the default tenant: the one objects without a tenantRef use.
-func (r *Registry) SetDefault(t *Tenant) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.entries[DefaultKey] = &entry{tenant: t}
-	// One budget for the default tenant: its objects' removals and the pruning of its
-	// undeclared users spend the same hour.
-	if r.budgets == nil {
-		r.budgets = map[Key]*RemovalBudget{}
-	}
-	r.budgets[DefaultKey] = t.RemovalBudget()
-	r.watchBudget(DefaultKey, t.RemovalBudget())
-}
-
 // OnWaitingChange sets a function told the key of a tenant whose number of waiting removals
-// changed (a removal started or stopped waiting), for every budget made from now on and the
-// default tenant's. It is called often during a mass removal: it should be cheap and coalesce.
+// changed (a removal started or stopped waiting), for every budget made from now on and those
+// made already. It is called often during a mass removal: it should be cheap and coalesce.
 func (r *Registry) OnWaitingChange(f func(Key)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -233,9 +224,6 @@ func (r *Registry) Keys() []Key {
 // changed is replaced by a new one (new client, empty snapshot); an unchanged one is returned
 // as it is, with its snapshot and its key. The key is not read here: see ReloadKey.
 func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
-	if k.IsDefault() {
-		return nil, errors.New("the default tenant is set with SetDefault")
-	}
 	if r.opts.ReadSecret == nil {
 		return nil, errors.New("the registry has no ReadSecret function")
 	}
@@ -255,26 +243,32 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 	key := NewSecretKey(cfg.Secret, r.opts.ReadSecret, r.opts.Now)
 	key.maxAge = r.opts.KeyMaxAge
 	api, err := cipherscale.New(cipherscale.Config{
-		BaseURL:     cfg.URL,
-		Policy:      &r.opts.URLPolicy,
-		Key:         key,
-		HTTPClient:  r.opts.HTTPClient,
-		QPS:         cfg.QPS,
-		Burst:       cfg.Burst,
-		MaxRetries:  r.opts.MaxRetries,
-		RetryBudget: r.opts.RetryBudget,
-		UserAgent:   r.opts.UserAgent,
-		Observer:    expireOn401{next: r.observer(k), key: key},
+		BaseURL:       cfg.URL,
+		Policy:        &r.opts.URLPolicy,
+		Key:           key,
+		HTTPClient:    r.opts.HTTPClient,
+		QPS:           cfg.QPS,
+		Burst:         cfg.Burst,
+		MaxRetries:    r.opts.MaxRetries,
+		RetryBudget:   r.opts.RetryBudget,
+		UserAgent:     r.opts.UserAgent,
+		MaxListUsers:  r.opts.MaxListUsers,
+		MaxListMemory: r.opts.MaxListMemory,
+		Observer:      expireOn401{next: r.observer(k), key: key},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring the client of tenant %s: %w", k, err)
+	}
+	var client cipherscale.API = api
+	if r.opts.Decorate != nil {
+		client = r.opts.Decorate(k, api)
 	}
 	// The budget outlives the entry: a reconfigured tenant keeps the removals of its hour.
 	passes := r.opts.MaxPasses
 	if passes <= 0 {
 		passes = DefaultMaxPasses
 	}
-	t := New(api, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, MaxPasses: passes, Now: r.opts.Now, RemovalBudget: r.Budget(k), Key: key, Invitations: r.Invitations(k)})
+	t := New(client, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, MaxPasses: passes, Now: r.opts.Now, RemovalBudget: r.Budget(k), Key: key, Invitations: r.Invitations(k)})
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -303,9 +297,6 @@ func (r *Registry) ReloadKey(ctx context.Context, k Key) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("tenant %s is not in the registry", k)
 	}
-	if e.key == nil {
-		return 0, nil // the default tenant's key comes from the flags
-	}
 	return e.key.Reload(ctx)
 }
 
@@ -317,11 +308,29 @@ func (r *Registry) Drain(k Key) {
 	r.mu.RLock()
 	e, ok := r.entries[k]
 	r.mu.RUnlock()
-	if ok && e.key != nil {
+	if ok {
 		e.key.mu.Lock()
 		e.key.draining = true
 		e.key.mu.Unlock()
 	}
+}
+
+// SetReady records whether the tenant of k is ready (its key works), for a tenant object whose
+// status the operator may not write.
+func (r *Registry) SetReady(k Key, ready bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ready == nil {
+		r.ready = map[Key]bool{}
+	}
+	r.ready[k] = ready
+}
+
+// Ready reports what SetReady last recorded for the tenant of k; false when nothing was.
+func (r *Registry) Ready(k Key) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.ready[k]
 }
 
 // KeyAvailable reports whether the tenant's calls have a key: its Secret reads, or it is
@@ -346,6 +355,7 @@ func (r *Registry) Remove(k Key) {
 	defer r.mu.Unlock()
 	delete(r.entries, k)
 	delete(r.budgets, k)
+	delete(r.ready, k)
 	// The invitations of the last 24 hours are kept while there are some: deleting and
 	// re-creating the tenant object does not reset the cap.
 	if l, ok := r.invitations[k]; ok && len(l.Record()) == 0 {
@@ -367,21 +377,15 @@ func (r *Registry) Invitations(k Key) *InvitationLog {
 		r.invitations = map[Key]*InvitationLog{}
 	}
 	l := NewInvitationLog(k.String(), 0, r.opts.Now)
-	if !k.IsDefault() {
-		l.ExpectRestore()
-	}
+	l.ExpectRestore()
 	r.invitations[k] = l
 	return l
 }
 
-// DefaultRemovalBudget returns RegistryOptions.RemovalBudget: the budget of a tenant that sets
-// none.
-func (r *Registry) DefaultRemovalBudget() int { return r.opts.RemovalBudget }
-
 // Budget returns the removal budget of the tenant with this key, made on first use with
-// RegistryOptions.RemovalBudget units per hour (the tenant's reconciler sets its own with
-// SetPerHour). The budget of a tenant object is made expecting a restore: its removals wait
-// until its reconciler restored the last hour from the object's status (RemovalBudget.Restore).
+// DefaultRemovalsPerHour units per hour (the tenant's reconciler sets the spec's with
+// SetPerHour). It is made expecting a restore: its removals wait until the tenant's reconciler
+// restored the last hour from the object's status (RemovalBudget.Restore).
 func (r *Registry) Budget(k Key) *RemovalBudget {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -391,10 +395,8 @@ func (r *Registry) Budget(k Key) *RemovalBudget {
 	if r.budgets == nil {
 		r.budgets = map[Key]*RemovalBudget{}
 	}
-	b := NewRemovalBudget(r.opts.RemovalBudget, r.opts.Now)
-	if !k.IsDefault() {
-		b.ExpectRestore()
-	}
+	b := NewRemovalBudget(DefaultRemovalsPerHour, r.opts.Now)
+	b.ExpectRestore()
 	r.watchBudget(k, b)
 	r.budgets[k] = b
 	return b

@@ -81,16 +81,13 @@ func TestKeyString(t *testing.T) {
 		key  tenant.Key
 		want string
 	}{
-		{tenant.DefaultKey, "default"},
+		{tenant.ClusterKey(tenant.DefaultName), "ClusterCipherscaleTenant/default"},
 		{tenant.ClusterKey("prod"), "ClusterCipherscaleTenant/prod"},
 		{tenant.NamespacedKey("team-a", "qa"), "CipherscaleTenant/team-a/qa"},
 	} {
 		if got := tc.key.String(); got != tc.want {
 			t.Errorf("%#v.String() = %q, want %q", tc.key, got, tc.want)
 		}
-	}
-	if !tenant.DefaultKey.IsDefault() || tenant.ClusterKey("x").IsDefault() {
-		t.Error("IsDefault is wrong")
 	}
 }
 
@@ -252,18 +249,6 @@ func TestRegistryEnsure(t *testing.T) {
 	}
 	if _, err := reg.Ensure(tenant.ClusterKey("d"), tenant.Config{URL: "https://169.254.169.254/", Secret: refA}); err == nil {
 		t.Error("a URL outside the operator's hosts was accepted")
-	}
-	def := tenant.New(a1.API(), tenant.Options{})
-	reg.SetDefault(def)
-	if got, ok := reg.Get(tenant.DefaultKey); !ok || got != def {
-		t.Error("the default tenant is not the one set")
-	}
-	if _, err := reg.Ensure(tenant.DefaultKey, cfg); err == nil {
-		t.Error("Ensure replaced the default tenant")
-	}
-	want := []tenant.Key{tenant.NamespacedKey("b", "a"), tenant.ClusterKey("a"), tenant.DefaultKey}
-	if got := reg.Keys(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("Keys() = %v, want %v", got, want)
 	}
 	reg.Remove(tenant.ClusterKey("a"))
 	if _, ok := reg.Get(tenant.ClusterKey("a")); ok {

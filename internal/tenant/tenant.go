@@ -94,7 +94,7 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		opts.RemovalBudget = NewRemovalBudget(0, opts.Now)
 	}
 	if opts.Invitations == nil {
-		opts.Invitations = NewInvitationLog(DefaultKey.String(), 0, opts.Now)
+		opts.Invitations = NewInvitationLog("", 0, opts.Now)
 	}
 	switch {
 	case opts.BatchWindow <= 0 || opts.BatchStreamGap < 0:
@@ -139,17 +139,13 @@ func (t *Tenant) RateLimit() (qps float64, ok bool) {
 // the tenant spends it.
 func (t *Tenant) RemovalBudget() *RemovalBudget { return t.opts.RemovalBudget }
 
+// ResyncInterval is how old the snapshot may be (Options.MaxAge): the tenant's resync interval,
+// which is also how often its objects are compared with it when nothing changed.
+func (t *Tenant) ResyncInterval() time.Duration { return t.opts.MaxAge }
+
 // Invitations returns the tenant's invitation log: every create and resend of an invitation
 // is counted there, per address.
 func (t *Tenant) Invitations() *InvitationLog { return t.opts.Invitations }
-
-// Invalidate makes the next lookup read the tenant again. The controllers never call it: a
-// refresh they need goes through RefreshIfOlder, which is shared and remembers a failure.
-func (t *Tenant) Invalidate() {
-	t.mu.Lock()
-	t.valid = false
-	t.mu.Unlock()
-}
 
 // ensureFresh refreshes the snapshot when it is invalid or older than MaxAge. Concurrent
 // callers share one refresh, and a caller that saw the snapshot stale just before another

@@ -117,7 +117,10 @@ var _ = Describe("helm install --dry-run=server", func() {
 		Expect(out).To(ContainSubstring("NOTES:"))
 		_, notes, found := strings.Cut(out, "NOTES:")
 		Expect(found).To(BeTrue())
-		Expect(notes).To(ContainSubstring("reads the Cipherscale API key from the Secret " + secretName))
+		Expect(notes).To(ContainSubstring(`ClusterCipherscaleTenant "default" is the tenant of every CipherscaleUser and membership`))
+		Expect(notes).To(ContainSubstring("annotate secret "+secretName+" cipherscale.com/allowed-tenants=ClusterCipherscaleTenant/default"),
+			"the NOTES say how to let the default tenant use its Secret")
+		Expect(notes).To(ContainSubstring("kubectl get ccst default"))
 		Expect(notes).To(ContainSubstring("Watched namespaces: team-a, team-b"))
 		Expect(notes).To(ContainSubstring("kubectl wait --for=condition=Ready cipherscaleuser/jane-smith -n team-a"))
 		Expect(notes).To(ContainSubstring("https://" + fullname + "-metrics." + releaseNS + ".svc:8443/metrics"))

@@ -58,10 +58,11 @@ image:
   repository: "ghcr.io/a\n          command: [sh]"
   tag: ` + yamlQuote(hostileTag) + `
   pullPolicy: "Always\n          command: [sh]"
-apiUrl: "https://x.example/\"\n          command: [sh]\n            - \"y"
-resyncInterval: "10m\"\n          - --leader-elect=false\n            - \"y"
+defaultTenant:
+  url: "https://x.example/\"\n  command: [sh]\n    - \"y"
+  resyncInterval: "10m\"\n  kind: Secret"
+  defaultDeletionPolicy: "Delete\n  namespaceSelector: {matchLabels: {x: y}}"
 createBatchWindow: "50ms\n            - --metrics-bind-address=0"
-defaultDeletionPolicy: "Delete\n            - --allow-insecure-http"
 logLevel: "info\n      hostPID: true"
 priorityClassName: "x\n      hostNetwork: true"
 apiKey:
@@ -88,19 +89,29 @@ watchNamespaces: ["a\n        - --watch-namespaces=", "b"]
 		Expect(c.Image).To(Equal("ghcr.io/a\n          command: [sh]:" + hostileTag))
 		Expect(string(c.ImagePullPolicy)).To(Equal("Always\n          command: [sh]"))
 		Expect(pod.PriorityClassName).To(Equal("x\n      hostNetwork: true"))
-		Expect(pod.Volumes[0].Secret.SecretName).To(Equal("cipherscale-api-key\n      hostIPC: true"))
-		Expect(pod.Volumes[0].Secret.Items).To(HaveLen(1))
-		Expect(pod.Volumes[0].Secret.Items[0].Key).To(Equal("api-key\n                path: ../../etc"))
-		Expect(pod.Volumes[0].Secret.Items[0].Path).To(Equal("api-key"))
+		Expect(pod.Volumes).To(BeEmpty())
+		t := named(objs, "ClusterCipherscaleTenant", "default")
+		Expect(t).NotTo(BeNil())
+		for path, want := range map[string]string{
+			"apiKeySecretRef.name":  "cipherscale-api-key\n      hostIPC: true",
+			"apiKeySecretRef.key":   "api-key\n                path: ../../etc",
+			"url":                   "https://x.example/\"\n  command: [sh]\n    - \"y",
+			"resyncInterval":        "10m\"\n  kind: Secret",
+			"defaultDeletionPolicy": "Delete\n  namespaceSelector: {matchLabels: {x: y}}",
+		} {
+			got, _, err := unstructured.NestedString(t.Object, append([]string{"spec"}, strings.Split(path, ".")...)...)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got).To(Equal(want), "spec.%s is one string, whole", path)
+		}
+		Expect(t.GetKind()).To(Equal("ClusterCipherscaleTenant"))
+		sel, _, _ := unstructured.NestedMap(t.Object, "spec", "namespaceSelector")
+		Expect(sel).To(BeEmpty())
 
 		By("one argument per flag, and the flags of the safe rendering")
 		safeArgs := managerContainer(deploymentOf(safe)).Args
 		Expect(c.Args).To(HaveLen(len(safeArgs)))
 		Expect(c.Args).To(ContainElements(
-			"--api-url=https://x.example/\"\n          command: [sh]\n            - \"y",
-			"--resync-interval=10m\"\n          - --leader-elect=false\n            - \"y",
 			"--create-batch-window=50ms\n            - --metrics-bind-address=0",
-			"--default-deletion-policy=Delete\n            - --allow-insecure-http",
 			"--zap-log-level=info\n      hostPID: true",
 			"--watch-namespaces=a\n        - --watch-namespaces=,b",
 		))

@@ -3,6 +3,7 @@ package chart_test
 import (
 	"slices"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -12,13 +13,21 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 )
 
-// apiKeyDir is where the chart mounts the API key Secret.
-const apiKeyDir = "/var/run/secrets/cipherscale.com/api-key"
+// defaultTenantOf returns the ClusterCipherscaleTenant "default" the chart renders.
+func defaultTenantOf(objs []*unstructured.Unstructured) *iamv1alpha1.ClusterCipherscaleTenant {
+	GinkgoHelper()
+	o := named(objs, "ClusterCipherscaleTenant", "default")
+	Expect(o).NotTo(BeNil(), "the chart renders ClusterCipherscaleTenant/default")
+	return into[iamv1alpha1.ClusterCipherscaleTenant](o)
+}
 
 func deploymentOf(objs []*unstructured.Unstructured) *appsv1.Deployment {
 	GinkgoHelper()
@@ -101,20 +110,17 @@ func expectSecureDeployment(d *appsv1.Deployment, secret, key string) {
 		Expect(req.Cmp(lim)).To(BeNumerically("<=", 0), "the request of %s is at most its limit", r)
 	}
 
-	By("the API key: a read-only Secret volume passed with --api-key-file, never in the environment")
-	Expect(pod.Volumes).To(HaveLen(1))
-	vol := pod.Volumes[0]
-	Expect(vol.Secret).NotTo(BeNil())
-	Expect(vol.Secret.SecretName).To(Equal(secret))
-	Expect(vol.Secret.Items).To(Equal([]corev1.KeyToPath{{Key: key, Path: "api-key"}}))
-	Expect(vol.Secret.DefaultMode).To(HaveValue(BeEquivalentTo(0o440)))
-	Expect(c.VolumeMounts).To(Equal([]corev1.VolumeMount{{Name: vol.Name, MountPath: apiKeyDir, ReadOnly: true}}),
-		"a whole-volume mount without subPath, so that a rotated key reaches the file")
-	Expect(c.Args).To(ContainElement("--api-key-file=" + apiKeyDir + "/api-key"))
+	By("the API key: nowhere in the pod; the manager reads the default tenant's Secret by name")
+	Expect(pod.Volumes).To(BeEmpty())
+	Expect(c.VolumeMounts).To(BeEmpty())
+	for _, a := range c.Args {
+		Expect(a).NotTo(Or(ContainSubstring("api-key"), ContainSubstring(secret)), "no flag names the key or its Secret")
+	}
 	for _, e := range c.Env {
 		Expect(e.Name).NotTo(Equal("CIPHERSCALE_API_KEY"))
 	}
 	Expect(c.EnvFrom).To(BeEmpty())
+	_ = key
 
 	By("leader election, always on, in the release namespace")
 	Expect(c.Args).To(ContainElement("--leader-elect=true"))
@@ -185,6 +191,7 @@ var _ = Describe("helm template", func() {
 				"ClusterRole/"+fullname+"-metrics-reader",
 				"Service/"+fullname+"-metrics",
 				"NetworkPolicy/"+fullname,
+				"ClusterCipherscaleTenant/default",
 			), "no ServiceMonitor (off by default), no PodDisruptionBudget (one replica), no Secret")
 			expectLabels(objs, chart, chart.AppVersion)
 			for _, o := range objs {
@@ -194,26 +201,34 @@ var _ = Describe("helm template", func() {
 			}
 		})
 
-		It("runs the manager with every default as an explicit flag", func() {
+		It("renders ClusterCipherscaleTenant/default from the values' defaults, the Secret from apiKey.existingSecret", func() {
+			t := defaultTenantOf(objs)
+			Expect(t.GetLabels()).To(HaveKeyWithValue("app.kubernetes.io/instance", release))
+			Expect(t.Spec.URL).To(Equal("https://public-api.cipherscale.com/qa"))
+			Expect(t.Spec.APIKeySecretRef).To(Equal(iamv1alpha1.NamespacedSecretKeyReference{Namespace: releaseNS, Name: secretName, Key: "api-key"}))
+			Expect(t.Spec.NamespaceSelector).To(Equal(&metav1.LabelSelector{}), "every namespace")
+			Expect(t.Spec.Adoption).To(BeNil(), "no namespace may adopt")
+			Expect(t.Spec.Privileged).To(BeNil(), "no namespace may hold privileged objects")
+			Expect(t.Spec.RequestsPerSecond).To(HaveValue(BeEquivalentTo(10)))
+			Expect(t.Spec.Burst).To(HaveValue(BeEquivalentTo(20)))
+			Expect(t.Spec.ResyncInterval).To(HaveValue(Equal(metav1.Duration{Duration: 10 * time.Minute})))
+			Expect(t.Spec.RemovalBudget).To(Equal(&iamv1alpha1.RemovalBudgetSpec{PerHour: ptr.To(int32(25))}))
+			Expect(t.Spec.UndeclaredUsers).To(Equal(&iamv1alpha1.UndeclaredUsersSpec{Policy: iamv1alpha1.UndeclaredUsersIgnore,
+				GracePeriod: &metav1.Duration{Duration: 24 * time.Hour}}))
+			Expect(t.Spec.DefaultDeletionPolicy).To(Equal(iamv1alpha1.DeletionPolicyDelete))
+			Expect(t.Spec.Invitations).To(Equal(&iamv1alpha1.InvitationsSpec{MaxPerDay: ptr.To(int32(5))}))
+		})
+
+		It("runs the manager with every default as an explicit flag, and no tenant concern", func() {
 			d := deploymentOf(objs)
 			Expect(d.Spec.Replicas).To(HaveValue(BeEquivalentTo(1)))
 			c := managerContainer(d)
 			Expect(c.Image).To(Equal("ghcr.io/cipherscale/cipherscale-operator:" + chart.AppVersion))
 			Expect(c.ImagePullPolicy).To(Equal(corev1.PullAlways))
 			Expect(c.Args).To(Equal([]string{
-				"--api-url=https://public-api.cipherscale.com/qa",
-				"--api-key-file=" + apiKeyDir + "/api-key",
 				"--api-hosts=public-api.cipherscale.com",
-				"--resync-interval=10m",
-				"--qps=10",
-				"--burst=20",
 				"--max-concurrent-reconciles=16",
 				"--create-batch-window=50ms",
-				"--default-deletion-policy=Delete",
-				"--max-invitations-per-day=5",
-				"--removal-budget=25",
-				"--undeclared-users-policy=Ignore",
-				"--undeclared-grace-period=24h",
 				"--soft-memory-limit-mib=80",
 				"--metrics-bind-address=:8443",
 				"--metrics-secure=true",
@@ -310,20 +325,11 @@ var _ = Describe("helm template", func() {
 			Expect(c.Image).To(Equal("registry.example.com/platform/cipherscale-operator:v9.8.7"))
 			Expect(c.ImagePullPolicy).To(Equal(corev1.PullIfNotPresent))
 			for flag, want := range map[string]string{
-				"api-url":                   "http://cipherscale-sim.sim.svc:8089/api",
 				"allow-insecure-http":       "true",
-				"api-hosts":                 "cipherscale-sim.sim.svc,*.cipherscale.example",
-				"resync-interval":           "5m30s",
-				"qps":                       "2.5",
-				"burst":                     "7",
+				"api-hosts":                 "cipherscale.internal.example,*.cipherscale.example",
 				"max-concurrent-reconciles": "4",
 				"create-batch-window":       "100ms",
-				"default-deletion-policy":   "Deactivate",
 				"watch-namespaces":          "team-a,team-b",
-				"adoption-namespaces":       "team-a",
-				"privileged-namespaces":     "platform,team-a",
-				"privileged-roles":          "11111111-1111-4111-8111-111111111111",
-				"max-invitations-per-day":   "3",
 				"metrics-bind-address":      ":9443",
 				"metrics-secure":            "true",
 				"zap-log-level":             "debug",
@@ -344,6 +350,26 @@ var _ = Describe("helm template", func() {
 				corev1.ResourceEphemeralStorage: resource.MustParse("128Mi"),
 			}))
 			expectSecureDeployment(d, "cs-token", "token")
+
+			By("ClusterCipherscaleTenant/default holds every tenant value")
+			t := defaultTenantOf(objs)
+			Expect(t.Spec.URL).To(Equal("https://cipherscale.internal.example:8443/api"))
+			Expect(t.Spec.APIKeySecretRef).To(Equal(iamv1alpha1.NamespacedSecretKeyReference{Namespace: releaseNS, Name: "cs-token", Key: "token"}))
+			Expect(t.Spec.NamespaceSelector).To(Equal(&metav1.LabelSelector{MatchLabels: map[string]string{"cipherscale.com/tenant": "default"}}))
+			Expect(t.Spec.Adoption).To(Equal(&iamv1alpha1.AdoptionSpec{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": "team-a"}}}))
+			Expect(t.Spec.Privileged).To(Equal(&iamv1alpha1.PrivilegedSpec{
+				NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+					{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{"platform", "team-a"}}}},
+				Roles: []string{"11111111-1111-4111-8111-111111111111"}}))
+			Expect(t.Spec.RequestsPerSecond).To(HaveValue(BeEquivalentTo(3)))
+			Expect(t.Spec.Burst).To(HaveValue(BeEquivalentTo(7)))
+			Expect(t.Spec.ResyncInterval).To(HaveValue(Equal(metav1.Duration{Duration: 5*time.Minute + 30*time.Second})))
+			Expect(t.Spec.RemovalBudget).To(Equal(&iamv1alpha1.RemovalBudgetSpec{PerHour: ptr.To(int32(40))}))
+			Expect(t.Spec.UndeclaredUsers).To(Equal(&iamv1alpha1.UndeclaredUsersSpec{Policy: iamv1alpha1.UndeclaredUsersReport,
+				Exclude: []string{"breakglass@example.com", "*@partner.example.com"}, GracePeriod: &metav1.Duration{Duration: 48 * time.Hour}}))
+			Expect(t.Spec.DefaultDeletionPolicy).To(Equal(iamv1alpha1.DeletionPolicyDeactivate))
+			Expect(t.Spec.Invitations).To(Equal(&iamv1alpha1.InvitationsSpec{MaxPerDay: ptr.To(int32(3))}))
 
 			pod := d.Spec.Template.Spec
 			Expect(pod.ServiceAccountName).To(Equal("cso-manager"))
@@ -379,8 +405,19 @@ var _ = Describe("helm template", func() {
 			for _, o := range ofKind(objs, "ClusterRole") {
 				clusterRoles = append(clusterRoles, o.GetName())
 			}
-			Expect(clusterRoles).To(ConsistOf(fullname+"-metrics-auth", fullname+"-metrics-reader"),
-				"only the metrics roles, which name no namespaced resource")
+			Expect(clusterRoles).To(ConsistOf(fullname+"-metrics-auth", fullname+"-metrics-reader", fullname+"-cluster-tenants-reader"),
+				"the metrics roles, which name no namespaced resource, and the reader of cluster tenants")
+			reader := into[rbacv1.ClusterRole](named(objs, "ClusterRole", fullname+"-cluster-tenants-reader"))
+			Expect(ruleSet(reader.Rules)).To(Equal(ruleSet([]rbacv1.PolicyRule{
+				{APIGroups: []string{"iam.cipherscale.com"}, Resources: []string{"clustercipherscaletenants"}, Verbs: []string{"get", "list", "watch"}},
+				{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+			})), "it may only read ClusterCipherscaleTenants (the default one) and namespaces")
+			readerB := into[rbacv1.ClusterRoleBinding](named(objs, "ClusterRoleBinding", fullname+"-cluster-tenants-reader"))
+			Expect(readerB.Subjects).To(Equal([]rbacv1.Subject{{Kind: "ServiceAccount", Name: "cso-manager", Namespace: releaseNS}}))
+			secretRole := into[rbacv1.Role](named(objs, "Role", fullname+"-default-tenant-secret"))
+			Expect(secretRole.Namespace).To(Equal(releaseNS))
+			Expect(secretRole.Rules).To(Equal([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"},
+				ResourceNames: []string{"cs-token"}, Verbs: []string{"get"}}}), "the default tenant's Secret alone")
 
 			want := ruleSet(configRoleRules())
 			roles := map[string]*rbacv1.Role{}

@@ -32,24 +32,37 @@ image:
 imagePullSecrets:
   - name: regcred
 replicas: 2
-apiUrl: http://cipherscale-sim.sim.svc:8089/api
 apiKey:
   existingSecret: cs-token
   key: token
+defaultTenant:
+  create: true
+  url: https://cipherscale.internal.example:8443/api
+  namespaceSelector:
+    matchLabels: {cipherscale.com/tenant: default}
+  adoption:
+    namespaceSelector:
+      matchLabels: {kubernetes.io/metadata.name: team-a}
+  privileged:
+    namespaceSelector:
+      matchExpressions:
+        - {key: kubernetes.io/metadata.name, operator: In, values: [platform, team-a]}
+    roles: [11111111-1111-4111-8111-111111111111]
+  requestsPerSecond: 3
+  burst: 7
+  resyncInterval: 5m30s
+  removalsPerHour: 40
+  undeclaredUsers:
+    policy: Report
+    exclude: [breakglass@example.com, "*@partner.example.com"]
+    gracePeriod: 48h
+  defaultDeletionPolicy: Deactivate
+  invitationsPerDay: 3
 allowInsecureHttp: true
-apiHosts: [cipherscale-sim.sim.svc, "*.cipherscale.example"]
-resyncInterval: 5m30s
-qps: 2.5
-burst: 7
+apiHosts: [cipherscale.internal.example, "*.cipherscale.example"]
 maxConcurrentReconciles: 4
 createBatchWindow: 100ms
-defaultDeletionPolicy: Deactivate
 watchNamespaces: [team-a, team-b]
-trust:
-  adoptionNamespaces: [team-a]
-  privilegedNamespaces: [platform, team-a]
-  privilegedRoles: [11111111-1111-4111-8111-111111111111]
-maxInvitationsPerDay: 3
 logLevel: debug
 metrics:
   enabled: true

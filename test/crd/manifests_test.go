@@ -98,12 +98,11 @@ var _ = Describe("The install manifests in config/default", func() {
 		Expect(c.Resources.Limits).NotTo(BeEmpty())
 		Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
 		Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
-		Expect(c.Env).To(ContainElement(corev1.EnvVar{
-			Name: "CIPHERSCALE_API_KEY",
-			ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-				LocalObjectReference: corev1.LocalObjectReference{Name: "cipherscale-api-key"},
-				Key:                  "api-key",
-			}},
-		}))
+		// No key reaches the manager but through a tenant object's Secret.
+		for _, e := range c.Env {
+			Expect(e.Name).NotTo(Equal("CIPHERSCALE_API_KEY"))
+			Expect(e.ValueFrom).To(BeNil(), "env %s", e.Name)
+		}
+		Expect(c.EnvFrom).To(BeEmpty())
 	})
 })

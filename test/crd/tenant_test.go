@@ -79,7 +79,8 @@ var _ = Describe("Tenant CRDs", func() {
 					got = append(got, strings.ToUpper(c.Name))
 				}
 			}
-			Expect(got).To(Equal([]string{"URL", "READY", "USERS", "DECLARED", "UNDECLARED", "AGE"}), tc.name)
+			// The removal budget is in the default view: kubectl get ccst shows it (issue 20).
+			Expect(got).To(Equal([]string{"URL", "READY", "USERS", "DECLARED", "UNDECLARED", "REMOVALS/H", "SPENT", "WAITING", "AGE"}), tc.name)
 		}
 	})
 
@@ -97,6 +98,14 @@ url: http://127.0.0.1:8080/api
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "valid"}, t)).To(Succeed())
 		Expect(t.Spec.URL).To(Equal("https://public-api.cipherscale.com/qa"), "the documented base URL")
 		Expect(t.Spec.APIKeySecretRef.Key).To(Equal("api-key"))
+		By("the settings that were manager flags have the flags' defaults")
+		every := &v1alpha1.ClusterCipherscaleTenant{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: "every-ns-" + ns}, every)).To(Succeed())
+		Expect(every.Spec.RequestsPerSecond).To(HaveValue(BeEquivalentTo(10)), "--qps's default")
+		Expect(every.Spec.Burst).To(HaveValue(BeEquivalentTo(20)), "--burst's default")
+		Expect(every.Spec.RemovalBudget).NotTo(BeNil())
+		Expect(every.Spec.RemovalBudget.PerHour).To(HaveValue(BeEquivalentTo(25)), "--removal-budget's default")
+		Expect(every.Spec.DefaultDeletionPolicy).To(Equal(v1alpha1.DeletionPolicyDelete), "--default-deletion-policy's default")
 
 		c := &v1alpha1.ClusterCipherscaleTenant{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: "valid-" + ns}, c)).To(Succeed())
@@ -130,7 +139,7 @@ url: http://127.0.0.1:8080/api
 		Entry("requestsPerSecond zero", kindTenant, with(validTenant(), "requestsPerSecond", int64(0)), "spec.requestsPerSecond"),
 		Entry("requestsPerSecond above 1000", kindTenant, with(validTenant(), "requestsPerSecond", int64(1001)), "spec.requestsPerSecond"),
 		Entry("burst negative", kindTenant, with(validTenant(), "burst", int64(-1)), "spec.burst"),
-		Entry("resyncInterval below 10s", kindTenant, with(validTenant(), "resyncInterval", "5s"), "spec.resyncInterval"),
+		Entry("resyncInterval below 1s", kindTenant, with(validTenant(), "resyncInterval", "500ms"), "spec.resyncInterval"),
 		Entry("resyncInterval above 24h", kindTenant, with(validTenant(), "resyncInterval", "25h"), "spec.resyncInterval"),
 		Entry("resyncInterval not a duration", kindTenant, with(validTenant(), "resyncInterval", "often"), "spec.resyncInterval"),
 		Entry("unknown undeclaredUsers policy", kindTenant,

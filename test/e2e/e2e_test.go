@@ -4,13 +4,13 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
@@ -56,11 +56,12 @@ var _ = Describe("the manager binary", Ordered, func() {
 
 	BeforeAll(func() {
 		kubeconfig := grantOperatorRBAC()
-		keyFile := filepath.Join(work, "secret", "api-key")
-		Expect(os.MkdirAll(filepath.Dir(keyFile), 0o700)).To(Succeed())
-		Expect(os.WriteFile(keyFile, []byte(apiKey+"\n"), 0o600)).To(Succeed())
 		_, err := control.AddUser(ctx, simulator.UserSeed{Email: "contractor@example.com", Status: cipherscale.StatusActive})
 		Expect(err).NotTo(HaveOccurred())
+		// The default tenant's Secret, as the sample's comment says to create it, consenting to
+		// ClusterCipherscaleTenant/default.
+		Expect(k8s.Create(ctx, devenv.TenantSecret(types.NamespacedName{Namespace: operatorNS, Name: "cipherscale-api-key"},
+			apiKey, "ClusterCipherscaleTenant/default"))).To(Succeed())
 
 		probePort, err = devenv.FreePort()
 		Expect(err).NotTo(HaveOccurred())
@@ -69,13 +70,8 @@ var _ = Describe("the manager binary", Ordered, func() {
 		mgr, err = devenv.Start("manager", filepath.Join(work, "manager.log"),
 			[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + operatorNS},
 			bins["manager"],
-			"--api-url", sim.URL, "--api-key-file", keyFile,
 			devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1],
 			"--leader-elect", "--leader-election-namespace", operatorNS,
-			"--resync-interval", "3s",
-			// The samples hold an Admin role and an Authoritative membership, and name a user
-			// added by hand.
-			"--privileged-namespaces", "default", "--adoption-namespaces", "default",
 			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
 			"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort))
 		Expect(err).NotTo(HaveOccurred())
@@ -102,8 +98,13 @@ var _ = Describe("the manager binary", Ordered, func() {
 		}, 30*time.Second, 200*time.Millisecond).Should(Equal(http.StatusUnauthorized))
 	})
 
-	It("brings the tenant to config/samples", func() {
+	It("brings the tenant to config/samples, ClusterCipherscaleTenant/default included", func() {
 		kubectl("apply", "-k", filepath.Join(root, "config", "samples"))
+		// The sample's tenant, pointed at the simulator and read every 3s, so that drift is seen
+		// within the specs' waits.
+		kubectl("patch", "clustercipherscaletenant", "default", "--type=merge", "-p",
+			`{"spec":{"url":"`+sim.URL+`","resyncInterval":"3s"}}`)
+		kubectl("wait", "--for=condition=Ready", "clustercipherscaletenant/default", "--timeout=60s")
 		kubectl("wait", "--for=condition=Ready", "cipherscaleusers", "--all", "--timeout=120s")
 		kubectl("wait", "--for=condition=Ready", "cipherscalegroupmemberships", "--all", "--timeout=120s")
 
@@ -120,6 +121,11 @@ var _ = Describe("the manager binary", Ordered, func() {
 		out := kubectl("get", "csu", "jane-smith", "-o", "jsonpath={.status.id} {.status.state}")
 		Expect(out).To(Equal(jane.ID + " Pending"))
 		Expect(kubectl("get", "csgm", "contractors", "-o", "jsonpath={.status.memberCount}")).To(Equal("2"))
+		By("the default tenant's status counts its users, like any tenant's")
+		Eventually(func() string {
+			return kubectl("get", "ccst", "default", "-o", "jsonpath={.status.declared}")
+		}, 30*time.Second, 500*time.Millisecond).Should(Equal("5"), "the 4 CipherscaleUsers and the membership's email member")
+		Expect(kubectl("get", "ccst", "default", "-o", "jsonpath={.status.undeclared.count}")).NotTo(BeEmpty(), "the sample reports undeclared users")
 	})
 
 	It("follows an edit made with kubectl", func() {
@@ -171,20 +177,17 @@ var _ = Describe("the manager binary", Ordered, func() {
 
 var _ = Describe("the manager binary's start-up checks", func() {
 	DescribeTable("refuses to start with a clear message",
-		func(env []string, want string, args ...string) {
+		func(want string, args ...string) {
 			p, err := devenv.Start("manager", filepath.Join(work, "refused.log"),
-				append([]string{"KUBECONFIG=" + cp.Kubeconfig, "CIPHERSCALE_API_KEY="}, env...), bins["manager"], args...)
+				[]string{"KUBECONFIG=" + cp.Kubeconfig}, bins["manager"], args...)
 			Expect(err).NotTo(HaveOccurred())
 			Eventually(p.Done(), 30*time.Second).Should(BeClosed())
 			Expect(p.Cmd.ProcessState.ExitCode()).NotTo(BeZero())
 			Expect(p.Log()).To(ContainSubstring(want))
-			Expect(p.Log()).NotTo(ContainSubstring("not-a-secret-key-123"))
 		},
-		Entry("no API key", nil, "no API key", "--api-url", "https://api.example.com"),
-		Entry("a plain-HTTP URL on a remote host", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--api-url", "--api-url", "http://api.example.com"),
-		Entry("a URL, not a host, in --api-hosts", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--api-hosts", "--api-hosts", "https://api.example.com"),
-		Entry("a malformed URL", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--api-url", "--api-url", "::not a url"),
-		Entry("an unknown deletion policy", []string{"CIPHERSCALE_API_KEY=not-a-secret-key-123"}, "--default-deletion-policy", "--default-deletion-policy", "Nuke"),
-		Entry("a missing key file", nil, "--api-key-file", "--api-key-file", "/nonexistent/api-key"),
+		Entry("a tenant concern given as a flag: it is the tenant object's", "flag provided but not defined: -api-url", "--api-url", "https://api.example.com"),
+		Entry("no workers", "--max-concurrent-reconciles", "--max-concurrent-reconciles", "0"),
+		Entry("a negative memory limit", "--soft-memory-limit-mib", "--soft-memory-limit-mib", "-1"),
+		Entry("a URL, not a host, in --api-hosts", "--api-hosts", "--api-hosts", "https://api.example.com"),
 	)
 })

@@ -106,13 +106,9 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	By("building the simulator and starting it with the demo seed")
-	simBin := filepath.Join(work, "cipherscale-sim")
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", simBin, "./hack/cipherscale-sim")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), "%s", out)
-	sim, err = devenv.StartSimulator(simBin, filepath.Join(work, "sim.log"), apiKey, "--demo-seed")
+	bins, err := devenv.BuildBinaries(root, work, "cipherscale-sim")
+	Expect(err).NotTo(HaveOccurred())
+	sim, err = devenv.StartSimulator(bins["cipherscale-sim"], filepath.Join(work, "sim.log"), apiKey, "--demo-seed")
 	Expect(err).NotTo(HaveOccurred())
 	simControl = devenv.NewSimControl(sim.URL)
 	// The tenant user the samples' Contractors membership names by email (no CipherscaleUser).
@@ -132,11 +128,11 @@ var _ = BeforeSuite(func() {
 	By("rendering the chart with helm template, two replicas, the simulator as the API")
 	rendered = helmTemplate(
 		"--set", "apiKey.existingSecret="+secretName,
-		"--set", "apiUrl="+sim.URL,
+		"--set", "defaultTenant.url="+sim.URL,
 		"--set", "replicas=2",
 		// config/samples adopt a user added by hand and grant Admin (see their kustomization).
-		"--set", "trust.adoptionNamespaces={default}",
-		"--set", "trust.privilegedNamespaces={default}",
+		"--set", "defaultTenant.adoption.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=default",
+		"--set", "defaultTenant.privileged.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=default",
 	)
 	for _, o := range rendered {
 		if o.GetKind() == "Deployment" {
@@ -148,6 +144,7 @@ var _ = BeforeSuite(func() {
 
 	By("installing what the chart renders, and the API key Secret the installer creates")
 	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}})).To(Succeed())
+	// As the chart's NOTES say: the Secret consents to ClusterCipherscaleTenant/default.
 	Expect(k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: namespace,
 			// The chart's default tenant may use it (see the chart's NOTES).

@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -22,9 +23,21 @@ import (
 // tenantSize is the number of users of the simulated tenant, the owner included.
 const tenantSize = 1000
 
-// Manager settings of the round trip: the simulator has no request limit, so the client's rate
-// is generous; a long resync keeps the steady state out of the figures.
-var managerArgs = []string{"--qps", "500", "--burst", "500", "--max-concurrent-reconciles", "32", "--resync-interval", "10m"}
+// Manager settings of the round trip.
+var managerArgs = []string{"--max-concurrent-reconciles", "32"}
+
+// defaultTenant is ClusterCipherscaleTenant/default of the round trip: the simulator has no
+// request limit, so the client's rate is generous; a long resync keeps the steady state out of
+// the figures. Adopting the tenant's people, administrators among them, is what the namespace
+// the export is applied to must be trusted with (see the security model).
+func defaultTenant(t *iamv1alpha1.ClusterCipherscaleTenant) {
+	t.Spec.RequestsPerSecond = ptr(int32(500))
+	t.Spec.Burst = ptr(int32(500))
+	t.Spec.ResyncInterval = &metav1.Duration{Duration: 10 * time.Minute}
+	devenv.TrustNamespaces("default")(t)
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // seedTenant fills the simulator through /_sim/: 4 roles, 3 groups and tenantSize users (the
 // owner, then active, pending and inactive people, with 0 to 2 direct roles, 0 to 2 groups, and
@@ -131,21 +144,16 @@ var _ = Describe("adopting a tenant of 1,000 users", Ordered, func() {
 		kubeconfig := filepath.Join(work, "operator.kubeconfig")
 		Expect(cp.GrantOperator(ctx, root, operatorUser, kubeconfig)).To(Succeed())
 		Expect(cp.GrantLeaderElection(ctx, root, operatorNS, operatorUser)).To(Succeed())
-		keyFile := filepath.Join(work, "secret", "api-key")
-		Expect(os.MkdirAll(filepath.Dir(keyFile), 0o700)).To(Succeed())
-		Expect(os.WriteFile(keyFile, []byte(apiKey+"\n"), 0o600)).To(Succeed())
+		Expect(cp.CreateDefaultTenant(ctx, sim.URL, apiKey, defaultTenant)).To(Succeed())
 		port, err := devenv.FreePort()
 		Expect(err).NotTo(HaveOccurred())
-		args := append([]string{"--api-url", sim.URL, "--api-key-file", keyFile, devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1], "--metrics-bind-address", "0",
+		args := append([]string{devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1], "--metrics-bind-address", "0",
 			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", port)}, managerArgs...)
-		// Adopting the tenant's people, administrators among them, is what the namespace the
-		// export is applied to must be trusted with (see "Security model" in the README).
-		args = append(args, "--adoption-namespaces", "default", "--privileged-namespaces", "default")
 		mgr, err := devenv.Start("manager", filepath.Join(work, "manager.log"),
 			[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + operatorNS}, bins["manager"], args...)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { mgr.Stop(10 * time.Second) })
-		figure("manager flags", strings.Join(managerArgs, " "))
+		figure("manager flags", strings.Join(managerArgs, " ")+"; ClusterCipherscaleTenant/default: requestsPerSecond 500, burst 500, resyncInterval 10m")
 	})
 
 	It("exports every user, byte-identical twice, reading only", func() {

@@ -58,14 +58,9 @@ var _ = BeforeSuite(func() {
 	work = GinkgoT().TempDir()
 
 	By("building the manager, the simulator and the plugin as make build does")
-	bins, err = devenv.BuildBinaries(root, work)
+	bins, err = devenv.BuildBinaries(root, work, "manager", "cipherscale-sim", "kubectl-cipherscale")
 	Expect(err).NotTo(HaveOccurred())
-	plugin = filepath.Join(work, "kubectl-cipherscale")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", plugin, "./cmd/kubectl-cipherscale")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), string(out))
+	plugin = bins["kubectl-cipherscale"]
 
 	By("starting kube-apiserver and etcd")
 	cp, err = devenv.StartControlPlane(root, filepath.Join(work, "admin.kubeconfig"))

@@ -48,15 +48,18 @@ var _ = Describe("mass deletion on a tenant object", func() {
 				APIKeySecretRef: iamv1alpha1.SecretKeyReference{Name: "key"},
 				TenantSettings: iamv1alpha1.TenantSettings{URL: tenantSim.URL,
 					RemovalBudget: &iamv1alpha1.RemovalBudgetSpec{PerHour: &budget},
+					// The rate the manager's --qps and --burst gave every tenant before they became
+					// tenant fields.
+					RequestsPerSecond: ptr(int32(1000)), Burst: ptr(int32(200)),
 					// Far longer than the spec: the tenant's status can follow the removals only
 					// because its reconciler is woken when they start or stop waiting.
 					ResyncInterval: &metav1.Duration{Duration: 10 * time.Minute}},
 			},
 		}
 		Expect(k8s.Create(ctx, tn)).To(Succeed())
-		// The manager's own budget (--removal-budget 25) is not the tenant's: the tenant's spec is.
+		// The default tenant's budget (25 an hour) is not this tenant's: its own spec is.
 		cfg := managerConfig{name: "manager", apiURL: defaultSim.URL, namespaces: []string{ns},
-			args: []string{"--qps", "1000", "--burst", "200"}}
+			tenant: rate(1000, 200)}
 		m := startManager(cfg)
 		tenantStatus := func() iamv1alpha1.TenantStatus {
 			t := &iamv1alpha1.CipherscaleTenant{}

@@ -7,8 +7,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -76,35 +74,26 @@ func killAndRestart(m *manager, cfg managerConfig, sim *simEnv, specs []userSpec
 	return asked
 }
 
-// grantConfigMap gives the operator's identity get and patch on one ConfigMap, as a Role next
-// to it (the generated ClusterRole has no ConfigMap access).
-func grantConfigMap(ns, name string) {
-	GinkgoHelper()
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "allow-removals"},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
-			ResourceNames: []string{name}, Verbs: []string{"get", "patch"}}},
+// defaultTenantStatus reads the status of ClusterCipherscaleTenant/default.
+func defaultTenantStatus() iamv1alpha1.TenantStatus {
+	def := &iamv1alpha1.ClusterCipherscaleTenant{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: "default"}, def); err != nil {
+		return iamv1alpha1.TenantStatus{}
 	}
-	Expect(k8s.Create(ctx, role)).To(Succeed())
-	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "allow-removals"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}},
-	})).To(Succeed())
+	return def.Status
 }
 
 var _ = Describe("mass deletion", func() {
-	It("removes 50 of 300 users deleted at once with --removal-budget 50, holds 250 through a SIGKILL and restart until allow-removals lets them go, each removed once", func() {
+	It("removes 50 of 300 users deleted at once with the default tenant's spec.removalBudget.perHour 50, holds 250 through a SIGKILL and restart until allow-removals on the tenant lets them go, each removed once", func() {
 		const test, n, budget = "mass deletion", 300, 50
 		sim := startSim()
 		ns := newNamespace("mass")
-		grantConfigMap(ns, "removals")
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "removals"}}
-		Expect(k8s.Create(ctx, cm)).To(Succeed())
 		users := makeUsers(ns, "m", n, nil, nil, false)
 		cfg := managerConfig{name: "manager", apiURL: sim.URL, namespaces: []string{ns},
-			args: []string{"--qps", "1000", "--burst", "200", "--removal-budget", fmt.Sprint(budget),
-				"--allow-removals-configmap", ns + "/removals"}}
+			tenant: func(t *iamv1alpha1.ClusterCipherscaleTenant) {
+				rate(1000, 200)(t)
+				t.Spec.RemovalBudget = &iamv1alpha1.RemovalBudgetSpec{PerHour: ptr(int32(budget))}
+			}}
 		m := startManager(cfg)
 		createAll(userObjects(users))
 		waitAllReady(time.Minute, n, ns)
@@ -127,25 +116,37 @@ var _ = Describe("mass deletion", func() {
 		figure(test, "stopped", fmt.Sprintf("%d removed, %d objects waiting with %s and their finalizers, %s after the deletion",
 			n-declared(), n-budget, iamv1alpha1.ReasonRemovalBudgetExceeded, stopped.Round(10*time.Millisecond)))
 
-		By("SIGKILL of the manager and a restart: the ConfigMap kept the hour")
-		asked := killAndRestart(m, cfg, sim, users, budget)
-		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
-		Expect(cm.Annotations).To(HaveKey(iamv1alpha1.AnnotationRemovalsByMinute))
-		figure(test, "restart", fmt.Sprintf("after a SIGKILL and a restart, the %d waiting objects asked again within %s, and still %d removed (the hour restored from the ConfigMap's %s)",
-			n-budget, asked.Round(10*time.Millisecond), n-declared(), iamv1alpha1.AnnotationRemovalsByMinute))
+		By("the default tenant's status says so, as every tenant's does")
+		Eventually(func() *iamv1alpha1.TenantRemovalBudgetStatus { return defaultTenantStatus().RemovalBudget },
+			30*time.Second, 100*time.Millisecond).Should(And(HaveField("Spent", BeEquivalentTo(budget)), HaveField("Waiting", BeEquivalentTo(n-budget))))
 
-		By("a person allows the rest")
+		By("SIGKILL of the manager and a restart: the tenant's status kept the hour")
+		asked := killAndRestart(m, cfg, sim, users, budget)
+		spent := 0
+		for _, m := range defaultTenantStatus().RemovalsByMinute {
+			spent += int(m.Count)
+		}
+		Expect(spent).To(Equal(budget), "status.removalsByMinute of the default tenant")
+		figure(test, "restart", fmt.Sprintf("after a SIGKILL and a restart, the %d waiting objects asked again within %s, and still %d removed (the hour restored from the default tenant's status.removalsByMinute)",
+			n-budget, asked.Round(10*time.Millisecond), n-declared()))
+
+		By("a person allows the rest on the default tenant")
 		release := time.Now()
-		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
-		cm.Annotations = map[string]string{iamv1alpha1.AnnotationAllowRemovals: fmt.Sprint(n - budget)}
-		Expect(k8s.Update(ctx, cm)).To(Succeed())
+		def := &iamv1alpha1.ClusterCipherscaleTenant{}
+		Eventually(func() error {
+			if err := k8s.Get(ctx, client.ObjectKey{Name: "default"}, def); err != nil {
+				return err
+			}
+			metav1.SetMetaDataAnnotation(&def.ObjectMeta, iamv1alpha1.AnnotationAllowRemovals, fmt.Sprint(n-budget))
+			return k8s.Update(ctx, def)
+		}, 10*time.Second, 100*time.Millisecond).Should(Succeed())
 		Eventually(func() int { objs, _ := waitingWithReason(); return objs }, time.Minute, 100*time.Millisecond).Should(Equal(0))
 		Expect(declared()).To(Equal(0))
 		Expect(sim.Users()).To(BeEmpty())
 		st := sim.Stats()
 		Expect(deletes2xx(st)).To(Equal(n), statsSummary(st))
-		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
-		Expect(cm.Annotations).To(HaveKeyWithValue(iamv1alpha1.AnnotationAllowRemovalsGranted, fmt.Sprint(n-budget)))
+		Eventually(func() *iamv1alpha1.TenantRemovalBudgetStatus { return defaultTenantStatus().RemovalBudget },
+			30*time.Second, 100*time.Millisecond).Should(HaveField("AllowRemovalsUsed", fmt.Sprint(n-budget)))
 		figure(test, "released", fmt.Sprintf("the other %d removed %s after allow-removals was set; DELETE 2xx %d for %d users; %s",
 			n-budget, time.Since(release).Round(10*time.Millisecond), deletes2xx(st), n, statsSummary(st)))
 	})

@@ -42,7 +42,7 @@ var _ = Describe("crashes", func() {
 		// five times. The lease hand-over is the high availability test's subject.
 		// A lower QPS spreads the convergence over several seconds so that the kills land in it.
 		cfg := managerConfig{name: "manager", apiURL: sim.URL, namespaces: []string{ns},
-			args: []string{"--qps", "60", "--burst", "20"}}
+			tenant: rate(60, 20)}
 		m := startManager(cfg)
 		// Creates take 400ms, so that kills land while a create is in flight: the simulator
 		// applies it even though the process that sent it is gone, as a real service would.

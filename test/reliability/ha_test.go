@@ -29,14 +29,16 @@ var _ = Describe("high availability", func() {
 		lease := leaseNamespace(fmt.Sprintf("lease-ha-%d", next()))
 		role, team := sim.role("role"), sim.group("team")
 
-		// Each replica reaches the simulator through its own counting proxy, so that the calls
-		// of each can be told apart.
-		proxies := []*apiProxy{startProxy(sim.URL), startProxy(sim.URL)}
+		// Both replicas use ClusterCipherscaleTenant/default, whose URL is a counting proxy in
+		// front of the simulator: it tells the calls of each replica apart by the process that
+		// holds the connection.
+		proxy := startProxy(sim.URL)
 		replicas := make([]*manager, 2)
 		for i := range replicas {
-			replicas[i] = startManager(managerConfig{name: fmt.Sprintf("replica-%d", i), apiURL: proxies[i].URL,
+			replicas[i] = startManager(managerConfig{name: fmt.Sprintf("replica-%d", i), apiURL: proxy.URL,
 				namespaces: []string{ns}, leaseNS: lease})
 		}
+		pid := func(i int) int { return replicas[i].Cmd.Process.Pid }
 		var leader int
 		Eventually(func() int {
 			n := 0
@@ -57,10 +59,10 @@ var _ = Describe("high availability", func() {
 		createAll(userObjects(first))
 		waitAllReady(time.Minute, len(first), ns)
 		// A few resyncs more, to see that the follower stays silent.
-		Consistently(func() int { return proxies[follower].count("", since) }, 2*resync, 200*time.Millisecond).Should(BeZero())
-		Expect(proxies[leader].count("", since)).To(Equal(sim.Stats().Total), "every API call came from the leader")
+		Consistently(func() int { return proxy.countFrom(pid(follower), "", since) }, 2*resync, 200*time.Millisecond).Should(BeZero())
+		Expect(proxy.countFrom(pid(leader), "", since)).To(Equal(sim.Stats().Total), "every API call came from the leader")
 		figure(test, "calls while one leads", fmt.Sprintf("leader %d, follower %d, simulator %d",
-			proxies[leader].count("", since), proxies[follower].count("", since), sim.Stats().Total))
+			proxy.countFrom(pid(leader), "", since), proxy.countFrom(pid(follower), "", since), sim.Stats().Total))
 
 		By("killing the leader with SIGKILL in the middle of a second batch")
 		// Creates take 400ms, so that the kill likely lands while one is in flight.
@@ -72,7 +74,7 @@ var _ = Describe("high availability", func() {
 		replicas[leader].Kill()
 		killed := time.Now()
 		readyAtKill := readyIn(ns).Ready
-		Expect(proxies[follower].countBetween("", since, killed)).To(BeZero(), "the follower made no API call while the other led")
+		Expect(proxy.countFromBetween(pid(follower), "", since, killed)).To(BeZero(), "the follower made no API call while the other led")
 		third := makeUsers(ns, "c", 20, []string{role}, []string{team}, false)
 		createAll(userObjects(third))
 
@@ -82,16 +84,8 @@ var _ = Describe("high availability", func() {
 			acquired = time.Since(killed)
 			return replicas[follower].leads()
 		}, takeoverLimit+5*time.Second, 100*time.Millisecond).Should(BeTrue(), "the follower takes the lease")
-		Eventually(func() int { return proxies[follower].count("", killed) }, 10*time.Second, 50*time.Millisecond).Should(BeNumerically(">", 0))
-		var firstCall time.Time
-		proxies[follower].mu.Lock()
-		for _, r := range proxies[follower].requests {
-			if !r.at.Before(killed) {
-				firstCall = r.at
-				break
-			}
-		}
-		proxies[follower].mu.Unlock()
+		Eventually(func() int { return proxy.countFrom(pid(follower), "", killed) }, 10*time.Second, 50*time.Millisecond).Should(BeNumerically(">", 0))
+		firstCall := proxy.firstFrom(pid(follower), killed)
 		all := append(append(append([]userSpec{}, first...), second...), third...)
 		done := waitAllReady(time.Minute, len(all), ns)
 		figure(test, "takeover", fmt.Sprintf("leader killed with %d/%d Ready; follower took the lease %s after the kill (limit %s: lease %s + 2 jittered retry periods + 3s slack), made its first API call %s after the kill; all %d Ready %s after the kill",

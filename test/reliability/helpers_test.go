@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,7 +24,7 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/devenv"
 )
 
-// resync is the manager's --resync-interval in every test: short, so that drift and recovery
+// resync is the default tenant's spec.resyncInterval in every test: short, so that drift and recovery
 // are seen within seconds.
 const resync = 2 * time.Second
 
@@ -123,8 +124,12 @@ func statsSummary(st simulator.Stats) string {
 // ---- the manager process ----
 
 type managerConfig struct {
-	name       string
-	apiURL     string
+	name string
+	// apiURL is the spec.url of ClusterCipherscaleTenant/default, which startManager creates
+	// (or updates) before it starts the manager.
+	apiURL string
+	// tenant changes the default tenant's spec after defaultTenant's settings.
+	tenant     func(*iamv1alpha1.ClusterCipherscaleTenant)
 	namespaces []string
 	// leaseNS enables --leader-elect with the lease in this namespace; empty runs without it.
 	leaseNS string
@@ -145,18 +150,17 @@ func startManager(c managerConfig) *manager {
 	GinkgoHelper()
 	port, err := devenv.FreePort()
 	Expect(err).NotTo(HaveOccurred())
+	Expect(cp.CreateDefaultTenant(ctx, c.apiURL, apiKey, defaultTenant, func(t *iamv1alpha1.ClusterCipherscaleTenant) {
+		if c.tenant != nil {
+			c.tenant(t)
+		}
+	})).To(Succeed())
 	args := []string{
-		"--api-url", c.apiURL,
 		"--watch-namespaces", strings.Join(c.namespaces, ","),
-		"--resync-interval", resync.String(),
-		"--qps", "200", "--burst", "100",
 		"--create-batch-window", "20ms",
 		"--max-concurrent-reconciles", "16",
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", port),
-		// Reliability, not the trust rules (internal/controller/trust_test.go): the specs adopt
-		// users and grant roles nobody holds yet, whose type the operator cannot see.
-		"--adoption-namespaces", "*", "--privileged-namespaces", "*",
 		// Tenant objects name simulators on loopback, over plain http.
 		devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1],
 	}
@@ -165,8 +169,7 @@ func startManager(c managerConfig) *manager {
 	}
 	args = append(args, c.args...)
 	logPath := filepath.Join(work, fmt.Sprintf("%s-%d.log", c.name, next()))
-	p, err := devenv.Start(c.name, logPath,
-		[]string{"KUBECONFIG=" + operatorKubeconfig, "CIPHERSCALE_API_KEY=" + apiKey}, managerBin, args...)
+	p, err := devenv.Start(c.name, logPath, []string{"KUBECONFIG=" + operatorKubeconfig}, managerBin, args...)
 	Expect(err).NotTo(HaveOccurred())
 	m := &manager{Process: p, name: c.name, probePort: port, started: time.Now()}
 	DeferCleanup(func() {
@@ -179,6 +182,51 @@ func startManager(c managerConfig) *manager {
 		Should(Equal(http.StatusOK), func() string { return tail(m.Log(), 40) })
 	return m
 }
+
+// defaultTenant are the settings of ClusterCipherscaleTenant/default in every spec: the rate
+// and resync the specs are measured with, and, for reliability rather than the trust rules
+// (internal/controller/trust_test.go), every namespace trusted: the specs adopt users and grant
+// roles nobody holds yet, whose type the operator cannot see. The removal budget is the CRD's
+// default (25 an hour) unless a spec sets one.
+func defaultTenant(t *iamv1alpha1.ClusterCipherscaleTenant) {
+	t.Spec.RequestsPerSecond = ptr(int32(200))
+	t.Spec.Burst = ptr(int32(100))
+	t.Spec.ResyncInterval = &metav1.Duration{Duration: resync}
+	devenv.TrustAll(t)
+}
+
+// rate sets the default tenant's requestsPerSecond and burst.
+func rate(rps, burst int32) func(*iamv1alpha1.ClusterCipherscaleTenant) {
+	return func(t *iamv1alpha1.ClusterCipherscaleTenant) {
+		t.Spec.RequestsPerSecond, t.Spec.Burst = ptr(rps), ptr(burst)
+	}
+}
+
+// noRemovalBudget sets no limit on the default tenant's removals.
+func noRemovalBudget(t *iamv1alpha1.ClusterCipherscaleTenant) {
+	t.Spec.RemovalBudget = &iamv1alpha1.RemovalBudgetSpec{PerHour: ptr(int32(0))}
+}
+
+// freshDefaultTenant deletes ClusterCipherscaleTenant/default left by an earlier spec, its
+// finalizer removed (no manager runs between specs), so that each spec's default tenant starts
+// with an empty status: no removal of another spec's hour counts against its budget.
+func freshDefaultTenant() {
+	GinkgoHelper()
+	def := &iamv1alpha1.ClusterCipherscaleTenant{}
+	err := k8s.Get(ctx, client.ObjectKey{Name: "default"}, def)
+	if apierrors.IsNotFound(err) {
+		return
+	}
+	Expect(err).NotTo(HaveOccurred())
+	def.Finalizers = nil
+	Expect(client.IgnoreNotFound(k8s.Update(ctx, def))).To(Succeed())
+	Expect(client.IgnoreNotFound(k8s.Delete(ctx, def))).To(Succeed())
+	Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Name: "default"}, &iamv1alpha1.ClusterCipherscaleTenant{}))
+	}, 10*time.Second, 50*time.Millisecond).Should(BeTrue())
+}
+
+var _ = BeforeEach(freshDefaultTenant)
 
 // probe returns the status of a health endpoint, 0 when it does not answer.
 func (m *manager) probe(path string) int {
@@ -449,3 +497,5 @@ func userObj(ns, name string) *iamv1alpha1.CipherscaleUser {
 	}
 	return u
 }
+
+func ptr[T any](v T) *T { return &v }

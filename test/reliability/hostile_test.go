@@ -100,9 +100,10 @@ var _ = Describe("a hostile API", Ordered, func() {
 		sim = startSim()
 		proxy = startProxy(sim.URL)
 		ns = newNamespace("hostile")
-		// A high --qps, so that the endless list reaches --max-tenant-users (200000) in seconds.
+		// A high rate (the CRD's most requestsPerSecond), so that the endless list reaches
+		// --max-tenant-users (200000) in seconds.
 		mgr = startManager(managerConfig{name: "manager", apiURL: proxy.URL, namespaces: []string{ns},
-			args: []string{"--qps", "2000", "--burst", "2000"}})
+			tenant: rate(1000, 2000)})
 		users = makeUsers(ns, "h", 6, []string{sim.role("role")}, []string{sim.group("team")}, true)
 		createAll(userObjects(users))
 		waitAllReady(time.Minute, len(users), ns)

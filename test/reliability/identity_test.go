@@ -60,7 +60,7 @@ var _ = Describe("identity", func() {
 		}
 		// 150 removals on purpose: no removal budget (the mass deletion spec tests the budget).
 		startManager(managerConfig{name: "manager", apiURL: sim.URL, namespaces: []string{ns},
-			args: []string{"--removal-budget", "0"}})
+			tenant: noRemovalBudget})
 		createAll(objs)
 		waitAllReady(time.Minute, managed, ns)
 

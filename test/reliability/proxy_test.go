@@ -3,10 +3,13 @@ package reliability
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,8 +25,10 @@ import (
 type apiProxy struct {
 	URL string
 
-	mu        sync.Mutex
-	requests  []proxied
+	mu       sync.Mutex
+	requests []proxied
+	// pids caches the sending process of each connection, by its remote address.
+	pids      map[string]int
 	intercept func(route string, r *http.Request) (status int, body []byte, ok bool)
 	rewrite   func(route string, r *http.Request, body []byte) []byte
 }
@@ -31,6 +36,8 @@ type apiProxy struct {
 type proxied struct {
 	at    time.Time
 	route string
+	// pid is the process that sent the request (peerPID), 0 when unknown.
+	pid int
 }
 
 func startProxy(target string) *apiProxy {
@@ -62,7 +69,15 @@ func startProxy(target string) *apiProxy {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route := routeOf(r.Method, r.URL.Path)
 		p.mu.Lock()
-		p.requests = append(p.requests, proxied{at: time.Now(), route: route})
+		pid, ok := p.pids[r.RemoteAddr]
+		if !ok {
+			pid = peerPID(r.RemoteAddr)
+			if p.pids == nil {
+				p.pids = map[string]int{}
+			}
+			p.pids[r.RemoteAddr] = pid
+		}
+		p.requests = append(p.requests, proxied{at: time.Now(), route: route, pid: pid})
 		ic := p.intercept
 		p.mu.Unlock()
 		if ic != nil {
@@ -98,6 +113,91 @@ func (p *apiProxy) count(route string, since time.Time) int {
 		}
 	}
 	return n
+}
+
+// countFrom returns the requests of a route (all routes when empty) that process pid sent since t.
+func (p *apiProxy) countFrom(pid int, route string, since time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.requests {
+		if r.pid == pid && !r.at.Before(since) && (route == "" || r.route == route) {
+			n++
+		}
+	}
+	return n
+}
+
+// countFromBetween returns the requests of a route that process pid sent in [from, to).
+func (p *apiProxy) countFromBetween(pid int, route string, from, to time.Time) int {
+	return p.countFrom(pid, route, from) - p.countFrom(pid, route, to)
+}
+
+// firstFrom returns when process pid sent its first request at or after t; zero when none.
+func (p *apiProxy) firstFrom(pid int, since time.Time) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.requests {
+		if r.pid == pid && !r.at.Before(since) {
+			return r.at
+		}
+	}
+	return time.Time{}
+}
+
+// peerPID returns the process on this machine that holds the client end of a loopback TCP
+// connection whose remote address (the proxy's view) is addr: the socket whose local port is
+// addr's port, found in /proc/net/tcp{,6}, then the process with that socket among its file
+// descriptors. 0 when it cannot be told (not Linux, the process is gone). Several managers can
+// then share one tenant URL, and the proxy still tells their calls apart.
+func peerPID(addr string) int {
+	_, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return 0
+	}
+	var inode string
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 {
+				continue
+			}
+			i := strings.LastIndex(f[1], ":")
+			if p, err := strconv.ParseInt(f[1][i+1:], 16, 32); err == nil && int(p) == port {
+				inode = f[9]
+				break
+			}
+		}
+		if inode != "" {
+			break
+		}
+	}
+	if inode == "" || inode == "0" {
+		return 0
+	}
+	want := "socket:[" + inode + "]"
+	procs, _ := os.ReadDir("/proc")
+	for _, d := range procs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", d.Name(), "fd"))
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join("/proc", d.Name(), "fd", fd.Name())); err == nil && target == want {
+				return pid
+			}
+		}
+	}
+	return 0
 }
 
 // countBetween returns the requests of a route received in [from, to).

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
@@ -31,7 +30,7 @@ func namespacedTenant(ns, name, url string, requestsPerSecond int32) *iamv1alpha
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: iamv1alpha1.CipherscaleTenantSpec{
 			APIKeySecretRef: iamv1alpha1.SecretKeyReference{Name: name + "-key"},
-			TenantSettings: iamv1alpha1.TenantSettings{URL: url, RequestsPerSecond: ptr.To(requestsPerSecond), Burst: ptr.To(int32(1)),
+			TenantSettings: iamv1alpha1.TenantSettings{URL: url, RequestsPerSecond: ptr(requestsPerSecond), Burst: ptr(int32(1)),
 				ResyncInterval: &metav1.Duration{Duration: 10 * time.Minute}},
 		},
 	}
@@ -90,7 +89,7 @@ var _ = Describe("two tenants at work beside a third: one slow, one throttled", 
 				specs[i].FirstName = fmt.Sprintf("Round%d-%d", round, i)
 				u := &iamv1alpha1.CipherscaleUser{}
 				Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: specs[i].Name}, u)).To(Succeed())
-				u.Spec.FirstName = ptr.To(specs[i].FirstName)
+				u.Spec.FirstName = ptr(specs[i].FirstName)
 				Expect(k8s.Update(ctx, u)).To(Succeed())
 			}
 		}

@@ -93,7 +93,7 @@ var _ = Describe("undeclared users", func() {
 
 		metricsPort, err := devenv.FreePort()
 		Expect(err).NotTo(HaveOccurred())
-		// Cluster tenants are served only by a manager that watches every namespace.
+		// The manager watches every namespace.
 		startManager(managerConfig{name: "manager", apiURL: defaultSim.URL, args: []string{
 			"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort), "--metrics-secure=false",
 		}})

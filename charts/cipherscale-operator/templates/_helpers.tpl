@@ -65,14 +65,10 @@ accept.
 
 {{/* The Secret holding the API key; rendering fails with instructions when it is not set. */}}
 {{- define "cipherscale-operator.apiKeySecret" -}}
-{{- required (printf "apiKey.existingSecret is required: the chart never holds the API key. Create a Secret holding it in namespace %s, e.g. `kubectl -n %s create secret generic cipherscale-api-key --from-literal=%s=KEY`, then set --set apiKey.existingSecret=cipherscale-api-key" .Release.Namespace .Release.Namespace .Values.apiKey.key) .Values.apiKey.existingSecret }}
+{{- required (printf "apiKey.existingSecret is required: the chart never holds the API key. Create a Secret holding it in namespace %s, e.g. `kubectl -n %s create secret generic cipherscale-api-key --from-literal=%s=KEY`, annotate it with cipherscale.com/allowed-tenants=ClusterCipherscaleTenant/default, then set --set apiKey.existingSecret=cipherscale-api-key" .Release.Namespace .Release.Namespace .Values.apiKey.key) .Values.apiKey.existingSecret }}
 {{- end }}
 
 {{/* Where the API key file is mounted in the container. */}}
-{{- define "cipherscale-operator.apiKeyDir" -}}
-/var/run/secrets/cipherscale.com/api-key
-{{- end }}
-
 {{/*
 The manager's RBAC rules on the objects it manages. They are EXACTLY those controller-gen
 generates from the +kubebuilder:rbac markers into config/rbac/role.yaml; test/chart checks
