@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,13 +21,8 @@ import (
 // tenant take to be Ready, alone and while a second tenant answers 429 to everything, each
 // condition measured rounds times, alternately.
 type isolation struct {
-	n, rounds   int
-	alone, with []time.Duration
-	throttled   int // 429 answers of the second tenant during the stage
-}
-
-func (s isolation) ratio() float64 {
-	return float64(slices.Min(s.with)) / float64(slices.Min(s.alone))
+	sideBySide
+	throttled int // 429 answers of the second tenant during the stage
 }
 
 // isolationStage runs on the manager of the steady state, after it: a second simulator serves a
@@ -40,45 +32,20 @@ func (s isolation) ratio() float64 {
 // storm (b not Ready, its objects Reconciling/APIUnavailable: busy, not broken) and two quiet seconds, applies n more users of
 // the default tenant, and deletes b's objects again.
 func isolationStage(ctx context.Context, kube client.Client, tr *tracker, id ids, simBin, dir string, n, rounds int) (isolation, error) {
-	out := isolation{n: n, rounds: rounds}
-	simB, err := devenv.StartSimulator(simBin, filepath.Join(dir, "simulator-b.log"), apiKey)
-	if err != nil {
-		return out, err
-	}
-	defer simB.Stop(5 * time.Second)
-	controlB := devenv.NewSimControl(simB.URL)
-
-	nsB := "bench-tenant-b"
-	namespaces := []string{nsB}
-	for i := range rounds {
-		namespaces = append(namespaces, fmt.Sprintf("bench-isolation-alone-%d", i), fmt.Sprintf("bench-isolation-with-%d", i))
-	}
-	for _, ns := range namespaces {
-		if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			return out, err
-		}
-	}
-	if err := kube.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "tenant-b",
-		Annotations: map[string]string{iamv1alpha1.AnnotationAllowedTenants: "CipherscaleTenant/b"}},
-		StringData: map[string]string{"api-key": apiKey}}); err != nil {
-		return out, err
-	}
-	tb := &iamv1alpha1.CipherscaleTenant{
-		ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "b"},
-		Spec: iamv1alpha1.CipherscaleTenantSpec{
-			APIKeySecretRef: iamv1alpha1.SecretKeyReference{Name: "tenant-b"},
-			TenantSettings:  iamv1alpha1.TenantSettings{URL: simB.URL},
-		},
-	}
+	out := isolation{sideBySide: sideBySide{n: n, rounds: rounds}}
 	// Tenant b gets the default tenant's rate, as it got the manager's when that was a flag.
 	def := &iamv1alpha1.ClusterCipherscaleTenant{}
 	if err := kube.Get(ctx, client.ObjectKey{Name: "default"}, def); err != nil {
 		return out, err
 	}
-	tb.Spec.RequestsPerSecond, tb.Spec.Burst = def.Spec.RequestsPerSecond, def.Spec.Burst
-	if err := kube.Create(ctx, tb); err != nil {
+	nsB := "bench-tenant-b"
+	simB, tb, err := otherTenant(ctx, kube, simBin, dir, nsB, "b", "bench-isolation", rounds,
+		iamv1alpha1.TenantSettings{RequestsPerSecond: def.Spec.RequestsPerSecond, Burst: def.Spec.Burst})
+	if err != nil {
 		return out, err
 	}
+	defer simB.Stop(5 * time.Second)
+	controlB := devenv.NewSimControl(simB.URL)
 	tenantReady := func() (*metav1.Condition, error) {
 		if err := kube.Get(ctx, client.ObjectKeyFromObject(tb), tb); err != nil {
 			return nil, err

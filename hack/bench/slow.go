@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,14 +26,9 @@ const (
 // tenant take to be Ready, alone and while a CipherscaleTenant at 1 request/s whose API answers
 // in 2 s has 40 objects needing a profile write, each condition rounds times, alternately.
 type slowTenant struct {
-	n, rounds   int
-	alone, with []time.Duration
+	sideBySide
 	// writes are the slow tenant's profile writes answered while the default tenant was measured.
 	writes []int
-}
-
-func (s slowTenant) ratio() float64 {
-	return float64(slices.Min(s.with)) / float64(slices.Min(s.alone))
 }
 
 // slowStage runs on the restarted manager: a third simulator serves CipherscaleTenant "slow"
@@ -45,41 +37,16 @@ func (s slowTenant) ratio() float64 {
 // of the profile writes, applies n more users of the default tenant, and waits until the 40
 // objects are Ready again.
 func slowStage(ctx context.Context, kube client.Client, tr *tracker, id ids, simBin, dir string, n, rounds int) (slowTenant, error) {
-	out := slowTenant{n: n, rounds: rounds}
-	simS, err := devenv.StartSimulator(simBin, filepath.Join(dir, "simulator-slow.log"), apiKey)
+	out := slowTenant{sideBySide: sideBySide{n: n, rounds: rounds}}
+	ns := "bench-tenant-slow"
+	rate, burst := int32(slowRate), int32(1)
+	simS, _, err := otherTenant(ctx, kube, simBin, dir, ns, "slow", "bench-slow", rounds, iamv1alpha1.TenantSettings{
+		RequestsPerSecond: &rate, Burst: &burst, ResyncInterval: &metav1.Duration{Duration: 10 * time.Minute}})
 	if err != nil {
 		return out, err
 	}
 	defer simS.Stop(5 * time.Second)
 	control := devenv.NewSimControl(simS.URL)
-
-	ns := "bench-tenant-slow"
-	namespaces := []string{ns}
-	for i := range rounds {
-		namespaces = append(namespaces, fmt.Sprintf("bench-slow-alone-%d", i), fmt.Sprintf("bench-slow-with-%d", i))
-	}
-	for _, name := range namespaces {
-		if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
-			return out, err
-		}
-	}
-	if err := kube.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tenant-slow",
-		Annotations: map[string]string{"cipherscale.com/allowed-tenants": "CipherscaleTenant/slow"}},
-		StringData: map[string]string{"api-key": apiKey}}); err != nil {
-		return out, err
-	}
-	rate, burst := int32(slowRate), int32(1)
-	ts := &iamv1alpha1.CipherscaleTenant{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "slow"},
-		Spec: iamv1alpha1.CipherscaleTenantSpec{
-			APIKeySecretRef: iamv1alpha1.SecretKeyReference{Name: "tenant-slow"},
-			TenantSettings: iamv1alpha1.TenantSettings{URL: simS.URL, RequestsPerSecond: &rate, Burst: &burst,
-				ResyncInterval: &metav1.Duration{Duration: 10 * time.Minute}},
-		},
-	}
-	if err := kube.Create(ctx, ts); err != nil {
-		return out, err
-	}
 	objs := make([]*iamv1alpha1.CipherscaleUser, slowObjects)
 	for i := range objs {
 		objs[i] = &iamv1alpha1.CipherscaleUser{
