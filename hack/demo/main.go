@@ -222,16 +222,6 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 		return fmt.Errorf("%d CipherscaleUsers name neither tenant", len(users.Items)-len(defUsers)-len(qaUsers))
 	}
 
-	step("kubectl cipherscale status")
-	var statusOut bytes.Buffer
-	code := onboarding.Main(ctx, []string{"status", "--kubeconfig", kubeconfig},
-		onboarding.Env{Stdout: &statusOut, Stderr: &statusOut, Getenv: os.Getenv})
-	fmt.Print(indent(statusOut.String()))
-	fmt.Printf("    (exit status %d: 0 everything is Ready, 2 something needs a person)\n", code)
-	if code == onboarding.ExitError {
-		return fmt.Errorf("kubectl cipherscale status failed")
-	}
-
 	step("Both tenants' status: users, undeclared users (the default tenant reports them) and removal budget")
 	// Each tenant's status is written by its reconciler, the default tenant's like any other's:
 	// wait until it counted every user its simulator holds (at most a resync after the last
@@ -263,6 +253,16 @@ func run(exitAfterCheck bool, timeout time.Duration, binDir, dir string) (err er
 			return err
 		}
 		fmt.Print(indent(out))
+	}
+
+	step("kubectl cipherscale status")
+	var statusOut bytes.Buffer
+	code := onboarding.Main(ctx, []string{"status", "--kubeconfig", kubeconfig},
+		onboarding.Env{Stdout: &statusOut, Stderr: &statusOut, Getenv: os.Getenv})
+	fmt.Print(indent(statusOut.String()))
+	fmt.Printf("    (exit status %d: 0 everything is Ready, 2 something needs a person)\n", code)
+	if code == onboarding.ExitError {
+		return fmt.Errorf("kubectl cipherscale status failed")
 	}
 
 	if exitAfterCheck {

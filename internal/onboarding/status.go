@@ -194,10 +194,10 @@ func (t *TenantState) NeedsPerson() []string {
 		out = append(out, "tenant "+c+" ("+r+")")
 	}
 	if b := t.Status.RemovalBudget; b != nil && b.Waiting > 0 {
-		out = append(out, fmt.Sprintf("%d removals waiting", b.Waiting))
+		out = append(out, counted(int(b.Waiting), "removal waiting", "removals waiting"))
 	}
 	if t.policy() == iamv1alpha1.UndeclaredUsersReport && t.Status.Undeclared != nil && t.Status.Undeclared.Count > 0 {
-		out = append(out, fmt.Sprintf("%d undeclared users", t.Status.Undeclared.Count))
+		out = append(out, counted(int(t.Status.Undeclared.Count), "undeclared user", "undeclared users"))
 	}
 	notReady := 0
 	for _, o := range t.Objects {
@@ -206,7 +206,7 @@ func (t *TenantState) NeedsPerson() []string {
 		}
 	}
 	if notReady > 0 {
-		out = append(out, fmt.Sprintf("%d objects not Ready", notReady))
+		out = append(out, counted(notReady, "object not Ready", "objects not Ready"))
 	}
 	return out
 }
@@ -436,4 +436,12 @@ the Cipherscale API. Exit status: 0 everything is Ready, 2 something needs a per
 		}
 	}
 	return code, "", nil
+}
+
+// counted says n of something: "1 undeclared user", "2 undeclared users".
+func counted(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

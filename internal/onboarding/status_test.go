@@ -100,7 +100,7 @@ func TestStatusScreen(t *testing.T) {
 		t.Errorf("NeedsPerson of a tenant without object whose objects are Ready = %v", n)
 	}
 	missing.Objects[0].Condition, missing.Objects[0].Reason = "Stalled", "InvalidTenant"
-	if diff := cmp.Diff([]string{"1 objects not Ready"}, missing.NeedsPerson()); diff != "" {
+	if diff := cmp.Diff([]string{"1 object not Ready"}, missing.NeedsPerson()); diff != "" {
 		t.Errorf("NeedsPerson of a tenant without object (-want +got):\n%s", diff)
 	}
 }
