@@ -195,11 +195,13 @@ type PrivilegedSpec struct {
 
 // TenantSettings are the settings both tenant kinds share.
 type TenantSettings struct {
-	// url is the base URL of the tenant's Cipherscale API. https, except for a loopback host.
+	// url is the base URL of the tenant's Cipherscale API: https, on a host the operator allows
+	// (its --api-hosts). Plain http is accepted here only for a loopback host, and used only when
+	// the operator runs with --allow-insecure-http (a simulator or a test tenant).
 	// +optional
 	// +kubebuilder:default="https://public-api.cipherscale.com/qa"
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="spec.url must be an https URL (http only for a loopback host)"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="spec.url must be an https URL (http only for a loopback host, and only where the operator allows insecure http)"
 	URL string `json:"url,omitempty"`
 
 	// requestsPerSecond is the rate of calls to this tenant's API.
