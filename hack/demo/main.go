@@ -18,10 +18,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -46,6 +48,9 @@ func main() {
 	binDir := flag.String("bin-dir", "", "Folder holding the manager and cipherscale-sim binaries (default bin/).")
 	workDir := flag.String("work-dir", "", "Folder for the kubeconfig and the logs (default bin/demo).")
 	flag.Parse()
+	// Its clients log nothing of their own: what it has to say, it prints. (Without a logger,
+	// controller-runtime prints a warning with a stack trace after 30 seconds.)
+	ctrllog.SetLogger(logr.Discard())
 	if err := run(*exit, *timeout, *binDir, *workDir); err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
