@@ -251,7 +251,8 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	st.ObservedGeneration = gen
 
 	requeue := jitter(cfg.ResyncInterval)
-	after, err := r.undeclared(ctx, obj, key, t, list, declaredEmails(users, memberships))
+	usable := r.admits(ctx, obj, key)
+	after, err := r.undeclared(ctx, obj, key, t, list, declaredEmails(users, memberships, usable), usable)
 	if after > 0 && after < requeue {
 		requeue = after
 	}
@@ -264,7 +265,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 // policy cannot be applied. It returns how soon it wants to run again. It needs the cache of
 // CipherscaleUsers and memberships filled, or everyone would look undeclared: controller-runtime
 // starts this controller's workers only once the informers of its watches (both kinds) synced.
-func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, list []cipherscale.User, declared map[string]struct{}) (time.Duration, error) {
+func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, list []cipherscale.User, declared map[string]struct{}, usable func(namespace string) bool) (time.Duration, error) {
 	logger := log.FromContext(ctx)
 	st, gen := obj.GetTenantStatus(), obj.GetGeneration()
 	budget := r.applyBudget(ctx, obj, key)
@@ -278,7 +279,7 @@ func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key
 			Tenant: t, Budget: budget, Users: list, Declared: declared,
 			Policy:    policy,
 			FirstSeen: r.grace.get(key), Now: r.Clock.Now(),
-			DeclaredNow: declaredNow(r.Kube, key),
+			DeclaredNow: declaredNow(r.Kube, key, usable),
 		})
 	}
 	if err != nil {
@@ -612,4 +613,20 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// admits returns whether the tenant obj (of key) admits objects of a namespace now: a
+// CipherscaleTenant those of its own namespace, a ClusterCipherscaleTenant those its
+// namespaceSelector selects (a namespace whose labels cannot be read is admitted by no selector
+// but {}).
+func (r *TenantReconciler) admits(ctx context.Context, obj tenantObject, key tenant.Key) func(namespace string) bool {
+	c, ok := obj.(*iamv1alpha1.ClusterCipherscaleTenant)
+	if !ok {
+		return func(namespace string) bool { return namespace == key.Namespace }
+	}
+	res := &TenantResolver{Kube: r.Kube}
+	return func(namespace string) bool {
+		ok, _, err := res.selects(ctx, c.Spec.NamespaceSelector, namespace)
+		return err == nil && ok
+	}
 }

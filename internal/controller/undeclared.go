@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -252,7 +253,7 @@ func excludedAddress(patterns []string, email string) bool {
 
 // declaredNow reports, from the manager's cache, whether an object of the tenant declares email
 // now: a CipherscaleUser (being deleted included) or an email member of a membership.
-func declaredNow(kube client.Reader, key tenant.Key) func(ctx context.Context, email string) (bool, error) {
+func declaredNow(kube client.Reader, key tenant.Key, usable func(namespace string) bool) func(ctx context.Context, email string) (bool, error) {
 	return func(ctx context.Context, email string) (bool, error) {
 		users := &iamv1alpha1.CipherscaleUserList{}
 		if err := kube.List(ctx, users, client.MatchingFields{indexUserEmail: scoped(key, cipherscale.NormalizeEmail(email))}); err != nil {
@@ -260,7 +261,7 @@ func declaredNow(kube client.Reader, key tenant.Key) func(ctx context.Context, e
 		}
 		for i := range users.Items {
 			u := &users.Items[i]
-			if tenantKeyOf(u.Namespace, u.Spec.TenantRef) == key && !refusedClaim(u.Status.Conditions, u.Status.ID) {
+			if tenantKeyOf(u.Namespace, u.Spec.TenantRef) == key && !refusedHere(u.Status.Conditions, u.Status.ID, u.Namespace, usable) {
 				return true, nil
 			}
 		}
@@ -270,7 +271,7 @@ func declaredNow(kube client.Reader, key tenant.Key) func(ctx context.Context, e
 		}
 		for i := range ms.Items {
 			m := &ms.Items[i]
-			if tenantKeyOf(m.Namespace, m.Spec.TenantRef) == key && !refusedClaim(m.Status.Conditions, "") {
+			if tenantKeyOf(m.Namespace, m.Spec.TenantRef) == key && !refusedHere(m.Status.Conditions, "", m.Namespace, usable) {
 				return true, nil
 			}
 		}
@@ -283,11 +284,11 @@ func declaredNow(kube client.Reader, key tenant.Key) func(ctx context.Context, e
 // their own finalizer decides what happens to their user, and no user is removed twice. A
 // refused object that manages nobody declares nobody (refusedClaim): an object a namespace may
 // not have does not shield a user from the policy.
-func declaredEmails(users *iamv1alpha1.CipherscaleUserList, memberships *iamv1alpha1.CipherscaleGroupMembershipList) map[string]struct{} {
+func declaredEmails(users *iamv1alpha1.CipherscaleUserList, memberships *iamv1alpha1.CipherscaleGroupMembershipList, usable func(namespace string) bool) map[string]struct{} {
 	out := map[string]struct{}{}
 	for i := range users.Items {
 		u := &users.Items[i]
-		if refusedClaim(u.Status.Conditions, u.Status.ID) {
+		if refusedHere(u.Status.Conditions, u.Status.ID, u.Namespace, usable) {
 			continue
 		}
 		if e := cipherscale.NormalizeEmail(u.Spec.Email); e != "" {
@@ -295,7 +296,7 @@ func declaredEmails(users *iamv1alpha1.CipherscaleUserList, memberships *iamv1al
 		}
 	}
 	for i := range memberships.Items {
-		if refusedClaim(memberships.Items[i].Status.Conditions, "") {
+		if refusedHere(memberships.Items[i].Status.Conditions, "", memberships.Items[i].Namespace, usable) {
 			continue
 		}
 		for _, mem := range memberships.Items[i].Spec.Members {
@@ -314,4 +315,15 @@ func setUndeclaredMetric(key tenant.Key, p plan.UndeclaredPlan) {
 		return
 	}
 	undeclaredUsers.WithLabelValues(key.String()).Set(float64(p.Report.Count))
+}
+
+// refusedHere is refusedClaim as the tenant sees it now: an InvalidTenant recorded while the
+// tenant did not exist yet or was not Ready is stale once the tenant admits the object's
+// namespace (usable), and must not make the tenant's first passes take the people its objects
+// declare for undeclared. An object of a namespace the tenant does not admit stays refused.
+func refusedHere(conds []metav1.Condition, statusID, namespace string, usable func(namespace string) bool) bool {
+	if !refusedClaim(conds, statusID) {
+		return false
+	}
+	return readyReason(conds) != iamv1alpha1.ReasonInvalidTenant || !usable(namespace)
 }
