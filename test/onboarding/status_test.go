@@ -86,6 +86,9 @@ var _ = Describe("kubectl cipherscale status", Ordered, func() {
 		Expect(controller.Setup(mctx, mgr, controller.Options{
 			ResyncInterval:          2 * time.Second,
 			MaxConcurrentReconciles: 4,
+			// The simulators serve plain http on loopback, which the operator's URL policy
+			// allows only when told so.
+			URLPolicy: devenv.TestURLPolicy,
 		})).To(Succeed())
 		done := make(chan struct{})
 		go func() {
