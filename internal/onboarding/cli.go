@@ -61,6 +61,8 @@ type Env struct {
 type common struct {
 	tenant, apiURL, apiKeyFile, namespace, kubeconfig, context string
 	allowInsecure                                              bool
+	// trust is what the tenant object allows, set by connect with --tenant; nil without one.
+	trust *TenantTrust
 }
 
 func (c *common) bind(fs *flag.FlagSet) {
@@ -147,6 +149,7 @@ func (c *common) connect(ctx context.Context, env Env, cluster func() (*Cluster,
 			return nil, ref, "", err
 		}
 		url, key = tc.URL, tc.Key
+		c.trust = &tc.Trust
 		urlFrom = "spec.url of " + ref.Kind + " " + ref.Name
 	}
 	if c.apiKeyFile != "" {
@@ -360,8 +363,24 @@ func runPlan(ctx context.Context, args []string, env Env) (int, string, error) {
 	if err != nil {
 		return ExitError, key, err
 	}
-	res := Plan(Input{Users: users, Memberships: memberships, Show: show, Tenant: tenantUsers,
-		DefaultDeletionPolicy: iamv1alpha1.DeletionPolicy(defaultPolicy)})
+	in := Input{Users: users, Memberships: memberships, Show: show, Tenant: tenantUsers,
+		DefaultDeletionPolicy: iamv1alpha1.DeletionPolicy(defaultPolicy)}
+	// The trust rules the operator applies: the tenant object's, or, without one, the tenant's
+	// default (nobody adopts or acts privileged), said on stderr.
+	if c.trust != nil {
+		in.Trust, in.TenantUsable = c.trust.Trust, c.trust.Usable
+		if c.trust.Note != "" {
+			fmt.Fprintln(env.Stderr, c.trust.Note)
+		}
+	} else {
+		fmt.Fprintln(env.Stderr, DefaultTrustNote)
+	}
+	if in.Trust.PrivilegedGroups == nil {
+		if in.GroupRoles, err = groupRoles(ctx, api, tenantUsers, groupsNamed(users, memberships, tenantUsers)); err != nil {
+			return ExitError, key, err
+		}
+	}
+	res := Plan(in)
 	Render(env.Stdout, res)
 	if _, changes, blocked := res.Counts(); changes > 0 || blocked > 0 {
 		return ExitChanges, key, nil
