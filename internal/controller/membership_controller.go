@@ -27,6 +27,7 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/decide"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
@@ -160,14 +161,8 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 				return ctrl.Result{}, err
 			}
 		}
-		managedIn := ""
-		switch {
-		case m.spec.UserRef != nil:
-			managedIn = obj.Namespace
-		case m.user != nil:
-			managedIn = m.user.Namespace
-		}
-		if m.email == "" || r.Trust.MayActOnMember(plan.MemberFacts{Namespace: obj.Namespace, TenantUsable: true, ManagedIn: managedIn}) {
+		managedIn := decide.ManagedIn(obj, m.spec, m.user)
+		if m.email == "" || decide.MayActOnMember(r.Trust, obj, managedIn) {
 			continue
 		}
 		refused[i] = true
@@ -468,20 +463,14 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 		for _, m := range members {
 			// Only the members it may act on: never a user another namespace manages, nor a
 			// person its namespace may not adopt.
-			managedIn := ""
-			switch {
-			case m.spec.UserRef != nil:
-				managedIn = obj.Namespace
-			case m.email != "":
-				owner, err := w.emailOwner(ctx, m.email)
-				if err != nil {
+			var owner *iamv1alpha1.CipherscaleUser
+			if m.spec.UserRef == nil && m.email != "" {
+				var err error
+				if owner, err = w.emailOwner(ctx, m.email); err != nil {
 					return ctrl.Result{}, err
 				}
-				if owner != nil {
-					managedIn = owner.Namespace
-				}
 			}
-			if !r.Trust.MayActOnMember(plan.MemberFacts{Namespace: obj.Namespace, TenantUsable: true, ManagedIn: managedIn}) {
+			if !decide.MayActOnMember(r.Trust, obj, decide.ManagedIn(obj, m.spec, owner)) {
 				continue
 			}
 			// The member's user by id: its CipherscaleUser's record, else the id this

@@ -122,7 +122,7 @@ func TestOneDecisionTwoReaders(t *testing.T) {
 		WithObjects(objs...).WithStatusSubresource(&iamv1alpha1.CipherscaleUser{}).Build()
 
 	mem := decide.NewMemory(userVals, memVals)
-	mem.Usable = decide.SelectedBy(selector, func(ns string) map[string]string { return nsLabels[ns] })
+	mem.Usable = plan.SelectorRule(selector, func(ns string) map[string]string { return nsLabels[ns] }).Allows
 	readers := map[string]decide.World{
 		"cache":  world{kube: kube, trust: trust, tenant: key}.shared(),
 		"memory": {R: mem, Trust: trust},

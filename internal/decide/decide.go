@@ -441,3 +441,23 @@ func (w World) RefusedGroups(ctx context.Context, namespace string, spec *[]stri
 	}
 	return w.Trust.RefusedGroups(namespace, spec, removed, func(id string) bool { return privileged[plan.NormalizeID(id)] }), nil
 }
+
+// ManagedIn is the namespace that manages a member of membership m (plan.MemberFacts.ManagedIn):
+// m's own for a userRef, that of the CipherscaleUser that owns the member's email (user)
+// otherwise, "" when none does.
+func ManagedIn(m *iamv1alpha1.CipherscaleGroupMembership, member iamv1alpha1.Member, user *iamv1alpha1.CipherscaleUser) string {
+	switch {
+	case member.UserRef != nil:
+		return m.Namespace
+	case user != nil:
+		return user.Namespace
+	}
+	return ""
+}
+
+// MayActOnMember reports whether membership m, whose pass uses its tenant, may act on a member
+// that managedIn manages (plan.TrustPolicy.MayActOnMember; the group's privilege is decided
+// before, for the whole membership).
+func MayActOnMember(trust plan.TrustPolicy, m *iamv1alpha1.CipherscaleGroupMembership, managedIn string) bool {
+	return trust.MayActOnMember(plan.MemberFacts{Namespace: m.Namespace, TenantUsable: true, ManagedIn: managedIn})
+}

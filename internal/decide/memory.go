@@ -4,9 +4,6 @@ import (
 	"context"
 	"sort"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
@@ -108,27 +105,4 @@ func (m *Memory) InheritedRoles(_ context.Context, groupID string) ([][]ciphersc
 
 func (m *Memory) RoleTypes(context.Context) (map[string]cipherscale.RoleType, error) {
 	return m.Types, nil
-}
-
-// SelectedBy is the rule of a ClusterCipherscaleTenant's namespaceSelector, as the operator
-// applies it (TenantResolver): an omitted or invalid selector selects nothing, {} every
-// namespace, any other the namespaces whose labels (labelsOf) it matches.
-func SelectedBy(selector *metav1.LabelSelector, labelsOf func(namespace string) map[string]string) func(namespace string) bool {
-	if selector == nil {
-		return func(string) bool { return false }
-	}
-	sel, err := metav1.LabelSelectorAsSelector(selector)
-	if err != nil {
-		return func(string) bool { return false }
-	}
-	return func(ns string) bool {
-		if sel.Empty() {
-			return true
-		}
-		var set map[string]string
-		if labelsOf != nil {
-			set = labelsOf(ns)
-		}
-		return sel.Matches(labels.Set(set))
-	}
 }

@@ -609,14 +609,8 @@ func (p *planner) planMembership(m *iamv1alpha1.CipherscaleGroupMembership) Obje
 		if r.User == nil && r.Email != "" {
 			r.User = must(p.world.EmailOwner(ctx, r.Email))
 		}
-		managedIn := ""
-		switch {
-		case r.Spec.UserRef != nil:
-			managedIn = m.Namespace
-		case r.User != nil:
-			managedIn = r.User.Namespace
-		}
-		if r.Email == "" || p.in.Trust.MayActOnMember(plan.MemberFacts{Namespace: m.Namespace, TenantUsable: true, ManagedIn: managedIn}) {
+		managedIn := decide.ManagedIn(m, r.Spec, r.User)
+		if r.Email == "" || decide.MayActOnMember(p.in.Trust, m, managedIn) {
 			continue
 		}
 		refused[i] = true
@@ -746,13 +740,11 @@ func (p *planner) planMembershipDelete(m *iamv1alpha1.CipherscaleGroupMembership
 		if r.Email == "" {
 			continue
 		}
-		managedIn := ""
-		if r.Spec.UserRef != nil {
-			managedIn = m.Namespace
-		} else if owner := must(p.world.EmailOwner(ctx, r.Email)); owner != nil {
-			managedIn = owner.Namespace
+		var owner *iamv1alpha1.CipherscaleUser
+		if r.Spec.UserRef == nil {
+			owner = must(p.world.EmailOwner(ctx, r.Email))
 		}
-		if !p.in.Trust.MayActOnMember(plan.MemberFacts{Namespace: m.Namespace, TenantUsable: true, ManagedIn: managedIn}) {
+		if !decide.MayActOnMember(p.in.Trust, m, decide.ManagedIn(m, r.Spec, owner)) {
 			continue
 		}
 		u := p.byEmail[r.Email]

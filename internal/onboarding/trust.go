@@ -12,7 +12,6 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
-	"github.com/cipherscale/cipherscale-operator/internal/decide"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
 )
 
@@ -65,7 +64,7 @@ func (c *Cluster) trustOf(ctx context.Context, ref TenantRef, namespace string, 
 			return t, fmt.Errorf("reading the spec of %s %s: %w", ref.Kind, ref.Name, err)
 		}
 		t.Trust = plan.TenantTrust(iamv1alpha1.KindClusterCipherscaleTenant, "", s.Adoption, s.Privileged, labelsOf)
-		t.Usable = decide.SelectedBy(s.NamespaceSelector, labelsOf)
+		t.Usable = plan.SelectorRule(s.NamespaceSelector, labelsOf).Allows
 	} else {
 		var s iamv1alpha1.CipherscaleTenantSpec
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, &s); err != nil {
