@@ -152,25 +152,9 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	// are this membership's to write. Either only when the membership may act on that person
 	// (plan.TrustPolicy.MayActOnMember): a user another namespace manages, or a person this
 	// namespace may not adopt, is left alone, and nothing of them is read.
-	refused := make([]bool, len(members))
-	var refusedManaged, refusedUndeclared int
-	for i := range members {
-		m := &members[i]
-		if m.user == nil && m.email != "" {
-			if m.user, err = w.emailOwner(ctx, m.email); err != nil {
-				return ctrl.Result{}, err
-			}
-		}
-		managedIn := decide.ManagedIn(obj, m.spec, m.user)
-		if m.email == "" || decide.MayActOnMember(r.Trust, obj, managedIn) {
-			continue
-		}
-		refused[i] = true
-		if managedIn != "" {
-			refusedManaged++
-		} else {
-			refusedUndeclared++
-		}
+	refused, refusedManaged, refusedUndeclared, err := w.refusals(ctx, obj, members)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	var emails []string
 	for i, m := range members {

@@ -165,6 +165,20 @@ func (w world) resolveMembers(ctx context.Context, m *iamv1alpha1.CipherscaleGro
 	return out, nil
 }
 
+// refusals is decide.World.Refusals over the reconciler's resolved members (each email
+// member's user is set to the CipherscaleUser that owns its email).
+func (w world) refusals(ctx context.Context, m *iamv1alpha1.CipherscaleGroupMembership, members []resolvedMember) (refused []bool, managed, undeclared int, err error) {
+	rs := make([]decide.ResolvedMember, len(members))
+	for i, r := range members {
+		rs[i] = decide.ResolvedMember{Spec: r.spec, Email: r.email, User: r.user}
+	}
+	refused, managed, undeclared, err = w.shared().Refusals(ctx, m, rs)
+	for i := range rs {
+		members[i].user = rs[i].User
+	}
+	return refused, managed, undeclared, err
+}
+
 func userSource(u *iamv1alpha1.CipherscaleUser) plan.Source { return decide.UserSource(u) }
 
 func membershipSource(m *iamv1alpha1.CipherscaleGroupMembership) plan.Source {

@@ -461,3 +461,31 @@ func ManagedIn(m *iamv1alpha1.CipherscaleGroupMembership, member iamv1alpha1.Mem
 func MayActOnMember(trust plan.TrustPolicy, m *iamv1alpha1.CipherscaleGroupMembership, managedIn string) bool {
 	return trust.MayActOnMember(plan.MemberFacts{Namespace: m.Namespace, TenantUsable: true, ManagedIn: managedIn})
 }
+
+// Refusals decides which members of membership m it may not act on (MayActOnMember), as its
+// pass does before it reads or writes anything of them: it sets the User of each email member
+// to the CipherscaleUser that owns the email (nil when none does), and returns, per member,
+// whether it is refused, and how many refused members another namespace manages (NotAllowed)
+// or no CipherscaleUser declares (AdoptionNotAllowed).
+func (w World) Refusals(ctx context.Context, m *iamv1alpha1.CipherscaleGroupMembership, members []ResolvedMember) (refused []bool, managed, undeclared int, err error) {
+	refused = make([]bool, len(members))
+	for i := range members {
+		r := &members[i]
+		if r.User == nil && r.Email != "" {
+			if r.User, err = w.EmailOwner(ctx, r.Email); err != nil {
+				return nil, 0, 0, err
+			}
+		}
+		managedIn := ManagedIn(m, r.Spec, r.User)
+		if r.Email == "" || MayActOnMember(w.Trust, m, managedIn) {
+			continue
+		}
+		refused[i] = true
+		if managedIn != "" {
+			managed++
+		} else {
+			undeclared++
+		}
+	}
+	return refused, managed, undeclared, nil
+}

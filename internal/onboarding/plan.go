@@ -413,6 +413,13 @@ func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
 	return op
 }
 
+func must3[T, U, V any](a T, b U, c V, err error) (T, U, V) {
+	if err != nil {
+		panic("in-memory objects: " + err.Error())
+	}
+	return a, b, c
+}
+
 func must2[T, U any](a T, b U, err error) (T, U) {
 	if err != nil {
 		panic("in-memory objects: " + err.Error())
@@ -602,24 +609,7 @@ func (p *planner) planMembership(m *iamv1alpha1.CipherscaleGroupMembership) Obje
 	members := must(p.world.ResolveMembers(ctx, m))
 	// What the membership may act on (plan.TrustPolicy.MayActOnMember), as the operator decides
 	// it: a member whose email a CipherscaleUser manages is that user's reconciler's to write.
-	refused := make([]bool, len(members))
-	var refusedManaged, refusedUndeclared int
-	for i := range members {
-		r := &members[i]
-		if r.User == nil && r.Email != "" {
-			r.User = must(p.world.EmailOwner(ctx, r.Email))
-		}
-		managedIn := decide.ManagedIn(m, r.Spec, r.User)
-		if r.Email == "" || decide.MayActOnMember(p.in.Trust, m, managedIn) {
-			continue
-		}
-		refused[i] = true
-		if managedIn != "" {
-			refusedManaged++
-		} else {
-			refusedUndeclared++
-		}
-	}
+	refused, refusedManaged, refusedUndeclared := must3(p.world.Refusals(ctx, m, members))
 	declared := map[string]bool{}
 	var added, removed, waiting, notFound []string
 	ownerLeft := false
