@@ -179,8 +179,6 @@ func (w world) refusals(ctx context.Context, m *iamv1alpha1.CipherscaleGroupMemb
 	return refused, managed, undeclared, err
 }
 
-func userSource(u *iamv1alpha1.CipherscaleUser) plan.Source { return decide.UserSource(u) }
-
 func membershipSource(m *iamv1alpha1.CipherscaleGroupMembership) plan.Source {
 	return decide.MembershipSource(m)
 }

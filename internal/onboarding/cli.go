@@ -40,6 +40,8 @@ export writes one CipherscaleUser per tenant user (deletionPolicy Orphan), to st
 -o DIR, one file per object and a kustomization.yaml.
 plan prints what the operator would do with the manifests (or, without -f, the cluster's
 objects) and writes nothing. Exit status: 0 nothing would change, 2 something would, 1 error.
+With --tenant it applies the tenant object's trust rules (spec.adoption, spec.privileged); with
+--api-url it assumes the tenant's default: no namespace may adopt users or act privileged.
 status shows each tenant as the operator last saw it (the cluster only, never the API). Exit
 status: 0 everything is Ready, 2 something needs a person, 1 error.
 
