@@ -40,31 +40,38 @@ func memberKeyRef(namespace, name string) string {
 	return "ref:" + namespace + "/" + name
 }
 
+// userEmailKeys, membershipGroupKeys and membershipMemberKeys are the values of the indexes.
+func userEmailKeys(o client.Object) []string {
+	return []string{scoped(tenantOf(o), cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email))}
+}
+
+func membershipGroupKeys(o client.Object) []string {
+	return []string{scoped(tenantOf(o), plan.NormalizeID(o.(*iamv1alpha1.CipherscaleGroupMembership).Spec.GroupID))}
+}
+
+func membershipMemberKeys(o client.Object) []string {
+	m := o.(*iamv1alpha1.CipherscaleGroupMembership)
+	keys := make([]string, 0, len(m.Spec.Members))
+	for _, mem := range m.Spec.Members {
+		switch {
+		case mem.UserRef != nil:
+			keys = append(keys, memberKeyRef(m.Namespace, mem.UserRef.Name))
+		case mem.Email != "":
+			keys = append(keys, memberKeyEmail(mem.Email))
+		}
+	}
+	return scopedAll(tenantOf(m), keys)
+}
+
 // setupIndexes registers the field indexes both controllers use, once per manager.
 func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
-	if err := indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleUser{}, indexUserEmail, func(o client.Object) []string {
-		return []string{scoped(tenantOf(o), cipherscale.NormalizeEmail(o.(*iamv1alpha1.CipherscaleUser).Spec.Email))}
-	}); err != nil {
+	if err := indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleUser{}, indexUserEmail, userEmailKeys); err != nil {
 		return err
 	}
-	if err := indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipGroup, func(o client.Object) []string {
-		return []string{scoped(tenantOf(o), plan.NormalizeID(o.(*iamv1alpha1.CipherscaleGroupMembership).Spec.GroupID))}
-	}); err != nil {
+	if err := indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipGroup, membershipGroupKeys); err != nil {
 		return err
 	}
-	return indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipMember, func(o client.Object) []string {
-		m := o.(*iamv1alpha1.CipherscaleGroupMembership)
-		keys := make([]string, 0, len(m.Spec.Members))
-		for _, mem := range m.Spec.Members {
-			switch {
-			case mem.UserRef != nil:
-				keys = append(keys, memberKeyRef(m.Namespace, mem.UserRef.Name))
-			case mem.Email != "":
-				keys = append(keys, memberKeyEmail(mem.Email))
-			}
-		}
-		return scopedAll(tenantOf(m), keys)
-	})
+	return indexCluster(ctx, mgr, &iamv1alpha1.CipherscaleGroupMembership{}, indexMembershipMember, membershipMemberKeys)
 }
 
 // allNamespaces is how controller-runtime's cache prefixes an index value when a List names no

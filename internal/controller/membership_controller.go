@@ -27,6 +27,7 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/decide"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
@@ -151,31 +152,9 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	// are this membership's to write. Either only when the membership may act on that person
 	// (plan.TrustPolicy.MayActOnMember): a user another namespace manages, or a person this
 	// namespace may not adopt, is left alone, and nothing of them is read.
-	refused := make([]bool, len(members))
-	var refusedManaged, refusedUndeclared int
-	for i := range members {
-		m := &members[i]
-		if m.user == nil && m.email != "" {
-			if m.user, err = w.emailOwner(ctx, m.email); err != nil {
-				return ctrl.Result{}, err
-			}
-		}
-		managedIn := ""
-		switch {
-		case m.spec.UserRef != nil:
-			managedIn = obj.Namespace
-		case m.user != nil:
-			managedIn = m.user.Namespace
-		}
-		if m.email == "" || r.Trust.MayActOnMember(plan.MemberFacts{Namespace: obj.Namespace, TenantUsable: true, ManagedIn: managedIn}) {
-			continue
-		}
-		refused[i] = true
-		if managedIn != "" {
-			refusedManaged++
-		} else {
-			refusedUndeclared++
-		}
+	refused, refusedManaged, refusedUndeclared, err := w.refusals(ctx, obj, members)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	var emails []string
 	for i, m := range members {
@@ -468,20 +447,14 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 		for _, m := range members {
 			// Only the members it may act on: never a user another namespace manages, nor a
 			// person its namespace may not adopt.
-			managedIn := ""
-			switch {
-			case m.spec.UserRef != nil:
-				managedIn = obj.Namespace
-			case m.email != "":
-				owner, err := w.emailOwner(ctx, m.email)
-				if err != nil {
+			var owner *iamv1alpha1.CipherscaleUser
+			if m.spec.UserRef == nil && m.email != "" {
+				var err error
+				if owner, err = w.emailOwner(ctx, m.email); err != nil {
 					return ctrl.Result{}, err
 				}
-				if owner != nil {
-					managedIn = owner.Namespace
-				}
 			}
-			if !r.Trust.MayActOnMember(plan.MemberFacts{Namespace: obj.Namespace, TenantUsable: true, ManagedIn: managedIn}) {
+			if !decide.MayActOnMember(r.Trust, obj, decide.ManagedIn(obj, m.spec, owner)) {
 				continue
 			}
 			// The member's user by id: its CipherscaleUser's record, else the id this

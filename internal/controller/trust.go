@@ -88,16 +88,9 @@ func (r *UserReconciler) record(ctx context.Context, obj *iamv1alpha1.Cipherscal
 // refusedRoles checks spec.roles against the privileged roles: held is the user's current direct
 // roles (nil before the user is found). It returns the message of a refusal, "" when allowed.
 func (r *UserReconciler) refusedRoles(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, held []cipherscale.Role) (string, error) {
-	if obj.Spec.Roles == nil || r.Trust.Privileged.Allows(obj.Namespace) {
-		return "", nil
-	}
-	types, err := r.Tenant.RoleTypes(ctx)
-	if err != nil {
+	refused, err := r.world().shared().RefusedRoles(ctx, obj.Namespace, obj.Spec.Roles, held)
+	if err != nil || len(refused) == 0 {
 		return "", err
-	}
-	refused := r.Trust.RefusedRoles(obj.Namespace, obj.Spec.Roles, held, types)
-	if len(refused) == 0 {
-		return "", nil
 	}
 	return fmt.Sprintf("spec.roles grants or removes the privileged roles %s, which namespace %s may not manage (allowed by %s); nothing was written",
 		strings.Join(refused, ", "), obj.Namespace, privilegedSource(r.tenantKey, true)), nil
@@ -107,27 +100,16 @@ func (r *UserReconciler) refusedRoles(ctx context.Context, obj *iamv1alpha1.Ciph
 // of (removed), against the privileged groups. It returns the message of a refusal, "" when
 // allowed.
 func (r *UserReconciler) refusedGroups(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, removed []string) (string, error) {
-	if (obj.Spec.Groups == nil && len(removed) == 0) || r.Trust.Privileged.Allows(obj.Namespace) {
-		return "", nil
-	}
-	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey, api: r.Tenant}
-	var ids []string
-	if obj.Spec.Groups != nil {
-		ids = append(ids, *obj.Spec.Groups...)
-	}
-	privileged := map[string]bool{}
-	for _, id := range plan.SortedSet(append(ids, removed...)) {
-		p, err := w.privilegedGroup(ctx, id)
-		if err != nil {
-			return "", err
-		}
-		privileged[id] = p
-	}
-	refused := r.Trust.RefusedGroups(obj.Namespace, obj.Spec.Groups, removed, func(id string) bool { return privileged[plan.NormalizeID(id)] })
-	if len(refused) == 0 {
-		return "", nil
+	refused, err := r.world().shared().RefusedGroups(ctx, obj.Namespace, obj.Spec.Groups, removed)
+	if err != nil || len(refused) == 0 {
+		return "", err
 	}
 	return privilegedGroupRefusedMessage(r.tenantKey, obj.Namespace, "spec.groups puts the user in, or takes them out of, the groups "+strings.Join(refused, ", ")+": each"), nil
+}
+
+// world is what the user reconciler's pass reads of its tenant's objects.
+func (r *UserReconciler) world() world {
+	return world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey, api: r.Tenant}
 }
 
 // authoritativeRefusedMessage says why an Authoritative membership does nothing.

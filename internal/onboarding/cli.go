@@ -40,6 +40,8 @@ export writes one CipherscaleUser per tenant user (deletionPolicy Orphan), to st
 -o DIR, one file per object and a kustomization.yaml.
 plan prints what the operator would do with the manifests (or, without -f, the cluster's
 objects) and writes nothing. Exit status: 0 nothing would change, 2 something would, 1 error.
+With --tenant it applies the tenant object's trust rules (spec.adoption, spec.privileged); with
+--api-url it assumes the tenant's default: no namespace may adopt users or act privileged.
 status shows each tenant as the operator last saw it (the cluster only, never the API). Exit
 status: 0 everything is Ready, 2 something needs a person, 1 error.
 
@@ -61,6 +63,8 @@ type Env struct {
 type common struct {
 	tenant, apiURL, apiKeyFile, namespace, kubeconfig, context string
 	allowInsecure                                              bool
+	// trust is what the tenant object allows, set by connect with --tenant; nil without one.
+	trust *TenantTrust
 }
 
 func (c *common) bind(fs *flag.FlagSet) {
@@ -147,6 +151,7 @@ func (c *common) connect(ctx context.Context, env Env, cluster func() (*Cluster,
 			return nil, ref, "", err
 		}
 		url, key = tc.URL, tc.Key
+		c.trust = &tc.Trust
 		urlFrom = "spec.url of " + ref.Kind + " " + ref.Name
 	}
 	if c.apiKeyFile != "" {
@@ -360,8 +365,24 @@ func runPlan(ctx context.Context, args []string, env Env) (int, string, error) {
 	if err != nil {
 		return ExitError, key, err
 	}
-	res := Plan(Input{Users: users, Memberships: memberships, Show: show, Tenant: tenantUsers,
-		DefaultDeletionPolicy: iamv1alpha1.DeletionPolicy(defaultPolicy)})
+	in := Input{Users: users, Memberships: memberships, Show: show, Tenant: tenantUsers,
+		DefaultDeletionPolicy: iamv1alpha1.DeletionPolicy(defaultPolicy)}
+	// The trust rules the operator applies: the tenant object's, or, without one, the tenant's
+	// default (nobody adopts or acts privileged), said on stderr.
+	if c.trust != nil {
+		in.Trust, in.TenantUsable = c.trust.Trust, c.trust.Usable
+		if c.trust.Note != "" {
+			fmt.Fprintln(env.Stderr, c.trust.Note)
+		}
+	} else {
+		fmt.Fprintln(env.Stderr, DefaultTrustNote)
+	}
+	if in.Trust.PrivilegedGroups == nil {
+		if in.GroupRoles, err = groupRoles(ctx, api, tenantUsers, groupsNamed(users, memberships, tenantUsers)); err != nil {
+			return ExitError, key, err
+		}
+	}
+	res := Plan(in)
 	Render(env.Stdout, res)
 	if _, changes, blocked := res.Counts(); changes > 0 || blocked > 0 {
 		return ExitChanges, key, nil

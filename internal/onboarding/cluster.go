@@ -79,6 +79,8 @@ type TenantConnection struct {
 	URL string
 	// Key is the API key from the tenant's Secret. Never print it.
 	Key string
+	// Trust is what the tenant object allows the namespaces (spec.adoption, spec.privileged).
+	Trust TenantTrust
 }
 
 // ReadTenant reads a tenant object's URL and its key from the Secret it names. Errors name the
@@ -119,7 +121,11 @@ func (c *Cluster) ReadTenant(ctx context.Context, ref TenantRef, namespace strin
 	if key == "" {
 		return nil, fmt.Errorf("the Secret %s/%s of %s has no key %q, or it is empty", secretNS, secretName, what, secretKey)
 	}
-	return &TenantConnection{URL: url, Key: key}, nil
+	trust, err := c.trustOf(ctx, ref, namespace, u)
+	if err != nil {
+		return nil, err
+	}
+	return &TenantConnection{URL: url, Key: key, Trust: trust}, nil
 }
 
 // ErrNoCRDs is returned by Objects when the cluster does not know the operator's kinds.

@@ -219,8 +219,17 @@ func mergeMap(base, over map[string]string) map[string]string {
 	return out
 }
 
-// ForTenant keeps the objects that name the tenant: ref for a tenant object (a namespaced
-// CipherscaleTenant serves only its own namespace), or no tenantRef for the default tenant.
+// orDefault is the tenant an object without tenantRef uses: ClusterCipherscaleTenant/default.
+func orDefault(ref TenantRef) TenantRef {
+	if ref == (TenantRef{}) {
+		return TenantRef{Kind: KindClusterTenant, Name: "default"}
+	}
+	return ref
+}
+
+// ForTenant keeps the objects that name the tenant ref (a namespaced CipherscaleTenant serves
+// only its own namespace). An object without tenantRef, and a zero ref (--api-url), are
+// ClusterCipherscaleTenant/default.
 func ForTenant(objs []Object, ref TenantRef, tenantNamespace string) (users []*iamv1alpha1.CipherscaleUser, memberships []*iamv1alpha1.CipherscaleGroupMembership, other int) {
 	for _, o := range objs {
 		ns := ""
@@ -229,7 +238,7 @@ func ForTenant(objs []Object, ref TenantRef, tenantNamespace string) (users []*i
 		} else {
 			ns = o.Membership.Namespace
 		}
-		match := o.Tenant == ref && (ref.Kind != KindNamespacedTenant || ns == tenantNamespace)
+		match := orDefault(o.Tenant) == orDefault(ref) && (ref.Kind != KindNamespacedTenant || ns == tenantNamespace)
 		if !match {
 			other++
 			continue

@@ -1,13 +1,17 @@
 package onboarding
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/decide"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
 )
 
@@ -34,6 +38,18 @@ type Input struct {
 	Tenant []cipherscale.User
 	// DefaultDeletionPolicy is the tenant's spec.defaultDeletionPolicy.
 	DefaultDeletionPolicy iamv1alpha1.DeletionPolicy
+	// Trust is the tenant's trust policy (plan.TenantTrust of the tenant object's
+	// spec.adoption and spec.privileged). The zero value is the tenant's default: no namespace
+	// may adopt users, grant privileged roles, manage privileged groups or be Authoritative.
+	Trust plan.TrustPolicy
+	// TenantUsable reports whether objects of a namespace may use the tenant (the
+	// namespaceSelector of a ClusterCipherscaleTenant); nil: every namespace may.
+	TenantUsable func(namespace string) bool
+	// GroupRoles holds, by normalized group id, what members of the group inherit through their
+	// groups (GET /tenants/users/{id}/roles?groupsOnly=true of a member). A group it does not
+	// hold is privileged unless Trust lists the privileged groups, as the operator counts a
+	// group whose roles it cannot tell.
+	GroupRoles map[string][][]cipherscale.Role
 }
 
 // Kind of outcome of one object.
@@ -88,8 +104,10 @@ func (r Result) Counts() (unchanged, changes, blocked int) {
 // applied to it, so that the objects planned later see them, as the operator's later reconciles
 // would.
 type planner struct {
-	in      Input
-	set     *objectSet
+	in Input
+	// world is the operator's decisions (internal/decide) over the objects in memory.
+	world   decide.World
+	mem     *decide.Memory
 	byEmail map[string]*cipherscale.User
 	byID    map[string]*cipherscale.User
 	// ambiguous holds the emails that several tenant users share, differing only in case.
@@ -103,7 +121,9 @@ type planner struct {
 // Plan computes what the operator would do with each object, with the pure functions of
 // internal/plan, writing nothing.
 func Plan(in Input) Result {
-	p := &planner{in: in, set: newObjectSet(in.Users, in.Memberships),
+	mem := decide.NewMemory(deref(in.Users), deref(in.Memberships))
+	mem.Usable, mem.Inherited, mem.Types = in.TenantUsable, in.GroupRoles, roleTypes(in.Tenant)
+	p := &planner{in: in, world: decide.World{R: mem, Trust: in.Trust}, mem: mem,
 		byEmail: map[string]*cipherscale.User{}, byID: map[string]*cipherscale.User{}, ambiguous: map[string]bool{},
 		names: map[string]string{}, hasUser: map[string]bool{}}
 	if p.in.DefaultDeletionPolicy == "" {
@@ -125,13 +145,16 @@ func Plan(in Input) Result {
 		}
 	}
 	var res Result
-	for _, u := range p.set.users {
+	users, memberships := mem.Users(), mem.Memberships()
+	for i := range users {
+		u := &users[i]
 		op := p.planUser(u)
 		if in.Show == nil || in.Show["CipherscaleUser/"+key(u.Namespace, u.Name)] {
 			res.Objects = append(res.Objects, op)
 		}
 	}
-	for _, m := range p.set.memberships {
+	for i := range memberships {
+		m := &memberships[i]
 		op := p.planMembership(m)
 		if in.Show == nil || in.Show["CipherscaleGroupMembership/"+key(m.Namespace, m.Name)] {
 			res.Objects = append(res.Objects, op)
@@ -139,6 +162,42 @@ func Plan(in Input) Result {
 	}
 	res.Undeclared = p.undeclared()
 	return res
+}
+
+func key(namespace, name string) string { return namespace + "/" + name }
+
+func same(a, b metav1.Object) bool {
+	return a.GetNamespace() == b.GetNamespace() && a.GetName() == b.GetName()
+}
+
+func deref[T any](in []*T) []T {
+	out := make([]T, len(in))
+	for i, o := range in {
+		out[i] = *o
+	}
+	return out
+}
+
+// roleTypes are the role types the tenant's users show, by normalized id (as the operator's
+// snapshot knows them).
+func roleTypes(users []cipherscale.User) map[string]cipherscale.RoleType {
+	out := map[string]cipherscale.RoleType{}
+	for _, u := range users {
+		for _, r := range u.Roles {
+			if r.Type != "" {
+				out[cipherscale.NormalizeID(r.ID)] = r.Type
+			}
+		}
+	}
+	return out
+}
+
+// must is for the decisions over objects in memory, which read nothing that can fail.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic("in-memory objects: " + err.Error())
+	}
+	return v
 }
 
 func copyUser(u *cipherscale.User) *cipherscale.User {
@@ -189,17 +248,68 @@ func (p *planner) lookup(u *iamv1alpha1.CipherscaleUser) (live *cipherscale.User
 	return found, "", ""
 }
 
+// ownID reports what the operator decides of the id the object names (decideIdentity): its own
+// record when status.id names it. A proof of identity without status.id (an object restored
+// from a backup) is taken to verify: plan cannot check it without the operator's key
+// derivation, and says so (proofAssumed).
+func ownID(u *iamv1alpha1.CipherscaleUser) (id string, own, proofAssumed bool) {
+	ann, st := u.Annotations[annotationUserID], u.Status.ID
+	if ann == "" {
+		return st, st != "", false
+	}
+	if st != "" && plan.NormalizeID(st) == plan.NormalizeID(ann) {
+		return ann, true, false
+	}
+	if u.Annotations[iamv1alpha1.AnnotationUserIDProof] != "" {
+		return ann, true, true
+	}
+	return ann, false, false
+}
+
+// mayManage is the operator's rule for a user found through a pending create mark: always from
+// a namespace that may adopt; elsewhere only a pending user created after the object.
+func (p *planner) mayManage(u *iamv1alpha1.CipherscaleUser, live *cipherscale.User) bool {
+	return p.in.Trust.MayAdopt(u.Namespace) ||
+		live.Status.Normalized() == cipherscale.StatusPending && plan.CreatedFor(u.CreationTimestamp.Time, live)
+}
+
+// usable reports whether objects of the namespace may use the tenant.
+func (p *planner) usable(namespace string) bool {
+	return must(p.world.R.TenantUsable(context.Background(), namespace))
+}
+
+// planUser is what a CipherscaleUser's pass would do, in the operator's order: the tenant, the
+// identity it names, the email's owner, the privileged roles and groups it asks, the user it
+// finds or creates (adoption), then the writes.
 func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
+	ctx := context.Background()
 	op := ObjectPlan{Kind: "CipherscaleUser", Namespace: u.Namespace, Name: u.Name, Email: u.Spec.Email}
 	blocked := func(reason, msg string) ObjectPlan {
 		op.Outcome, op.Summary = Blocked, reason+": "+msg
 		return op
 	}
+	if !p.usable(u.Namespace) {
+		return blocked(iamv1alpha1.ReasonInvalidTenant, "the tenant may not be used from namespace "+u.Namespace)
+	}
 	if !u.DeletionTimestamp.IsZero() {
 		return p.planUserDelete(u, op)
 	}
-	if owner := p.set.emailOwner(u.Spec.Email); owner != nil && owner != u {
-		return blocked(iamv1alpha1.ReasonEmailConflict, "another CipherscaleUser, created earlier, manages this email; this object would do nothing")
+	trust := p.in.Trust
+	id, own, proofAssumed := ownID(u)
+	if id != "" && !own && !trust.MayAdopt(u.Namespace) {
+		return blocked(iamv1alpha1.ReasonAdoptionNotAllowed, fmt.Sprintf("the annotation %s names a tenant user the operator did not record for this object, and namespace %s may not adopt existing users; nothing would be read or written", annotationUserID, u.Namespace))
+	}
+	if proofAssumed {
+		op.Details = append(op.Details, "the identity proof of "+annotationUserID+" is assumed to verify (plan cannot check it)")
+	}
+	if owner := must(p.world.EmailOwnerFor(ctx, u, own)); owner != nil && !same(owner, u) {
+		return blocked(iamv1alpha1.ReasonEmailConflict, "another CipherscaleUser manages this email (it recorded the tenant user's id, or was created earlier); this object would do nothing")
+	}
+	if refused := must(p.world.RefusedRoles(ctx, u.Namespace, u.Spec.Roles, nil)); len(refused) > 0 {
+		return blocked(iamv1alpha1.ReasonNotAllowed, fmt.Sprintf("spec.roles grants or removes the privileged roles %s, which namespace %s may not manage; nothing would be written", strings.Join(refused, ", "), u.Namespace))
+	}
+	if refused := must(p.world.RefusedGroups(ctx, u.Namespace, u.Spec.Groups, nil)); len(refused) > 0 {
+		return blocked(iamv1alpha1.ReasonNotAllowed, fmt.Sprintf("spec.groups puts the user in, or takes them out of, the privileged groups %s, which namespace %s may not manage; nothing would be written", strings.Join(refused, ", "), u.Namespace))
 	}
 	paused := u.Annotations[iamv1alpha1.AnnotationPaused] == "true"
 	live, reason, msg := p.lookup(u)
@@ -235,17 +345,39 @@ func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
 	}
 
 	var summary []string
-	if recordedID(u) == "" && u.Annotations[annotationCreatePending] == "" {
-		if u.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever {
-			return blocked(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf("the tenant already has a user with this email (%s) and adoptionPolicy is Never", live.ID))
-		}
-		if !paused {
-			summary = append(summary, "adopt tenant user "+live.ID)
+	byID := id != "" && p.byID[cipherscale.NormalizeID(id)] == live
+	pending := u.Annotations[annotationCreatePending] != ""
+	switch {
+	case byID && !own && !paused:
+		summary = append(summary, "adopt tenant user "+live.ID+" (named by the annotation "+annotationUserID+")")
+	case byID:
+	case paused && !trust.MayAdopt(u.Namespace) && (!pending || !p.mayManage(u, live)):
+		return blocked(iamv1alpha1.ReasonPaused, fmt.Sprintf("the tenant has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users: nothing of that user is shown, and no writes would be made", u.Namespace))
+	case paused:
+	case pending && !p.mayManage(u, live):
+		return blocked(iamv1alpha1.ReasonAdoptionNotAllowed, fmt.Sprintf("the tenant already has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users; nothing would be written", u.Namespace))
+	case pending:
+		summary = append(summary, "record tenant user "+live.ID+" (created by an earlier attempt)")
+	case !trust.MayAdopt(u.Namespace):
+		return blocked(iamv1alpha1.ReasonAdoptionNotAllowed, fmt.Sprintf("the tenant already has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users; nothing would be written", u.Namespace))
+	case u.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever:
+		return blocked(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf("the tenant already has a user with this email (%s) and adoptionPolicy is Never", live.ID))
+	default:
+		summary = append(summary, "adopt tenant user "+live.ID)
+	}
+	if !live.TenantOwner() {
+		if refused := must(p.world.RefusedRoles(ctx, u.Namespace, u.Spec.Roles, live.Roles)); len(refused) > 0 {
+			return blocked(iamv1alpha1.ReasonNotAllowed, fmt.Sprintf("spec.roles removes the privileged roles %s the user holds, which namespace %s may not manage; nothing would be written", strings.Join(refused, ", "), u.Namespace))
 		}
 	}
-	add, remove := p.set.userGroupChanges(u, live)
+	add, remove := must2(p.world.UserGroupChanges(ctx, u, live))
+	if !live.IsOwner {
+		if refused := must(p.world.RefusedGroups(ctx, u.Namespace, u.Spec.Groups, remove)); len(refused) > 0 {
+			return blocked(iamv1alpha1.ReasonNotAllowed, fmt.Sprintf("the user would be put in, or taken out of, the privileged groups %s, which namespace %s may not manage; nothing would be written", strings.Join(refused, ", "), u.Namespace))
+		}
+	}
 	up := plan.PlanUser(&u.Spec, live, add, remove)
-	if recordedID(u) != "" {
+	if own || byID && !paused || pending {
 		p.hasUser[k] = true // a paused object keeps the id it recorded
 	}
 	if paused {
@@ -257,7 +389,7 @@ func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
 	p.hasUser[k] = true
 	if !up.Empty() {
 		summary = append(summary, up.String())
-		op.Details = p.details(up)
+		op.Details = append(op.Details, p.details(up)...)
 		p.apply(live, up)
 	}
 	if len(summary) > 0 {
@@ -271,11 +403,28 @@ func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
 	}
 	if op.Outcome == Unchanged {
 		op.Summary = "no change"
+		if up.OwnerProtected {
+			op.Summary = iamv1alpha1.ReasonOwnerProtected + ": the tenant owner matches the spec; the operator makes no change to it"
+		}
 		if up.UnknownStatus != "" {
 			op.Summary += fmt.Sprintf(" (the API reports the unknown status %q: the active state is left alone)", up.UnknownStatus)
 		}
 	}
 	return op
+}
+
+func must3[T, U, V any](a T, b U, c V, err error) (T, U, V) {
+	if err != nil {
+		panic("in-memory objects: " + err.Error())
+	}
+	return a, b, c
+}
+
+func must2[T, U any](a T, b U, err error) (T, U) {
+	if err != nil {
+		panic("in-memory objects: " + err.Error())
+	}
+	return a, b
 }
 
 // details lists the roles and groups a user plan adds and removes, by name.
@@ -376,17 +525,24 @@ func (p *planner) planUserDelete(u *iamv1alpha1.CipherscaleUser, op ObjectPlan) 
 	if policy == "" {
 		policy = p.in.DefaultDeletionPolicy
 	}
-	owner := p.set.emailOwner(u.Spec.Email)
-	acts := owner == u && recordedID(u) != ""
-	live := p.byID[cipherscale.NormalizeID(recordedID(u))] // finalization acts by the recorded id
+	id, own, _ := ownID(u)
 	op.Outcome = Changes
+	if id != "" && !own && !p.in.Trust.MayAdopt(u.Namespace) {
+		op.Summary = iamv1alpha1.ReasonAdoptionNotAllowed + ": release the object without touching the tenant (the annotation " + annotationUserID + " is not the operator's record for it)"
+		return op
+	}
+	owner := must(p.world.EmailOwnerFor(context.Background(), u, own))
+	acts := owner != nil && same(owner, u) && id != ""
+	live := p.byID[cipherscale.NormalizeID(id)] // finalization acts by the recorded id
 	switch {
 	case !acts:
 		op.Summary = "release the object (it never managed a tenant user)"
 	case policy == iamv1alpha1.DeletionPolicyOrphan:
-		op.Summary = "orphan: leave tenant user " + recordedID(u) + " in the tenant (deletionPolicy Orphan)"
+		op.Summary = "orphan: leave tenant user " + id + " in the tenant (deletionPolicy Orphan)"
 	case live == nil:
-		op.Summary = "release the object (tenant user " + recordedID(u) + " is already gone)"
+		op.Summary = "release the object (tenant user " + id + " is already gone)"
+	case cipherscale.NormalizeEmail(live.Email) != cipherscale.NormalizeEmail(u.Spec.Email):
+		op.Outcome, op.Summary = Blocked, reasonEmailMismatch+": the tenant user "+id+" recorded in the annotation "+annotationUserID+" has another email, so it is left alone"
 	case live.TenantOwner():
 		op.Summary = iamv1alpha1.ReasonOwnerProtected + ": leave tenant user " + live.ID + " alone (the tenant owner is never deleted or deactivated)"
 	case policy == iamv1alpha1.DeletionPolicyDeactivate:
@@ -404,35 +560,90 @@ func (p *planner) planUserDelete(u *iamv1alpha1.CipherscaleUser, op ObjectPlan) 
 	return op
 }
 
+// refusedMembership returns the reason and message that refuse a whole membership before it
+// reads anything (an Authoritative one its namespace may not have, a privileged group its
+// namespace may not manage), "" when none does.
+func (p *planner) refusedMembership(m *iamv1alpha1.CipherscaleGroupMembership) (reason, msg string) {
+	trust := p.in.Trust
+	if m.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !trust.MayBeAuthoritative(m.Namespace) {
+		return iamv1alpha1.ReasonNotAllowed, "an Authoritative membership removes members nothing declares, and namespace " + m.Namespace + " may not have Authoritative memberships; nothing would be written"
+	}
+	if !trust.Privileged.Allows(m.Namespace) && must(p.world.PrivilegedGroup(context.Background(), m.Spec.GroupID)) {
+		return iamv1alpha1.ReasonNotAllowed, "this membership's group is privileged, which namespace " + m.Namespace + " may not manage; nothing would be written"
+	}
+	return "", ""
+}
+
+// conflictWinner returns the older Authoritative membership of the group when m is a newer
+// Authoritative one, else nil.
+func (p *planner) conflictWinner(m *iamv1alpha1.CipherscaleGroupMembership) *iamv1alpha1.CipherscaleGroupMembership {
+	if m.Spec.Policy != iamv1alpha1.MembershipPolicyAuthoritative {
+		return nil
+	}
+	owner := decide.AuthoritativeOwner(must(p.mem.MembershipsOfGroup(context.Background(), m.Spec.GroupID)), p.in.Trust)
+	if owner != nil && !same(owner, m) {
+		return owner
+	}
+	return nil
+}
+
 func (p *planner) planMembership(m *iamv1alpha1.CipherscaleGroupMembership) ObjectPlan {
+	ctx := context.Background()
 	op := ObjectPlan{Kind: "CipherscaleGroupMembership", Namespace: m.Namespace, Name: m.Name}
 	gid := plan.NormalizeID(m.Spec.GroupID)
-	owner := authoritativeOwner(p.set.byGroup[gid])
-	loser := m.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && owner != nil && owner != m
-	if !m.DeletionTimestamp.IsZero() {
-		return p.planMembershipDelete(m, op, loser)
+	if !p.usable(m.Namespace) {
+		op.Outcome, op.Summary = Blocked, iamv1alpha1.ReasonInvalidTenant+": the tenant may not be used from namespace "+m.Namespace
+		return op
 	}
-	if loser {
+	if !m.DeletionTimestamp.IsZero() {
+		return p.planMembershipDelete(m, op)
+	}
+	if reason, msg := p.refusedMembership(m); reason != "" {
+		op.Outcome, op.Summary = Blocked, reason+": "+msg
+		return op
+	}
+	if p.conflictWinner(m) != nil {
 		op.Outcome, op.Summary = Blocked, iamv1alpha1.ReasonGroupConflict+": another Authoritative membership, created earlier, owns this group; this object would do nothing"
 		return op
 	}
+	members := must(p.world.ResolveMembers(ctx, m))
+	// What the membership may act on (plan.TrustPolicy.MayActOnMember), as the operator decides
+	// it: a member whose email a CipherscaleUser manages is that user's reconciler's to write.
+	refused, refusedManaged, refusedUndeclared := must3(p.world.Refusals(ctx, m, members))
 	declared := map[string]bool{}
-	var added, removed, waiting []string
-	var notFound []string
-	for _, r := range p.set.resolveMembers(m) {
+	var added, removed, waiting, notFound []string
+	ownerLeft := false
+	for i, r := range members {
+		if refused[i] {
+			continue
+		}
 		var live *cipherscale.User
-		if r.email != "" {
-			live = p.byEmail[r.email]
+		if r.Email != "" {
+			live = p.byEmail[r.Email]
+		}
+		if r.User != nil || r.Spec.UserRef != nil {
+			// Its CipherscaleUser's pass (planned above) writes the pair: the membership waits
+			// for that user until it is in the group.
+			declared[r.Email] = r.Email != ""
+			if r.User == nil || !p.hasUser[key(r.User.Namespace, r.User.Name)] || live == nil || !inGroup(live, gid) && !live.TenantOwner() {
+				name := r.Email
+				if r.Spec.UserRef != nil {
+					name = r.Spec.UserRef.Name
+				}
+				waiting = append(waiting, name)
+			}
+			continue
 		}
 		switch {
-		case r.spec.UserRef != nil && (r.user == nil || !p.hasUser[key(r.user.Namespace, r.user.Name)] || live == nil):
-			waiting = append(waiting, r.spec.UserRef.Name)
 		case live == nil:
-			notFound = append(notFound, r.email)
+			notFound = append(notFound, r.Email)
+		case live.TenantOwner() && !inGroup(live, gid):
+			declared[r.Email] = true
+			ownerLeft = true
 		default:
-			declared[r.email] = true
+			declared[r.Email] = true
 			if !inGroup(live, gid) {
-				added = append(added, r.email)
+				added = append(added, r.Email)
 				p.changeGroups(live, []string{gid}, nil)
 			}
 		}
@@ -440,13 +651,16 @@ func (p *planner) planMembership(m *iamv1alpha1.CipherscaleGroupMembership) Obje
 	if m.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative {
 		var emails []string
 		for e, u := range p.byEmail {
-			if inGroup(u, gid) && !declared[e] {
+			if inGroup(u, gid) && !declared[e] && !u.TenantOwner() {
 				emails = append(emails, e)
 			}
 		}
 		sort.Strings(emails)
 		for _, e := range emails {
-			if plan.DecidePair(p.set.pairFacts(e, gid, true, "")) == plan.Remove {
+			if owner := must(p.world.EmailOwner(ctx, e)); owner != nil && owner.DeletionTimestamp.IsZero() {
+				continue // its CipherscaleUser's pass writes this pair
+			}
+			if plan.DecidePair(must(p.world.PairFacts(ctx, e, gid, true, ""))) == plan.Remove {
 				removed = append(removed, e)
 				p.changeGroups(p.byEmail[e], nil, []string{gid})
 			}
@@ -463,6 +677,14 @@ func (p *planner) planMembership(m *iamv1alpha1.CipherscaleGroupMembership) Obje
 			op.Details = append(op.Details, "- member "+e)
 		}
 	}
+	switch {
+	case refusedManaged > 0:
+		op.Outcome = Blocked
+		summary = append(summary, fmt.Sprintf("%s: %d members are users that a CipherscaleUser of another namespace manages, and namespace %s may not change their groups", iamv1alpha1.ReasonNotAllowed, refusedManaged, m.Namespace))
+	case refusedUndeclared > 0:
+		op.Outcome = Blocked
+		summary = append(summary, fmt.Sprintf("%s: %d email members have no CipherscaleUser, and namespace %s may not adopt users", iamv1alpha1.ReasonAdoptionNotAllowed, refusedUndeclared, m.Namespace))
+	}
 	if len(waiting) > 0 {
 		op.Outcome = max(op.Outcome, Blocked)
 		summary = append(summary, fmt.Sprintf("%s: %d members wait for their CipherscaleUser (%s)", iamv1alpha1.ReasonWaitingForUser, len(waiting), strings.Join(first(waiting, 5), ", ")))
@@ -470,6 +692,9 @@ func (p *planner) planMembership(m *iamv1alpha1.CipherscaleGroupMembership) Obje
 	if len(notFound) > 0 {
 		op.Outcome = Blocked
 		summary = append(summary, fmt.Sprintf("%s: %d members have no user in the tenant (%s)", iamv1alpha1.ReasonUserNotFound, len(notFound), strings.Join(first(notFound, 5), ", ")))
+	}
+	if ownerLeft {
+		summary = append(summary, iamv1alpha1.ReasonOwnerProtected+": the tenant owner is not added (the owner is read-only to the operator)")
 	}
 	op.Summary = strings.Join(summary, "; ")
 	if op.Summary == "" {
@@ -486,24 +711,38 @@ func first(s []string, n int) []string {
 }
 
 // planMembershipDelete is what finalizing a membership being deleted would do.
-func (p *planner) planMembershipDelete(m *iamv1alpha1.CipherscaleGroupMembership, op ObjectPlan, loser bool) ObjectPlan {
+func (p *planner) planMembershipDelete(m *iamv1alpha1.CipherscaleGroupMembership, op ObjectPlan) ObjectPlan {
+	ctx := context.Background()
 	op.Outcome, op.Summary = Changes, "release the object"
-	if m.Spec.DeletionPolicy == iamv1alpha1.MembershipDeletionPolicyOrphan || loser {
+	winner := p.conflictWinner(m)
+	refused := false
+	if m.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil {
+		reason, _ := p.refusedMembership(m)
+		refused = reason != ""
+	}
+	if m.Spec.DeletionPolicy == iamv1alpha1.MembershipDeletionPolicyOrphan || winner != nil || refused {
 		op.Summary += " (its members stay in the group)"
 		return op
 	}
 	gid := plan.NormalizeID(m.Spec.GroupID)
 	var removed []string
-	for _, r := range p.set.resolveMembers(m) {
-		if r.email == "" {
+	for _, r := range must(p.world.ResolveMembers(ctx, m)) {
+		if r.Email == "" {
 			continue
 		}
-		u := p.byEmail[r.email]
-		if u == nil || !inGroup(u, gid) {
+		var owner *iamv1alpha1.CipherscaleUser
+		if r.Spec.UserRef == nil {
+			owner = must(p.world.EmailOwner(ctx, r.Email))
+		}
+		if !decide.MayActOnMember(p.in.Trust, m, decide.ManagedIn(m, r.Spec, owner)) {
 			continue
 		}
-		if plan.DecideRelease(p.set.pairFacts(r.email, gid, true, membershipSource(m)), true) == plan.Remove {
-			removed = append(removed, r.email)
+		u := p.byEmail[r.Email]
+		if u == nil || !inGroup(u, gid) || u.TenantOwner() {
+			continue
+		}
+		if plan.DecideRelease(must(p.world.PairFacts(ctx, r.Email, gid, true, decide.MembershipSource(m))), true) == plan.Remove {
+			removed = append(removed, r.Email)
 			p.changeGroups(u, nil, []string{gid})
 		}
 	}
@@ -520,10 +759,10 @@ func (p *planner) planMembershipDelete(m *iamv1alpha1.CipherscaleGroupMembership
 // lists as an email member.
 func (p *planner) undeclared() []string {
 	declared := map[string]bool{}
-	for _, u := range p.set.users {
+	for _, u := range p.mem.Users() {
 		declared[cipherscale.NormalizeEmail(u.Spec.Email)] = true
 	}
-	for _, m := range p.set.memberships {
+	for _, m := range p.mem.Memberships() {
 		for _, mem := range m.Spec.Members {
 			if mem.UserRef == nil {
 				declared[cipherscale.NormalizeEmail(mem.Email)] = true

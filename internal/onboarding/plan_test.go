@@ -10,6 +10,7 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/plan"
 )
 
 // exported returns the sample tenant's export as objects in the cluster: applied, adopted (a
@@ -35,9 +36,11 @@ func exported(t *testing.T, tenant []cipherscale.User, opts ExportOptions) []Obj
 	return out
 }
 
+// runPlanOn plans for a tenant that trusts namespace ns (its spec.adoption and spec.privileged
+// select it): the plans of a namespace the tenant does not trust are in trust_test.go.
 func runPlanOn(objs []Object, tenant []cipherscale.User, show map[string]bool) (Result, string) {
 	users, memberships, _ := ForTenant(objs, TenantRef{}, "ns")
-	res := Plan(Input{Users: users, Memberships: memberships, Tenant: tenant, Show: show})
+	res := Plan(Input{Users: users, Memberships: memberships, Tenant: tenant, Show: show, Trust: plan.AllowAll()})
 	var b bytes.Buffer
 	Render(&b, res)
 	return res, b.String()
@@ -106,7 +109,7 @@ func TestPlanSaysWhatTheOperatorWouldDo(t *testing.T) {
 			dup.Name = "sam-again"
 			dup.CreationTimestamp = metav1.NewTime(time.Unix(5000, 0))
 			return append(objs, Object{User: dup})
-		}, []string{"! CipherscaleUser ns/sam-again (sam@example.com): EmailConflict: another CipherscaleUser, created earlier, manages this email; this object would do nothing"}, true},
+		}, []string{"! CipherscaleUser ns/sam-again (sam@example.com): EmailConflict: another CipherscaleUser manages this email (it recorded the tenant user's id, or was created earlier); this object would do nothing"}, true},
 		{"a new person is created and invited, then brought to the spec", func(objs []Object) []Object {
 			return append(objs, Object{User: &iamv1alpha1.CipherscaleUser{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "new", CreationTimestamp: metav1.NewTime(time.Unix(9000, 0))},
@@ -144,16 +147,34 @@ func TestPlanSaysWhatTheOperatorWouldDo(t *testing.T) {
 			find(objs, "kai-").DeletionTimestamp = &now
 			return objs
 		}, []string{"~ CipherscaleUser ns/" + UserName("kai@example.com") + " (kai@example.com): orphan: leave tenant user u-kai in the tenant (deletionPolicy Orphan)"}, true},
-		{"an Authoritative membership removes an undeclared member", func(objs []Object) []Object {
+		{"an Authoritative membership: the pairs of users with a CipherscaleUser are written by their passes", func(objs []Object) []Object {
 			return append(objs, Object{Membership: &iamv1alpha1.CipherscaleGroupMembership{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "eng", CreationTimestamp: metav1.NewTime(time.Unix(9000, 0))},
 				Spec: iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: engID, Policy: iamv1alpha1.MembershipPolicyAuthoritative,
 					Members: []iamv1alpha1.Member{{Email: "kai@example.com"}, {Email: "sam@example.com"}}},
 			}})
 		}, []string{
-			"~ CipherscaleGroupMembership ns/eng: members +1 -1 of group Engineering (" + engID + ")",
-			"    + member kai@example.com",
+			"~ CipherscaleUser ns/" + UserName("Jane.Smith@example.com") + " (Jane.Smith@example.com): groups +0 -1",
+			"    - group Engineering (" + engID + ")",
+			"~ CipherscaleUser ns/" + UserName("kai@example.com") + " (kai@example.com): groups +1 -0",
+			"    + group Engineering (" + engID + ")",
+		}, true},
+		{"an Authoritative membership removes an undeclared member", func(objs []Object) []Object {
+			var out []Object
+			for _, o := range objs {
+				if o.User == nil || !strings.HasPrefix(o.User.Name, "jane-") {
+					out = append(out, o)
+				}
+			}
+			return append(out, Object{Membership: &iamv1alpha1.CipherscaleGroupMembership{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "eng", CreationTimestamp: metav1.NewTime(time.Unix(9000, 0))},
+				Spec: iamv1alpha1.CipherscaleGroupMembershipSpec{GroupID: engID, Policy: iamv1alpha1.MembershipPolicyAuthoritative,
+					Members: []iamv1alpha1.Member{{Email: "sam@example.com"}}},
+			}})
+		}, []string{
+			"~ CipherscaleGroupMembership ns/eng: members +0 -1 of group Engineering (" + engID + ")",
 			"    - member jane.smith@example.com",
+			"  1 tenant users are declared by no object and are left alone: jane.smith@example.com",
 		}, true},
 	}
 	for _, tt := range tests {

@@ -335,6 +335,12 @@ func TenantTrust(kind iamv1alpha1.TenantKind, tenantNamespace string, adoption *
 	return p
 }
 
+// SelectorRule is the rule of a namespace selector, as trust and a ClusterCipherscaleTenant's
+// namespaceSelector read it (selectorRule).
+func SelectorRule(selector *metav1.LabelSelector, labelsOf NamespaceLabels) NamespaceRule {
+	return selectorRule(selector, labelsOf)
+}
+
 // selectorRule is the rule of a namespace selector: nil (none) when it is omitted or not valid;
 // {} selects every namespace.
 func selectorRule(selector *metav1.LabelSelector, labelsOf NamespaceLabels) NamespaceRule {

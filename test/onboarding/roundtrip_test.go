@@ -202,14 +202,23 @@ var _ = Describe("adopting a tenant of 1,000 users", Ordered, func() {
 
 		Expect(control.ResetStats(ctx)).To(Succeed())
 		start = time.Now()
-		r := run(kubeEnv, "plan", "--api-url", sim.URL, "-f", dir)
+		// With the tenant object, plan applies its trust rules, as the operator does.
+		r := run(kubeEnv, "plan", "--tenant", "ClusterCipherscaleTenant/default", "-f", dir)
 		Expect(r.code).To(Equal(0), r.stdout+r.stderr)
 		Expect(r.stdout).To(Equal(fmt.Sprintf("No changes: the tenant matches all %d objects.\n", tenantSize)))
 		figure("plan -f DIR after the round trip", fmt.Sprintf("exit %d in %s, %s", r.code, time.Since(start).Round(time.Millisecond), onlyReads()))
 
-		r = run(kubeEnv, "plan", "--api-url", sim.URL)
+		r = run(kubeEnv, "plan", "--tenant", "ClusterCipherscaleTenant/default")
 		Expect(r.code).To(Equal(0), r.stdout+r.stderr)
 		Expect(r.stdout).To(Equal(fmt.Sprintf("No changes: the tenant matches all %d objects.\n", tenantSize)), "plan of the cluster's objects")
+
+		// With --api-url alone there is no tenant object to read the trust rules from: plan
+		// says it assumes the tenant's default, under which namespace default may not hold the
+		// administrators' privileged roles.
+		r = run(kubeEnv, "plan", "--api-url", sim.URL)
+		Expect(r.stderr).To(ContainSubstring("the plan assumes the tenant's default trust"))
+		Expect(r.code).To(Equal(2), r.stdout+r.stderr)
+		Expect(r.stdout).To(ContainSubstring(": NotAllowed: spec.roles grants or removes the privileged roles"))
 	})
 
 	It("plans exactly the edits made to three files, and writes nothing", func() {
@@ -235,7 +244,7 @@ var _ = Describe("adopting a tenant of 1,000 users", Ordered, func() {
 		Expect(os.Remove(toDelete)).To(Succeed())
 
 		Expect(control.ResetStats(ctx)).To(Succeed())
-		r := run(kubeEnv, "plan", "--api-url", sim.URL, "-f", dir)
+		r := run(kubeEnv, "plan", "--tenant", "ClusterCipherscaleTenant/default", "-f", dir)
 		Expect(r.code).To(Equal(2), r.stdout+r.stderr)
 		Expect(r.stdout).To(Equal(strings.Join([]string{
 			fmt.Sprintf("~ CipherscaleUser default/%s (%s): roles +1 -0", objectName(withRole), emailOf(withRole)),
@@ -264,7 +273,7 @@ var _ = Describe("adopting a tenant of 1,000 users", Ordered, func() {
 			Expect(string(b)).NotTo(ContainSubstring("  groups:"), "%s: the memberships declare the groups", f)
 		}
 
-		r = run(keyEnv, "plan", "--api-url", sim.URL, "-f", dir)
+		r = run(keyEnv, "plan", "--tenant", "ClusterCipherscaleTenant/default", "-f", dir)
 		Expect(r.code).To(Equal(0), r.stdout+r.stderr)
 		Expect(r.stdout).To(Equal(fmt.Sprintf("No changes: the tenant matches all %d objects.\n", tenantSize+3)))
 	})
