@@ -96,6 +96,7 @@ var _ = Describe("the metrics the alert rules and the dashboard use", Ordered, f
 				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
 				TenantSettings: iamv1alpha1.TenantSettings{
 					URL:             url,
+					ResyncInterval:  &metav1.Duration{Duration: 3 * time.Second},
 					RemovalBudget:   &iamv1alpha1.RemovalBudgetSpec{PerHour: &perHour},
 					UndeclaredUsers: &iamv1alpha1.UndeclaredUsersSpec{Policy: iamv1alpha1.UndeclaredUsersReport},
 				},
@@ -107,11 +108,10 @@ var _ = Describe("the metrics the alert rules and the dashboard use", Ordered, f
 		metricsPort, err = devenv.FreePort()
 		Expect(err).NotTo(HaveOccurred())
 		mgr, err := devenv.Start("manager", filepath.Join(work, "manager-metrics.log"),
-			// The key in the environment is the flag-configured default tenant's, if the manager
-			// still has one; this spec's tenant is the object above.
-			[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + operatorNS, "CIPHERSCALE_API_KEY=" + apiKey},
+			[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + operatorNS},
 			bins["manager"],
-			"--resync-interval", "3s",
+			// The tenant's simulator serves plain http on loopback.
+			devenv.ManagerURLArgs[0], devenv.ManagerURLArgs[1],
 			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
 			// Plain HTTP on loopback, so that the test reads it as Prometheus would once
 			// authorized (the authorization is the e2e spec "metrics only to authorized callers").
