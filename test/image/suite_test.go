@@ -130,6 +130,9 @@ var _ = BeforeSuite(func() {
 		"--set", "apiKey.existingSecret="+secretName,
 		"--set", "defaultTenant.url="+sim.URL,
 		"--set", "replicas=2",
+		// The simulator serves plain http on loopback: the operator's URL policy must say so.
+		"--set", "apiHosts={127.0.0.1,localhost}",
+		"--set", "allowInsecureHttp=true",
 		// config/samples adopt a user added by hand and grant Admin (see their kustomization).
 		"--set", "defaultTenant.adoption.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=default",
 		"--set", "defaultTenant.privileged.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=default",

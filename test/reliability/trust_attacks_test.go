@@ -134,6 +134,8 @@ var _ = Describe("trust attacks from one namespace", Ordered, ContinueOnFailure,
 				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{label: "true"}},
 				Adoption:          &iamv1alpha1.AdoptionSpec{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"adopt": label}}},
 				TenantSettings: iamv1alpha1.TenantSettings{URL: sim.URL,
+					// The resync the manager's --resync-interval gave every tenant before it became a tenant field.
+					ResyncInterval: &metav1.Duration{Duration: resync},
 					UndeclaredUsers: &iamv1alpha1.UndeclaredUsersSpec{Policy: iamv1alpha1.UndeclaredUsersDeactivate,
 						Exclude: []string{"*@corp.example"}, GracePeriod: &metav1.Duration{Duration: time.Second}}},
 			},

@@ -170,7 +170,9 @@ var _ = Describe("memberships and privileged groups from a namespace-only user",
 				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{sel: "yes"}},
 				Adoption:          &iamv1alpha1.AdoptionSpec{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"adopt": tenantName}}},
 				TenantSettings: iamv1alpha1.TenantSettings{URL: sim.URL,
-					Privileged: &iamv1alpha1.PrivilegedSpec{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"privileged": tenantName}}}},
+					// The resync the manager's --resync-interval gave every tenant before it became a tenant field.
+					ResyncInterval: &metav1.Duration{Duration: resync},
+					Privileged:     &iamv1alpha1.PrivilegedSpec{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"privileged": tenantName}}}},
 			},
 		}
 		Expect(k8s.Create(ctx, t)).To(Succeed())

@@ -99,7 +99,7 @@ func nsTenant(ns, name, url, secret, key string) *iamv1alpha1.CipherscaleTenant 
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: iamv1alpha1.CipherscaleTenantSpec{
 			APIKeySecretRef: iamv1alpha1.SecretKeyReference{Name: secret, Key: key},
-			TenantSettings:  iamv1alpha1.TenantSettings{URL: url},
+			TenantSettings:  iamv1alpha1.TenantSettings{URL: url, ResyncInterval: &metav1.Duration{Duration: resync}},
 		},
 	}
 }

@@ -107,6 +107,8 @@ var _ = Describe("undeclared users", func() {
 				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
 				TenantSettings: iamv1alpha1.TenantSettings{
 					URL: tenantSim.URL,
+					// The resync the manager's --resync-interval gave every tenant before it became a tenant field.
+					ResyncInterval: &metav1.Duration{Duration: resync},
 					UndeclaredUsers: &iamv1alpha1.UndeclaredUsersSpec{
 						Policy: iamv1alpha1.UndeclaredUsersReport, Exclude: []string{"r49*@rel.example"},
 						GracePeriod: &metav1.Duration{Duration: 2 * time.Second},
