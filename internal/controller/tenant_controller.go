@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
@@ -250,7 +251,9 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	markReady(conds, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("The API key works: the tenant has %d users", len(list)))
 	st.ObservedGeneration = gen
 
-	requeue := jitter(cfg.ResyncInterval)
+	// Never sooner than the resync interval: the tenant is read at most once an interval (jitter
+	// only later), so that its idle reads stay within a read per interval.
+	requeue := jitterLater(cfg.ResyncInterval)
 	usable := r.admits(ctx, obj, key)
 	after, err := r.undeclared(ctx, obj, key, t, list, declaredEmails(users, memberships, usable), usable)
 	if after > 0 && after < requeue {
@@ -629,4 +632,12 @@ func (r *TenantReconciler) admits(ctx context.Context, obj tenantObject, key ten
 		ok, _, err := res.selects(ctx, c.Spec.NamespaceSelector, namespace)
 		return err == nil && ok
 	}
+}
+
+// jitterLater spreads d over [d, 1.1d]: never sooner than d.
+func jitterLater(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d + time.Duration(rand.Int64N(int64(d/10)+1))
 }
