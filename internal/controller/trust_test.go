@@ -10,10 +10,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
@@ -61,30 +59,8 @@ func trustOf(prefix string) string {
 // a namespace-only Role, used through impersonation.
 func attacker(ns string) client.Client {
 	GinkgoHelper()
-	name := "mallory-" + ns
-	Expect(k8s.Create(ctx, &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cipherscale-editor"},
-		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{iamv1alpha1.GroupVersion.Group},
-			Resources: []string{"cipherscaleusers", "cipherscalegroupmemberships"},
-			Verbs:     []string{"get", "list", "watch", "create", "update", "patch", "delete"},
-		}},
-	})).To(Succeed())
-	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cipherscale-editor"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "cipherscale-editor"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: name}},
-	})).To(Succeed())
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: name}
-	c, err := client.New(cfg, client.Options{Scheme: devenv.Scheme()})
+	c, err := devenv.NamespaceUser(ctx, k8s, cp.Config, ns, "cipherscaleusers", "cipherscalegroupmemberships")
 	Expect(err).NotTo(HaveOccurred())
-	// The Role is all the attacker has: nothing outside the namespace, no status.
-	Eventually(func() error {
-		return c.List(ctx, &iamv1alpha1.CipherscaleUserList{}, client.InNamespace(ns))
-	}).Should(Succeed())
-	err = c.List(ctx, &iamv1alpha1.CipherscaleUserList{}, client.InNamespace("default"))
-	Expect(apierrors.IsForbidden(err)).To(BeTrue(), "the attacker must not read other namespaces: %v", err)
 	return c
 }
 
