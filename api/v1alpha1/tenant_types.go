@@ -226,6 +226,17 @@ type TenantSettings struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.resyncInterval must be between 1s and 24h"
 	ResyncInterval *metav1.Duration `json:"resyncInterval,omitempty"`
 
+	// fullResyncInterval is how often the tenant is read whole. Between full reads, each
+	// resync reads only the users changed since the last read (sorted by updatedAt, newest
+	// first), and the total the API reports tells whether users were deleted (then the tenant
+	// is read whole at once). A full read catches what an API that does not bump updatedAt
+	// would hide. Between 1m and 24h; "0s" reads whole at every resync. Omitted: 1h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || (duration(self) >= duration('1m') && duration(self) <= duration('24h'))",message="spec.fullResyncInterval must be 0s, or between 1m and 24h"
+	FullResyncInterval *metav1.Duration `json:"fullResyncInterval,omitempty"`
+
 	// undeclaredUsers is the policy for tenant users that no object declares.
 	// +optional
 	UndeclaredUsers *UndeclaredUsersSpec `json:"undeclaredUsers,omitempty"`

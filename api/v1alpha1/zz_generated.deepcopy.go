@@ -817,6 +817,11 @@ func (in *TenantSettings) DeepCopyInto(out *TenantSettings) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.FullResyncInterval != nil {
+		in, out := &in.FullResyncInterval, &out.FullResyncInterval
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.UndeclaredUsers != nil {
 		in, out := &in.UndeclaredUsers, &out.UndeclaredUsers
 		*out = new(UndeclaredUsersSpec)

@@ -99,6 +99,9 @@ type TenantReconciler struct {
 	// refused remembers, per tenant, the version of the key the API last refused and when, so
 	// that a Stalled tenant's recheck calls the API only with a new key.
 	refused map[tenant.Key]refusedKey
+	// verified remembers, per tenant, the configuration and key version of its last successful
+	// read by this reconciler: until they change, the tenant shares its objects' snapshot.
+	verified map[tenant.Key]refusedKey
 }
 
 type refusedKey struct {
@@ -134,7 +137,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Tenants.Remove(key)
-			r.forgetRefusal(key)
+			r.forgetKey(key)
 			r.grace.forget(key)
 			forgetTenantMetrics(key)
 		}
@@ -187,7 +190,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 		logger.Info("Releasing the tenant: nothing uses it")
 		r.Tenants.Remove(key)
-		r.forgetRefusal(key)
+		r.forgetKey(key)
 		r.grace.forget(key)
 		forgetTenantMetrics(key)
 		if r.ReadOnly {
@@ -223,9 +226,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
 	}
 
-	readAt := metav1.NewTime(r.Clock.Now())
-	logger.V(1).Info("Reading the tenant's users")
-	list, err := t.API().ListUsers(ctx)
+	list, readAt, err := r.readUsers(ctx, obj, key, t, cfg, version)
 	if err != nil {
 		return r.failRead(ctx, obj, key, version, cfg, err)
 	}
@@ -260,6 +261,30 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		requeue = after
 	}
 	return ctrl.Result{RequeueAfter: requeue}, err
+}
+
+// readUsers reads the tenant's users for this pass. A tenant that is Ready, whose spec and key
+// were checked by this process's last read, shares the snapshot its objects read (read again
+// when it is older than the resync interval, once for all): an idle tenant costs one read per
+// interval, not one for the objects and one for the tenant. Any other pass must show that the
+// key works, and reads the tenant itself.
+func (r *TenantReconciler) readUsers(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, cfg tenant.Config, version uint64) ([]cipherscale.User, metav1.Time, error) {
+	logger := log.FromContext(ctx)
+	st := obj.GetTenantStatus()
+	now := r.Clock.Now()
+	if isReady(st.Conditions) && st.ObservedGeneration == obj.GetGeneration() && r.verifiedWith(key, cfg, version) {
+		list, at, ok, err := t.SharedUsers(ctx, now.Add(-cfg.ResyncInterval))
+		if ok {
+			logger.V(1).Info("Reading the tenant's users from the shared snapshot", "readAt", at)
+			return list, metav1.NewTime(at), err
+		}
+	}
+	logger.V(1).Info("Reading the tenant's users")
+	list, err := t.API().ListUsers(ctx)
+	if err == nil {
+		r.verify(key, cfg, version)
+	}
+	return list, metav1.NewTime(now), err
 }
 
 // undeclared applies the tenant's removal budget (spec.removalBudget and the allow-removals
@@ -359,9 +384,10 @@ func (r *TenantReconciler) config(obj tenantObject) tenant.Config {
 		key = defaultSecretKey
 	}
 	cfg := tenant.Config{
-		URL:            s.URL,
-		ResyncInterval: r.ResyncInterval,
-		Secret:         tenant.SecretRef{Namespace: ns, Name: name, Key: key, For: r.keyOfObject(obj)},
+		URL:                s.URL,
+		ResyncInterval:     r.ResyncInterval,
+		FullResyncInterval: tenant.DefaultFullResyncInterval,
+		Secret:             tenant.SecretRef{Namespace: ns, Name: name, Key: key, For: r.keyOfObject(obj)},
 	}
 	if cfg.URL == "" {
 		cfg.URL = cipherscale.DefaultBaseURL
@@ -374,6 +400,9 @@ func (r *TenantReconciler) config(obj tenantObject) tenant.Config {
 	}
 	if s.ResyncInterval != nil && s.ResyncInterval.Duration > 0 {
 		cfg.ResyncInterval = s.ResyncInterval.Duration
+	}
+	if s.FullResyncInterval != nil {
+		cfg.FullResyncInterval = s.FullResyncInterval.Duration
 	}
 	return cfg
 }
@@ -444,6 +473,33 @@ func (r *TenantReconciler) forgetRefusal(key tenant.Key) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.refused, key)
+}
+
+// forgetKey forgets what was learnt of a tenant's key: the tenant left the registry.
+func (r *TenantReconciler) forgetKey(key tenant.Key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.refused, key)
+	delete(r.verified, key)
+}
+
+// verify records that the tenant was read with this configuration and key version.
+func (r *TenantReconciler) verify(key tenant.Key, cfg tenant.Config, version uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.verified == nil {
+		r.verified = map[tenant.Key]refusedKey{}
+	}
+	r.verified[key] = refusedKey{config: cfg, version: version, at: r.Clock.Now()}
+}
+
+// verifiedWith reports whether the tenant's last read by this reconciler used this
+// configuration and key version.
+func (r *TenantReconciler) verifiedWith(key tenant.Key, cfg tenant.Config, version uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.verified[key]
+	return ok && v.config == cfg && v.version == version
 }
 
 // referrers lists the CipherscaleUsers and memberships that name the tenant.

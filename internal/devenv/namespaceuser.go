@@ -60,7 +60,7 @@ func NamespaceUser(ctx context.Context, admin client.Client, cfg *rest.Config, n
 		other = "kube-system"
 	}
 	if err := c.List(ctx, &iamv1alpha1.CipherscaleUserList{}, client.InNamespace(other)); !apierrors.IsForbidden(err) {
-		return nil, fmt.Errorf("%s must not read namespace %s, and the list answered %v", name, other, err)
+		return nil, fmt.Errorf("%s must not read namespace %s, and the list answered %w", name, other, err)
 	}
 	return c, nil
 }

@@ -158,6 +158,9 @@ type extraUsers struct {
 func (e *extraUsers) add(u cipherscale.User) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = time.Now().UTC() // as the service would stamp a user it just made
+	}
 	e.users = append(e.users, u)
 }
 
@@ -184,6 +187,21 @@ func (w *withExtraUsers) ListUsers(ctx context.Context) ([]cipherscale.User, err
 		return nil, err
 	}
 	return append(users, w.extra.list()...), nil
+}
+
+// ListUsersPage counts the extra users in the total, and puts them first on the first page of
+// the users most recently changed (they were added last), as the service would.
+func (w *withExtraUsers) ListUsersPage(ctx context.Context, limit, offset int, sort ...string) (*cipherscale.Page, error) {
+	p, err := w.API.ListUsersPage(ctx, limit, offset, sort...)
+	if err != nil {
+		return nil, err
+	}
+	extra := w.extra.list()
+	p.Total += len(extra)
+	if offset == 0 && len(sort) == 1 && sort[0] == "-updatedAt" {
+		p.Data = append(extra, p.Data...)
+	}
+	return p, nil
 }
 
 func (w *withExtraUsers) GetUser(ctx context.Context, id string) (*cipherscale.User, error) {

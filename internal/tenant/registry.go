@@ -80,6 +80,8 @@ type Config struct {
 	Burst int
 	// ResyncInterval is how old the tenant's snapshot may be.
 	ResyncInterval time.Duration
+	// FullResyncInterval is how often the tenant is read whole (Options.FullResyncInterval).
+	FullResyncInterval time.Duration
 	// Secret is where the API key is.
 	Secret SecretRef
 }
@@ -268,7 +270,7 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 	if passes <= 0 {
 		passes = DefaultMaxPasses
 	}
-	t := New(client, Options{MaxAge: cfg.ResyncInterval, BatchWindow: r.opts.BatchWindow, MaxPasses: passes, Now: r.opts.Now, RemovalBudget: r.Budget(k), Key: key, Invitations: r.Invitations(k)})
+	t := New(client, Options{MaxAge: cfg.ResyncInterval, FullResyncInterval: cfg.FullResyncInterval, BatchWindow: r.opts.BatchWindow, MaxPasses: passes, Now: r.opts.Now, RemovalBudget: r.Budget(k), Key: key, Invitations: r.Invitations(k)})
 
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -39,6 +39,9 @@ type Options struct {
 	Key cipherscale.KeySource
 	// Invitations is the tenant's invitation log; nil gives one in memory, without a cap.
 	Invitations *InvitationLog
+	// FullResyncInterval is how often the tenant is read whole; between full reads, a read
+	// asks only for the users changed since the last one (delta.go). Zero: every read is whole.
+	FullResyncInterval time.Duration
 }
 
 // Tenant is the shared view of one tenant. It is safe for concurrent use.
@@ -55,6 +58,9 @@ type Tenant struct {
 	byEmail   map[string][]string
 	fetchedAt time.Time
 	valid     bool
+	// fullAt is when the last full read began, and mark where the next incremental read starts.
+	fullAt time.Time
+	mark   watermark
 	// writeSeq counts local writes; touched records, per user id, the sequence of its last
 	// local write, so that a refresh that started before a write does not undo it.
 	writeSeq uint64
@@ -187,26 +193,42 @@ func (t *Tenant) fresh() bool {
 	return t.valid && t.opts.Now().Sub(t.fetchedAt) < t.opts.MaxAge
 }
 
-// Refresh reads every user of the tenant. Concurrent callers share one read.
+// Refresh reads the tenant: whole, or, between full reads (Options.FullResyncInterval), only
+// the users changed since the last read, when that brings the snapshot up to date. Concurrent
+// callers share one read.
 func (t *Tenant) Refresh(ctx context.Context) error {
 	ch := t.refresh.DoChan("refresh", func() (any, error) {
+		started := t.opts.Now()
 		t.mu.RLock()
 		startSeq := t.writeSeq
+		mark, incremental := t.incrementalLocked(started)
+		known := len(t.byID)
 		t.mu.RUnlock()
-		started := t.opts.Now()
 		// The read is shared: one caller's cancellation must not fail the others.
 		// It waits for the rate limiter in place: a shared read takes no caller's turn.
 		rctx, cancel := context.WithTimeout(cipherscale.WithTurn(context.WithoutCancel(ctx), ""), 5*time.Minute)
 		defer cancel()
+		if incremental {
+			users, total, next, err := t.readChanged(rctx, mark, known)
+			switch {
+			case err == nil && t.applyChanged(users, total, next, started, startSeq):
+				return nil, nil
+			case err != nil && !errors.Is(err, errNeedFull):
+				return nil, t.failed(err)
+			}
+		}
+		var err error
+		mark = watermark{}
+		if t.opts.FullResyncInterval > 0 {
+			if mark, err = t.topUpdated(rctx); err != nil {
+				return nil, t.failed(err)
+			}
+		}
 		users, err := t.api.ListUsers(rctx)
 		if err != nil {
-			err = fmt.Errorf("listing tenant users: %w", err)
-			t.mu.Lock()
-			t.failedAt, t.failure = t.opts.Now(), err
-			t.mu.Unlock()
-			return nil, err
+			return nil, t.failed(fmt.Errorf("listing tenant users: %w", err))
 		}
-		t.install(users, started, startSeq)
+		t.install(users, started, startSeq, mark)
 		return nil, nil
 	})
 	select {
@@ -217,7 +239,15 @@ func (t *Tenant) Refresh(ctx context.Context) error {
 	}
 }
 
-func (t *Tenant) install(users []cipherscale.User, started time.Time, startSeq uint64) {
+// failed remembers a failed read for failureMemory, and returns its error.
+func (t *Tenant) failed(err error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failedAt, t.failure = t.opts.Now(), err
+	return err
+}
+
+func (t *Tenant) install(users []cipherscale.User, started time.Time, startSeq uint64, mark watermark) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	byID := make(map[string]*cipherscale.User, len(users))
@@ -251,6 +281,7 @@ func (t *Tenant) install(users []cipherscale.User, started time.Time, startSeq u
 	}
 	t.byID, t.byEmail = byID, byEmail
 	t.fetchedAt, t.valid = started, true
+	t.fullAt, t.mark = started, mark
 	t.failure = nil
 }
 
@@ -337,6 +368,30 @@ func (t *Tenant) RefreshIfOlder(ctx context.Context, since time.Time) error {
 	return t.Refresh(ctx)
 }
 
+// SharedUsers returns copies of every user of the snapshot the objects' reconciles share,
+// read again (one read, shared with them) when its read started before since, and when that
+// read started. While the snapshot was never filled (no object of the tenant needed it yet) it
+// reads nothing and ok is false: the caller reads for itself, and a read made only to check a
+// key does not fill the snapshot objects would then act on.
+func (t *Tenant) SharedUsers(ctx context.Context, since time.Time) (users []cipherscale.User, readAt time.Time, ok bool, err error) {
+	t.mu.RLock()
+	valid := t.valid
+	t.mu.RUnlock()
+	if !valid {
+		return nil, time.Time{}, false, nil
+	}
+	if err := t.RefreshIfOlder(ctx, since); err != nil {
+		return nil, time.Time{}, true, err
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	users = make([]cipherscale.User, 0, len(t.byID))
+	for _, u := range t.byID {
+		users = append(users, *copyUser(u))
+	}
+	return users, t.fetchedAt, true, nil
+}
+
 // Get returns a copy of the user with this id and when that copy was read: from the snapshot
 // when it holds the user, else by a GET by id, whose answer is kept in the snapshot. With fresh,
 // the GET is always made: a decision that removes access rests on it. A user that the API says
@@ -415,6 +470,11 @@ func (t *Tenant) storeLocked(u *cipherscale.User) {
 	t.touched[u.ID] = t.writeSeq
 	t.byID[u.ID] = u
 	t.learnNamesLocked(u)
+	t.indexLocked(u)
+}
+
+// indexLocked adds u's id to the email index.
+func (t *Tenant) indexLocked(u *cipherscale.User) {
 	n := cipherscale.NormalizeEmail(u.Email)
 	t.byEmail[n] = append(t.byEmail[n], u.ID)
 	sort.Strings(t.byEmail[n])

@@ -835,3 +835,33 @@ func TestSharedRateLimitPause(t *testing.T) {
 		t.Errorf("the write was sent during the pause and refused %d times", n)
 	}
 }
+
+// TestSharedUsers: SharedUsers reads nothing while the snapshot was never filled (a key check
+// must not fill what objects act on); once it is, it answers from the snapshot while its read
+// started at or after since, reads again otherwise, and returns copies.
+func TestSharedUsers(t *testing.T) {
+	clk := newClock()
+	api := &instantAPI{}
+	tn := tenant.New(api, tenant.Options{MaxAge: time.Hour, Now: clk.Now})
+	ctx := ctxT(t)
+	if _, _, ok, err := tn.SharedUsers(ctx, clk.Now()); ok || err != nil || api.lists.Load() != 0 {
+		t.Fatalf("before any object read: ok %v, err %v, %d lists; want not ok, no read", ok, err, api.lists.Load())
+	}
+	first := clk.Now()
+	if err := tn.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	users, at, ok, err := tn.SharedUsers(ctx, first)
+	if !ok || err != nil || len(users) != 1 || !at.Equal(first) || api.lists.Load() != 1 {
+		t.Fatalf("since the objects' read: %d users read at %v, ok %v, err %v, %d lists; want the snapshot of %v, no read", len(users), at, ok, err, api.lists.Load(), first)
+	}
+	now := clk.Now()
+	if _, at, _, err = tn.SharedUsers(ctx, now); err != nil || !at.Equal(now) || api.lists.Load() != 2 {
+		t.Errorf("since now: read at %v, err %v, %d lists; want a new read at %v", at, err, api.lists.Load(), now)
+	}
+	users[0].Email = "changed@example.com"
+	if again, _, _, _ := tn.SharedUsers(ctx, now); again[0].Email != "user1@example.com" {
+		t.Errorf("SharedUsers returned the snapshot's own user, not a copy")
+	}
+}

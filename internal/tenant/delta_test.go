@@ -1,0 +1,106 @@
+package tenant_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/cipherscale/simulator"
+	"github.com/cipherscale/cipherscale-operator/internal/tenant"
+)
+
+// TestIncrementalReads: between full reads, a refresh of an idle tenant costs one list call
+// whatever its size; a user changed or created outside the operator is seen by one incremental
+// read; a user deleted outside it makes the total differ, and the tenant is read whole at once;
+// after FullResyncInterval the read is whole again.
+func TestIncrementalReads(t *testing.T) {
+	const n = 2500
+	sim, api := newSim(t)
+	if err := sim.SeedUsers(n, "user%d@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	tn := tenant.New(api, tenant.Options{MaxAge: time.Minute, FullResyncInterval: time.Hour, Now: clk.Now})
+	ctx := ctxT(t)
+	lists := func() int { return sim.Stats().Count(cipherscale.RouteListUsers) }
+	refresh := func(what string) int {
+		t.Helper()
+		sim.ResetStats()
+		if err := tn.Refresh(ctx); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return lists()
+	}
+	// A full read: pages of 100 that overlap by one user, and the call for the newest change.
+	full := (n-1+cipherscale.MaxPageSize-2)/(cipherscale.MaxPageSize-1) + 1
+	if got := refresh("first read"); got != full || tn.Len() != n {
+		t.Fatalf("first read: %d list calls, %d users; want a full read (%d calls) of %d", got, tn.Len(), full, n)
+	}
+	for i := range 5 {
+		clk.Advance(time.Minute)
+		if got := refresh("idle"); got != 1 {
+			t.Fatalf("idle refresh %d: %d list calls, want 1", i, got)
+		}
+	}
+
+	victim, _ := sim.UserByEmail("user7@example.com")
+	if _, err := api.DeactivateUser(ctx, victim.ID); err != nil {
+		t.Fatal(err)
+	}
+	added, err := sim.AddUser(simulator.UserSeed{Email: "late@example.com", Status: cipherscale.StatusActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if got := refresh("after a change and a create"); got != 1 {
+		t.Errorf("after a change and a create: %d list calls, want 1", got)
+	}
+	if u, _, err := tn.Get(ctx, victim.ID, false); err != nil || u.Status != cipherscale.StatusInactive {
+		t.Errorf("the user deactivated outside: %+v, %v; want inactive in the snapshot", u, err)
+	}
+	if u, err := tn.Lookup(ctx, "late@example.com"); err != nil || u == nil || u.ID != added.ID {
+		t.Errorf("the user created outside: %+v, %v; want it in the snapshot", u, err)
+	}
+
+	gone, _ := sim.UserByEmail("user9@example.com")
+	if err := sim.DeleteUser(gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if got := refresh("after a deletion"); got < full {
+		t.Errorf("after a deletion: %d list calls, want the incremental read and a full one (>= %d)", got, full)
+	}
+	if u, err := tn.Lookup(ctx, "user9@example.com"); err != nil || u != nil || tn.Len() != n {
+		t.Errorf("the user deleted outside: %+v, %v, %d users; want gone, %d users", u, err, tn.Len(), n)
+	}
+	clk.Advance(time.Minute)
+	if got := refresh("idle after the full read"); got != 1 {
+		t.Errorf("idle after the full read: %d list calls, want 1", got)
+	}
+	clk.Advance(time.Hour)
+	if got := refresh("after fullResyncInterval"); got < full {
+		t.Errorf("after fullResyncInterval: %d list calls, want a full read (>= %d)", got, full)
+	}
+}
+
+// TestFullResyncZeroReadsWhole: FullResyncInterval 0 reads whole at every refresh.
+func TestFullResyncZeroReadsWhole(t *testing.T) {
+	sim, api := newSim(t)
+	if err := sim.SeedUsers(250, "user%d@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	tn := tenant.New(api, tenant.Options{MaxAge: time.Minute, Now: clk.Now})
+	ctx := ctxT(t)
+	// Pages of 100 that overlap by one user: 250 users are 3 pages.
+	for i := range 3 {
+		sim.ResetStats()
+		if err := tn.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := sim.Stats().Count(cipherscale.RouteListUsers); got != 3 {
+			t.Errorf("refresh %d: %d list calls, want 3 (a full read of 250)", i, got)
+		}
+		clk.Advance(time.Minute)
+	}
+}
