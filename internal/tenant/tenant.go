@@ -74,6 +74,8 @@ type Tenant struct {
 	seenGroups map[string]struct{}
 	// groups keeps what members of each group showed of its roles (roles.go).
 	groups groupRoles
+	// strs interns the strings users share (compact.go).
+	strs map[string]string
 
 	refresh singleflight.Group
 	batch   batcher
@@ -256,7 +258,7 @@ func (t *Tenant) install(users []cipherscale.User, started time.Time, startSeq u
 		if seq, ok := t.touched[u.ID]; ok && seq > startSeq {
 			continue // written since the read started: the local copy is newer
 		}
-		byID[u.ID] = u
+		byID[u.ID] = t.compactLocked(u)
 	}
 	for id, seq := range t.touched {
 		if seq > startSeq {
@@ -463,6 +465,7 @@ func (t *Tenant) store(u *cipherscale.User) {
 }
 
 func (t *Tenant) storeLocked(u *cipherscale.User) {
+	u = t.compactLocked(u)
 	if old, ok := t.byID[u.ID]; ok {
 		t.unindexLocked(old)
 	}
