@@ -102,7 +102,7 @@ func (t *Tenant) readChanged(ctx context.Context, mark watermark, known int) ([]
 }
 
 // applyChanged puts the users of an incremental read into the snapshot (a user written locally
-// since the read began keeps its local copy) and reports whether the snapshot now holds as many
+// since the read began keeps its local copy, and is read again by the next read) and reports whether the snapshot now holds as many
 // users as the API says it has. When it does not, users were deleted (or created and missed)
 // since the last read, and the caller reads the tenant whole.
 func (t *Tenant) applyChanged(users []cipherscale.User, total int, next watermark, started time.Time, startSeq uint64) bool {
@@ -111,6 +111,12 @@ func (t *Tenant) applyChanged(users []cipherscale.User, total int, next watermar
 	for i := range users {
 		u := &users[i]
 		if seq, ok := t.touched[u.ID]; ok && seq > startSeq {
+			// Written since the read began: the local copy is newer than what was read, but
+			// only the API's copy carries everything (the names of roles added by a patch).
+			// The next read starts no later than this user's change, and reads it again.
+			if u.UpdatedAt.Before(next.at) {
+				next.at = u.UpdatedAt
+			}
 			continue
 		}
 		if old, ok := t.byID[u.ID]; ok {

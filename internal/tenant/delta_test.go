@@ -1,6 +1,8 @@
 package tenant_test
 
 import (
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,3 +106,58 @@ func TestFullResyncZeroReadsWhole(t *testing.T) {
 		clk.Advance(time.Minute)
 	}
 }
+
+// TestIncrementalReadRereadsUsersWrittenDuringIt: a user the operator writes while an
+// incremental read is under way keeps its local copy (newer than what the read saw), and the
+// next read reads it again, even when others changed after it: only the API's copy names the
+// role the patch added.
+func TestIncrementalReadRereadsUsersWrittenDuringIt(t *testing.T) {
+	sim, api := newSim(t)
+	role, err := sim.AddRole(simulator.RoleSeed{Name: "network-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.SeedUsers(50, "user%d@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	tn := tenant.New(api, tenant.Options{MaxAge: time.Minute, FullResyncInterval: time.Hour, Now: clk.Now})
+	ctx := ctxT(t)
+	if err := tn.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := sim.UserByEmail("user3@example.com")
+	y, _ := sim.UserByEmail("user4@example.com")
+	var once sync.Once
+	sim.SetHook(func(route string, r *http.Request) {
+		if route != cipherscale.RouteListUsers || r.URL.Query().Get("sort") != "-updatedAt" {
+			return
+		}
+		once.Do(func() {
+			// The operator's write lands before the page is served, its answer after the read
+			// began; then a person changes another user.
+			if err := tn.PatchRoles(ctx, x.ID, cipherscale.RolesPatch{AddedRoles: []string{role.ID}, RemovedRoles: []string{}}); err != nil {
+				t.Error(err)
+			}
+			if _, err := api.UpdateProfile(ctx, y.ID, cipherscale.ProfileUpdate{FirstName: ptrS("Yves")}); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+	t.Cleanup(func() { sim.SetHook(nil) })
+	for i := range 2 {
+		clk.Advance(2 * time.Minute)
+		if err := tn.Refresh(ctx); err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	u, _, err := tn.Get(ctx, x.ID, false)
+	if err != nil || len(u.Roles) != 1 || u.Roles[0].Name != "network-admin" {
+		t.Errorf("the user written during a read: %+v, %v; want its role named by the API's copy", u, err)
+	}
+	if u, _, _ := tn.Get(ctx, y.ID, false); u == nil || u.FirstName != "Yves" {
+		t.Errorf("the user changed by a person: %+v; want Yves", u)
+	}
+}
+
+func ptrS(s string) *string { return &s }
