@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -37,29 +36,31 @@ import (
 // +kubebuilder:rbac:groups=iam.cipherscale.com,resources=cipherscalegroupmemberships/finalizers,verbs=update
 
 // MembershipReconciler brings the members of Cipherscale groups to their
-// CipherscaleGroupMemberships, under the membership rule shared with CipherscaleUsers.
+// CipherscaleGroupMemberships, under the membership rule shared with CipherscaleUsers. It holds
+// what lives across requests; each reconcile works on a membershipScope.
 type MembershipReconciler struct {
-	Kube                    client.Client
-	Tenant                  *tenant.Tenant
-	Recorder                events.EventRecorder
-	Clock                   clock.PassiveClock
+	Kube     client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	// ResyncInterval is how often an object is compared with the tenant when nothing changed,
+	// when its tenant sets no spec.resyncInterval.
 	ResyncInterval          time.Duration
 	MaxConcurrentReconciles int
 	// Wake, when set, receives memberships to reconcile now: the CipherscaleUser reconciler
 	// sends those whose pairs it wrote.
 	Wake <-chan event.GenericEvent
+	// Resolver finds the tenant each object names (connect, once per reconcile).
+	Resolver *TenantResolver
 	// passWake wakes memberships that waited for a pass of their tenant (turns.go).
 	passWake *waker
-	// pass is the pass of the tenant this reconcile holds (turns.go).
-	pass *tenant.Pass
-	// Trust says which namespaces may have Authoritative memberships and adopt users. Reconcile
-	// sets it, on the copy made for the pass, from the object's tenant's spec
-	// (TenantResolver.Trust).
-	Trust plan.TrustPolicy
-	// Resolver finds the tenant each object names. Tenant is the tenant of one pass:
-	// Reconcile sets it, with tenantKey, on a copy of the reconciler made for the pass.
-	Resolver  *TenantResolver
-	tenantKey tenant.Key
+}
+
+// membershipScope is one reconcile of a CipherscaleGroupMembership: the reconciler's settings,
+// the object's tenant resolved once, and the object's status, written once when the pass ends.
+type membershipScope struct {
+	*MembershipReconciler
+	tenantScope
+	*statusScope
 }
 
 // Reconcile reads top to bottom: fetch, the tenant, deletion, finalizer, conflict, observe the
@@ -70,79 +71,78 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := obj.Status.DeepCopy()
-	defer func() {
-		if err := patchStatus(ctx, r.Kube, obj, before, &obj.Status); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
-	}()
+	s := &membershipScope{MembershipReconciler: r, statusScope: newStatusScope(ctx, obj, before, &obj.Status,
+		&obj.Status.Conditions, &obj.Status.ObservedGeneration, r.Recorder)}
+	defer s.close(ctx, r.Kube, &retErr)
 	// The tenant comes first: a finalizer needs it too.
-	t, key, refusal, err := r.Resolver.Resolve(ctx, obj)
+	ts, err := r.Resolver.connect(ctx, obj, r.ResyncInterval)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	pass := *r
-	pass.Tenant, pass.tenantKey = t, key
-	pass.Trust = r.Resolver.Trust(ctx, key)
-	if t != nil {
-		pass.ResyncInterval = t.ResyncInterval() // the tenant's spec.resyncInterval
-	}
-	r = &pass
+	s.tenantScope = ts
+	s.connected(ts)
+	return s.reconcile(ctx, req, obj, before)
+}
+
+// reconcile is the pass, on its scope: the tenant's pass, then deletion, the guards (trust,
+// conflict), observe the members, decide each pair with the membership rule, act, status.
+func (s *membershipScope) reconcile(ctx context.Context, req ctrl.Request, obj *iamv1alpha1.CipherscaleGroupMembership, before *iamv1alpha1.CipherscaleGroupMembershipStatus) (res ctrl.Result, retErr error) {
 	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
 	// (classify), so that one tenant's throttling never holds the workers other tenants need.
 	ctx = cipherscale.WithoutPauseWait(ctx)
-	if refusal != "" {
+	if s.refusal != "" {
 		if !obj.DeletionTimestamp.IsZero() && len(obj.Status.Members) == 0 {
 			// It never reached the tenant: nothing to carry out.
-			return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
+			return ctrl.Result{}, releaseFinalizer(ctx, s.Kube, obj, iamv1alpha1.Finalizer)
 		}
-		return r.stall(obj, iamv1alpha1.ReasonInvalidTenant, refusal), nil
+		return s.stall(iamv1alpha1.ReasonInvalidTenant, s.refusal), nil
 	}
 	// No worker waits on a tenant: past its share of passes, or for its rate limit (turns.go).
-	ctx, tenantPass, ok := enterTenant(ctx, t, obj.UID, func() { r.passWake.add(req.NamespacedName) })
+	ctx, tenantPass, ok := enterTenant(ctx, s.tenant, obj.UID, func() { s.passWake.add(req.NamespacedName) })
 	if !ok {
 		return ctrl.Result{RequeueAfter: passBackstop}, nil
 	}
-	r.pass = tenantPass
+	s.turn = tenantPass
 	defer tenantPass.Release()
 	defer turnResult(&res, &retErr, tenantPass)
 	if !obj.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, obj)
+		return s.reconcileDelete(ctx, obj)
 	}
-	if err := ensureFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer); err != nil {
+	if err := ensureFinalizer(ctx, s.Kube, obj, iamv1alpha1.Finalizer); err != nil {
 		return ctrl.Result{}, err
 	}
 	gen := obj.Generation
 	groupID := plan.NormalizeID(obj.Spec.GroupID)
-	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey, api: r.Tenant}
+	w := world{kube: s.Kube, trust: s.trust, tenant: s.key, api: s.tenant}
 
-	if obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace) {
-		return r.stall(obj, iamv1alpha1.ReasonNotAllowed, authoritativeRefusedMessage(r.tenantKey, obj.Namespace)), nil
+	if obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !s.trust.MayBeAuthoritative(obj.Namespace) {
+		return s.stall(iamv1alpha1.ReasonNotAllowed, authoritativeRefusedMessage(s.key, obj.Namespace)), nil
 	}
 	// A privileged group needs a privileged namespace, as a privileged role does: refused
 	// before anything is written or read into the status.
-	if !r.Trust.Privileged.Allows(obj.Namespace) {
+	if !s.trust.Privileged.Allows(obj.Namespace) {
 		privileged, err := w.privilegedGroup(ctx, groupID)
 		if err != nil {
-			return r.fail(obj, err)
+			return s.fail(err)
 		}
 		if privileged {
 			obj.Status.Members, obj.Status.MemberCount = nil, 0
-			return r.stall(obj, iamv1alpha1.ReasonNotAllowed, privilegedGroupRefusedMessage(r.tenantKey, obj.Namespace, "This membership's group")), nil
+			return s.stall(iamv1alpha1.ReasonNotAllowed, privilegedGroupRefusedMessage(s.key, obj.Namespace, "This membership's group")), nil
 		}
 	}
-	winner, err := r.conflictWinner(ctx, obj)
+	winner, err := s.conflictWinner(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if winner != nil {
-		return r.stall(obj, iamv1alpha1.ReasonGroupConflict, fmt.Sprintf(
+		return s.stall(iamv1alpha1.ReasonGroupConflict, fmt.Sprintf(
 			"CipherscaleGroupMembership %s/%s, created earlier, is Authoritative for this group; this object does nothing until it is gone",
 			winner.Namespace, winner.Name)), nil
 	}
 	// With no older Authoritative membership of the group, an Authoritative one owns its scope.
 	authoritative := obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative
 
-	passStart := r.Clock.Now()
+	passStart := s.Clock.Now()
 	members, err := w.resolveMembers(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -162,22 +162,22 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			emails = append(emails, m.email)
 		}
 	}
-	live, err := r.Tenant.LookupMany(ctx, emails)
+	live, err := s.tenant.LookupMany(ctx, emails)
 	if err != nil {
-		return r.failLookup(obj, err)
+		return s.failLookup(obj, err)
 	}
-	readAt := r.Tenant.FetchedAt()
-	if r.newlyMissing(obj, emails, live) {
+	readAt := s.tenant.FetchedAt()
+	if s.newlyMissing(obj, emails, live) {
 		// Before calling a member missing, read the tenant again: a user added by hand a moment
 		// ago is not in the snapshot. Concurrent reads are shared. Only members this membership
 		// writes can force a read, and only once: the status then reports them.
-		if err := r.Tenant.RefreshIfOlder(ctx, passStart); err != nil {
-			return r.fail(obj, err)
+		if err := s.tenant.RefreshIfOlder(ctx, passStart); err != nil {
+			return s.fail(err)
 		}
-		if live, err = r.Tenant.LookupMany(ctx, emails); err != nil {
-			return r.failLookup(obj, err)
+		if live, err = s.tenant.LookupMany(ctx, emails); err != nil {
+			return s.failLookup(obj, err)
 		}
-		readAt = r.Tenant.FetchedAt()
+		readAt = s.tenant.FetchedAt()
 	}
 
 	statuses := make([]iamv1alpha1.MemberStatus, 0, len(members))
@@ -194,9 +194,9 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		if m.user != nil || m.spec.UserRef != nil {
 			declared[m.email] = m.email != ""
-			state, stuck, id, at, err := r.managedMember(ctx, m.user, groupID)
+			state, stuck, id, at, err := s.managedMember(ctx, m.user, groupID)
 			if err != nil {
-				return r.fail(obj, err)
+				return s.fail(err)
 			}
 			st.State = state
 			if id != "" {
@@ -225,13 +225,13 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			st.UserID = u.ID
 			st.State = iamv1alpha1.MemberStateMember
 			if !inGroup(u, groupID) {
-				log.FromContext(ctx).Info("Adding member to group")
-				if err := r.Tenant.AddToGroups(ctx, u.ID, []string{groupID}); err != nil {
+				s.log.Info("Adding member to group")
+				if err := s.tenant.AddToGroups(ctx, u.ID, []string{groupID}); err != nil {
 					if errors.Is(err, tenant.ErrUserGone) {
 						st.State = iamv1alpha1.MemberStateUserNotFound
 						break
 					}
-					return r.fail(obj, fmt.Errorf("adding user %s to group %s: %w", u.ID, groupID, err))
+					return s.fail(fmt.Errorf("adding user %s to group %s: %w", u.ID, groupID, err))
 				}
 				added++
 			}
@@ -240,9 +240,9 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	if authoritative {
-		present, err := r.Tenant.UsersInGroup(ctx, groupID)
+		present, err := s.tenant.UsersInGroup(ctx, groupID)
 		if err != nil {
-			return r.fail(obj, err)
+			return s.fail(err)
 		}
 		for i := range present {
 			u := &present[i]
@@ -263,45 +263,45 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			if plan.DecidePair(f) != plan.Remove {
 				continue
 			}
-			log.FromContext(ctx).Info("Removing undeclared member from group")
-			if err := r.Tenant.RemoveFromGroup(ctx, u.ID, groupID); err != nil && !errors.Is(err, tenant.ErrUserGone) {
-				return r.fail(obj, fmt.Errorf("removing user %s from group %s: %w", u.ID, groupID, err))
+			s.log.Info("Removing undeclared member from group")
+			if err := s.tenant.RemoveFromGroup(ctx, u.ID, groupID); err != nil && !errors.Is(err, tenant.ErrUserGone) {
+				return s.fail(fmt.Errorf("removing user %s from group %s: %w", u.ID, groupID, err))
 			}
 			removed++
 		}
 	}
 	if added > 0 || removed > 0 {
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventMembersUpdated, "UpdateMembers", "Group %s: added %d members, removed %d", groupID, added, removed)
+		s.event(corev1.EventTypeNormal, iamv1alpha1.EventMembersUpdated, "UpdateMembers", "Group %s: added %d members, removed %d", groupID, added, removed)
 	}
 
 	if (added > 0 || removed > 0) && obj.Status.ObservedGeneration == gen && isReady(obj.Status.Conditions) {
 		driftCorrections.WithLabelValues("CipherscaleGroupMembership").Inc()
-		r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventDriftCorrected, "Correct", "Corrected drift in group %s: added %d members, removed %d", groupID, added, removed)
+		s.event(corev1.EventTypeNormal, iamv1alpha1.EventDriftCorrected, "Correct", "Corrected drift in group %s: added %d members, removed %d", groupID, added, removed)
 	}
 	counts := map[iamv1alpha1.MemberState]int{}
 	for _, st := range statuses {
 		counts[st.State]++
 	}
 	if before.LastSyncTime == nil && len(statuses) == counts[iamv1alpha1.MemberStateMember] {
-		timeToReady.WithLabelValues("CipherscaleGroupMembership").Observe(r.Clock.Since(obj.CreationTimestamp.Time).Seconds())
+		timeToReady.WithLabelValues("CipherscaleGroupMembership").Observe(s.Clock.Since(obj.CreationTimestamp.Time).Seconds())
 	}
 	obj.Status.Members = statuses
 	obj.Status.MemberCount = int32(counts[iamv1alpha1.MemberStateMember])
 	obj.Status.LastSyncTime = timePtr(readAt)
-	obj.Status.ObservedGeneration = gen
+	s.settle(gen)
 	switch {
 	case refusedManaged > 0:
-		r.stall(obj, iamv1alpha1.ReasonNotAllowed, managedMembersRefusedMessage(r.tenantKey, obj.Namespace, refusedManaged, refusedUndeclared))
+		s.stall(iamv1alpha1.ReasonNotAllowed, managedMembersRefusedMessage(s.key, obj.Namespace, refusedManaged, refusedUndeclared))
 	case refusedUndeclared > 0:
-		r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, emailMembersRefusedMessage(r.tenantKey, obj.Namespace, refusedUndeclared))
+		s.stall(iamv1alpha1.ReasonAdoptionNotAllowed, emailMembersRefusedMessage(s.key, obj.Namespace, refusedUndeclared))
 	case counts[iamv1alpha1.MemberStateUserNotFound] > 0:
-		r.stall(obj, iamv1alpha1.ReasonUserNotFound, fmt.Sprintf(
+		s.stall(iamv1alpha1.ReasonUserNotFound, fmt.Sprintf(
 			"%d members have no user in the tenant (see status.members); the other members are in the group", counts[iamv1alpha1.MemberStateUserNotFound]))
-	case counts[iamv1alpha1.MemberStateWaitingForUser] > 0 && r.Tenant.GroupRefused(groupID):
+	case counts[iamv1alpha1.MemberStateWaitingForUser] > 0 && s.tenant.GroupRefused(groupID):
 		// The members' own reconcilers write their pairs; the tenant refused one as unknown.
-		r.stall(obj, iamv1alpha1.ReasonInvalidReference, "The tenant has no group with this id: adding a member to it was refused")
+		s.stall(iamv1alpha1.ReasonInvalidReference, "The tenant has no group with this id: adding a member to it was refused")
 	case blocked > 0:
-		r.stall(obj, iamv1alpha1.ReasonWaitingForUser, fmt.Sprintf(
+		s.stall(iamv1alpha1.ReasonWaitingForUser, fmt.Sprintf(
 			"%d members wait for a CipherscaleUser that is stalled or paused (see status.members and those objects' conditions)", blocked))
 	case counts[iamv1alpha1.MemberStateWaitingForUser] > 0:
 		msg := fmt.Sprintf("Waiting for %d CipherscaleUsers to be created in the tenant (see status.members)", counts[iamv1alpha1.MemberStateWaitingForUser])
@@ -312,7 +312,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	default:
 		markReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonUpToDate, fmt.Sprintf("All %d members are in the group", len(statuses)))
 	}
-	return ctrl.Result{RequeueAfter: jitter(r.ResyncInterval)}, nil
+	return s.resyncResult(), nil
 }
 
 // managedMember reads the state of a member whose tenant user a CipherscaleUser manages (user,
@@ -320,7 +320,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // is found by the id its CipherscaleUser recorded. stuck is true when the CipherscaleUser will
 // not write the pair until a person acts: it is stalled, or paused. at is when the user was
 // read, zero when it was not.
-func (r *MembershipReconciler) managedMember(ctx context.Context, user *iamv1alpha1.CipherscaleUser, groupID string) (state iamv1alpha1.MemberState, stuck bool, id string, at time.Time, err error) {
+func (s *membershipScope) managedMember(ctx context.Context, user *iamv1alpha1.CipherscaleUser, groupID string) (state iamv1alpha1.MemberState, stuck bool, id string, at time.Time, err error) {
 	if user == nil || !user.DeletionTimestamp.IsZero() {
 		return iamv1alpha1.MemberStateWaitingForUser, false, "", time.Time{}, nil
 	}
@@ -329,7 +329,7 @@ func (r *MembershipReconciler) managedMember(ctx context.Context, user *iamv1alp
 	if id == "" {
 		return iamv1alpha1.MemberStateWaitingForUser, stuck, "", time.Time{}, nil
 	}
-	u, at, err := r.Tenant.Get(ctx, id, false)
+	u, at, err := s.tenant.Get(ctx, id, false)
 	if errors.Is(err, tenant.ErrUserGone) {
 		return iamv1alpha1.MemberStateWaitingForUser, stuck, id, at, nil
 	}
@@ -360,20 +360,20 @@ func knownID(obj *iamv1alpha1.CipherscaleGroupMembership, m resolvedMember) stri
 
 // failLookup ends a pass whose lookup failed: two tenant users whose emails differ only in case
 // are a person's to sort out.
-func (r *MembershipReconciler) failLookup(obj *iamv1alpha1.CipherscaleGroupMembership, err error) (ctrl.Result, error) {
+func (s *membershipScope) failLookup(obj *iamv1alpha1.CipherscaleGroupMembership, err error) (ctrl.Result, error) {
 	var amb *tenant.AmbiguousEmailError
 	if errors.As(err, &amb) {
-		return r.stall(obj, iamv1alpha1.ReasonAmbiguousEmail, fmt.Sprintf(
+		return s.stall(iamv1alpha1.ReasonAmbiguousEmail, fmt.Sprintf(
 			"The tenant has %d users whose emails differ only in case from a member's (ids %s); the operator never picks one: delete or rename all but one in the tenant",
 			len(amb.IDs), strings.Join(amb.IDs, ", "))), nil
 	}
-	return r.fail(obj, err)
+	return s.fail(err)
 }
 
 // newlyMissing reports whether an email is missing from the tenant that the status did not
 // already report as UserNotFound. Members already reported missing force no read, so that a
 // lasting UserNotFound costs nothing at each resync.
-func (r *MembershipReconciler) newlyMissing(obj *iamv1alpha1.CipherscaleGroupMembership, emails []string, live map[string]*cipherscale.User) bool {
+func (s *membershipScope) newlyMissing(obj *iamv1alpha1.CipherscaleGroupMembership, emails []string, live map[string]*cipherscale.User) bool {
 	known := map[string]bool{}
 	for _, st := range obj.Status.Members {
 		if st.State == iamv1alpha1.MemberStateUserNotFound {
@@ -390,15 +390,15 @@ func (r *MembershipReconciler) newlyMissing(obj *iamv1alpha1.CipherscaleGroupMem
 
 // conflictWinner returns the older Authoritative membership of the same group when obj is a
 // newer Authoritative one, else nil.
-func (r *MembershipReconciler) conflictWinner(ctx context.Context, obj *iamv1alpha1.CipherscaleGroupMembership) (*iamv1alpha1.CipherscaleGroupMembership, error) {
+func (s *membershipScope) conflictWinner(ctx context.Context, obj *iamv1alpha1.CipherscaleGroupMembership) (*iamv1alpha1.CipherscaleGroupMembership, error) {
 	if obj.Spec.Policy != iamv1alpha1.MembershipPolicyAuthoritative {
 		return nil, nil
 	}
 	var list iamv1alpha1.CipherscaleGroupMembershipList
-	if err := r.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: scoped(tenantOf(obj), plan.NormalizeID(obj.Spec.GroupID))}); err != nil {
+	if err := s.Kube.List(ctx, &list, client.MatchingFields{indexMembershipGroup: scoped(tenantOf(obj), plan.NormalizeID(obj.Spec.GroupID))}); err != nil {
 		return nil, fmt.Errorf("listing CipherscaleGroupMemberships by group: %w", err)
 	}
-	owner := authoritativeOwner(list.Items, r.Trust)
+	owner := authoritativeOwner(list.Items, s.trust)
 	if owner != nil && owner.UID != obj.UID {
 		return owner, nil
 	}
@@ -418,22 +418,22 @@ func inGroup(u *cipherscale.User, groupID string) bool {
 // nothing else declares, then releases the finalizer. Each member's user is found by id (from
 // its CipherscaleUser, or from status.members when that object is already gone) and read fresh:
 // the release is the membership's last write, and it rests on the API's answer.
-func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1alpha1.CipherscaleGroupMembership) (ctrl.Result, error) {
+func (s *membershipScope) reconcileDelete(ctx context.Context, obj *iamv1alpha1.CipherscaleGroupMembership) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(obj, iamv1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	winner, err := r.conflictWinner(ctx, obj)
+	winner, err := s.conflictWinner(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	// An Authoritative membership its namespace may not have, or one of a privileged group its
 	// namespace may not manage, declared nothing: it releases nothing.
-	w := world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey, api: r.Tenant}
-	refused := obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !r.Trust.MayBeAuthoritative(obj.Namespace)
-	if !refused && obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil && !r.Trust.Privileged.Allows(obj.Namespace) {
+	w := world{kube: s.Kube, trust: s.trust, tenant: s.key, api: s.tenant}
+	refused := obj.Spec.Policy == iamv1alpha1.MembershipPolicyAuthoritative && !s.trust.MayBeAuthoritative(obj.Namespace)
+	if !refused && obj.Spec.DeletionPolicy != iamv1alpha1.MembershipDeletionPolicyOrphan && winner == nil && !s.trust.Privileged.Allows(obj.Namespace) {
 		privileged, err := w.privilegedGroup(ctx, obj.Spec.GroupID)
 		if err != nil {
-			return r.failDeleting(obj, err)
+			return s.failDeleting(err)
 		}
 		refused = privileged
 	}
@@ -454,7 +454,7 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 					return ctrl.Result{}, err
 				}
 			}
-			if !decide.MayActOnMember(r.Trust, obj, decide.ManagedIn(obj, m.spec, owner)) {
+			if !decide.MayActOnMember(s.trust, obj, decide.ManagedIn(obj, m.spec, owner)) {
 				continue
 			}
 			// The member's user by id: its CipherscaleUser's record, else the id this
@@ -465,9 +465,9 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 				id = recordedID(m.user)
 			}
 			if id == "" && m.email != "" {
-				u, err := r.Tenant.Lookup(ctx, m.email)
+				u, err := s.tenant.Lookup(ctx, m.email)
 				if err != nil {
-					return r.failDeleting(obj, err)
+					return s.failDeleting(err)
 				}
 				if u != nil {
 					id = u.ID
@@ -476,12 +476,12 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 			if id == "" {
 				continue
 			}
-			u, _, err := r.Tenant.Get(ctx, id, true)
+			u, _, err := s.tenant.Get(ctx, id, true)
 			if errors.Is(err, tenant.ErrUserGone) {
 				continue
 			}
 			if err != nil {
-				return r.failDeleting(obj, err)
+				return s.failDeleting(err)
 			}
 			if !inGroup(u, groupID) || u.TenantOwner() {
 				continue // the tenant owner is read-only to the operator
@@ -493,68 +493,16 @@ func (r *MembershipReconciler) reconcileDelete(ctx context.Context, obj *iamv1al
 			if plan.DecideRelease(f, true) != plan.Remove {
 				continue
 			}
-			if err := r.Tenant.RemoveFromGroup(ctx, u.ID, groupID); err != nil && !errors.Is(err, tenant.ErrUserGone) && !cipherscale.IsNotFound(err) {
-				return r.failDeleting(obj, fmt.Errorf("removing user %s from group %s: %w", u.ID, groupID, err))
+			if err := s.tenant.RemoveFromGroup(ctx, u.ID, groupID); err != nil && !errors.Is(err, tenant.ErrUserGone) && !cipherscale.IsNotFound(err) {
+				return s.failDeleting(fmt.Errorf("removing user %s from group %s: %w", u.ID, groupID, err))
 			}
 			removed++
 		}
 		if removed > 0 {
-			r.event(obj, corev1.EventTypeNormal, iamv1alpha1.EventMembersUpdated, "Delete", "Group %s: removed %d members this object declared", groupID, removed)
+			s.event(corev1.EventTypeNormal, iamv1alpha1.EventMembersUpdated, "Delete", "Group %s: removed %d members this object declared", groupID, removed)
 		}
 	}
-	return ctrl.Result{}, releaseFinalizer(ctx, r.Kube, obj, iamv1alpha1.Finalizer)
-}
-
-func (r *MembershipReconciler) failDeleting(obj *iamv1alpha1.CipherscaleGroupMembership, err error) (ctrl.Result, error) {
-	v := classify(err)
-	if v.turn {
-		r.pass.Hold(v.requeueAfter)
-		return waitTurn(&obj.Status.Conditions, obj.Generation, v), nil
-	}
-	markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonDeleting, "Deleting: "+v.message)
-	if v.requeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
-	}
-	return ctrl.Result{}, err
-}
-
-func (r *MembershipReconciler) fail(obj *iamv1alpha1.CipherscaleGroupMembership, err error) (ctrl.Result, error) {
-	v := classify(err)
-	if v.turn {
-		r.pass.Hold(v.requeueAfter)
-		return waitTurn(&obj.Status.Conditions, obj.Generation, v), nil
-	}
-	if v.stalled {
-		res := r.stall(obj, v.reason, v.message)
-		res.RequeueAfter = r.ResyncInterval
-		return res, nil
-	}
-	r.warnOnChange(obj, v.reason, v.message)
-	markReconciling(&obj.Status.Conditions, obj.Generation, v.reason, v.message)
-	if v.requeueAfter > 0 {
-		return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
-	}
-	return ctrl.Result{}, err
-}
-
-func (r *MembershipReconciler) stall(obj *iamv1alpha1.CipherscaleGroupMembership, reason, msg string) ctrl.Result {
-	r.warnOnChange(obj, reason, msg)
-	markStalled(&obj.Status.Conditions, obj.Generation, reason, msg)
-	obj.Status.ObservedGeneration = obj.Generation
-	return ctrl.Result{RequeueAfter: jitter(r.ResyncInterval)}
-}
-
-func (r *MembershipReconciler) warnOnChange(obj *iamv1alpha1.CipherscaleGroupMembership, reason, msg string) {
-	if busyReason(reason) {
-		return
-	}
-	if readyReason(obj.Status.Conditions) != reason || isReady(obj.Status.Conditions) {
-		r.event(obj, corev1.EventTypeWarning, reason, "Reconcile", "%s", msg)
-	}
-}
-
-func (r *MembershipReconciler) event(obj *iamv1alpha1.CipherscaleGroupMembership, typ, reason, action, note string, args ...any) {
-	r.Recorder.Eventf(obj, nil, typ, reason, action, note, args...)
+	return ctrl.Result{}, releaseFinalizer(ctx, s.Kube, obj, iamv1alpha1.Finalizer)
 }
 
 // SetupWithManager registers the controller. Besides its own kind it watches the
