@@ -60,7 +60,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	before := obj.Status.DeepCopy()
 	s := &membershipScope{MembershipReconciler: r, statusScope: newStatusScope(ctx, obj, before, &obj.Status,
 		&obj.Status.Conditions, &obj.Status.ObservedGeneration, r.Recorder)}
-	defer s.close(ctx, r.Kube, &retErr)
+	defer s.close(ctx, r.Kube, &res, &retErr)
 	// The tenant comes first: a finalizer needs it too.
 	ts, err := r.Resolver.connect(ctx, obj, r.ResyncInterval)
 	if err != nil {
@@ -73,7 +73,7 @@ func (r *MembershipReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 // reconcile is the pass, on its scope: the tenant's pass, then deletion, the guards (trust,
 // conflict), observe the members, add them, remove the undeclared (Authoritative), report.
-func (s *membershipScope) reconcile(ctx context.Context, req ctrl.Request, obj *iamv1alpha1.CipherscaleGroupMembership, before *iamv1alpha1.CipherscaleGroupMembershipStatus) (res ctrl.Result, retErr error) {
+func (s *membershipScope) reconcile(ctx context.Context, req ctrl.Request, obj *iamv1alpha1.CipherscaleGroupMembership, before *iamv1alpha1.CipherscaleGroupMembershipStatus) (ctrl.Result, error) {
 	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
 	// (classify), so that one tenant's throttling never holds the workers other tenants need.
 	ctx = cipherscale.WithoutPauseWait(ctx)
@@ -85,13 +85,10 @@ func (s *membershipScope) reconcile(ctx context.Context, req ctrl.Request, obj *
 		return s.stall(iamv1alpha1.ReasonInvalidTenant, s.refusal), nil
 	}
 	// No worker waits on a tenant: past its share of passes, or for its rate limit (turns.go).
-	ctx, tenantPass, ok := enterTenant(ctx, s.tenant, obj.UID, func() { s.passWake.add(req.NamespacedName) })
+	ctx, ok := s.enter(ctx, s.tenant, func() { s.passWake.add(req.NamespacedName) })
 	if !ok {
 		return ctrl.Result{RequeueAfter: passBackstop}, nil
 	}
-	s.turn = tenantPass
-	defer tenantPass.Release()
-	defer turnResult(&res, &retErr, tenantPass)
 	if !obj.DeletionTimestamp.IsZero() {
 		return s.reconcileDelete(ctx, obj)
 	}

@@ -6,11 +6,9 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,11 +27,8 @@ import (
 // CipherscaleUsers its members name (a user created in the tenant, or changing its groups,
 // changes what the membership must do) and the other memberships of the same group.
 func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Kube == nil || r.Resolver == nil || r.Recorder == nil || r.Clock == nil {
-		return errors.New("MembershipReconciler needs Kube, Resolver, Recorder and Clock")
-	}
-	if r.ResyncInterval <= 0 {
-		return errors.New("MembershipReconciler needs a positive ResyncInterval")
+	if err := checkSetup("MembershipReconciler", r.Kube, r.Resolver, r.Recorder, r.Clock, r.ResyncInterval); err != nil {
+		return err
 	}
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = 1
@@ -52,11 +47,7 @@ func (r *MembershipReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
 	}
 	r.passWake = &waker{}
-	b = b.WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		r.passWake.set(q)
-		return nil
-	}))
-	return b.Complete(r)
+	return wakeThrough(b, r.passWake).Complete(r)
 }
 
 // userChangedForMemberships passes the CipherscaleUser events that can change a membership's

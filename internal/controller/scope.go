@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -10,8 +11,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -88,8 +94,10 @@ type statusScope struct {
 	log           logr.Logger
 	// resyncInterval is the tenant scope's resync: the requeue of a stalled object.
 	resyncInterval time.Duration
-	// turn is the pass of the tenant the reconcile holds (turns.go), nil before it holds one.
-	turn *tenant.Pass
+	// turn is the pass of the tenant the reconcile holds (turns.go), nil before it holds one;
+	// entered: the reconcile entered the tenant (enter).
+	turn    *tenant.Pass
+	entered bool
 	// settled: the status describes the generation settledAt (the object is ready, paused or
 	// stalled); close records it in status.observedGeneration.
 	settled   bool
@@ -110,9 +118,26 @@ func (s *statusScope) connected(ts tenantScope) {
 	s.resyncInterval = ts.resync
 }
 
-// close writes the status, once per pass and only when it changed, after recording in
-// status.observedGeneration the generation a settled pass describes. Its error joins retErr.
-func (s *statusScope) close(ctx context.Context, kube client.Client, retErr *error) {
+// enter takes a pass of tenant t for the object (turns.go: no worker waits on a tenant). It
+// returns the ctx the pass's calls use, or false when the tenant's passes are all taken (wake is
+// called when one frees). close gives the pass back.
+func (s *statusScope) enter(ctx context.Context, t *tenant.Tenant, wake func()) (context.Context, bool) {
+	ctx, pass, ok := enterTenant(ctx, t, s.obj.GetUID(), wake)
+	if ok {
+		s.turn, s.entered = pass, true
+	}
+	return ctx, ok
+}
+
+// close ends the pass: a pass of the tenant it entered is given back (a reconcile that ended on
+// a call waiting for its turn is requeued for it: turnResult), then the status is written, once
+// per pass and only when it changed, after recording in status.observedGeneration the
+// generation a settled pass describes. Its error joins retErr.
+func (s *statusScope) close(ctx context.Context, kube client.Client, res *ctrl.Result, retErr *error) {
+	if s.entered {
+		turnResult(res, retErr, s.turn)
+		s.turn.Release()
+	}
 	if s.settled {
 		*s.observedGeneration = s.settledAt
 	}
@@ -211,4 +236,23 @@ func jitter(d time.Duration) time.Duration {
 		return 0
 	}
 	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
+}
+
+// checkSetup checks what the reconciler of users or memberships (name) needs.
+func checkSetup(name string, kube client.Client, resolver *TenantResolver, recorder events.EventRecorder, clk clock.PassiveClock, resync time.Duration) error {
+	if kube == nil || resolver == nil || recorder == nil || clk == nil {
+		return fmt.Errorf("%s needs Kube, Resolver, Recorder and Clock", name)
+	}
+	if resync <= 0 {
+		return fmt.Errorf("%s needs a positive ResyncInterval", name)
+	}
+	return nil
+}
+
+// wakeThrough makes w add to the controller's queue once the controller starts.
+func wakeThrough(b *builder.TypedBuilder[reconcile.Request], w *waker) *builder.TypedBuilder[reconcile.Request] {
+	return b.WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		w.set(q)
+		return nil
+	}))
 }

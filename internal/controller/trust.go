@@ -9,7 +9,6 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
-	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -42,18 +41,6 @@ func privilegedSource(key tenant.Key, roles bool) string {
 		src += "; privileged roles are its spec.privileged.roles, by default those of type OWNER or ADMIN and those whose type the operator cannot see"
 	}
 	return src
-}
-
-// mayManage reports whether the object may manage the tenant user u, found through its pending
-// create mark: always from a namespace that may adopt; elsewhere only when u is still pending and
-// was created after the object (a create whose answer was lost). The mark alone proves nothing:
-// whoever may edit the object may write it. An id the object records is decided apart, by
-// decideIdentity, before anything is read.
-func (s *userScope) mayManage(obj *iamv1alpha1.CipherscaleUser, u *cipherscale.User) bool {
-	if s.trust.MayAdopt(obj.Namespace) {
-		return true
-	}
-	return u.Status.Normalized() == cipherscale.StatusPending && plan.CreatedFor(obj.CreationTimestamp.Time, u)
 }
 
 // unverifiedIDMessage says why an object whose annotation names a tenant user that is not its

@@ -72,7 +72,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 		&obj.Status.Conditions, &obj.Status.ObservedGeneration, r.Recorder)}
 	defer func() {
 		s.metrics(req.NamespacedName, obj, before)
-		s.close(ctx, r.Kube, &retErr)
+		s.close(ctx, r.Kube, &res, &retErr)
 	}()
 
 	// The tenant comes first: a finalizer needs it too.
@@ -87,7 +87,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 
 // reconcile is the pass, on its scope: the tenant's pass, then deletion, the guards (trust,
 // finalizer, email owner, privileged roles and groups), observe, plan, act.
-func (s *userScope) reconcile(ctx context.Context, req ctrl.Request, obj *iamv1alpha1.CipherscaleUser) (res ctrl.Result, retErr error) {
+func (s *userScope) reconcile(ctx context.Context, req ctrl.Request, obj *iamv1alpha1.CipherscaleUser) (ctrl.Result, error) {
 	// A tenant in a 429 pause gives the worker back: the object is requeued after the pause
 	// (classify), so that one tenant's throttling never holds the workers other tenants need.
 	ctx = cipherscale.WithoutPauseWait(ctx)
@@ -98,13 +98,10 @@ func (s *userScope) reconcile(ctx context.Context, req ctrl.Request, obj *iamv1a
 		return s.stall(iamv1alpha1.ReasonInvalidTenant, s.refusal), nil
 	}
 	// No worker waits on a tenant: past its share of passes, or for its rate limit (turns.go).
-	ctx, tenantPass, ok := enterTenant(ctx, s.tenant, obj.UID, func() { s.wake.add(req.NamespacedName) })
+	ctx, ok := s.enter(ctx, s.tenant, func() { s.wake.add(req.NamespacedName) })
 	if !ok {
 		return ctrl.Result{RequeueAfter: passBackstop}, nil
 	}
-	s.turn = tenantPass
-	defer tenantPass.Release()
-	defer turnResult(&res, &retErr, tenantPass)
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return s.reconcileDelete(ctx, obj)

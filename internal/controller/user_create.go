@@ -15,6 +15,7 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/decide"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
@@ -94,18 +95,20 @@ func (s *userScope) finishCreate(ctx context.Context, obj *iamv1alpha1.Ciphersca
 			markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonCreating, "The API says the email exists, but the tenant's user list does not show it yet")
 			return observed{}, ctrl.Result{}, errors.New("the create was refused because the email exists, but the list of users does not show it")
 		}
-		// Trust first: the user of a namespace that may not adopt it is not described.
-		if !markedBefore && !s.trust.MayAdopt(obj.Namespace) || markedBefore && !s.mayManage(obj, found) {
+		// Trust first: the user of a namespace that may not adopt it is not described. The
+		// object's own mark (markedBefore) makes the user its own create's, as in observeUser.
+		decision := decide.UserFound(s.trust, obj, found, false, markedBefore)
+		switch decision {
+		case decide.FoundRefused:
 			return observed{}, s.refuseAdoption(obj), nil
-		}
-		if !markedBefore && obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever {
+		case decide.FoundNeverAdopt:
 			return observed{}, s.stall(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 				"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID)), nil
 		}
 		if err := s.record(ctx, obj, found.ID); err != nil {
 			return observed{}, ctrl.Result{}, err
 		}
-		if markedBefore {
+		if decision == decide.FoundOwnCreate {
 			s.event(corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Recorded tenant user %s, created by an earlier attempt whose answer was not recorded", found.ID)
 		} else {
 			s.event(corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted tenant user %s, created elsewhere a moment ago", found.ID)

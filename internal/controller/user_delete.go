@@ -14,6 +14,7 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/decide"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
@@ -99,7 +100,7 @@ func (s *userScope) reconcileDelete(ctx context.Context, obj *iamv1alpha1.Cipher
 			s.warnOnChange(iamv1alpha1.ReasonEmailMismatch, msg)
 			markStalled(&obj.Status.Conditions, gen, iamv1alpha1.ReasonEmailMismatch, msg)
 			return s.resyncResult(), nil
-		case fromMark && !s.mayManage(obj, live):
+		case fromMark && !decide.MayManage(s.trust, obj, live):
 			// The mark was written by hand: this object never created nor adopted the user.
 			s.event(corev1.EventTypeWarning, iamv1alpha1.ReasonAdoptionNotAllowed, "Delete", "Left tenant user %s alone: this object did not create it, and its namespace may not adopt users", live.ID)
 		case live.TenantOwner():

@@ -17,6 +17,7 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/decide"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -95,36 +96,33 @@ func (s *userScope) observeUser(ctx context.Context, obj *iamv1alpha1.Cipherscal
 		}
 		return s.create(ctx, obj)
 	}
-	mayAdopt := s.trust.MayAdopt(obj.Namespace)
-	switch {
-	case gone:
+	if gone {
 		return observed{}, s.stall(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 			"The tenant user %s this object recorded was deleted, and another user (%s) now has the email; remove the annotation %s to adopt that user",
 			id, found.ID, iamv1alpha1.AnnotationUserID)), nil
-	case paused && !mayAdopt && (!createPending(obj) || !s.mayManage(obj, found)):
+	}
+	switch decide.UserFound(s.trust, obj, found, paused, createPending(obj)) {
+	case decide.FoundPausedUnseen:
 		// Trust before pause reporting: a user the object may not manage is not shown.
 		markNotReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonPaused, pausedUnseenMessage(s.key, obj.Namespace))
 		s.settle(gen)
 		return observed{}, s.resyncResult(), nil
-	case paused:
+	case decide.FoundPaused:
 		// Nothing is recorded while paused: recording is the start of managing the user.
 		return observed{user: found, readAt: readAt}, ctrl.Result{}, nil
-	case createPending(obj) && !s.mayManage(obj, found):
-		// A mark written by hand on an object that did not create the user is an adoption.
+	case decide.FoundRefused:
 		return observed{}, s.refuseAdoption(obj), nil
-	case createPending(obj):
+	case decide.FoundOwnCreate:
 		// A create this object marked before sending it: the user is its own, whatever its
 		// adoptionPolicy (the answer was lost to a crash, a failover or a failed write).
 		if err := s.record(ctx, obj, found.ID); err != nil {
 			return observed{}, ctrl.Result{}, err
 		}
 		s.event(corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Recorded tenant user %s, created by an earlier attempt whose answer was not recorded", found.ID)
-	case !mayAdopt:
-		return observed{}, s.refuseAdoption(obj), nil
-	case obj.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever:
+	case decide.FoundNeverAdopt:
 		return observed{}, s.stall(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 			"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID)), nil
-	default:
+	case decide.FoundAdopt:
 		if err := s.record(ctx, obj, found.ID); err != nil {
 			return observed{}, ctrl.Result{}, err
 		}

@@ -5,10 +5,8 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"maps"
 
-	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,11 +26,8 @@ import (
 // deletion changes), the other CipherscaleUsers with the same email (one leaving hands the email
 // to the next), and the memberships that name a user (they change which groups it may keep).
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Kube == nil || r.Resolver == nil || r.Recorder == nil || r.Clock == nil {
-		return errors.New("UserReconciler needs Kube, Resolver, Recorder and Clock")
-	}
-	if r.ResyncInterval <= 0 {
-		return errors.New("UserReconciler needs a positive ResyncInterval")
+	if err := checkSetup("UserReconciler", r.Kube, r.Resolver, r.Recorder, r.Clock, r.ResyncInterval); err != nil {
+		return err
 	}
 	r.creates = &createLog{}
 	r.wake = &waker{}
@@ -60,11 +55,7 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(source.Channel(r.RemovalWake, &handler.EnqueueRequestForObject{}))
 	}
 	// The answers of queued creates wake their objects through the controller's queue.
-	b = b.WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		r.wake.set(q)
-		return nil
-	}))
-	return b.Complete(r)
+	return wakeThrough(b, r.wake).Complete(r)
 }
 
 // sameEmail enqueues the other CipherscaleUsers that name the same email.

@@ -11,6 +11,7 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
+	"github.com/cipherscale/cipherscale-operator/internal/decide"
 	"github.com/cipherscale/cipherscale-operator/internal/plan"
 )
 
@@ -64,13 +65,6 @@ func ownID(u *iamv1alpha1.CipherscaleUser) (id string, own, proofAssumed bool) {
 		return ann, true, true
 	}
 	return ann, false, false
-}
-
-// mayManage is the operator's rule for a user found through a pending create mark: always from
-// a namespace that may adopt; elsewhere only a pending user created after the object.
-func (p *planner) mayManage(u *iamv1alpha1.CipherscaleUser, live *cipherscale.User) bool {
-	return p.in.Trust.MayAdopt(u.Namespace) ||
-		live.Status.Normalized() == cipherscale.StatusPending && plan.CreatedFor(u.CreationTimestamp.Time, live)
 }
 
 // planUser is what a CipherscaleUser's pass would do, in the operator's order: the tenant, the
@@ -146,19 +140,21 @@ func (p *planner) planUser(u *iamv1alpha1.CipherscaleUser) ObjectPlan {
 	case byID && !own && !paused:
 		summary = append(summary, "adopt tenant user "+live.ID+" (named by the annotation "+annotationUserID+")")
 	case byID:
-	case paused && !trust.MayAdopt(u.Namespace) && (!pending || !p.mayManage(u, live)):
-		return blocked(iamv1alpha1.ReasonPaused, fmt.Sprintf("the tenant has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users: nothing of that user is shown, and no writes would be made", u.Namespace))
-	case paused:
-	case pending && !p.mayManage(u, live):
-		return blocked(iamv1alpha1.ReasonAdoptionNotAllowed, fmt.Sprintf("the tenant already has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users; nothing would be written", u.Namespace))
-	case pending:
-		summary = append(summary, "record tenant user "+live.ID+" (created by an earlier attempt)")
-	case !trust.MayAdopt(u.Namespace):
-		return blocked(iamv1alpha1.ReasonAdoptionNotAllowed, fmt.Sprintf("the tenant already has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users; nothing would be written", u.Namespace))
-	case u.Spec.AdoptionPolicy == iamv1alpha1.AdoptionPolicyNever:
-		return blocked(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf("the tenant already has a user with this email (%s) and adoptionPolicy is Never", live.ID))
 	default:
-		summary = append(summary, "adopt tenant user "+live.ID)
+		// Found by email: the operator's decision (decide.UserFound).
+		switch decide.UserFound(trust, u, live, paused, pending) {
+		case decide.FoundPausedUnseen:
+			return blocked(iamv1alpha1.ReasonPaused, fmt.Sprintf("the tenant has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users: nothing of that user is shown, and no writes would be made", u.Namespace))
+		case decide.FoundPaused:
+		case decide.FoundRefused:
+			return blocked(iamv1alpha1.ReasonAdoptionNotAllowed, fmt.Sprintf("the tenant already has a user with this email that the operator did not create for this object, and namespace %s may not adopt existing users; nothing would be written", u.Namespace))
+		case decide.FoundOwnCreate:
+			summary = append(summary, "record tenant user "+live.ID+" (created by an earlier attempt)")
+		case decide.FoundNeverAdopt:
+			return blocked(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf("the tenant already has a user with this email (%s) and adoptionPolicy is Never", live.ID))
+		case decide.FoundAdopt:
+			summary = append(summary, "adopt tenant user "+live.ID)
+		}
 	}
 	if !live.TenantOwner() {
 		if refused := must(p.world.RefusedRoles(ctx, u.Namespace, u.Spec.Roles, live.Roles)); len(refused) > 0 {
