@@ -1,8 +1,3 @@
-// Package decide holds the decisions the operator's reconcilers and `kubectl cipherscale plan`
-// both make over the objects of one tenant: who owns an email, which memberships of a group
-// count, who declares a (user, group) pair, what a membership may act on, and the group changes
-// of a user. It reads through Reader (the manager's cache in the operator, objects in memory in
-// the plugin) and leaves each rule to the pure functions of internal/plan. It writes nothing.
 package decide
 
 import (
