@@ -3,9 +3,10 @@
 // event recorder. It owns four reconcilers of three types:
 //
 //   - UserReconciler brings tenant users to their CipherscaleUsers. user_controller.go holds
-//     Reconcile and the guards; a pass observes the tenant user (user_observe.go), creates it
-//     when there is none (user_create.go, creates.go for creates batched in flight), updates it
-//     to the spec (user_update.go) or carries out the deletion policy (user_delete.go);
+//     Reconcile and the guards; a pass observes the tenant user, writing nothing
+//     (user_observe.go), creates it when there is none or records or adopts the one found
+//     (user_create.go, creates.go for creates batched in flight), updates it to the spec
+//     (user_update.go) or carries out the deletion policy (user_delete.go);
 //     user_watches.go registers it. The id of a user's tenant user lives in the object's
 //     metadata (identity.go); a decision that removes access rests on a read by id; removals
 //     spend the tenant's removal budget (removal.go); invitations count against the tenant's

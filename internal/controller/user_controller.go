@@ -57,8 +57,8 @@ type userScope struct {
 
 // Reconcile reads top to bottom: fetch, the scope (the tenant resolved once, the status written
 // once when the pass ends, only when it changed), then the pass: deletion (user_delete.go), or
-// the guards, observe (user_observe.go, creating the user when there is none: user_create.go)
-// and update (user_update.go).
+// the guards, observe (user_observe.go, which writes nothing), then create the user or take the
+// one found (user_create.go), and update (user_update.go).
 func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	obj := &iamv1alpha1.CipherscaleUser{}
 	if err := r.Kube.Get(ctx, req.NamespacedName, obj); err != nil {
@@ -115,8 +115,26 @@ func (s *userScope) reconcile(ctx context.Context, req ctrl.Request, obj *iamv1a
 		// Verified: the operator's own record.
 		obj.Status.ID = idn.id
 	}
-	// The tenant user: found by id or email, or created (user_observe.go, user_create.go).
-	seen, res, err := s.observeUser(ctx, obj, idn, paused)
+	// Observe, writing nothing (user_observe.go); then one of: wait for a create in flight, take
+	// its answer, create, or take the user found (user_create.go); then update (user_update.go).
+	o, res, stop, err := s.observe(ctx, obj, idn, paused)
+	if stop {
+		return res, err
+	}
+	var seen observed
+	switch o.kind {
+	case observedCreating:
+		return s.waitForCreate(obj), nil
+	case observedAnswer:
+		seen, res, err = s.finishCreate(ctx, obj, o.answer)
+	case observedAbsent:
+		if paused {
+			return s.pausedAbsent(obj), nil
+		}
+		seen, res, err = s.create(ctx, obj)
+	default:
+		seen, res, err = s.take(ctx, obj, idn, o, paused)
+	}
 	if seen.user == nil || err != nil {
 		return res, err
 	}

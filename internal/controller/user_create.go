@@ -1,5 +1,7 @@
-// Create: a CipherscaleUser whose email has no tenant user queues its create, marked pending in
-// its metadata first, and a later pass takes the answer (creates.go holds the creates in flight).
+// Create, or take what was found: a CipherscaleUser whose email has no tenant user queues its
+// create, marked pending in its metadata first, and a later pass takes the answer (creates.go
+// holds the creates in flight); a user observe found is recorded, adopted or left alone under
+// the trust rules (take).
 
 package controller
 
@@ -73,6 +75,7 @@ func (s *userScope) waitForCreate(obj *iamv1alpha1.CipherscaleUser) ctrl.Result 
 // object's own when an earlier pass had marked a create, else someone else's, for the adoption
 // policy to decide.
 func (s *userScope) finishCreate(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, pc pendingCreate) (observed, ctrl.Result, error) {
+	s.creates.forget(obj.UID)
 	ownMark(obj, pc)
 	markedBefore, attempt := pc.markedBefore, pc.attempt
 	created, err := pc.user, pc.err
@@ -96,7 +99,7 @@ func (s *userScope) finishCreate(ctx context.Context, obj *iamv1alpha1.Ciphersca
 			return observed{}, ctrl.Result{}, errors.New("the create was refused because the email exists, but the list of users does not show it")
 		}
 		// Trust first: the user of a namespace that may not adopt it is not described. The
-		// object's own mark (markedBefore) makes the user its own create's, as in observeUser.
+		// object's own mark (markedBefore) makes the user its own create's, as in take.
 		decision := decide.UserFound(s.trust, obj, found, false, markedBefore)
 		switch decision {
 		case decide.FoundRefused:
@@ -135,4 +138,59 @@ func (s *userScope) finishCreate(ctx context.Context, obj *iamv1alpha1.Ciphersca
 		return observed{}, ctrl.Result{}, err
 	}
 	return observed{user: created, readAt: readAt, created: true}, ctrl.Result{}, nil
+}
+
+// take decides, for a user observe found, what the pass compares with the spec: the user it
+// records (an id the annotation names, where the namespace may adopt, is recorded with its
+// proof now that it is read), or one found by email, recorded as the object's own create's or
+// adopted (decide.UserFound), or left alone. A nil user ends the pass with res and err.
+func (s *userScope) take(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, idn identity, o userObservation, paused bool) (observed, ctrl.Result, error) {
+	seen := observed{user: o.user, readAt: o.readAt}
+	if o.kind == observedByID {
+		if !idn.own && !paused {
+			// An id written by hand, in a namespace that may adopt: an adoption by id.
+			if err := s.record(ctx, obj, o.user.ID); err != nil {
+				return observed{}, ctrl.Result{}, err
+			}
+			s.event(corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted existing tenant user %s, named by the annotation %s", o.user.ID, iamv1alpha1.AnnotationUserID)
+		}
+		return seen, ctrl.Result{}, nil
+	}
+	gen := obj.Generation
+	switch o.found {
+	case decide.FoundPausedUnseen:
+		// Trust before pause reporting: a user the object may not manage is not shown.
+		markNotReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonPaused, pausedUnseenMessage(s.key, obj.Namespace))
+		s.settle(gen)
+		return observed{}, s.resyncResult(), nil
+	case decide.FoundPaused:
+		// Nothing is recorded while paused: recording is the start of managing the user.
+	case decide.FoundRefused:
+		return observed{}, s.refuseAdoption(obj), nil
+	case decide.FoundOwnCreate:
+		// A create this object marked before sending it: the user is its own, whatever its
+		// adoptionPolicy (the answer was lost to a crash, a failover or a failed write).
+		if err := s.record(ctx, obj, o.user.ID); err != nil {
+			return observed{}, ctrl.Result{}, err
+		}
+		s.event(corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Recorded tenant user %s, created by an earlier attempt whose answer was not recorded", o.user.ID)
+	case decide.FoundNeverAdopt:
+		return observed{}, s.stall(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
+			"The tenant already has a user with this email (%s) and adoptionPolicy is Never", o.user.ID)), nil
+	case decide.FoundAdopt:
+		if err := s.record(ctx, obj, o.user.ID); err != nil {
+			return observed{}, ctrl.Result{}, err
+		}
+		s.event(corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted existing tenant user %s", o.user.ID)
+	}
+	return seen, ctrl.Result{}, nil
+}
+
+// pausedAbsent ends the pass of a paused object whose email has no tenant user: nothing is
+// created.
+func (s *userScope) pausedAbsent(obj *iamv1alpha1.CipherscaleUser) ctrl.Result {
+	gen := obj.Generation
+	markNotReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonPaused, "Paused: the user does not exist in the tenant and would be created")
+	s.settle(gen)
+	return s.resyncResult()
 }

@@ -1,6 +1,6 @@
 // Observe: the tenant user a CipherscaleUser's pass compares with its spec, found by the id the
-// object records, else by email (where a found user is recorded or adopted under the trust
-// rules), else created (user_create.go).
+// object records, else by email, or the create in flight for it; read, never written. What the
+// pass then does with it (record, adopt, create, leave alone) is user_create.go's.
 
 package controller
 
@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -32,14 +31,44 @@ type observed struct {
 	created bool
 }
 
-// observeUser finds the object's tenant user: by the id it names when there is one (a user
-// whose email no longer matches is reported, never swapped), else by email, creating it when
-// the tenant has none. idn was decided before: an id that is not the object's own reaches here
-// only from a namespace that may adopt, and is recorded (with its proof) only once read. It
-// returns the user and when the compared data was read; a nil user with the result and error to
-// return when the pass ends here.
-func (s *userScope) observeUser(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, idn identity, paused bool) (observed, ctrl.Result, error) {
-	gen := obj.Generation
+// userObservation is what observe found of the object's tenant user.
+type userObservation struct {
+	kind observation
+	// user is the user found (by id, or by email), read at readAt.
+	user   *cipherscale.User
+	readAt time.Time
+	// answer is the answer of the create this process queued for the object (observedAnswer).
+	answer pendingCreate
+	// found says what the object does with the user its email found (observedByEmail).
+	found decide.Found
+}
+
+// observation is the kind of a userObservation.
+type observation int
+
+const (
+	// observedByID: the user the object records, or names where its namespace may adopt, read
+	// by id.
+	observedByID observation = iota
+	// observedByEmail: a user with the object's email that it does not record.
+	observedByEmail
+	// observedAbsent: no user has the email: one is to be created.
+	observedAbsent
+	// observedCreating: a create of the email is queued or in flight: its answer wakes the
+	// object.
+	observedCreating
+	// observedAnswer: the answer of the create this process queued for the object.
+	observedAnswer
+)
+
+// observe finds the object's tenant user, and writes nothing of the tenant or the object's
+// metadata: by the id it names when there is one (a user whose email no longer matches is
+// reported, never swapped), else the create this process has in flight for it or its email,
+// else by email. idn was decided before: an id that is not the object's own reaches here only
+// from a namespace that may adopt. stop is true when the pass ends here, with its status: a
+// failed read, an email mismatch, an email several users share, a recorded user deleted while
+// another has the email.
+func (s *userScope) observe(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, idn identity, paused bool) (o userObservation, res ctrl.Result, stop bool, err error) {
 	gone := false
 	id := idn.id
 	if id != "" {
@@ -49,30 +78,22 @@ func (s *userScope) observeUser(ctx context.Context, obj *iamv1alpha1.Cipherscal
 			gone = true
 		case err != nil:
 			res, err := s.fail(err)
-			return observed{}, res, err
+			return o, res, true, err
 		case cipherscale.NormalizeEmail(live.Email) != cipherscale.NormalizeEmail(obj.Spec.Email):
-			return observed{}, s.stall(iamv1alpha1.ReasonEmailMismatch, fmt.Sprintf(
+			return o, s.stall(iamv1alpha1.ReasonEmailMismatch, fmt.Sprintf(
 				"The tenant user %s recorded in the annotation %s has another email; the operator never swaps one user for another: correct the annotation, or remove it to look the user up by email",
-				id, iamv1alpha1.AnnotationUserID)), nil
-		case !idn.own && !paused:
-			// An id written by hand, in a namespace that may adopt: an adoption by id.
-			if err := s.record(ctx, obj, live.ID); err != nil {
-				return observed{}, ctrl.Result{}, err
-			}
-			s.event(corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted existing tenant user %s, named by the annotation %s", live.ID, iamv1alpha1.AnnotationUserID)
-			return observed{user: live, readAt: readAt}, ctrl.Result{}, nil
+				id, iamv1alpha1.AnnotationUserID)), true, nil
 		default:
-			return observed{user: live, readAt: readAt}, ctrl.Result{}, nil
+			return userObservation{kind: observedByID, user: live, readAt: readAt}, ctrl.Result{}, false, nil
 		}
 	}
 
 	if pc, ok := s.creates.get(obj.UID); ok {
 		switch {
 		case !pc.done:
-			return observed{}, s.waitForCreate(obj), nil
+			return userObservation{kind: observedCreating}, ctrl.Result{}, false, nil
 		case pc.tenant == s.key:
-			s.creates.forget(obj.UID)
-			return s.finishCreate(ctx, obj, pc)
+			return userObservation{kind: observedAnswer, answer: pc}, ctrl.Result{}, false, nil
 		default:
 			// Created in another tenant than the object now names: that tenant's user is left
 			// alone, as after a change of tenantRef.
@@ -81,54 +102,23 @@ func (s *userScope) observeUser(ctx context.Context, obj *iamv1alpha1.Cipherscal
 	}
 	if s.tenant.Creating(obj.Spec.Email) {
 		// Another object's create of the email is queued or in flight: its answer wakes this one.
-		return observed{}, s.waitForCreate(obj), nil
+		return userObservation{kind: observedCreating}, ctrl.Result{}, false, nil
 	}
 	found, err := s.tenant.Lookup(ctx, obj.Spec.Email)
 	if res, stop, err := s.lookupFailed(obj, err); stop {
-		return observed{}, res, err
+		return o, res, true, err
 	}
 	readAt := s.tenant.FetchedAt()
-	if found == nil {
-		if paused {
-			markNotReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonPaused, "Paused: the user does not exist in the tenant and would be created")
-			s.settle(gen)
-			return observed{}, s.resyncResult(), nil
-		}
-		return s.create(ctx, obj)
-	}
-	if gone {
-		return observed{}, s.stall(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
+	switch {
+	case found == nil:
+		return userObservation{kind: observedAbsent}, ctrl.Result{}, false, nil
+	case gone:
+		return o, s.stall(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
 			"The tenant user %s this object recorded was deleted, and another user (%s) now has the email; remove the annotation %s to adopt that user",
-			id, found.ID, iamv1alpha1.AnnotationUserID)), nil
+			id, found.ID, iamv1alpha1.AnnotationUserID)), true, nil
 	}
-	switch decide.UserFound(s.trust, obj, found, paused, createPending(obj)) {
-	case decide.FoundPausedUnseen:
-		// Trust before pause reporting: a user the object may not manage is not shown.
-		markNotReady(&obj.Status.Conditions, gen, iamv1alpha1.ReasonPaused, pausedUnseenMessage(s.key, obj.Namespace))
-		s.settle(gen)
-		return observed{}, s.resyncResult(), nil
-	case decide.FoundPaused:
-		// Nothing is recorded while paused: recording is the start of managing the user.
-		return observed{user: found, readAt: readAt}, ctrl.Result{}, nil
-	case decide.FoundRefused:
-		return observed{}, s.refuseAdoption(obj), nil
-	case decide.FoundOwnCreate:
-		// A create this object marked before sending it: the user is its own, whatever its
-		// adoptionPolicy (the answer was lost to a crash, a failover or a failed write).
-		if err := s.record(ctx, obj, found.ID); err != nil {
-			return observed{}, ctrl.Result{}, err
-		}
-		s.event(corev1.EventTypeNormal, iamv1alpha1.EventCreated, "Create", "Recorded tenant user %s, created by an earlier attempt whose answer was not recorded", found.ID)
-	case decide.FoundNeverAdopt:
-		return observed{}, s.stall(iamv1alpha1.ReasonAlreadyExists, fmt.Sprintf(
-			"The tenant already has a user with this email (%s) and adoptionPolicy is Never", found.ID)), nil
-	case decide.FoundAdopt:
-		if err := s.record(ctx, obj, found.ID); err != nil {
-			return observed{}, ctrl.Result{}, err
-		}
-		s.event(corev1.EventTypeNormal, iamv1alpha1.EventAdopted, "Adopt", "Adopted existing tenant user %s", found.ID)
-	}
-	return observed{user: found, readAt: readAt}, ctrl.Result{}, nil
+	return userObservation{kind: observedByEmail, user: found, readAt: readAt,
+		found: decide.UserFound(s.trust, obj, found, paused, createPending(obj))}, ctrl.Result{}, false, nil
 }
 
 // lookupFailed turns the error of a lookup by email into the pass's end: two users whose emails
