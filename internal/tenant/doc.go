@@ -5,6 +5,6 @@
 // The snapshot says where to look; only a read by id says that a user is gone. A Registry holds
 // the set of tenants the operator serves, each with its own client (rate limiter and 429
 // pause), snapshot and batcher, its API key read from a Secret, and its removal budget
-// (budget.go), keyed by the tenant object (ClusterCipherscaleTenant "default" for objects that
-// name none).
+// (budget.go; its saved record, budget_record.go; allowances, budget_allow.go), keyed by the
+// tenant object (ClusterCipherscaleTenant "default" for objects that name none).
 package tenant
