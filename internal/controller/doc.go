@@ -16,7 +16,9 @@
 //     the undeclared, report), membership_delete.go, membership_watches.go.
 //   - TenantReconciler (tenant_controller.go), run twice, once per tenant kind
 //     (ClusterCipherscaleTenant, CipherscaleTenant): keeps each tenant object in the registry of
-//     tenants, checks its key, reports its users in its status, restores and saves its removal
+//     tenants, reads its key from a Secret that consents (tenant_secret.go), checks it with its
+//     own read and then shares its objects' snapshot (tenant_read.go), reports its users in its
+//     status, restores and saves its removal
 //     budget (budget_record.go; allowance.go wakes the removals a grant releases) and its
 //     invitation record, applies its undeclared-users policy (undeclared.go) and holds it with a
 //     finalizer while objects use it. tenant_waker.go wakes it when removals start or stop
