@@ -18,11 +18,21 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
-// refusedKey is a configuration and key version the API refused (or, in verified, read with).
-type refusedKey struct {
+// keyRead is a tenant's configuration and key version, and when the API refused them (in
+// refused) or read the tenant with them (in verified).
+type keyRead struct {
 	config  tenant.Config
 	version uint64
 	at      time.Time
+}
+
+// keyReads remembers a keyRead per tenant; the reconciler's mu guards it.
+type keyReads map[tenant.Key]keyRead
+
+// same reports whether the tenant's remembered read used this configuration and key version.
+func (k keyReads) same(key tenant.Key, cfg tenant.Config, version uint64) (keyRead, bool) {
+	v, ok := k[key]
+	return v, ok && v.config == cfg && v.version == version
 }
 
 // readUsers reads the tenant's users for this pass. A tenant that is Ready, whose spec and key
@@ -87,9 +97,9 @@ func (r *TenantReconciler) rememberRefusal(key tenant.Key, cfg tenant.Config, ve
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.refused == nil {
-		r.refused = map[tenant.Key]refusedKey{}
+		r.refused = keyReads{}
 	}
-	r.refused[key] = refusedKey{config: cfg, version: version, at: r.Clock.Now()}
+	r.refused[key] = keyRead{config: cfg, version: version, at: r.Clock.Now()}
 }
 
 // stillRefused reports whether the API refused this very key, with this very configuration,
@@ -97,8 +107,8 @@ func (r *TenantReconciler) rememberRefusal(key tenant.Key, cfg tenant.Config, ve
 func (r *TenantReconciler) stillRefused(key tenant.Key, cfg tenant.Config, version uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rk, ok := r.refused[key]
-	return ok && rk.config == cfg && rk.version == version && r.Clock.Since(rk.at) < cfg.ResyncInterval
+	rk, ok := r.refused.same(key, cfg, version)
+	return ok && r.Clock.Since(rk.at) < cfg.ResyncInterval
 }
 
 func (r *TenantReconciler) forgetRefusal(key tenant.Key) {
@@ -120,9 +130,9 @@ func (r *TenantReconciler) verify(key tenant.Key, cfg tenant.Config, version uin
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.verified == nil {
-		r.verified = map[tenant.Key]refusedKey{}
+		r.verified = keyReads{}
 	}
-	r.verified[key] = refusedKey{config: cfg, version: version, at: r.Clock.Now()}
+	r.verified[key] = keyRead{config: cfg, version: version, at: r.Clock.Now()}
 }
 
 // verifiedWith reports whether the tenant's last read by this reconciler used this
@@ -130,6 +140,6 @@ func (r *TenantReconciler) verify(key tenant.Key, cfg tenant.Config, version uin
 func (r *TenantReconciler) verifiedWith(key tenant.Key, cfg tenant.Config, version uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v, ok := r.verified[key]
-	return ok && v.config == cfg && v.version == version
+	_, ok := r.verified.same(key, cfg, version)
+	return ok
 }
