@@ -55,7 +55,8 @@ func (t *Tenant) topUpdated(ctx context.Context) (watermark, error) {
 // readChanged reads the users changed at or after mark.at, most recent first, page by page,
 // until a page reaches users changed before it. It returns them, the total the API reports, and
 // the watermark of the next read (the most recent updatedAt of the first page). A read that
-// would cost more than half a full read, or a user without updatedAt, is errNeedFull. Users are
+// would cost more than half a full read, a user without updatedAt, or a page out of the order
+// asked for, is errNeedFull. Users are
 // read again after a change that moved them during the read (the offsets shift towards the end:
 // nothing is skipped); a user deleted meanwhile shifts them the other way, and the total then
 // tells (the caller reads whole).
@@ -74,6 +75,12 @@ func (t *Tenant) readChanged(ctx context.Context, mark watermark, known int) ([]
 		p, err := t.api.ListUsersPage(ctx, cipherscale.MaxPageSize, offset, byUpdatedDesc)
 		if err != nil {
 			return nil, 0, watermark{}, fmt.Errorf("listing the users changed since %s at offset %d: %w", mark.at.Format(time.RFC3339Nano), offset, err)
+		}
+		// An API that does not keep the order asked for cannot say where the changes end.
+		for i := 1; i < len(p.Data); i++ {
+			if p.Data[i].UpdatedAt.After(p.Data[i-1].UpdatedAt) {
+				return nil, 0, watermark{}, errNeedFull
+			}
 		}
 		older := false
 		for i := range p.Data {

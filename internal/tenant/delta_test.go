@@ -1,8 +1,10 @@
 package tenant_test
 
 import (
+	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,3 +163,45 @@ func TestIncrementalReadRereadsUsersWrittenDuringIt(t *testing.T) {
 }
 
 func ptrS(s string) *string { return &s }
+
+// unsortedAPI, once broken, answers the pages of users sorted by -updatedAt oldest first, as
+// an API that reads the sign the other way would.
+type unsortedAPI struct {
+	cipherscale.API
+	broken *atomic.Bool
+}
+
+func (a unsortedAPI) ListUsersPage(ctx context.Context, limit, offset int, sort ...string) (*cipherscale.Page, error) {
+	if a.broken.Load() {
+		sort = []string{"updatedAt"}
+	}
+	return a.API.ListUsersPage(ctx, limit, offset, sort...)
+}
+
+// TestIncrementalReadNeedsTheOrder: an API that does not sort by updatedAt cannot say where the
+// changes end; the tenant is read whole, and a change is seen.
+func TestIncrementalReadNeedsTheOrder(t *testing.T) {
+	sim, api := newSim(t)
+	if err := sim.SeedUsers(150, "user%d@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	broken := &atomic.Bool{}
+	tn := tenant.New(unsortedAPI{api, broken}, tenant.Options{MaxAge: time.Minute, FullResyncInterval: time.Hour, Now: clk.Now})
+	ctx := ctxT(t)
+	if err := tn.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	broken.Store(true)
+	late, _ := sim.UserByEmail("user140@example.com")
+	if _, err := api.DeactivateUser(ctx, late.ID); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute)
+	if err := tn.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if u, _, err := tn.Get(ctx, late.ID, false); err != nil || u.Status != cipherscale.StatusInactive {
+		t.Errorf("the user deactivated outside: %+v, %v; want inactive (the tenant read whole)", u, err)
+	}
+}
