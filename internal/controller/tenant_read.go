@@ -29,22 +29,24 @@ type keyRead struct {
 // keyReads remembers a keyRead per tenant; the reconciler's mu guards it.
 type keyReads map[tenant.Key]keyRead
 
-// same reports whether the tenant's remembered read used this configuration and key version.
+// same reports whether the tenant's remembered read used this connection (its intervals aside)
+// and key version.
 func (k keyReads) same(key tenant.Key, cfg tenant.Config, version uint64) (keyRead, bool) {
 	v, ok := k[key]
-	return v, ok && v.config == cfg && v.version == version
+	return v, ok && tenant.SameConnection(v.config, cfg) && v.version == version
 }
 
-// readUsers reads the tenant's users for this pass. A tenant that is Ready, whose spec and key
-// were checked by this process's last read, shares the snapshot its objects read (read again
-// when it is older than the resync interval, once for all): an idle tenant costs one read per
-// interval, not one for the objects and one for the tenant. Any other pass must show that the
-// key works, and reads the tenant itself.
+// readUsers reads the tenant's users for this pass. A tenant that is Ready, whose connection
+// (URL, rate, Secret) and key were checked by this process's last read, shares the snapshot its
+// objects read (read again when it is older than the resync interval, once for all): an idle
+// tenant costs one read per interval, not one for the objects and one for the tenant, and a
+// change of its policies or intervals costs no read of its own. Any other pass must show that
+// the key works, and reads the tenant itself.
 func (r *TenantReconciler) readUsers(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, cfg tenant.Config, version uint64) ([]cipherscale.User, metav1.Time, error) {
 	logger := log.FromContext(ctx)
 	st := obj.GetTenantStatus()
 	now := r.Clock.Now()
-	if isReady(st.Conditions) && st.ObservedGeneration == obj.GetGeneration() && r.verifiedWith(key, cfg, version) {
+	if isReady(st.Conditions) && r.verifiedWith(key, cfg, version) {
 		list, at, ok, err := t.SharedUsers(ctx, now.Add(-cfg.ResyncInterval))
 		if ok {
 			logger.V(1).Info("Reading the tenant's users from the shared snapshot", "readAt", at)

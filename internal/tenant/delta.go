@@ -30,10 +30,10 @@ type watermark struct {
 // incremental reports whether the next read may be incremental: the snapshot is valid, its
 // last full read is younger than FullResyncInterval, and the API reports updatedAt; mu is held.
 func (t *Tenant) incrementalLocked(now time.Time) (watermark, bool) {
-	if !t.valid || t.opts.FullResyncInterval <= 0 || !t.mark.ok {
+	if !t.valid || t.fullResyncInterval() <= 0 || !t.mark.ok {
 		return watermark{}, false
 	}
-	return t.mark, now.Sub(t.fullAt) < t.opts.FullResyncInterval
+	return t.mark, now.Sub(t.fullAt) < t.fullResyncInterval()
 }
 
 // topUpdated reads the first page of the users sorted by updatedAt, most recent first, and
