@@ -41,7 +41,9 @@ func (t *Tenant) incrementalLocked(now time.Time) (watermark, bool) {
 // and the next incremental read re-reads every change made at or after it. A tenant whose users
 // carry no updatedAt gives no watermark (every read is then whole).
 func (t *Tenant) topUpdated(ctx context.Context) (watermark, error) {
-	p, err := t.api.ListUsersPage(ctx, 1, 0, byUpdatedDesc)
+	// A whole page, not one user: the same one call, and an API that answers a page whatever the
+	// limit is then refused by the full read that follows, for what it sends, not for the limit.
+	p, err := t.api.ListUsersPage(ctx, cipherscale.MaxPageSize, 0, byUpdatedDesc)
 	if err != nil {
 		return watermark{}, fmt.Errorf("reading the most recent change of the tenant: %w", err)
 	}
