@@ -77,7 +77,7 @@ func main() {
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the pod's namespace.")
 	fs.IntVar(&o.maxTenantUsers, "max-tenant-users", cipherscale.DefaultMaxListUsers, "Most users one read of a tenant may hold; a longer list (or an API that never stops paginating) is refused, so that memory stays bounded.")
-	fs.IntVar(&o.maxTenantListMiB, "max-tenant-list-mib", cipherscale.DefaultMaxListMemory>>20, "Most memory, in MiB and estimated, the users of one read of a tenant may take; past it the read is refused.")
+	fs.IntVar(&o.maxTenantListMiB, "max-tenant-list-mib", cipherscale.DefaultMaxListMemory>>20, "Most memory, in MiB and estimated, the users of one read of a tenant may take beyond 2 KiB a user; past it the read is refused.")
 	fs.IntVar(&o.softMemoryLimitMiB, "soft-memory-limit-mib", 80, "Soft memory limit of the Go runtime in MiB, below the container's limit: the garbage collector works harder near it instead of letting the heap double. The process's resident memory is this plus about 40 MiB of mapped binary. 0 keeps the runtime's default; $GOMEMLIMIT, when set, wins.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)

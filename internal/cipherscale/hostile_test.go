@@ -295,6 +295,8 @@ func TestHugePageIsReadAsAStream(t *testing.T) {
 // endless serves a consistent list that never ends: page after page of fresh users, by offset.
 type endless struct {
 	pageSize int
+	// roles, when set, gives each user that many direct roles: users of unusual size.
+	roles    int
 	requests atomic.Int32
 }
 
@@ -303,8 +305,15 @@ func (e *endless) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var off int
 	_, _ = fmt.Sscan(r.URL.Query().Get("offset"), &off)
 	users := make([]string, e.pageSize)
+	var roles []string
+	for i := range e.roles {
+		roles = append(roles, fmt.Sprintf(`{"id":"11111111-0000-4000-8000-%012d","name":"role %d"}`, i, i))
+	}
 	for i := range users {
 		users[i] = minimalUser(testID(off+i), "active")
+		if e.roles > 0 {
+			users[i] = strings.Replace(users[i], `"roles":[]`, `"roles":[`+strings.Join(roles, ",")+`]`, 1)
+		}
 	}
 	_, _ = io.WriteString(w, rawPage(users, 10, true))
 }
@@ -314,19 +323,26 @@ func TestListCaps(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		pageSize int
+		roles    int
 		cfg      func(*cipherscale.Config)
 		want     string
 		requests int32
 	}{
-		{"users past MaxListUsers", 100, func(c *cipherscale.Config) { c.MaxListUsers = 500 },
+		{"users past MaxListUsers", 100, 0, func(c *cipherscale.Config) { c.MaxListUsers = 500 },
 			"more than 500 users", 6},
-		{"memory past MaxListMemory", 100, func(c *cipherscale.Config) { c.MaxListMemory = 64 << 10 },
-			"bytes of memory", 3},
-		{"pages past MaxListUsers/10", 2, func(c *cipherscale.Config) { c.MaxListUsers = 100 },
+		// Users of 100 roles (about 22 KiB each, estimated) pass 1 MiB beyond 2 KiB a user
+		// within the first page.
+		{"memory past MaxListMemory, users of unusual size", 100, 100, func(c *cipherscale.Config) { c.MaxListMemory = 1 << 20 },
+			"bytes of memory", 1},
+		// Minimal users (about 300 bytes each) stay under 2 KiB a user: the cap is the tenant's
+		// size, MaxListUsers.
+		{"minimal users are not refused for memory", 100, 0, func(c *cipherscale.Config) { c.MaxListMemory = 64 << 10; c.MaxListUsers = 1000 },
+			"more than 1000 users", 11},
+		{"pages past MaxListUsers/10", 2, 0, func(c *cipherscale.Config) { c.MaxListUsers = 100 },
 			"read 12 pages", 12},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := &endless{pageSize: tt.pageSize}
+			e := &endless{pageSize: tt.pageSize, roles: tt.roles}
 			c, _ := newClient(t, e, tt.cfg)
 			_, err := c.ListUsers(ctx)
 			if !isDecode(err) || !errors.Is(err, cipherscale.ErrListTooLarge) || !strings.Contains(err.Error(), tt.want) {

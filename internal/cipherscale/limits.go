@@ -16,6 +16,11 @@ const (
 	// DefaultMaxListMemory is the most memory, estimated, that the users of one read of the tenant
 	// may take (Config.MaxListMemory).
 	DefaultMaxListMemory = 64 << 20
+	// ListMemoryPerUser is what each user read adds to MaxListMemory: the cap is a function of
+	// the tenant's size, so that a real large tenant (a user with a few roles and groups is
+	// estimated at 400 to 800 bytes) is never refused, while a list of users of unusual size
+	// (an API sending 100 roles a user, 20 KiB each) is, after MaxListMemory.
+	ListMemoryPerUser = 2 << 10
 
 	// maxEmailLen is the longest email address (RFC 5321: 254 octets in a path).
 	maxEmailLen = 254

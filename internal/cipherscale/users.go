@@ -79,7 +79,7 @@ func (c *Client) ListUsersPage(ctx context.Context, limit, offset int, sort ...s
 // the whole read is therefore never missing from a successful result.
 //
 // The service is not trusted to end its pagination: a read past MaxListUsers users, past
-// MaxListMemory of users, or past MaxListUsers/10 pages, fails with a *DecodeError wrapping
+// MaxListMemory of users beyond ListMemoryPerUser a user, or past MaxListUsers/10 pages, fails with a *DecodeError wrapping
 // ErrListTooLarge; a page that holds more users than asked for, or an empty page that says
 // hasNext, with a *DecodeError. The total the service reports sizes nothing.
 func (c *Client) ListUsers(ctx context.Context) ([]User, error) {
@@ -154,8 +154,11 @@ func (c *Client) readList(ctx context.Context, progress func(read, total int)) (
 			if users.n >= c.maxUsers {
 				return nil, invalid(ErrListTooLarge, "the service sent more than %d users", c.maxUsers)
 			}
-			if memory += userFootprint(u); memory > c.maxMemory {
-				return nil, invalid(ErrListTooLarge, "the %d users read so far take more than %d bytes of memory (estimated)", users.n, c.maxMemory)
+			// The cap grows with the users read: a real tenant of 100,000 users (about 600 bytes
+			// each, estimated) is read, while users of unusual size (100 roles each) are refused.
+			if memory += userFootprint(u); memory > c.maxMemory+int64(users.n)*ListMemoryPerUser {
+				return nil, invalid(ErrListTooLarge, "the %d users read so far take more than %d bytes of memory (estimated)",
+					users.n, c.maxMemory+int64(users.n)*ListMemoryPerUser)
 			}
 			users.add(u)
 		}

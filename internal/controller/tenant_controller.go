@@ -9,12 +9,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -29,7 +26,6 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
-	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -53,9 +49,6 @@ const defaultSecretKey = "api-key"
 
 // maxRecheckInterval bounds how long a Stalled tenant waits before its Secret is read again.
 const maxRecheckInterval = 30 * time.Second
-
-// maxKeyBytes bounds an API key read from a Secret: a key is short.
-const maxKeyBytes = 4096
 
 // TenantReconciler keeps one kind of tenant object (ClusterCipherscaleTenant or
 // CipherscaleTenant) in the registry, checks its key with a read of the tenant's users, reports
@@ -102,12 +95,6 @@ type TenantReconciler struct {
 	// verified remembers, per tenant, the configuration and key version of its last successful
 	// read by this reconciler: until they change, the tenant shares its objects' snapshot.
 	verified map[tenant.Key]refusedKey
-}
-
-type refusedKey struct {
-	config  tenant.Config
-	version uint64
-	at      time.Time
 }
 
 func (r *TenantReconciler) newObject() tenantObject {
@@ -263,118 +250,6 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	return ctrl.Result{RequeueAfter: requeue}, err
 }
 
-// readUsers reads the tenant's users for this pass. A tenant that is Ready, whose spec and key
-// were checked by this process's last read, shares the snapshot its objects read (read again
-// when it is older than the resync interval, once for all): an idle tenant costs one read per
-// interval, not one for the objects and one for the tenant. Any other pass must show that the
-// key works, and reads the tenant itself.
-func (r *TenantReconciler) readUsers(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, cfg tenant.Config, version uint64) ([]cipherscale.User, metav1.Time, error) {
-	logger := log.FromContext(ctx)
-	st := obj.GetTenantStatus()
-	now := r.Clock.Now()
-	if isReady(st.Conditions) && st.ObservedGeneration == obj.GetGeneration() && r.verifiedWith(key, cfg, version) {
-		list, at, ok, err := t.SharedUsers(ctx, now.Add(-cfg.ResyncInterval))
-		if ok {
-			logger.V(1).Info("Reading the tenant's users from the shared snapshot", "readAt", at)
-			return list, metav1.NewTime(at), err
-		}
-	}
-	logger.V(1).Info("Reading the tenant's users")
-	list, err := t.API().ListUsers(ctx)
-	if err == nil {
-		r.verify(key, cfg, version)
-	}
-	return list, metav1.NewTime(now), err
-}
-
-// undeclared applies the tenant's removal budget (spec.removalBudget and the allow-removals
-// annotation) and its undeclared-users policy, and reports both in the status. The tenant stays
-// Ready (its objects may use it) and is also Stalled while removals wait for the budget or the
-// policy cannot be applied. It returns how soon it wants to run again. It needs the cache of
-// CipherscaleUsers and memberships filled, or everyone would look undeclared: controller-runtime
-// starts this controller's workers only once the informers of its watches (both kinds) synced.
-func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, list []cipherscale.User, declared map[string]struct{}, usable func(namespace string) bool) (time.Duration, error) {
-	logger := log.FromContext(ctx)
-	st, gen := obj.GetTenantStatus(), obj.GetGeneration()
-	budget := r.applyBudget(ctx, obj, key)
-
-	before := st.Undeclared.DeepCopy()
-	policy := undeclaredPolicyOf(obj.Settings().UndeclaredUsers)
-	var out undeclaredOutcome
-	err := r.partialView(key, policy)
-	if err == nil {
-		out, err = runUndeclared(ctx, undeclaredRun{
-			Tenant: t, Budget: budget, Users: list, Declared: declared,
-			Policy:    policy,
-			FirstSeen: r.grace.get(key), Now: r.Clock.Now(),
-			DeclaredNow: declaredNow(r.Kube, key, usable),
-		})
-	}
-	if err != nil {
-		msg := "spec.undeclaredUsers cannot be applied, nothing is acted on: " + err.Error()
-		if c := meta.FindStatusCondition(st.Conditions, iamv1alpha1.ConditionStalled); c == nil || c.Reason != reasonInvalidUndeclaredUsers {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reasonInvalidUndeclaredUsers, "Check", "%s", msg)
-		}
-		set(&st.Conditions, iamv1alpha1.ConditionStalled, metav1.ConditionTrue, gen, reasonInvalidUndeclaredUsers, msg)
-		r.reportBudgetHold(ctx, obj, budget)
-		return 0, nil
-	}
-	r.grace.set(key, out.Plan.FirstSeen)
-	p := out.Plan
-	n := int32(p.Declared)
-	st.Declared = &n
-	setUndeclaredMetric(key, p)
-	if p.Report == nil {
-		st.Undeclared = nil
-	} else {
-		st.Undeclared = &iamv1alpha1.UndeclaredStatus{Count: int32(p.Report.Count), Emails: p.Report.Emails}
-		if before == nil || before.Count != st.Undeclared.Count {
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, eventUndeclaredUsers, "Report",
-				"%d users of the tenant are undeclared: no CipherscaleUser or membership of the tenant names them", p.Report.Count)
-		}
-		logger.V(1).Info("Undeclared users", "plan", p.String())
-	}
-	if out.Removed > 0 {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, eventUndeclaredUserRemoved, "Remove",
-			"%s %d undeclared users past the grace period of %s", removedVerb(p), out.Removed, undeclaredPolicyOf(obj.Settings().UndeclaredUsers).GracePeriod)
-	}
-	if out.Failed != nil {
-		logger.Info("Some undeclared users could not be removed: tried again next pass", "error", out.Failed.Error())
-	}
-
-	r.reportBudgetHold(ctx, obj, budget)
-	after := out.requeue()
-	if out.Failed != nil && (after == 0 || after > r.RecheckInterval) {
-		after = r.RecheckInterval
-	}
-	return after, nil
-}
-
-// partialView refuses a policy that removes undeclared users when this operator cannot see every
-// object that may declare one: it watches only some namespaces, and the tenant is a
-// ClusterCipherscaleTenant, whose objects may live in namespaces it does not watch (a user
-// declared there would look undeclared, and be removed). A CipherscaleTenant's objects all live
-// in its own namespace, which the operator watches since it sees the tenant. Report stays
-// allowed: it removes nobody.
-func (r *TenantReconciler) partialView(key tenant.Key, p undeclaredPolicy) error {
-	if !r.WatchesSomeNamespaces || key.Kind != tenant.KindCluster {
-		return nil
-	}
-	if p.Policy == plan.UndeclaredDeactivate || p.Policy == plan.UndeclaredDelete {
-		return fmt.Errorf("policy %s removes users, and this operator watches only some namespaces (--watch-namespaces): "+
-			"a user declared by an object in a namespace it does not watch would look undeclared; use Report, or an operator that watches every namespace", p.Policy)
-	}
-	return nil
-}
-
-// removedVerb says what the policy did to the users it removed.
-func removedVerb(p plan.UndeclaredPlan) string {
-	if len(p.Delete) > 0 {
-		return "Deleted"
-	}
-	return "Deactivated"
-}
-
 // config is the tenant's configuration: its spec, with the operator's defaults for what it
 // omits.
 func (r *TenantReconciler) config(obj tenantObject) tenant.Config {
@@ -407,40 +282,6 @@ func (r *TenantReconciler) config(obj tenantObject) tenant.Config {
 	return cfg
 }
 
-// failRead sets the status after a failed read of the tenant's users.
-func (r *TenantReconciler) failRead(ctx context.Context, obj tenantObject, key tenant.Key, version uint64, cfg tenant.Config, err error) (ctrl.Result, error) {
-	conds := &obj.GetTenantStatus().Conditions
-	gen := obj.GetGeneration()
-	switch {
-	case cipherscale.IsUnauthorized(err):
-		r.rememberRefusal(key, cfg, version)
-		r.stall(obj, iamv1alpha1.ReasonUnauthorized,
-			fmt.Sprintf("The Cipherscale API refused the API key in %s: put a valid key there", cfg.Secret))
-		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
-	case cipherscale.IsNotFound(err):
-		// A person must fix spec.url. What answered is not described (D3): the log has it.
-		log.FromContext(ctx).V(1).Info("The tenant's list of users failed", "tenant", key.String(), "error", err.Error())
-		r.stall(obj, iamv1alpha1.ReasonInvalidURL,
-			fmt.Sprintf("The API at %s answered the list of users with an unexpected status: spec.url is not the base URL of a Cipherscale API", hostOf(cfg.URL)))
-		return ctrl.Result{RequeueAfter: cfg.ResyncInterval}, nil
-	}
-	v := classify(err)
-	if cipherscale.IsTransport(err) {
-		v.message = fmt.Sprintf("The API at %s could not be reached; retrying", hostOf(cfg.URL))
-	}
-	switch {
-	case v.stalled:
-		r.stall(obj, v.reason, v.message)
-		return ctrl.Result{RequeueAfter: cfg.ResyncInterval}, nil
-	case v.requeueAfter > 0:
-		markReconciling(conds, gen, v.reason, v.message)
-		return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
-	default:
-		markReconciling(conds, gen, v.reason, v.message)
-		return ctrl.Result{}, err
-	}
-}
-
 // stall marks the tenant Stalled, with an event when the reason is new.
 func (r *TenantReconciler) stall(obj tenantObject, reason, msg string) {
 	st := obj.GetTenantStatus()
@@ -449,57 +290,6 @@ func (r *TenantReconciler) stall(obj tenantObject, reason, msg string) {
 	}
 	markStalled(&st.Conditions, obj.GetGeneration(), reason, msg)
 	st.ObservedGeneration = obj.GetGeneration()
-}
-
-func (r *TenantReconciler) rememberRefusal(key tenant.Key, cfg tenant.Config, version uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.refused == nil {
-		r.refused = map[tenant.Key]refusedKey{}
-	}
-	r.refused[key] = refusedKey{config: cfg, version: version, at: r.Clock.Now()}
-}
-
-// stillRefused reports whether the API refused this very key, with this very configuration,
-// less than a resync interval ago.
-func (r *TenantReconciler) stillRefused(key tenant.Key, cfg tenant.Config, version uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rk, ok := r.refused[key]
-	return ok && rk.config == cfg && rk.version == version && r.Clock.Since(rk.at) < cfg.ResyncInterval
-}
-
-func (r *TenantReconciler) forgetRefusal(key tenant.Key) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.refused, key)
-}
-
-// forgetKey forgets what was learnt of a tenant's key: the tenant left the registry.
-func (r *TenantReconciler) forgetKey(key tenant.Key) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.refused, key)
-	delete(r.verified, key)
-}
-
-// verify records that the tenant was read with this configuration and key version.
-func (r *TenantReconciler) verify(key tenant.Key, cfg tenant.Config, version uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.verified == nil {
-		r.verified = map[tenant.Key]refusedKey{}
-	}
-	r.verified[key] = refusedKey{config: cfg, version: version, at: r.Clock.Now()}
-}
-
-// verifiedWith reports whether the tenant's last read by this reconciler used this
-// configuration and key version.
-func (r *TenantReconciler) verifiedWith(key tenant.Key, cfg tenant.Config, version uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, ok := r.verified[key]
-	return ok && v.config == cfg && v.version == version
 }
 
 // referrers lists the CipherscaleUsers and memberships that name the tenant.
@@ -590,72 +380,6 @@ func setupTenants(ctx context.Context, mgr ctrl.Manager, tenants *tenant.Registr
 		}
 	}
 	return nil
-}
-
-// SecretReader reads API keys from Secrets with r, which should be the manager's API reader
-// (a get of one Secret by name, never a cache of all). A Secret that is missing, that does not
-// consent to the tenant reading it (annotation cipherscale.com/allowed-tenants), that the
-// operator may not read, or whose key is empty, too long or holds control characters wraps
-// tenant.ErrInvalidSecret. No error contains the key, and a Secret that does not consent is
-// not described (which keys it has) beyond what a missing one would be.
-func SecretReader(r client.Reader) tenant.ReadSecretFunc {
-	return func(ctx context.Context, ref tenant.SecretRef) (string, error) {
-		s := &corev1.Secret{}
-		unusable := func() error {
-			return fmt.Errorf("%w: Secret %s/%s does not exist, or does not allow %s to use it: "+
-				"the Secret needs the annotation %s: %q (a comma-separated list), set by someone who may update it",
-				tenant.ErrInvalidSecret, ref.Namespace, ref.Name, ref.For, iamv1alpha1.AnnotationAllowedTenants, consentName(ref.For))
-		}
-		if err := r.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, s); err != nil {
-			switch {
-			case apierrors.IsNotFound(err):
-				return "", unusable()
-			case apierrors.IsForbidden(err):
-				return "", fmt.Errorf("%w: the operator may not read Secret %s/%s", tenant.ErrInvalidSecret, ref.Namespace, ref.Name)
-			}
-			return "", fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)
-		}
-		if !consents(s, ref) {
-			return "", unusable()
-		}
-		raw, ok := s.Data[ref.Key]
-		if !ok {
-			return "", fmt.Errorf("%w: Secret %s/%s has no key %q", tenant.ErrInvalidSecret, ref.Namespace, ref.Name, ref.Key)
-		}
-		v := strings.TrimSpace(string(raw))
-		switch {
-		case v == "":
-			return "", fmt.Errorf("%w: key %q of Secret %s/%s is empty", tenant.ErrInvalidSecret, ref.Key, ref.Namespace, ref.Name)
-		case len(v) > maxKeyBytes:
-			return "", fmt.Errorf("%w: key %q of Secret %s/%s is longer than %d bytes", tenant.ErrInvalidSecret, ref.Key, ref.Namespace, ref.Name, maxKeyBytes)
-		case strings.ContainsFunc(v, unicode.IsControl):
-			return "", fmt.Errorf("%w: key %q of Secret %s/%s holds control characters (more than one line?)", tenant.ErrInvalidSecret, ref.Key, ref.Namespace, ref.Name)
-		}
-		return v, nil
-	}
-}
-
-// consentName is how a Secret's annotation cipherscale.com/allowed-tenants names the tenant
-// of key: "ClusterCipherscaleTenant/<name>" or "CipherscaleTenant/<name>".
-func consentName(key tenant.Key) string { return key.Kind + "/" + key.Name }
-
-// consents reports whether the Secret allows the tenant ref.For to use it: its annotation
-// cipherscale.com/allowed-tenants names the tenant exactly (no wildcard), and a CipherscaleTenant
-// only from the Secret's own namespace.
-func consents(s *corev1.Secret, ref tenant.SecretRef) bool {
-	if ref.For.Kind == "" || ref.For.Name == "" {
-		return false
-	}
-	if ref.For.Kind == tenant.KindNamespaced && ref.For.Namespace != s.Namespace {
-		return false
-	}
-	want := consentName(ref.For)
-	for _, v := range strings.Split(s.Annotations[iamv1alpha1.AnnotationAllowedTenants], ",") {
-		if strings.TrimSpace(v) == want {
-			return true
-		}
-	}
-	return false
 }
 
 // hostOf is the host of a tenant's URL, for a message.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -326,4 +328,92 @@ func refusedHere(conds []metav1.Condition, statusID, namespace string, usable fu
 		return false
 	}
 	return readyReason(conds) != iamv1alpha1.ReasonInvalidTenant || !usable(namespace)
+}
+
+// undeclared applies the tenant's removal budget (spec.removalBudget and the allow-removals
+// annotation) and its undeclared-users policy, and reports both in the status. The tenant stays
+// Ready (its objects may use it) and is also Stalled while removals wait for the budget or the
+// policy cannot be applied. It returns how soon it wants to run again. It needs the cache of
+// CipherscaleUsers and memberships filled, or everyone would look undeclared: controller-runtime
+// starts this controller's workers only once the informers of its watches (both kinds) synced.
+func (r *TenantReconciler) undeclared(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, list []cipherscale.User, declared map[string]struct{}, usable func(namespace string) bool) (time.Duration, error) {
+	logger := log.FromContext(ctx)
+	st, gen := obj.GetTenantStatus(), obj.GetGeneration()
+	budget := r.applyBudget(ctx, obj, key)
+
+	before := st.Undeclared.DeepCopy()
+	policy := undeclaredPolicyOf(obj.Settings().UndeclaredUsers)
+	var out undeclaredOutcome
+	err := r.partialView(key, policy)
+	if err == nil {
+		out, err = runUndeclared(ctx, undeclaredRun{
+			Tenant: t, Budget: budget, Users: list, Declared: declared,
+			Policy:    policy,
+			FirstSeen: r.grace.get(key), Now: r.Clock.Now(),
+			DeclaredNow: declaredNow(r.Kube, key, usable),
+		})
+	}
+	if err != nil {
+		msg := "spec.undeclaredUsers cannot be applied, nothing is acted on: " + err.Error()
+		if c := meta.FindStatusCondition(st.Conditions, iamv1alpha1.ConditionStalled); c == nil || c.Reason != reasonInvalidUndeclaredUsers {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reasonInvalidUndeclaredUsers, "Check", "%s", msg)
+		}
+		set(&st.Conditions, iamv1alpha1.ConditionStalled, metav1.ConditionTrue, gen, reasonInvalidUndeclaredUsers, msg)
+		r.reportBudgetHold(ctx, obj, budget)
+		return 0, nil
+	}
+	r.grace.set(key, out.Plan.FirstSeen)
+	p := out.Plan
+	n := int32(p.Declared)
+	st.Declared = &n
+	setUndeclaredMetric(key, p)
+	if p.Report == nil {
+		st.Undeclared = nil
+	} else {
+		st.Undeclared = &iamv1alpha1.UndeclaredStatus{Count: int32(p.Report.Count), Emails: p.Report.Emails}
+		if before == nil || before.Count != st.Undeclared.Count {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, eventUndeclaredUsers, "Report",
+				"%d users of the tenant are undeclared: no CipherscaleUser or membership of the tenant names them", p.Report.Count)
+		}
+		logger.V(1).Info("Undeclared users", "plan", p.String())
+	}
+	if out.Removed > 0 {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, eventUndeclaredUserRemoved, "Remove",
+			"%s %d undeclared users past the grace period of %s", removedVerb(p), out.Removed, undeclaredPolicyOf(obj.Settings().UndeclaredUsers).GracePeriod)
+	}
+	if out.Failed != nil {
+		logger.Info("Some undeclared users could not be removed: tried again next pass", "error", out.Failed.Error())
+	}
+
+	r.reportBudgetHold(ctx, obj, budget)
+	after := out.requeue()
+	if out.Failed != nil && (after == 0 || after > r.RecheckInterval) {
+		after = r.RecheckInterval
+	}
+	return after, nil
+}
+
+// partialView refuses a policy that removes undeclared users when this operator cannot see every
+// object that may declare one: it watches only some namespaces, and the tenant is a
+// ClusterCipherscaleTenant, whose objects may live in namespaces it does not watch (a user
+// declared there would look undeclared, and be removed). A CipherscaleTenant's objects all live
+// in its own namespace, which the operator watches since it sees the tenant. Report stays
+// allowed: it removes nobody.
+func (r *TenantReconciler) partialView(key tenant.Key, p undeclaredPolicy) error {
+	if !r.WatchesSomeNamespaces || key.Kind != tenant.KindCluster {
+		return nil
+	}
+	if p.Policy == plan.UndeclaredDeactivate || p.Policy == plan.UndeclaredDelete {
+		return fmt.Errorf("policy %s removes users, and this operator watches only some namespaces (--watch-namespaces): "+
+			"a user declared by an object in a namespace it does not watch would look undeclared; use Report, or an operator that watches every namespace", p.Policy)
+	}
+	return nil
+}
+
+// removedVerb says what the policy did to the users it removed.
+func removedVerb(p plan.UndeclaredPlan) string {
+	if len(p.Delete) > 0 {
+		return "Deleted"
+	}
+	return "Deactivated"
 }

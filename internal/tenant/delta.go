@@ -116,6 +116,7 @@ func (t *Tenant) applyChanged(users []cipherscale.User, total int, next watermar
 		if old, ok := t.byID[u.ID]; ok {
 			t.unindexLocked(old)
 		}
+		u = t.compactLocked(u)
 		t.byID[u.ID] = u
 		t.learnNamesLocked(u)
 		t.indexLocked(u)
