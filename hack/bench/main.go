@@ -324,6 +324,10 @@ func run(p params) error {
 	for _, m := range w.memberships {
 		objs = append(objs, m)
 	}
+	samples := startSampler(ctx, time.Second, func() int { c, _ := tr.state(); return c }, func() (int, error) {
+		s, err := control.Stats(ctx)
+		return s.Total, err
+	})
 	cpu0 := cpuSeconds(mgr.Cmd.Process.Pid)
 	start := time.Now()
 	if err := parallel(16, len(objs), func(i int) error { return kube.Create(ctx, objs[i]) }); err != nil {
@@ -345,6 +349,7 @@ func run(p params) error {
 	}
 	r.allReady = at.Sub(start)
 	r.cpuStage1 = cpuSeconds(mgr.Cmd.Process.Pid) - cpu0
+	series := samples.finish()
 	statsReady, err := control.Stats(ctx)
 	if err != nil {
 		return err
@@ -442,12 +447,22 @@ func run(p params) error {
 	}
 	r.loadEnd = loadAvg()
 
-	text := r.String()
-	fmt.Print("\n" + text)
 	out := p.out
 	if out == "" {
 		out = filepath.Join(dir, fmt.Sprintf("report-%d.md", p.n))
 	}
+	svg, svgName := svgBeside(out)
+	c := chart{title: fmt.Sprintf("mixed workload: N=%d (%d objects)", p.n, len(objs)), objects: len(objs), rateLimit: p.limit, bound: r.bound.total()}
+	if p.limit > 0 {
+		c.boundTime = float64(r.bound.total()) / p.limit
+	}
+	if err := writePlots(p, svg, c, series); err != nil {
+		fmt.Printf("    no plot: %v\n", err)
+	} else {
+		r.svg = svgName
+	}
+	text := r.String()
+	fmt.Print("\n" + text)
 	for _, f := range []string{out, filepath.Join(dir, "report.md")} {
 		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 			return err

@@ -50,6 +50,7 @@ type result struct {
 	isolation        *isolation
 	paced            *paced
 	slow             *slowTenant
+	svg              string // the plot beside the report
 }
 
 // setting returns the value the manager ran with for a flag and where it came from.
@@ -77,6 +78,9 @@ func (r *result) String() string {
 		pr("- **the machine was busy with other work during this run** (load average at or above half the CPUs): times and CPU seconds are pessimistic\n")
 	}
 	pr("- command: `%s`\n\n", p.command)
+	if r.svg != "" {
+		pr("![objects Ready, API calls per second and API calls so far, from the first create to all Ready](%s)\n\n", r.svg)
+	}
 
 	pr("## Settings\n\n| setting | value | source |\n|---|---|---|\n")
 	pr("| N | %d CipherscaleUsers: %d adopted (already in the tenant, seeded through /_sim/users), %d new; each declares firstName, lastName, one role and one group (spec.groups) | -n |\n",
