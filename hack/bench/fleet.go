@@ -234,7 +234,15 @@ func runFleet(ctx context.Context, root, dir string, p params) error {
 	r.created = time.Since(start)
 	fmt.Printf("    objects created in %s\n", r.created.Round(time.Millisecond))
 	// The fleet's objects and, once its batch is applied, the probe's: wait for the fleet's.
-	if err := poll(ctx, p.readyLimit, func() (bool, error) { return fleetReady() >= r.objects, nil }); err != nil {
+	last := -1
+	if err := poll(ctx, p.readyLimit, func() (bool, error) {
+		c := fleetReady()
+		if step := max(1, r.objects/10); c/step != last/step {
+			fmt.Printf("    %d/%d fleet objects Ready after %s\n", c, r.objects, time.Since(start).Round(time.Second))
+			last = c
+		}
+		return c >= r.objects, nil
+	}); err != nil {
 		return managerErr(e.mgr, fmt.Errorf("%d of %d fleet objects Ready: %w", fleetReady(), r.objects, err))
 	}
 	r.allReady = time.Since(start)
