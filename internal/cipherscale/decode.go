@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
+	"time"
 )
 
 // decodePage reads one page of the user list from r as a stream: the users of "data" one at a
@@ -234,4 +236,60 @@ func decodeRoles(b []byte) ([]Role, error) {
 		}
 	}
 	return []Role(roles), nil
+}
+
+// decodeStream hands a 2xx body to cl.decode through a reader that stops at maxResponseBytes,
+// and sorts its failure: a body cut by the network is a *TransportError, a body past the limit or
+// one cl.decode refuses a *DecodeError.
+func (c *Client) decodeStream(cl call, resp *http.Response, start time.Time, key string) (*response, error) {
+	body := &cappedReader{r: resp.Body, left: maxResponseBytes}
+	err := cl.decode(body)
+	c.observe(cl.route, resp.StatusCode, time.Since(start))
+	switch {
+	case body.over:
+		return nil, &DecodeError{Method: cl.method, Route: cl.route,
+			Err: fmt.Errorf("response larger than %d bytes", int64(maxResponseBytes))}
+	case body.readErr != nil:
+		return nil, &TransportError{Method: cl.method, Route: cl.route,
+			Err: scrubErr(fmt.Errorf("reading the response: %w", stripURLErr(body.readErr)), key)}
+	case err != nil:
+		return nil, &DecodeError{Method: cl.method, Route: cl.route, Err: scrubErr(err, key)}
+	}
+	return &response{status: resp.StatusCode, header: resp.Header}, nil
+}
+
+// cappedReader reads at most left bytes of r; past them it fails and records that it did. It
+// records a failure of r itself apart, so that a cut connection is not taken for bad data.
+type cappedReader struct {
+	r       io.Reader
+	left    int64
+	over    bool
+	readErr error
+}
+
+var errTooLarge = errors.New("response too large")
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// One more byte tells a body of exactly the limit from a longer one.
+		var one [1]byte
+		n, err := c.r.Read(one[:])
+		if n > 0 {
+			c.over = true
+			return 0, errTooLarge
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			c.readErr = err
+		}
+		return 0, err
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.readErr = err
+	}
+	return n, err
 }

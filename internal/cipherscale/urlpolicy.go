@@ -113,3 +113,56 @@ func (p URLPolicy) allows(host string) bool {
 	}
 	return false
 }
+
+// ValidateBaseURL parses raw as the base URL of the API: absolute, http or https, with a host,
+// without credentials, query or fragment. Plain http is refused unless the host is loopback
+// (127.0.0.0/8, ::1, localhost) or allowInsecure is set. The result has no trailing slash.
+func ValidateBaseURL(raw string, allowInsecure bool) (*url.URL, error) {
+	if strings.TrimSpace(raw) == "" {
+		return nil, errors.New("cipherscale: base URL is empty")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the whole URL, which may hold credentials: keep only its cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("cipherscale: invalid base URL: %w", err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "http" && scheme != "https" {
+		return nil, errors.New("cipherscale: invalid base URL: the scheme must be http or https")
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, errors.New("cipherscale: invalid base URL: it must be absolute, with a host")
+	}
+	if u.User != nil {
+		return nil, errors.New("cipherscale: invalid base URL: credentials are not allowed in it (use the API key)")
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return nil, errors.New("cipherscale: invalid base URL: a query or fragment is not allowed")
+	}
+	if u.Opaque != "" {
+		return nil, errors.New("cipherscale: invalid base URL: it must be of the form scheme://host/path")
+	}
+	if scheme == "http" && !allowInsecure && !isLoopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("cipherscale: invalid base URL: https is required for host %s "+
+			"(plain http is allowed only for loopback hosts or with AllowInsecureHTTP)", u.Hostname())
+	}
+	u.Scheme = scheme
+	u.Path = strings.TrimRight(u.Path, "/")
+	if u.RawPath != "" {
+		u.RawPath = strings.TrimRight(u.RawPath, "/")
+	}
+	return u, nil
+}
+
+func isLoopbackHost(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}

@@ -119,17 +119,17 @@ func (w *waker) add(keys ...types.NamespacedName) {
 
 // wakeEmail enqueues the object key and the other CipherscaleUsers of the pass's tenant with
 // the email: one of them may be waiting for the create that just answered.
-func (r *UserReconciler) wakeEmail(key types.NamespacedName, uid types.UID, email string) {
+func (s *userScope) wakeEmail(key types.NamespacedName, uid types.UID, email string) {
 	keys := []types.NamespacedName{key}
 	var list iamv1alpha1.CipherscaleUserList
-	if err := r.Kube.List(context.Background(), &list, client.MatchingFields{indexUserEmail: scoped(r.tenantKey, cipherscale.NormalizeEmail(email))}); err == nil {
+	if err := s.Kube.List(context.Background(), &list, client.MatchingFields{indexUserEmail: scoped(s.key, cipherscale.NormalizeEmail(email))}); err == nil {
 		for i := range list.Items {
 			if list.Items[i].UID != uid {
 				keys = append(keys, client.ObjectKeyFromObject(&list.Items[i]))
 			}
 		}
 	}
-	r.wake.add(keys...)
+	s.wake.add(keys...)
 }
 
 // ownMark puts the pending mark the object's create wrote back on the in-memory object when the

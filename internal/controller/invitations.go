@@ -28,13 +28,13 @@ const maxSentTimes = 100
 const invitationRestoreRetry = time.Second
 
 // invitationLimit is the cap of the object's tenant: its spec.invitations.maxPerDay.
-func (r *UserReconciler) invitationLimit() int {
-	return r.Tenant.Invitations().Limit()
+func (s *userScope) invitationLimit() int {
+	return s.tenant.Invitations().Limit()
 }
 
 // keptSends is how many send times status.invitation.sentTimes keeps: enough to apply the cap.
-func (r *UserReconciler) keptSends() int {
-	if l := r.invitationLimit(); l > 0 && l <= maxSentTimes {
+func (s *userScope) keptSends() int {
+	if l := s.invitationLimit(); l > 0 && l <= maxSentTimes {
 		return l
 	}
 	return maxSentTimes
@@ -45,8 +45,8 @@ func (r *UserReconciler) keptSends() int {
 // the object's own record of its sends. Under the cap, the send is recorded, and saved in the
 // tenant's status before it is made (Cancel it when it was certainly not made). Over it, OK is
 // false and Until says when the oldest send leaves the window.
-func (r *UserReconciler) reserveInvitation(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (tenant.InvitationReservation, error) {
-	l := r.Tenant.Invitations()
+func (s *userScope) reserveInvitation(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (tenant.InvitationReservation, error) {
+	l := s.tenant.Invitations()
 	var also []time.Time
 	if st := obj.Status.Invitation; st != nil {
 		for _, t := range st.SentTimes {
@@ -65,14 +65,14 @@ func (r *UserReconciler) reserveInvitation(ctx context.Context, obj *iamv1alpha1
 }
 
 // cancelInvitation forgets a send reserved at at that was certainly not made.
-func (r *UserReconciler) cancelInvitation(obj *iamv1alpha1.CipherscaleUser, at time.Time) {
-	r.Tenant.Invitations().Cancel(obj.Spec.Email, at)
+func (s *userScope) cancelInvitation(obj *iamv1alpha1.CipherscaleUser, at time.Time) {
+	s.tenant.Invitations().Cancel(obj.Spec.Email, at)
 }
 
 // sentTimes is status.invitation.sentTimes: the sends to the object's email in the last 24
 // hours, as the tenant's log counts them.
-func (r *UserReconciler) sentTimes(obj *iamv1alpha1.CipherscaleUser) []metav1.Time {
-	sends := r.Tenant.Invitations().Sends(obj.Spec.Email, r.keptSends())
+func (s *userScope) sentTimes(obj *iamv1alpha1.CipherscaleUser) []metav1.Time {
+	sends := s.tenant.Invitations().Sends(obj.Spec.Email, s.keptSends())
 	out := make([]metav1.Time, 0, len(sends))
 	for _, t := range sends {
 		out = append(out, metav1.NewTime(t))
@@ -96,15 +96,15 @@ func invitationCapMessage(res tenant.InvitationReservation, limit int) string {
 // deferCreate ends a pass whose create would send one invitation too many: the object waits,
 // Reconciling with reason InvitationDeferred (a warning event once), until the oldest send
 // leaves the window.
-func (r *UserReconciler) deferCreate(obj *iamv1alpha1.CipherscaleUser, res tenant.InvitationReservation) ctrl.Result {
-	msg := "Not creating the tenant user yet (a create sends an invitation): " + invitationCapMessage(res, r.invitationLimit())
-	r.warnOnChange(obj, iamv1alpha1.EventInvitationDeferred, msg)
+func (s *userScope) deferCreate(obj *iamv1alpha1.CipherscaleUser, res tenant.InvitationReservation) ctrl.Result {
+	msg := "Not creating the tenant user yet (a create sends an invitation): " + invitationCapMessage(res, s.invitationLimit())
+	s.warnOnChange(iamv1alpha1.EventInvitationDeferred, msg)
 	markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.EventInvitationDeferred, msg)
-	return ctrl.Result{RequeueAfter: max(res.Until.Sub(r.Clock.Now()), time.Second)}
+	return ctrl.Result{RequeueAfter: max(res.Until.Sub(s.Clock.Now()), time.Second)}
 }
 
 // invitationsNotRestored ends a pass whose send waits for the tenant's record of the last 24 hours.
-func (r *UserReconciler) invitationsNotRestored(obj *iamv1alpha1.CipherscaleUser) ctrl.Result {
+func (s *userScope) invitationsNotRestored(obj *iamv1alpha1.CipherscaleUser) ctrl.Result {
 	markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonProgressing,
 		"The operator is restoring the tenant's record of the invitations sent in the last 24 hours after its start; retrying shortly")
 	return ctrl.Result{RequeueAfter: invitationRestoreRetry}
@@ -167,7 +167,7 @@ func (r *TenantReconciler) saveInvitations(key tenant.Key) tenant.InvitationSave
 }
 
 // invitationDeferredEvent is the warning of a resend that waits for the cap.
-func (r *UserReconciler) invitationDeferredEvent(obj *iamv1alpha1.CipherscaleUser, id string, res tenant.InvitationReservation) {
-	r.event(obj, corev1.EventTypeWarning, iamv1alpha1.EventInvitationDeferred, "ResendInvitation",
-		"Deferred the invitation of tenant user %s: %s", id, invitationCapMessage(res, r.invitationLimit()))
+func (s *userScope) invitationDeferredEvent(obj *iamv1alpha1.CipherscaleUser, id string, res tenant.InvitationReservation) {
+	s.event(corev1.EventTypeWarning, iamv1alpha1.EventInvitationDeferred, "ResendInvitation",
+		"Deferred the invitation of tenant user %s: %s", id, invitationCapMessage(res, s.invitationLimit()))
 }

@@ -9,7 +9,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
@@ -61,18 +60,18 @@ func objectOfRemoval(key string) (types.NamespacedName, bool) {
 func forgetRemoval(key string) { removalObjects.Delete(key) }
 
 // tenantName is the tenant label of the pass's tenant's metrics.
-func (r *UserReconciler) tenantName() string { return r.tenantKey.String() }
+func (s *userScope) tenantName() string { return s.key.String() }
 
 // reserveRemoval asks the budget for the unit of the object's removal, after the confirming
 // read by id and only when a call will be made, and saves the unit before the call (a restart
 // must count it). It returns nil, nil when the call may be made; a removalWaitError that says
 // how long to wait; or the error of a save that failed (the unit is given back, the call is not
 // made, and the reconcile is retried).
-func (r *UserReconciler) reserveRemoval(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (*removalWaitError, error) {
-	b := r.Tenant.RemovalBudget()
+func (s *userScope) reserveRemoval(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (*removalWaitError, error) {
+	b := s.budget
 	key := removalKey(obj)
 	res := b.Reserve(key)
-	removalsWaiting.WithLabelValues(r.tenantName()).Set(float64(res.Waiting))
+	removalsWaiting.WithLabelValues(s.tenantName()).Set(float64(res.Waiting))
 	if !res.OK {
 		if res.TrippedNow {
 			// The trip is saved before anything else is removed: a restart must keep it. A
@@ -80,7 +79,7 @@ func (r *UserReconciler) reserveRemoval(ctx context.Context, obj *iamv1alpha1.Ci
 			// The removals that wait after it are saved by the tenant's pass, woken by the
 			// change: one write for many, not one each.
 			if err := b.Commit(ctx); err != nil {
-				log.FromContext(ctx).Info("Could not save the removal budget's trip; retrying", "error", err.Error())
+				s.log.Info("Could not save the removal budget's trip; retrying", "error", err.Error())
 			}
 		}
 		return &removalWaitError{waiting: res.Waiting, retryAfter: max(res.RetryAfter, minRemovalRetry), notRestored: res.NotRestored}, nil
@@ -95,8 +94,8 @@ func (r *UserReconciler) reserveRemoval(ctx context.Context, obj *iamv1alpha1.Ci
 // endRemoval ends the object's removal after its call: Done when it succeeded, found the user
 // gone, or may have removed them; Release when the API refused it; a call that may have been
 // applied keeps its unit, so that its retry spends nothing more.
-func (r *UserReconciler) endRemoval(obj *iamv1alpha1.CipherscaleUser, err error) {
-	b := r.Tenant.RemovalBudget()
+func (s *userScope) endRemoval(obj *iamv1alpha1.CipherscaleUser, err error) {
+	b := s.budget
 	key := removalKey(obj)
 	switch {
 	case err == nil || errors.Is(err, tenant.ErrUserGone) || cipherscale.IsNotFound(err):
@@ -105,25 +104,25 @@ func (r *UserReconciler) endRemoval(obj *iamv1alpha1.CipherscaleUser, err error)
 	case removalNotSent(err):
 		b.Release(key)
 	}
-	removalsWaiting.WithLabelValues(r.tenantName()).Set(float64(b.Waiting()))
+	removalsWaiting.WithLabelValues(s.tenantName()).Set(float64(b.Waiting()))
 }
 
 // removalNotWanted ends the object's removal when it has none to make any more (the object
 // was released, the user is already inactive, spec.active is true again): it stops waiting.
-func (r *UserReconciler) removalNotWanted(obj *iamv1alpha1.CipherscaleUser) {
-	b := r.Tenant.RemovalBudget()
+func (s *userScope) removalNotWanted(obj *iamv1alpha1.CipherscaleUser) {
+	b := s.budget
 	key := removalKey(obj)
 	b.Done(key)
 	forgetRemoval(key)
-	removalsWaiting.WithLabelValues(r.tenantName()).Set(float64(b.Waiting()))
+	removalsWaiting.WithLabelValues(s.tenantName()).Set(float64(b.Waiting()))
 }
 
 // waitForRemoval keeps a deleting object, its finalizer held, until the budget allows its
 // removal: Reconciling with reason RemovalBudgetExceeded, a warning event once, and a retry when
 // the window frees its next unit (or at once when a person allows more).
-func (r *UserReconciler) waitForRemoval(obj *iamv1alpha1.CipherscaleUser, w *removalWaitError) ctrl.Result {
+func (s *userScope) waitForRemoval(obj *iamv1alpha1.CipherscaleUser, w *removalWaitError) ctrl.Result {
 	msg := "Deleting: " + w.Error()
-	r.warnOnChange(obj, iamv1alpha1.ReasonRemovalBudgetExceeded, msg)
+	s.warnOnChange(iamv1alpha1.ReasonRemovalBudgetExceeded, msg)
 	markReconciling(&obj.Status.Conditions, obj.Generation, iamv1alpha1.ReasonRemovalBudgetExceeded, msg)
 	return ctrl.Result{RequeueAfter: w.retryAfter}
 }
@@ -131,24 +130,24 @@ func (r *UserReconciler) waitForRemoval(obj *iamv1alpha1.CipherscaleUser, w *rem
 // deactivate deactivates the object's tenant user within the budget, after reading it by id:
 // a user already inactive, or the owner, is left alone (false). A removal that waits returns a
 // removalWaitError, which classify turns into Reconciling/RemovalBudgetExceeded.
-func (r *UserReconciler) deactivate(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string) (bool, error) {
-	live, _, err := r.Tenant.Get(ctx, id, true)
+func (s *userScope) deactivate(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string) (bool, error) {
+	live, _, err := s.tenant.Get(ctx, id, true)
 	if err != nil {
 		return false, err
 	}
 	if live.TenantOwner() || live.Status.Normalized() == cipherscale.StatusInactive {
-		r.removalNotWanted(obj)
+		s.removalNotWanted(obj)
 		return false, nil
 	}
-	if w, err := r.reserveRemoval(ctx, obj); w != nil || err != nil {
+	if w, err := s.reserveRemoval(ctx, obj); w != nil || err != nil {
 		if w != nil {
 			return false, w
 		}
 		return false, err
 	}
-	log.FromContext(ctx).Info("Deactivating tenant user")
-	err = r.Tenant.Deactivate(ctx, id)
-	r.endRemoval(obj, err)
+	s.log.Info("Deactivating tenant user")
+	err = s.tenant.Deactivate(ctx, id)
+	s.endRemoval(obj, err)
 	if err != nil {
 		return false, fmt.Errorf("deactivating user %s: %w", id, err)
 	}
@@ -158,13 +157,13 @@ func (r *UserReconciler) deactivate(ctx context.Context, obj *iamv1alpha1.Cipher
 // removalStatusStep ends, at the end of a pass over an object that is not being deleted, a
 // removal it no longer needs (spec.active is not false, or the user is inactive already, for
 // example deactivated by hand), so that it stops waiting.
-func (r *UserReconciler) removalStatusStep(obj *iamv1alpha1.CipherscaleUser) {
-	if r.Tenant == nil {
+func (s *userScope) removalStatusStep(obj *iamv1alpha1.CipherscaleUser) {
+	if s.tenant == nil {
 		return // a pass refused its tenant (InvalidTenant) made no removal
 	}
 	wanted := obj.Spec.Active != nil && !*obj.Spec.Active && obj.Status.State != iamv1alpha1.UserStateInactive
 	if obj.DeletionTimestamp.IsZero() && !wanted {
-		r.removalNotWanted(obj)
+		s.removalNotWanted(obj)
 	}
 }
 

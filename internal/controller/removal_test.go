@@ -48,7 +48,7 @@ func TestEndRemoval(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			now := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 			b := tenant.NewRemovalBudget(5, func() time.Time { return now })
-			r := &UserReconciler{Tenant: tenant.New(nil, tenant.Options{RemovalBudget: b})}
+			r := userScopeOf(tenant.New(nil, tenant.Options{RemovalBudget: b}))
 			obj := budgetObj("a")
 			if w := mustReserve(t, r, obj); w != nil {
 				t.Fatalf("reserve: %v", w)
@@ -78,7 +78,7 @@ func TestEndRemoval(t *testing.T) {
 func TestRemovalWaits(t *testing.T) {
 	now := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	b := tenant.NewRemovalBudget(2, func() time.Time { return now })
-	r := &UserReconciler{Tenant: tenant.New(nil, tenant.Options{RemovalBudget: b})}
+	r := userScopeOf(tenant.New(nil, tenant.Options{RemovalBudget: b}))
 	for _, n := range []string{"a", "b"} {
 		if w := mustReserve(t, r, budgetObj(n)); w != nil {
 			t.Fatalf("%s: %v", n, w)
@@ -157,7 +157,7 @@ func TestRemovalStatusStep(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b := tenant.NewRemovalBudget(1, nil)
-			r := &UserReconciler{Tenant: tenant.New(nil, tenant.Options{RemovalBudget: b})}
+			r := userScopeOf(tenant.New(nil, tenant.Options{RemovalBudget: b}))
 			if w := mustReserve(t, r, budgetObj("first")); w != nil {
 				t.Fatal(w)
 			}
@@ -179,11 +179,16 @@ func TestRemovalStatusStep(t *testing.T) {
 
 // mustReserve reserves the object's removal on a budget that saves nothing, where the save
 // cannot fail.
-func mustReserve(t *testing.T, r *UserReconciler, obj *iamv1alpha1.CipherscaleUser) *removalWaitError {
+func mustReserve(t *testing.T, r *userScope, obj *iamv1alpha1.CipherscaleUser) *removalWaitError {
 	t.Helper()
 	w, err := r.reserveRemoval(context.Background(), obj)
 	if err != nil {
 		t.Fatalf("reserve: %v", err)
 	}
 	return w
+}
+
+// userScopeOf is the scope of a pass over tenant t, with nothing else resolved.
+func userScopeOf(t *tenant.Tenant) *userScope {
+	return &userScope{tenantScope: tenantScope{tenant: t, budget: t.RemovalBudget()}, statusScope: &statusScope{}}
 }

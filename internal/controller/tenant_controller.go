@@ -91,10 +91,10 @@ type TenantReconciler struct {
 	mu sync.Mutex
 	// refused remembers, per tenant, the version of the key the API last refused and when, so
 	// that a Stalled tenant's recheck calls the API only with a new key.
-	refused map[tenant.Key]refusedKey
+	refused keyReads
 	// verified remembers, per tenant, the configuration and key version of its last successful
 	// read by this reconciler: until they change, the tenant shares its objects' snapshot.
-	verified map[tenant.Key]refusedKey
+	verified keyReads
 }
 
 func (r *TenantReconciler) newObject() tenantObject {

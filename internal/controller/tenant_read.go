@@ -18,23 +18,35 @@ import (
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
-// refusedKey is a configuration and key version the API refused (or, in verified, read with).
-type refusedKey struct {
+// keyRead is a tenant's configuration and key version, and when the API refused them (in
+// refused) or read the tenant with them (in verified).
+type keyRead struct {
 	config  tenant.Config
 	version uint64
 	at      time.Time
 }
 
-// readUsers reads the tenant's users for this pass. A tenant that is Ready, whose spec and key
-// were checked by this process's last read, shares the snapshot its objects read (read again
-// when it is older than the resync interval, once for all): an idle tenant costs one read per
-// interval, not one for the objects and one for the tenant. Any other pass must show that the
-// key works, and reads the tenant itself.
+// keyReads remembers a keyRead per tenant; the reconciler's mu guards it.
+type keyReads map[tenant.Key]keyRead
+
+// same reports whether the tenant's remembered read used this connection (its intervals aside)
+// and key version.
+func (k keyReads) same(key tenant.Key, cfg tenant.Config, version uint64) (keyRead, bool) {
+	v, ok := k[key]
+	return v, ok && tenant.SameConnection(v.config, cfg) && v.version == version
+}
+
+// readUsers reads the tenant's users for this pass. A tenant that is Ready, whose connection
+// (URL, rate, Secret) and key were checked by this process's last read, shares the snapshot its
+// objects read (read again when it is older than the resync interval, once for all): an idle
+// tenant costs one read per interval, not one for the objects and one for the tenant, and a
+// change of its policies or intervals costs no read of its own. Any other pass must show that
+// the key works, and reads the tenant itself.
 func (r *TenantReconciler) readUsers(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, cfg tenant.Config, version uint64) ([]cipherscale.User, metav1.Time, error) {
 	logger := log.FromContext(ctx)
 	st := obj.GetTenantStatus()
 	now := r.Clock.Now()
-	if isReady(st.Conditions) && st.ObservedGeneration == obj.GetGeneration() && r.verifiedWith(key, cfg, version) {
+	if isReady(st.Conditions) && r.verifiedWith(key, cfg, version) {
 		list, at, ok, err := t.SharedUsers(ctx, now.Add(-cfg.ResyncInterval))
 		if ok {
 			logger.V(1).Info("Reading the tenant's users from the shared snapshot", "readAt", at)
@@ -87,9 +99,9 @@ func (r *TenantReconciler) rememberRefusal(key tenant.Key, cfg tenant.Config, ve
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.refused == nil {
-		r.refused = map[tenant.Key]refusedKey{}
+		r.refused = keyReads{}
 	}
-	r.refused[key] = refusedKey{config: cfg, version: version, at: r.Clock.Now()}
+	r.refused[key] = keyRead{config: cfg, version: version, at: r.Clock.Now()}
 }
 
 // stillRefused reports whether the API refused this very key, with this very configuration,
@@ -97,8 +109,8 @@ func (r *TenantReconciler) rememberRefusal(key tenant.Key, cfg tenant.Config, ve
 func (r *TenantReconciler) stillRefused(key tenant.Key, cfg tenant.Config, version uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rk, ok := r.refused[key]
-	return ok && rk.config == cfg && rk.version == version && r.Clock.Since(rk.at) < cfg.ResyncInterval
+	rk, ok := r.refused.same(key, cfg, version)
+	return ok && r.Clock.Since(rk.at) < cfg.ResyncInterval
 }
 
 func (r *TenantReconciler) forgetRefusal(key tenant.Key) {
@@ -120,9 +132,9 @@ func (r *TenantReconciler) verify(key tenant.Key, cfg tenant.Config, version uin
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.verified == nil {
-		r.verified = map[tenant.Key]refusedKey{}
+		r.verified = keyReads{}
 	}
-	r.verified[key] = refusedKey{config: cfg, version: version, at: r.Clock.Now()}
+	r.verified[key] = keyRead{config: cfg, version: version, at: r.Clock.Now()}
 }
 
 // verifiedWith reports whether the tenant's last read by this reconciler used this
@@ -130,6 +142,6 @@ func (r *TenantReconciler) verify(key tenant.Key, cfg tenant.Config, version uin
 func (r *TenantReconciler) verifiedWith(key tenant.Key, cfg tenant.Config, version uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v, ok := r.verified[key]
-	return ok && v.config == cfg && v.version == version
+	_, ok := r.verified.same(key, cfg, version)
+	return ok
 }

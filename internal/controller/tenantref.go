@@ -103,9 +103,14 @@ type TenantResolver struct {
 // is only busy or unreachable (Ready False, not Stalled: 429s, 5xx, timeouts) is used: the
 // objects' own calls fail and they are Reconciling/APIUnavailable, not refused.
 func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *tenant.Tenant, key tenant.Key, refusal string, err error) {
+	t, key, _, refusal, err = r.resolve(ctx, obj)
+	return t, key, refusal, err
+}
+
+// resolve is Resolve, with the tenant object it read (nil when there is none to read).
+func (r *TenantResolver) resolve(ctx context.Context, obj client.Object) (t *tenant.Tenant, key tenant.Key, tobj tenantObject, refusal string, err error) {
 	ref := tenantRefOf(obj)
 	key = tenantKeyOf(obj.GetNamespace(), ref)
-	var tobj tenantObject
 	switch key.Kind {
 	case tenant.KindNamespaced:
 		tobj = &iamv1alpha1.CipherscaleTenant{}
@@ -115,26 +120,26 @@ func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *ten
 	if err := r.Kube.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, tobj); err != nil {
 		if apierrors.IsNotFound(err) {
 			if key.Kind == tenant.KindNamespaced {
-				return nil, key, fmt.Sprintf("There is no CipherscaleTenant %q in namespace %s: a CipherscaleTenant is usable only from its own namespace", key.Name, key.Namespace), nil
+				return nil, key, nil, fmt.Sprintf("There is no CipherscaleTenant %q in namespace %s: a CipherscaleTenant is usable only from its own namespace", key.Name, key.Namespace), nil
 			}
 			if ref == nil {
-				return nil, key, noDefaultTenantMessage, nil
+				return nil, key, nil, noDefaultTenantMessage, nil
 			}
-			return nil, key, fmt.Sprintf("There is no ClusterCipherscaleTenant %q", key.Name), nil
+			return nil, key, nil, fmt.Sprintf("There is no ClusterCipherscaleTenant %q", key.Name), nil
 		}
-		return nil, key, "", fmt.Errorf("reading %s: %w", key, err)
+		return nil, key, nil, "", fmt.Errorf("reading %s: %w", key, err)
 	}
 	if c, ok := tobj.(*iamv1alpha1.ClusterCipherscaleTenant); ok {
 		allowed, msg, err := r.selects(ctx, c.Spec.NamespaceSelector, obj.GetNamespace())
 		if err != nil {
-			return nil, key, "", err
+			return nil, key, nil, "", err
 		}
 		if !allowed {
-			return nil, key, fmt.Sprintf("ClusterCipherscaleTenant %q may not be used from namespace %s: %s", key.Name, obj.GetNamespace(), msg), nil
+			return nil, key, tobj, fmt.Sprintf("ClusterCipherscaleTenant %q may not be used from namespace %s: %s", key.Name, obj.GetNamespace(), msg), nil
 		}
 	}
 	if !tobj.GetDeletionTimestamp().IsZero() && obj.GetDeletionTimestamp().IsZero() {
-		return nil, key, fmt.Sprintf("%s %q is being deleted: name another tenant in a new object", key.Kind, key.Name), nil
+		return nil, key, tobj, fmt.Sprintf("%s %q is being deleted: name another tenant in a new object", key.Kind, key.Name), nil
 	}
 	// An object being deleted may still use a Stalled tenant: its finalizer has to be carried
 	// out, and the call will say whether the tenant answers.
@@ -147,20 +152,20 @@ func (r *TenantResolver) Resolve(ctx context.Context, obj client.Object) (t *ten
 		broken = loaded && !r.Tenants.Ready(key)
 	}
 	if broken && !deleting {
-		return nil, key, fmt.Sprintf("%s %q cannot be used until it is fixed (%s): see its status", key.Kind, key.Name, readyReason(conds)), nil
+		return nil, key, tobj, fmt.Sprintf("%s %q cannot be used until it is fixed (%s): see its status", key.Kind, key.Name, readyReason(conds)), nil
 	}
 	t, ok := r.Tenants.Get(key)
 	switch {
 	case ok:
-		return t, key, "", nil
+		return t, key, tobj, "", nil
 	case broken:
 		// Being deleted, after a restart: the tenant was never loaded, as it cannot be.
-		return nil, key, fmt.Sprintf("%s %q cannot be used (%s): this object's deletion policy cannot be carried out until the tenant is fixed (see its status); "+
+		return nil, key, tobj, fmt.Sprintf("%s %q cannot be used (%s): this object's deletion policy cannot be carried out until the tenant is fixed (see its status); "+
 			"removing the finalizer %s instead leaves the user in the tenant", key.Kind, key.Name, readyReason(conds), iamv1alpha1.Finalizer), nil
 	}
 	// Not loaded by this process yet (just created, or the operator restarted): its reconciler
 	// loads it in a moment, whether its API answers or not.
-	return nil, key, "", fmt.Errorf("%w: %s", errTenantNotLoaded, key)
+	return nil, key, nil, "", fmt.Errorf("%w: %s", errTenantNotLoaded, key)
 }
 
 // tenantBroken reports whether a tenant's conditions say that a person must fix it before it can
@@ -174,10 +179,10 @@ func tenantBroken(conds []metav1.Condition) bool {
 // this process yet: retried with backoff, without a condition (the object is not at fault).
 var errTenantNotLoaded = errors.New("the tenant is not loaded yet")
 
-// Trust returns the trust policy of the tenant of key: what its spec allows
-// (plan.TenantTrust), the namespaces' labels read from the cache when a rule is asked. A tenant
-// object that cannot be read allows nothing. The policy is for one pass: it reads with ctx.
-func (r *TenantResolver) Trust(ctx context.Context, key tenant.Key) plan.TrustPolicy {
+// trustOf returns the trust policy of the tenant object tobj: what its spec allows
+// (plan.TenantTrust), the namespaces' labels read from the cache when a rule is asked. No tenant
+// object allows nothing. The policy is for one pass: it reads with ctx.
+func (r *TenantResolver) trustOf(ctx context.Context, tobj tenantObject) plan.TrustPolicy {
 	labelsOf := func(namespace string) map[string]string {
 		ns := &corev1.Namespace{}
 		if err := r.Kube.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
@@ -188,42 +193,18 @@ func (r *TenantResolver) Trust(ctx context.Context, key tenant.Key) plan.TrustPo
 		}
 		return ns.Labels
 	}
-	switch key.Kind {
-	case tenant.KindNamespaced:
-		t := &iamv1alpha1.CipherscaleTenant{}
-		if err := r.Kube.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, t); err != nil {
-			return plan.TrustPolicy{}
-		}
+	switch t := tobj.(type) {
+	case *iamv1alpha1.CipherscaleTenant:
 		return plan.TenantTrust(iamv1alpha1.KindCipherscaleTenant, t.Namespace, nil, t.Spec.Privileged, labelsOf)
-	default:
-		t := &iamv1alpha1.ClusterCipherscaleTenant{}
-		if err := r.Kube.Get(ctx, client.ObjectKey{Name: key.Name}, t); err != nil {
-			return plan.TrustPolicy{}
-		}
+	case *iamv1alpha1.ClusterCipherscaleTenant:
 		return plan.TenantTrust(iamv1alpha1.KindClusterCipherscaleTenant, "", t.Spec.Adoption, t.Spec.Privileged, labelsOf)
 	}
+	return plan.TrustPolicy{}
 }
 
 // noDefaultTenantMessage says what an object without a tenantRef needs.
 const noDefaultTenantMessage = "There is no ClusterCipherscaleTenant \"default\", the tenant of objects without spec.tenantRef: " +
 	"create it (the chart renders it from its values url and apiKey.existingSecret; see docs/migrating-from-flags.md), or set spec.tenantRef"
-
-// DefaultDeletionPolicy returns the spec.defaultDeletionPolicy of the tenant of key: the
-// deletion policy of its CipherscaleUsers that set none. Delete when the tenant object cannot
-// be read or sets none.
-func (r *TenantResolver) DefaultDeletionPolicy(ctx context.Context, key tenant.Key) iamv1alpha1.DeletionPolicy {
-	var tobj tenantObject = &iamv1alpha1.ClusterCipherscaleTenant{}
-	if key.Kind == tenant.KindNamespaced {
-		tobj = &iamv1alpha1.CipherscaleTenant{}
-	}
-	if err := r.Kube.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, tobj); err != nil {
-		return iamv1alpha1.DeletionPolicyDelete
-	}
-	if p := tobj.Settings().DefaultDeletionPolicy; p != "" {
-		return p
-	}
-	return iamv1alpha1.DeletionPolicyDelete
-}
 
 // selects reports whether selector selects the namespace; msg says why not.
 func (r *TenantResolver) selects(ctx context.Context, selector *metav1.LabelSelector, namespace string) (ok bool, msg string, err error) {

@@ -9,7 +9,6 @@ import (
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
 	"github.com/cipherscale/cipherscale-operator/internal/cipherscale"
-	"github.com/cipherscale/cipherscale-operator/internal/plan"
 	"github.com/cipherscale/cipherscale-operator/internal/tenant"
 )
 
@@ -44,18 +43,6 @@ func privilegedSource(key tenant.Key, roles bool) string {
 	return src
 }
 
-// mayManage reports whether the object may manage the tenant user u, found through its pending
-// create mark: always from a namespace that may adopt; elsewhere only when u is still pending and
-// was created after the object (a create whose answer was lost). The mark alone proves nothing:
-// whoever may edit the object may write it. An id the object records is decided apart, by
-// decideIdentity, before anything is read.
-func (r *UserReconciler) mayManage(obj *iamv1alpha1.CipherscaleUser, u *cipherscale.User) bool {
-	if r.Trust.MayAdopt(obj.Namespace) {
-		return true
-	}
-	return u.Status.Normalized() == cipherscale.StatusPending && plan.CreatedFor(obj.CreationTimestamp.Time, u)
-}
-
 // unverifiedIDMessage says why an object whose annotation names a tenant user that is not its
 // own record does nothing. Nothing was read: the message says nothing of that user.
 func unverifiedIDMessage(key tenant.Key, ns string) string {
@@ -70,46 +57,46 @@ func pausedUnseenMessage(key tenant.Key, ns string) string {
 }
 
 // refuseAdoption stalls an object whose namespace may not adopt the user it found.
-func (r *UserReconciler) refuseAdoption(obj *iamv1alpha1.CipherscaleUser) ctrl.Result {
-	return r.stall(obj, iamv1alpha1.ReasonAdoptionNotAllowed, adoptionRefusedMessage(r.tenantKey, obj.Namespace), jitter(r.ResyncInterval))
+func (s *userScope) refuseAdoption(obj *iamv1alpha1.CipherscaleUser) ctrl.Result {
+	return s.stall(iamv1alpha1.ReasonAdoptionNotAllowed, adoptionRefusedMessage(s.key, obj.Namespace))
 }
 
 // identityOf decides the object's identity with its tenant's proof key (decideIdentity).
-func (r *UserReconciler) identityOf(obj *iamv1alpha1.CipherscaleUser) identity {
-	k, err := r.Tenant.ProofKey()
-	return decideIdentity(obj, r.tenantKey, k, err)
+func (s *userScope) identityOf(obj *iamv1alpha1.CipherscaleUser) identity {
+	k, err := s.tenant.ProofKey()
+	return decideIdentity(obj, s.key, k, err)
 }
 
 // record records the id of the object's tenant user with its proof (recordID).
-func (r *UserReconciler) record(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string) error {
-	return recordID(ctx, r.Kube, r.Tenant, r.tenantKey, obj, id)
+func (s *userScope) record(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, id string) error {
+	return recordID(ctx, s.Kube, s.tenant, s.key, obj, id)
 }
 
 // refusedRoles checks spec.roles against the privileged roles: held is the user's current direct
 // roles (nil before the user is found). It returns the message of a refusal, "" when allowed.
-func (r *UserReconciler) refusedRoles(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, held []cipherscale.Role) (string, error) {
-	refused, err := r.world().shared().RefusedRoles(ctx, obj.Namespace, obj.Spec.Roles, held)
+func (s *userScope) refusedRoles(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, held []cipherscale.Role) (string, error) {
+	refused, err := s.world().shared().RefusedRoles(ctx, obj.Namespace, obj.Spec.Roles, held)
 	if err != nil || len(refused) == 0 {
 		return "", err
 	}
 	return fmt.Sprintf("spec.roles grants or removes the privileged roles %s, which namespace %s may not manage (allowed by %s); nothing was written",
-		strings.Join(refused, ", "), obj.Namespace, privilegedSource(r.tenantKey, true)), nil
+		strings.Join(refused, ", "), obj.Namespace, privilegedSource(s.key, true)), nil
 }
 
 // refusedGroups checks spec.groups, and the groups the membership rule would take the user out
 // of (removed), against the privileged groups. It returns the message of a refusal, "" when
 // allowed.
-func (r *UserReconciler) refusedGroups(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, removed []string) (string, error) {
-	refused, err := r.world().shared().RefusedGroups(ctx, obj.Namespace, obj.Spec.Groups, removed)
+func (s *userScope) refusedGroups(ctx context.Context, obj *iamv1alpha1.CipherscaleUser, removed []string) (string, error) {
+	refused, err := s.world().shared().RefusedGroups(ctx, obj.Namespace, obj.Spec.Groups, removed)
 	if err != nil || len(refused) == 0 {
 		return "", err
 	}
-	return privilegedGroupRefusedMessage(r.tenantKey, obj.Namespace, "spec.groups puts the user in, or takes them out of, the groups "+strings.Join(refused, ", ")+": each"), nil
+	return privilegedGroupRefusedMessage(s.key, obj.Namespace, "spec.groups puts the user in, or takes them out of, the groups "+strings.Join(refused, ", ")+": each"), nil
 }
 
 // world is what the user reconciler's pass reads of its tenant's objects.
-func (r *UserReconciler) world() world {
-	return world{kube: r.Kube, trust: r.Trust, tenant: r.tenantKey, api: r.Tenant}
+func (s *userScope) world() world {
+	return world{kube: s.Kube, trust: s.trust, tenant: s.key, api: s.tenant}
 }
 
 // authoritativeRefusedMessage says why an Authoritative membership does nothing.

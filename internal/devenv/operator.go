@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -189,8 +190,11 @@ func (w *withExtraUsers) ListUsers(ctx context.Context) ([]cipherscale.User, err
 	return append(users, w.extra.list()...), nil
 }
 
-// ListUsersPage counts the extra users in the total, and puts them first on the first page of
-// the users most recently changed (they were added last), as the service would.
+// ListUsersPage counts the extra users in the total and, in a page of the users most recently
+// changed first, shows each extra user where its updatedAt puts it: on the first page when it
+// is newer than the page's oldest, on the last when it is older than the page's newest, in
+// order (a reader dedupes the rare user shown twice). Only that order matters to the operator:
+// it stops an incremental read at the first user older than its last read.
 func (w *withExtraUsers) ListUsersPage(ctx context.Context, limit, offset int, sort ...string) (*cipherscale.Page, error) {
 	p, err := w.API.ListUsersPage(ctx, limit, offset, sort...)
 	if err != nil {
@@ -198,9 +202,21 @@ func (w *withExtraUsers) ListUsersPage(ctx context.Context, limit, offset int, s
 	}
 	extra := w.extra.list()
 	p.Total += len(extra)
-	if offset == 0 && len(sort) == 1 && sort[0] == "-updatedAt" {
-		p.Data = append(extra, p.Data...)
+	if len(extra) == 0 || len(sort) != 1 || sort[0] != "-updatedAt" {
+		return p, nil
 	}
+	for _, u := range extra {
+		first, last := offset == 0, !p.HasNext
+		switch {
+		case len(p.Data) == 0:
+		case first && !u.UpdatedAt.Before(p.Data[len(p.Data)-1].UpdatedAt):
+		case last && u.UpdatedAt.Before(p.Data[0].UpdatedAt):
+		default:
+			continue
+		}
+		p.Data = append(p.Data, u)
+	}
+	slices.SortStableFunc(p.Data, func(a, b cipherscale.User) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
 	return p, nil
 }
 

@@ -30,10 +30,10 @@ type watermark struct {
 // incremental reports whether the next read may be incremental: the snapshot is valid, its
 // last full read is younger than FullResyncInterval, and the API reports updatedAt; mu is held.
 func (t *Tenant) incrementalLocked(now time.Time) (watermark, bool) {
-	if !t.valid || t.opts.FullResyncInterval <= 0 || !t.mark.ok {
+	if !t.valid || t.fullResyncInterval() <= 0 || !t.mark.ok {
 		return watermark{}, false
 	}
-	return t.mark, now.Sub(t.fullAt) < t.opts.FullResyncInterval
+	return t.mark, now.Sub(t.fullAt) < t.fullResyncInterval()
 }
 
 // topUpdated reads the first page of the users sorted by updatedAt, most recent first, and
@@ -55,7 +55,8 @@ func (t *Tenant) topUpdated(ctx context.Context) (watermark, error) {
 // readChanged reads the users changed at or after mark.at, most recent first, page by page,
 // until a page reaches users changed before it. It returns them, the total the API reports, and
 // the watermark of the next read (the most recent updatedAt of the first page). A read that
-// would cost more than half a full read, or a user without updatedAt, is errNeedFull. Users are
+// would cost more than half a full read, a user without updatedAt, or a page out of the order
+// asked for, is errNeedFull. Users are
 // read again after a change that moved them during the read (the offsets shift towards the end:
 // nothing is skipped); a user deleted meanwhile shifts them the other way, and the total then
 // tells (the caller reads whole).
@@ -74,6 +75,12 @@ func (t *Tenant) readChanged(ctx context.Context, mark watermark, known int) ([]
 		p, err := t.api.ListUsersPage(ctx, cipherscale.MaxPageSize, offset, byUpdatedDesc)
 		if err != nil {
 			return nil, 0, watermark{}, fmt.Errorf("listing the users changed since %s at offset %d: %w", mark.at.Format(time.RFC3339Nano), offset, err)
+		}
+		// An API that does not keep the order asked for cannot say where the changes end.
+		for i := 1; i < len(p.Data); i++ {
+			if p.Data[i].UpdatedAt.After(p.Data[i-1].UpdatedAt) {
+				return nil, 0, watermark{}, errNeedFull
+			}
 		}
 		older := false
 		for i := range p.Data {
@@ -102,7 +109,7 @@ func (t *Tenant) readChanged(ctx context.Context, mark watermark, known int) ([]
 }
 
 // applyChanged puts the users of an incremental read into the snapshot (a user written locally
-// since the read began keeps its local copy) and reports whether the snapshot now holds as many
+// since the read began keeps its local copy, and is read again by the next read) and reports whether the snapshot now holds as many
 // users as the API says it has. When it does not, users were deleted (or created and missed)
 // since the last read, and the caller reads the tenant whole.
 func (t *Tenant) applyChanged(users []cipherscale.User, total int, next watermark, started time.Time, startSeq uint64) bool {
@@ -111,6 +118,12 @@ func (t *Tenant) applyChanged(users []cipherscale.User, total int, next watermar
 	for i := range users {
 		u := &users[i]
 		if seq, ok := t.touched[u.ID]; ok && seq > startSeq {
+			// Written since the read began: the local copy is newer than what was read, but
+			// only the API's copy carries everything (the names of roles added by a patch).
+			// The next read starts no later than this user's change, and reads it again.
+			if u.UpdatedAt.Before(next.at) {
+				next.at = u.UpdatedAt
+			}
 			continue
 		}
 		if old, ok := t.byID[u.ID]; ok {

@@ -1,6 +1,10 @@
 package tenant_test
 
 import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,5 +106,102 @@ func TestFullResyncZeroReadsWhole(t *testing.T) {
 			t.Errorf("refresh %d: %d list calls, want 3 (a full read of 250)", i, got)
 		}
 		clk.Advance(time.Minute)
+	}
+}
+
+// TestIncrementalReadRereadsUsersWrittenDuringIt: a user the operator writes while an
+// incremental read is under way keeps its local copy (newer than what the read saw), and the
+// next read reads it again, even when others changed after it: only the API's copy names the
+// role the patch added.
+func TestIncrementalReadRereadsUsersWrittenDuringIt(t *testing.T) {
+	sim, api := newSim(t)
+	role, err := sim.AddRole(simulator.RoleSeed{Name: "network-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.SeedUsers(50, "user%d@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	tn := tenant.New(api, tenant.Options{MaxAge: time.Minute, FullResyncInterval: time.Hour, Now: clk.Now})
+	ctx := ctxT(t)
+	if err := tn.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := sim.UserByEmail("user3@example.com")
+	y, _ := sim.UserByEmail("user4@example.com")
+	var once sync.Once
+	sim.SetHook(func(route string, r *http.Request) {
+		if route != cipherscale.RouteListUsers || r.URL.Query().Get("sort") != "-updatedAt" {
+			return
+		}
+		once.Do(func() {
+			// The operator's write lands before the page is served, its answer after the read
+			// began; then a person changes another user.
+			if err := tn.PatchRoles(ctx, x.ID, cipherscale.RolesPatch{AddedRoles: []string{role.ID}, RemovedRoles: []string{}}); err != nil {
+				t.Error(err)
+			}
+			if _, err := api.UpdateProfile(ctx, y.ID, cipherscale.ProfileUpdate{FirstName: ptrS("Yves")}); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+	t.Cleanup(func() { sim.SetHook(nil) })
+	for i := range 2 {
+		clk.Advance(2 * time.Minute)
+		if err := tn.Refresh(ctx); err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	u, _, err := tn.Get(ctx, x.ID, false)
+	if err != nil || len(u.Roles) != 1 || u.Roles[0].Name != "network-admin" {
+		t.Errorf("the user written during a read: %+v, %v; want its role named by the API's copy", u, err)
+	}
+	if u, _, _ := tn.Get(ctx, y.ID, false); u == nil || u.FirstName != "Yves" {
+		t.Errorf("the user changed by a person: %+v; want Yves", u)
+	}
+}
+
+func ptrS(s string) *string { return &s }
+
+// unsortedAPI, once broken, answers the pages of users sorted by -updatedAt oldest first, as
+// an API that reads the sign the other way would.
+type unsortedAPI struct {
+	cipherscale.API
+	broken *atomic.Bool
+}
+
+func (a unsortedAPI) ListUsersPage(ctx context.Context, limit, offset int, sort ...string) (*cipherscale.Page, error) {
+	if a.broken.Load() {
+		sort = []string{"updatedAt"}
+	}
+	return a.API.ListUsersPage(ctx, limit, offset, sort...)
+}
+
+// TestIncrementalReadNeedsTheOrder: an API that does not sort by updatedAt cannot say where the
+// changes end; the tenant is read whole, and a change is seen.
+func TestIncrementalReadNeedsTheOrder(t *testing.T) {
+	sim, api := newSim(t)
+	if err := sim.SeedUsers(150, "user%d@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	broken := &atomic.Bool{}
+	tn := tenant.New(unsortedAPI{api, broken}, tenant.Options{MaxAge: time.Minute, FullResyncInterval: time.Hour, Now: clk.Now})
+	ctx := ctxT(t)
+	if err := tn.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	broken.Store(true)
+	late, _ := sim.UserByEmail("user140@example.com")
+	if _, err := api.DeactivateUser(ctx, late.ID); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute)
+	if err := tn.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if u, _, err := tn.Get(ctx, late.ID, false); err != nil || u.Status != cipherscale.StatusInactive {
+		t.Errorf("the user deactivated outside: %+v, %v; want inactive (the tenant read whole)", u, err)
 	}
 }

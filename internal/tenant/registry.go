@@ -220,9 +220,10 @@ func (r *Registry) Keys() []Key {
 	return out
 }
 
-// Ensure returns the tenant with this key, configured by cfg. A tenant whose configuration
-// changed is replaced by a new one (new client, empty snapshot); an unchanged one is returned
-// as it is, with its snapshot and its key. The key is not read here: see ReloadKey.
+// Ensure returns the tenant with this key, configured by cfg. A tenant whose connection (URL,
+// rate, Secret) changed is replaced by a new one (new client, empty snapshot); one whose
+// intervals alone changed takes them in place, and is returned, as an unchanged one is, with
+// its snapshot and its key. The key is not read here: see ReloadKey.
 func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 	if r.opts.ReadSecret == nil {
 		return nil, errors.New("the registry has no ReadSecret function")
@@ -233,12 +234,16 @@ func (r *Registry) Ensure(k Key, cfg Config) (*Tenant, error) {
 	if cfg.Burst == 0 {
 		cfg.Burst = r.opts.Burst
 	}
-	r.mu.RLock()
+	r.mu.Lock()
 	e, ok := r.entries[k]
-	r.mu.RUnlock()
-	if ok && e.config == cfg {
+	if ok && SameConnection(e.config, cfg) {
+		// Only how often it is read changed (or nothing): the tenant keeps its snapshot.
+		e.config = cfg
+		e.tenant.SetIntervals(cfg.ResyncInterval, cfg.FullResyncInterval)
+		r.mu.Unlock()
 		return e.tenant, nil
 	}
+	r.mu.Unlock()
 
 	key := NewSecretKey(cfg.Secret, r.opts.ReadSecret, r.opts.Now)
 	key.maxAge = r.opts.KeyMaxAge
@@ -400,4 +405,12 @@ func (r *Registry) Budget(k Key) *RemovalBudget {
 	r.watchBudget(k, b)
 	r.budgets[k] = b
 	return b
+}
+
+// SameConnection reports whether two configurations differ at most in how often the tenant is
+// read (ResyncInterval, FullResyncInterval).
+func SameConnection(a, b Config) bool {
+	a.ResyncInterval, a.FullResyncInterval = 0, 0
+	b.ResyncInterval, b.FullResyncInterval = 0, 0
+	return a == b
 }

@@ -235,6 +235,10 @@ func TestRegistryEnsure(t *testing.T) {
 	if a3, _ := reg.Ensure(tenant.ClusterKey("a"), cfg); a3 != a1 {
 		t.Error("the registry's default rate limit, spelled out, is the same configuration")
 	}
+	cfg.ResyncInterval, cfg.FullResyncInterval = 20*time.Second, 2*time.Hour
+	if a5, _ := reg.Ensure(tenant.ClusterKey("a"), cfg); a5 != a1 || a1.ResyncInterval() != 20*time.Second {
+		t.Errorf("new intervals alone must keep the tenant (and its snapshot), and take effect: resync %s", a1.ResyncInterval())
+	}
 	cfg.QPS = 20
 	a4, _ := reg.Ensure(tenant.ClusterKey("a"), cfg)
 	if a4 == a1 {

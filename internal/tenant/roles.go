@@ -115,7 +115,7 @@ func (t *Tenant) groupReadingOf(gid string) ([][]cipherscale.Role, bool) {
 	t.groups.mu.Lock()
 	defer t.groups.mu.Unlock()
 	r, ok := t.groups.byID[gid]
-	if !ok || t.opts.Now().Sub(r.at) >= t.opts.MaxAge {
+	if !ok || t.opts.Now().Sub(r.at) >= t.maxAge() {
 		return nil, false
 	}
 	return r.inherited, true

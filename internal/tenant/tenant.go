@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -75,6 +76,9 @@ type Tenant struct {
 	groups groupRoles
 	// strs interns the strings users share (compact.go).
 	strs map[string]string
+	// resync and fullResync are Options.MaxAge and FullResyncInterval, which SetIntervals
+	// changes in place.
+	resync, fullResync atomic.Int64
 
 	refresh singleflight.Group
 	batch   batcher
@@ -86,6 +90,9 @@ type Tenant struct {
 	failure  error
 }
 
+// defaultMaxAge is the resync interval of a tenant configured with none.
+const defaultMaxAge = 10 * time.Minute
+
 // failureMemory is how long a failed read of the tenant is answered from memory.
 const failureMemory = time.Second
 
@@ -95,7 +102,7 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		opts.Now = time.Now
 	}
 	if opts.MaxAge <= 0 {
-		opts.MaxAge = 10 * time.Minute
+		opts.MaxAge = defaultMaxAge
 	}
 	if opts.RemovalBudget == nil {
 		opts.RemovalBudget = NewRemovalBudget(0, opts.Now)
@@ -122,6 +129,7 @@ func New(api cipherscale.API, opts Options) *Tenant {
 		groupNames:    map[string]string{},
 		seenGroups:    map[string]struct{}{},
 	}
+	t.SetIntervals(opts.MaxAge, opts.FullResyncInterval)
 	t.batch.t = t
 	t.passes.max = opts.MaxPasses
 	calls.idle = t.batch.kick
@@ -148,7 +156,20 @@ func (t *Tenant) RemovalBudget() *RemovalBudget { return t.opts.RemovalBudget }
 
 // ResyncInterval is how old the snapshot may be (Options.MaxAge): the tenant's resync interval,
 // which is also how often its objects are compared with it when nothing changed.
-func (t *Tenant) ResyncInterval() time.Duration { return t.opts.MaxAge }
+func (t *Tenant) ResyncInterval() time.Duration { return t.maxAge() }
+
+// SetIntervals changes the tenant's resync and full resync intervals in place (a tenant object
+// whose spec changed only them): the snapshot, its watermark and the client stay.
+func (t *Tenant) SetIntervals(resync, fullResync time.Duration) {
+	if resync <= 0 {
+		resync = defaultMaxAge
+	}
+	t.resync.Store(int64(resync))
+	t.fullResync.Store(int64(fullResync))
+}
+
+func (t *Tenant) maxAge() time.Duration             { return time.Duration(t.resync.Load()) }
+func (t *Tenant) fullResyncInterval() time.Duration { return time.Duration(t.fullResync.Load()) }
 
 // Invitations returns the tenant's invitation log: every create and resend of an invitation
 // is counted there, per address.
@@ -191,7 +212,7 @@ func (t *Tenant) recentFailure() error {
 func (t *Tenant) fresh() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.valid && t.opts.Now().Sub(t.fetchedAt) < t.opts.MaxAge
+	return t.valid && t.opts.Now().Sub(t.fetchedAt) < t.maxAge()
 }
 
 // Refresh reads the tenant: whole, or, between full reads (Options.FullResyncInterval), only
@@ -220,7 +241,7 @@ func (t *Tenant) Refresh(ctx context.Context) error {
 		}
 		var err error
 		mark = watermark{}
-		if t.opts.FullResyncInterval > 0 {
+		if t.fullResyncInterval() > 0 {
 			if mark, err = t.topUpdated(rctx); err != nil {
 				return nil, t.failed(err)
 			}

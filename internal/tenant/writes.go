@@ -113,7 +113,7 @@ func (t *Tenant) GroupRefused(groupID string) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	at, ok := t.refusedGroups[normalizeID(groupID)]
-	return ok && t.opts.Now().Sub(at) < t.opts.MaxAge
+	return ok && t.opts.Now().Sub(at) < t.maxAge()
 }
 
 // GroupSeen reports whether the API has reported the group on a user or accepted an add to it
