@@ -221,14 +221,24 @@ e2e: envtest-assets ## Run only the end-to-end test of the built manager binary.
 # run at their shipped defaults except the tenant's requestsPerSecond (the simulator's limit) and
 # resyncInterval; BENCH_ARGS adds flags of hack/bench, such
 # as -max-concurrent-reconciles=128 or -manager-env=GOMEMLIMIT=100MiB. Reports: docs/bench/.
+# The large stages are off by default (0) and run before the mixed workload, each on a control
+# plane and manager of its own: make bench BENCH_N=0 BENCH_FLEET_TENANTS=100 (a fleet of 100
+# tenants of BENCH_FLEET_USERS users), make bench BENCH_N=0 BENCH_LARGE_USERS=100000 (a tenant of
+# 100,000 users, BENCH_LARGE_DECLARED of them declared). BENCH_N=0 skips the mixed workload.
 BENCH_N ?= 2000
 BENCH_LATENCY ?= 20ms
 BENCH_LIMIT ?= 50
 BENCH_RESYNC ?= 20s
+BENCH_FLEET_TENANTS ?= 0
+BENCH_FLEET_USERS ?= 200
+BENCH_LARGE_USERS ?= 0
+BENCH_LARGE_DECLARED ?= 20000
 BENCH_ARGS ?=
 .PHONY: bench
 bench: envtest-assets build ## Mixed workload (adopted, new, memberships): calls, time, 429s, steady state, memory, latency; report in bin/bench/report.md.
-	go run ./hack/bench -n $(BENCH_N) -latency $(BENCH_LATENCY) -limit $(BENCH_LIMIT) -resync $(BENCH_RESYNC) $(BENCH_ARGS)
+	go run ./hack/bench -n $(BENCH_N) -latency $(BENCH_LATENCY) -limit $(BENCH_LIMIT) -resync $(BENCH_RESYNC) \
+		-fleet-tenants $(BENCH_FLEET_TENANTS) -fleet-users $(BENCH_FLEET_USERS) \
+		-large-users $(BENCH_LARGE_USERS) -large-declared $(BENCH_LARGE_DECLARED) $(BENCH_ARGS)
 
 # Each fuzz target runs for FUZZ_TIME on top of its committed corpus.
 FUZZ_TIME ?= 10s

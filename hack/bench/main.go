@@ -69,11 +69,23 @@ type params struct {
 	slowUsers      int
 	slowRounds     int
 	latencyGap     time.Duration
+	managerArgs    string
+	fleetTenants   int
+	fleetUsers     int
+	fleetLimit     float64
+	fleetProbe     int
+	fleetOut       string
+	largeUsers     int
+	largeDeclared  int
+	largeLimit     float64
+	largeProfile   bool
+	largeOut       string
+	plotPNG        bool
 }
 
 func main() {
 	var p params
-	flag.IntVar(&p.n, "n", 2000, "Number of CipherscaleUsers (half adopted, half new).")
+	flag.IntVar(&p.n, "n", 2000, "Number of CipherscaleUsers (half adopted, half new); 0: no mixed workload (the fleet and large stages only).")
 	flag.DurationVar(&p.latency, "latency", 20*time.Millisecond, "Latency the simulator adds to every API request.")
 	flag.Float64Var(&p.limit, "limit", 50, "The simulator's request limit per second (0: none); its burst is the same number.")
 	flag.DurationVar(&p.resync, "resync", 20*time.Second, "The default tenant's spec.resyncInterval in the steady state (default 10m).")
@@ -95,6 +107,18 @@ func main() {
 	flag.IntVar(&p.slowRounds, "slow-rounds", 3, "Rounds of the slow-tenant stage, each one batch alone and one beside the slow tenant at work.")
 	flag.IntVar(&p.paced, "paced", 200, "Users of the one-file-at-a-time stage, one kubectl apply per file (0: no such stage).")
 	flag.DurationVar(&p.latencyGap, "latency-gap", 1500*time.Millisecond, "Idle time before each latency apply: an operator that saw a create within the last second takes the next one for a stream and keeps its batch open.")
+	flag.StringVar(&p.managerArgs, "manager-args", "", "Flags added to the manager of the fleet and large-tenant stages, separated by commas, such as --max-tenant-list-mib=512.")
+	flag.IntVar(&p.fleetTenants, "fleet-tenants", 0, "Tenants of the fleet stage, each its own simulator and CipherscaleTenant (0: no such stage). Runs before the mixed workload, on a control plane and manager of its own.")
+	flag.IntVar(&p.fleetUsers, "fleet-users", 200, "CipherscaleUsers per tenant of the fleet stage (the mixed workload: half adopted, half new).")
+	flag.Float64Var(&p.fleetLimit, "fleet-limit", 10, "Each fleet tenant's request limit per second, in its simulator and its spec.requestsPerSecond.")
+	flag.IntVar(&p.fleetProbe, "fleet-probe", 30, "New users of the fleet's probe tenant, applied on the idle fleet and beside the fleet at work (0: none).")
+	flag.StringVar(&p.fleetOut, "fleet-out", "", "The fleet stage's report (default bin/bench/report-fleet-TxU.md; its plot beside it, .svg).")
+	flag.IntVar(&p.largeUsers, "large-users", 0, "Users of the large-tenant stage's tenant (0: no such stage). Runs before the mixed workload, on a control plane and manager of its own.")
+	flag.IntVar(&p.largeDeclared, "large-declared", 20000, "Users of the large tenant declared by CipherscaleUsers (adopted).")
+	flag.Float64Var(&p.largeLimit, "large-limit", 0, "The large tenant's request limit per second (0: -limit).")
+	flag.BoolVar(&p.largeProfile, "large-profile", true, "The large tenant's declared users declare a firstName and lastName (one profile write each); false: the email only.")
+	flag.StringVar(&p.largeOut, "large-out", "", "The large-tenant stage's report (default bin/bench/report-large-L.md; its plot beside it, .svg).")
+	flag.BoolVar(&p.plotPNG, "plot-png", false, "Also write each plot as a PNG beside its SVG.")
 	flag.Parse()
 	log.SetLogger(logr.Discard()) // the bench's own informers; the manager logs to bin/bench/manager.log
 	p.command = commandLine()
@@ -132,6 +156,19 @@ func run(p params) error {
 	defer cancel()
 	var cleanup devenv.Group
 	defer cleanup.Run()
+	if p.fleetTenants > 0 {
+		if err := runFleet(ctx, root, dir, p); err != nil {
+			return fmt.Errorf("fleet: %w", err)
+		}
+	}
+	if p.largeUsers > 0 {
+		if err := runLarge(ctx, root, dir, p); err != nil {
+			return fmt.Errorf("large tenant: %w", err)
+		}
+	}
+	if p.n == 0 {
+		return nil // -n 0: the mixed workload is not run
+	}
 
 	fmt.Printf("==> Starting kube-apiserver, etcd and the simulator\n")
 	cp, err := devenv.StartControlPlane(root, filepath.Join(dir, "kubeconfig"))
@@ -287,6 +324,10 @@ func run(p params) error {
 	for _, m := range w.memberships {
 		objs = append(objs, m)
 	}
+	samples := startSampler(ctx, time.Second, func() int { c, _ := tr.state(); return c }, func() (int, error) {
+		s, err := control.Stats(ctx)
+		return s.Total, err
+	})
 	cpu0 := cpuSeconds(mgr.Cmd.Process.Pid)
 	start := time.Now()
 	if err := parallel(16, len(objs), func(i int) error { return kube.Create(ctx, objs[i]) }); err != nil {
@@ -308,6 +349,7 @@ func run(p params) error {
 	}
 	r.allReady = at.Sub(start)
 	r.cpuStage1 = cpuSeconds(mgr.Cmd.Process.Pid) - cpu0
+	series := samples.finish()
 	statsReady, err := control.Stats(ctx)
 	if err != nil {
 		return err
@@ -405,12 +447,22 @@ func run(p params) error {
 	}
 	r.loadEnd = loadAvg()
 
-	text := r.String()
-	fmt.Print("\n" + text)
 	out := p.out
 	if out == "" {
 		out = filepath.Join(dir, fmt.Sprintf("report-%d.md", p.n))
 	}
+	svg, svgName := svgBeside(out)
+	c := chart{title: fmt.Sprintf("mixed workload: N=%d (%d objects)", p.n, len(objs)), objects: len(objs), rateLimit: p.limit, bound: r.bound.total()}
+	if p.limit > 0 {
+		c.boundTime = float64(r.bound.total()) / p.limit
+	}
+	if err := writePlots(p, svg, c, series); err != nil {
+		fmt.Printf("    no plot: %v\n", err)
+	} else {
+		r.svg = svgName
+	}
+	text := r.String()
+	fmt.Print("\n" + text)
 	for _, f := range []string{out, filepath.Join(dir, "report.md")} {
 		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 			return err
@@ -614,7 +666,7 @@ func managerDefaults(bin string) (map[string]string, error) {
 			defs[name] = strings.Trim(strings.TrimSuffix(t[i+len("(default "):], ")"), `"`)
 		}
 	}
-	for _, f := range []string{"qps", "burst", "max-concurrent-reconciles", "create-batch-window", "resync-interval"} {
+	for _, f := range []string{"max-concurrent-reconciles", "create-batch-window"} {
 		if _, ok := defs[f]; !ok {
 			return nil, fmt.Errorf("%s -h does not give a default for --%s:\n%s", bin, f, out)
 		}

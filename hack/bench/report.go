@@ -50,6 +50,7 @@ type result struct {
 	isolation        *isolation
 	paced            *paced
 	slow             *slowTenant
+	svg              string // the plot beside the report
 }
 
 // setting returns the value the manager ran with for a flag and where it came from.
@@ -77,6 +78,9 @@ func (r *result) String() string {
 		pr("- **the machine was busy with other work during this run** (load average at or above half the CPUs): times and CPU seconds are pessimistic\n")
 	}
 	pr("- command: `%s`\n\n", p.command)
+	if r.svg != "" {
+		pr("![objects Ready, API calls per second and API calls so far, from the first create to all Ready](%s)\n\n", r.svg)
+	}
 
 	pr("## Settings\n\n| setting | value | source |\n|---|---|---|\n")
 	pr("| N | %d CipherscaleUsers: %d adopted (already in the tenant, seeded through /_sim/users), %d new; each declares firstName, lastName, one role and one group (spec.groups) | -n |\n",
@@ -84,13 +88,11 @@ func (r *result) String() string {
 	pr("| adopted users | seeded in four variants in turn: as declared; another firstName; no role and no group; another name, role and group (the Legacy ones). %d of %d need no write | workload |\n", bd.adoptedClean, bd.adopted)
 	pr("| memberships | %s | workload |\n", r.w.membershipCounts())
 	pr("| tenant before the run | %d users | workload |\n", len(r.w.seeds))
-	for _, f := range []string{"max-concurrent-reconciles", "qps", "burst", "create-batch-window", "resync-interval"} {
+	for _, f := range []string{"max-concurrent-reconciles", "create-batch-window"} {
 		v, src := r.setting(f)
-		if f == "qps" && p.limit > 0 && p.qps == 0 {
-			src = fmt.Sprintf("passed: the simulator's limit (shipped default %s)", r.defaults[f])
-		}
 		pr("| manager --%s | %s | %s |\n", f, v, src)
 	}
+	pr("| the default tenant and the manager, as started for the workload | %s | -qps, -limit, -burst, -workload-resync, -max-concurrent-reconciles, -create-batch-window |\n", strings.Join(r.managerArgs, " "))
 	env := p.managerEnv
 	if env == "" {
 		env = "none added (Go defaults: GOGC=100, no GOMEMLIMIT)"
@@ -177,7 +179,10 @@ func (r *result) String() string {
 	pr("It counts adoption writes: the adopted users' profile, role and group corrections and the removals from Authoritative groups. ")
 	pr("It assumes a membership's adds for a new user ride in the user's create and that a user's own groups and its memberships' groups go in one add call; ")
 	pr("the operator reconciles CipherscaleUsers and memberships separately, so calls above the bound on POST /tenants/users/{id}/groups come from there. ")
-	wr, _ := r.setting("resync-interval")
+	wr := p.workloadResync
+	if wr == "" {
+		wr = "the CRD's default, 10m"
+	}
 	pr("It does not count the re-reads of the tenant once per resync interval (%s during the workload) while the run lasts, which the operator needs to see changes made elsewhere.\n\n", wr)
 
 	pr("## Calls by route and status, until all Ready\n\n| route | status | calls |\n|---|---|---|\n")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,4 +146,17 @@ func (t *tracker) waitFor(ctx context.Context, o client.Object) (time.Time, erro
 			return time.Time{}, ctx.Err()
 		}
 	}
+}
+
+// countNamespace returns how many users and memberships of namespace ns are Ready.
+func (t *tracker) countNamespace(ns string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for k := range t.ready {
+		if strings.HasPrefix(k, "user/"+ns+"/") || strings.HasPrefix(k, "membership/"+ns+"/") {
+			n++
+		}
+	}
+	return n
 }
