@@ -29,6 +29,14 @@ type keyRead struct {
 // keyReads remembers a keyRead per tenant; the reconciler's mu guards it.
 type keyReads map[tenant.Key]keyRead
 
+// put remembers that the tenant's read used this connection and key version at.
+func (k *keyReads) put(key tenant.Key, cfg tenant.Config, version uint64, at time.Time) {
+	if *k == nil {
+		*k = keyReads{}
+	}
+	(*k)[key] = keyRead{config: cfg, version: version, at: at}
+}
+
 // same reports whether the tenant's remembered read used this connection (its intervals aside)
 // and key version.
 func (k keyReads) same(key tenant.Key, cfg tenant.Config, version uint64) (keyRead, bool) {
@@ -98,10 +106,7 @@ func (r *TenantReconciler) failRead(ctx context.Context, obj tenantObject, key t
 func (r *TenantReconciler) rememberRefusal(key tenant.Key, cfg tenant.Config, version uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.refused == nil {
-		r.refused = keyReads{}
-	}
-	r.refused[key] = keyRead{config: cfg, version: version, at: r.Clock.Now()}
+	r.refused.put(key, cfg, version, r.Clock.Now())
 }
 
 // stillRefused reports whether the API refused this very key, with this very configuration,
@@ -131,10 +136,7 @@ func (r *TenantReconciler) forgetKey(key tenant.Key) {
 func (r *TenantReconciler) verify(key tenant.Key, cfg tenant.Config, version uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.verified == nil {
-		r.verified = keyReads{}
-	}
-	r.verified[key] = keyRead{config: cfg, version: version, at: r.Clock.Now()}
+	r.verified.put(key, cfg, version, r.Clock.Now())
 }
 
 // verifiedWith reports whether the tenant's last read by this reconciler used this
