@@ -453,21 +453,5 @@ func tenantBatch(ctx context.Context, kube client.Client, tr *tracker, id ids, n
 			},
 		}
 	}
-	start := time.Now()
-	if err := parallel(8, n, func(i int) error { return kube.Create(ctx, objs[i]) }); err != nil {
-		return 0, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	var last time.Time
-	for _, o := range objs {
-		at, err := tr.waitFor(wctx, o)
-		if err != nil {
-			return 0, fmt.Errorf("%s/%s not Ready: %w", ns, o.GetName(), err)
-		}
-		if at.After(last) {
-			last = at
-		}
-	}
-	return last.Sub(start), nil
+	return createAndWait(ctx, kube, tr, objs, 10*time.Minute)
 }

@@ -206,17 +206,23 @@ func applyBatch(ctx context.Context, kube client.Client, tr *tracker, id ids, ns
 			},
 		}
 	}
+	return createAndWait(ctx, kube, tr, objs, 5*time.Minute)
+}
+
+// createAndWait creates objs (8 at a time) and returns the time from the first create to the
+// last Ready seen on a watch, waiting at most timeout.
+func createAndWait(ctx context.Context, kube client.Client, tr *tracker, objs []client.Object, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
-	if err := parallel(8, n, func(i int) error { return kube.Create(ctx, objs[i]) }); err != nil {
+	if err := parallel(8, len(objs), func(i int) error { return kube.Create(ctx, objs[i]) }); err != nil {
 		return 0, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last time.Time
 	for _, o := range objs {
 		at, err := tr.waitFor(wctx, o)
 		if err != nil {
-			return 0, fmt.Errorf("%s/%s not Ready: %w", ns, o.GetName(), err)
+			return 0, fmt.Errorf("%s/%s not Ready: %w", o.GetNamespace(), o.GetName(), err)
 		}
 		if at.After(last) {
 			last = at
