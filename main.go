@@ -56,6 +56,7 @@ type options struct {
 	metricsAddr        string
 	metricsSecure      bool
 	probeAddr          string
+	pprofAddr          string
 	leaderElect        bool
 	leaderElectionNS   string
 	maxTenantUsers     int
@@ -74,6 +75,7 @@ func main() {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, such as :8443; 0 disables it.")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's profiling endpoints (net/http/pprof), such as 127.0.0.1:8082, for a person investigating CPU or memory; empty disables them. They are served without authentication: bind them to loopback.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica acts at a time.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the pod's namespace.")
 	fs.IntVar(&o.maxTenantUsers, "max-tenant-users", cipherscale.DefaultMaxListUsers, "Most users one read of a tenant may hold; a longer list (or an API that never stops paginating) is refused, so that memory stays bounded.")
@@ -144,6 +146,7 @@ func run(ctx context.Context, o options) error {
 		Cache:                   cacheOpts,
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "cipherscale-operator.iam.cipherscale.com",
 		LeaderElectionNamespace: o.leaderElectionNS,

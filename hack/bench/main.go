@@ -99,7 +99,7 @@ func main() {
 	flag.StringVar(&p.managerBin, "manager", "", "Manager binary (default bin/manager).")
 	flag.IntVar(&p.applies, "applies", 50, "Sequential applies of one CipherscaleUser on the idle operator, for latency.")
 	flag.StringVar(&p.out, "out", "", "Report file (default bin/bench/report-N.md; bin/bench/report.md always).")
-	flag.StringVar(&p.pprof, "pprof", "", "Address a manager built with pprof serves it on; heap profiles go to bin/bench/heap-N-*.pb.gz.")
+	flag.StringVar(&p.pprof, "pprof", "", "Address (host:port on loopback) the manager serves pprof on, passed to it as --pprof-bind-address; heap profiles go to bin/bench/heap-N-*.pb.gz.")
 	flag.DurationVar(&p.readyLimit, "ready-timeout", 30*time.Minute, "How long to wait for all Ready.")
 	flag.IntVar(&p.isoUsers, "isolation-users", 100, "Users per batch of the tenant isolation stage (0: no such stage).")
 	flag.IntVar(&p.isoRounds, "isolation-rounds", 3, "Rounds of the tenant isolation stage, each one batch alone and one beside a throttled tenant.")
@@ -272,6 +272,9 @@ func run(p params) error {
 		// The tenant objects name simulators on loopback, over plain http.
 		args = append(args, devenv.ManagerURLArgs...)
 		args = append(args, "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-secure=false", "--health-probe-bind-address", "0")
+		if p.pprof != "" {
+			args = append(args, "--pprof-bind-address", p.pprof)
+		}
 		fmt.Printf("==> Starting the manager: %s\n", strings.Join(shown, " "))
 		proc, err := devenv.Start("manager", filepath.Join(dir, name+".log"), env, p.managerBin, args...)
 		if err != nil {

@@ -56,6 +56,9 @@ func startStage(ctx context.Context, root, dir, name string, p params) (*stageEn
 	e.args = splitArgs(p.managerArgs)
 	args := append(append([]string{}, e.args...), devenv.ManagerURLArgs...)
 	args = append(args, "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-secure=false", "--health-probe-bind-address", "0")
+	if p.pprof != "" {
+		args = append(args, "--pprof-bind-address", p.pprof)
+	}
 	fmt.Printf("==> %s: starting the manager %s\n", name, strings.Join(e.args, " "))
 	proc, err := devenv.Start("manager", filepath.Join(dir, "manager-"+name+".log"), env, p.managerBin, args...)
 	if err != nil {
