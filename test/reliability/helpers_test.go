@@ -16,6 +16,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/cipherscale/cipherscale-operator/api/v1alpha1"
@@ -207,13 +209,17 @@ func noRemovalBudget(t *iamv1alpha1.ClusterCipherscaleTenant) {
 	t.Spec.RemovalBudget = &iamv1alpha1.RemovalBudgetSpec{PerHour: ptr(int32(0))}
 }
 
-// freshDefaultTenant deletes ClusterCipherscaleTenant/default left by an earlier spec, its
-// finalizer removed (no manager runs between specs), so that each spec's default tenant starts
-// with an empty status: no removal of another spec's hour counts against its budget.
-func freshDefaultTenant() {
+// freshCluster removes what earlier specs left (no manager runs between specs): every
+// CipherscaleUser, CipherscaleGroupMembership, CipherscaleTenant and ClusterCipherscaleTenant,
+// ClusterCipherscaleTenant/default included, their finalizers removed. So each spec's default
+// tenant starts with an empty status (no removal of another spec's hour counts against its
+// budget), and a manager that watches every namespace serves only its own spec's objects, not
+// hundreds left behind whose simulators are gone.
+func freshCluster() {
 	GinkgoHelper()
-	// An Ordered container's specs share one manager (started before its first spec): its default
-	// tenant is made fresh once, before the first of them, never under its running manager.
+	// An Ordered container's specs share one manager (started before its first spec, and after
+	// this, which is a BeforeEach of the suite): the cluster is made fresh once, before the first
+	// of them, never under its running manager.
 	report := CurrentSpecReport()
 	if report.IsInOrderedContainer {
 		container := strings.Join(report.ContainerHierarchyTexts, "/")
@@ -224,24 +230,58 @@ func freshDefaultTenant() {
 	} else {
 		freshFor = ""
 	}
-	def := &iamv1alpha1.ClusterCipherscaleTenant{}
-	err := k8s.Get(ctx, client.ObjectKey{Name: "default"}, def)
-	if apierrors.IsNotFound(err) {
-		return
+	var left []client.Object
+	for _, list := range []client.ObjectList{&iamv1alpha1.CipherscaleUserList{}, &iamv1alpha1.CipherscaleGroupMembershipList{},
+		&iamv1alpha1.CipherscaleTenantList{}, &iamv1alpha1.ClusterCipherscaleTenantList{}} {
+		Expect(k8s.List(ctx, list)).To(Succeed())
+		Expect(meta.EachListItem(list, func(o runtime.Object) error {
+			left = append(left, o.(client.Object))
+			return nil
+		})).To(Succeed())
 	}
-	Expect(err).NotTo(HaveOccurred())
-	def.Finalizers = nil
-	Expect(client.IgnoreNotFound(k8s.Update(ctx, def))).To(Succeed())
-	Expect(client.IgnoreNotFound(k8s.Delete(ctx, def))).To(Succeed())
+	var wg sync.WaitGroup
+	errs := make(chan error, len(left))
+	work := make(chan client.Object)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for o := range work {
+				if len(o.GetFinalizers()) > 0 {
+					if err := k8s.Patch(ctx, o, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))); client.IgnoreNotFound(err) != nil {
+						errs <- err
+						continue
+					}
+				}
+				if err := k8s.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for _, o := range left {
+		work <- o
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		Expect(err).NotTo(HaveOccurred())
+	}
 	Eventually(func() bool {
-		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Name: "default"}, &iamv1alpha1.ClusterCipherscaleTenant{}))
-	}, 10*time.Second, 50*time.Millisecond).Should(BeTrue())
+		for _, o := range left {
+			if !apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(o), o)) {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 50*time.Millisecond).Should(BeTrue(), "what earlier specs left is gone")
 }
 
-// freshFor is the Ordered container whose default tenant freshDefaultTenant made fresh last.
+// freshFor is the Ordered container for which freshCluster made the cluster fresh last.
 var freshFor string
 
-var _ = BeforeEach(freshDefaultTenant)
+var _ = BeforeEach(freshCluster)
 
 // probe returns the status of a health endpoint, 0 when it does not answer.
 func (m *manager) probe(path string) int {
