@@ -139,10 +139,12 @@ func (g *gatedAPI) ListUsers(ctx context.Context) ([]cipherscale.User, error) {
 }
 
 // refreshWaiters counts the goroutines of Lookup calls blocked in a select: the only place a
-// lookup blocks is waiting for the shared read it joined. It reads the goroutine dump: the only
+// lookup blocks is waiting for the shared read it joined (readWaiters counts those of fn). It reads the goroutine dump: the only
 // way to know, without hooks in the code under test, that a caller has joined the read in flight
 // rather than being about to start its own.
-func refreshWaiters() int {
+func refreshWaiters() int { return readWaiters("Lookup") }
+
+func readWaiters(fn string) int {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -155,7 +157,7 @@ func refreshWaiters() int {
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		header, _, _ := strings.Cut(g, "\n")
-		if strings.Contains(header, "[select") && strings.Contains(g, "tenant.(*Tenant).Lookup(") {
+		if strings.Contains(header, "[select") && strings.Contains(g, "tenant.(*Tenant)."+fn+"(") {
 			count++
 		}
 	}
@@ -165,10 +167,16 @@ func refreshWaiters() int {
 // waitRefreshWaiters waits until n lookups wait for the read in flight.
 func waitRefreshWaiters(t *testing.T, n int) {
 	t.Helper()
+	waitReadWaiters(t, "Lookup", n)
+}
+
+// waitReadWaiters waits until n calls of fn wait for the read in flight.
+func waitReadWaiters(t *testing.T, fn string, n int) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
-	for refreshWaiters() < n {
+	for readWaiters(fn) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d goroutines joined the refresh in flight, want %d", refreshWaiters(), n)
+			t.Fatalf("only %d calls of %s joined the refresh in flight, want %d", readWaiters(fn), fn, n)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

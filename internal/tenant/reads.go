@@ -99,16 +99,25 @@ func (t *Tenant) RefreshIfOlder(ctx context.Context, since time.Time) error {
 // read again (one read, shared with them) when its read started before since, and when that
 // read started. While the snapshot was never filled (no object of the tenant needed it yet) it
 // reads nothing and ok is false: the caller reads for itself, and a read made only to check a
-// key does not fill the snapshot objects would then act on.
+// key does not fill the snapshot objects would then act on. But when the objects' first read is
+// in flight, it waits for that read and shares it: a tenant whose objects are being created
+// would otherwise be read whole twice at once (for a tenant of 100,000 users, 1,000 calls more).
 func (t *Tenant) SharedUsers(ctx context.Context, since time.Time) (users []cipherscale.User, readAt time.Time, ok bool, err error) {
 	t.mu.RLock()
 	valid := t.valid
 	t.mu.RUnlock()
-	if !valid {
+	switch {
+	case !valid && !t.reading.Load():
 		return nil, time.Time{}, false, nil
-	}
-	if err := t.RefreshIfOlder(ctx, since); err != nil {
-		return nil, time.Time{}, true, err
+	case !valid:
+		// Join the objects' read (Refresh shares the one in flight).
+		if err := t.Refresh(ctx); err != nil {
+			return nil, time.Time{}, true, err
+		}
+	default:
+		if err := t.RefreshIfOlder(ctx, since); err != nil {
+			return nil, time.Time{}, true, err
+		}
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()

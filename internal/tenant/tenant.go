@@ -81,6 +81,8 @@ type Tenant struct {
 	resync, fullResync atomic.Int64
 
 	refresh singleflight.Group
+	// reading is true while a read of the tenant (Refresh) is in flight.
+	reading atomic.Bool
 	batch   batcher
 	passes  passes
 
@@ -220,6 +222,8 @@ func (t *Tenant) fresh() bool {
 // callers share one read.
 func (t *Tenant) Refresh(ctx context.Context) error {
 	ch := t.refresh.DoChan("refresh", func() (any, error) {
+		t.reading.Store(true)
+		defer t.reading.Store(false)
 		started := t.opts.Now()
 		t.mu.RLock()
 		startSeq := t.writeSeq

@@ -865,3 +865,42 @@ func TestSharedUsers(t *testing.T) {
 		t.Errorf("SharedUsers returned the snapshot's own user, not a copy")
 	}
 }
+
+// TestSharedUsersJoinsTheObjectsFirstRead: while the objects' first read of the tenant is in
+// flight, the tenant object's pass waits for it and shares it, instead of reading the tenant
+// whole a second time beside it.
+func TestSharedUsersJoinsTheObjectsFirstRead(t *testing.T) {
+	sim, api := newSim(t)
+	if err := sim.SeedUsers(5, "user%d@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	tn, g := newTenant(api, tenant.Options{MaxAge: 10 * time.Minute, Now: clk.Now})
+	ctx := ctxT(t)
+	h := g.HoldNextList(t, true)
+	lookup := make(chan error, 1)
+	go func() {
+		_, err := tn.Lookup(ctx, "user1@example.com")
+		lookup <- err
+	}()
+	h.Reached(t)
+	shared := make(chan []cipherscale.User, 1)
+	go func() {
+		users, _, ok, err := tn.SharedUsers(ctx, clk.Now())
+		if !ok || err != nil {
+			t.Errorf("SharedUsers during the objects' read: ok %v, err %v; want it to share that read", ok, err)
+		}
+		shared <- users
+	}()
+	waitReadWaiters(t, "SharedUsers", 1)
+	h.Release()
+	if err := <-lookup; err != nil {
+		t.Fatal(err)
+	}
+	if users := <-shared; len(users) != 5 {
+		t.Errorf("SharedUsers returned %d users, want the 5 of the shared read", len(users))
+	}
+	if n := g.lists.Load(); n != 1 {
+		t.Errorf("%d reads of the tenant, want the objects' one, shared", n)
+	}
+}
