@@ -6,7 +6,6 @@ import (
 	"os"
 	"time"
 
-	"golang.org/x/time/rate"
 	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -47,15 +46,16 @@ type Options struct {
 // maxBackoff is the longest a failing object waits before it is tried again.
 const maxBackoff = 5 * time.Minute
 
-// rateLimiter is controller-runtime's default per-object backoff, capped: its default grows to
-// 1000s, so after a long API failure objects would come back long after the API did. Here
-// nothing waits longer than the resync interval (at most maxBackoff).
+// rateLimiter is the per-object backoff of a failing reconcile: controller-runtime's default
+// exponential one, capped (its default grows to 1000s, so after a long API failure objects would
+// come back long after the API did; here nothing waits longer than the resync interval, at most
+// maxBackoff). Without controller-runtime's other half, a bucket of 10 retries a second shared
+// by every object: with it, the retries of one tenant's failing objects (an API that is down, a
+// Secret that is gone) queued every other tenant's retries behind theirs, for minutes once a few
+// hundred objects failed. Each object's own backoff already bounds how often it comes back.
 func rateLimiter(resync time.Duration) workqueue.TypedRateLimiter[reconcile.Request] {
 	limit := min(max(resync, time.Second), maxBackoff)
-	return workqueue.NewTypedMaxOfRateLimiter(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, limit),
-		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
-	)
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, limit)
 }
 
 // Setup registers the field indexes and the controllers with the manager, sharing one registry
