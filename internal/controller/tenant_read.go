@@ -46,16 +46,17 @@ func (k keyReads) same(key tenant.Key, cfg tenant.Config, version uint64) (keyRe
 
 // readUsers reads the tenant's users for this pass. A tenant that is Ready, whose connection
 // (URL, rate, Secret) and key were checked by this process's last read, shares the snapshot its
-// objects read (read again when it is older than the resync interval, once for all): an idle
-// tenant costs one read per interval, not one for the objects and one for the tenant, and a
-// change of its policies or intervals costs no read of its own. Any other pass must show that
-// the key works, and reads the tenant itself.
+// objects read (read again when it is older than the resync interval, once for all; made for
+// them when objects name the tenant and none has read it yet): an idle tenant costs one read per
+// interval, not one for the objects and one for the tenant, and a change of its policies or
+// intervals costs no read of its own. Any other pass must show that the key works, and reads the
+// tenant itself.
 func (r *TenantReconciler) readUsers(ctx context.Context, obj tenantObject, key tenant.Key, t *tenant.Tenant, cfg tenant.Config, version uint64) ([]cipherscale.User, metav1.Time, error) {
 	logger := log.FromContext(ctx)
 	st := obj.GetTenantStatus()
 	now := r.Clock.Now()
 	if isReady(st.Conditions) && r.verifiedWith(key, cfg, version) {
-		list, at, ok, err := t.SharedUsers(ctx, now.Add(-cfg.ResyncInterval))
+		list, at, ok, err := t.SharedUsers(ctx, now.Add(-cfg.ResyncInterval), st.References > 0)
 		if ok {
 			logger.V(1).Info("Reading the tenant's users from the shared snapshot", "readAt", at)
 			return list, metav1.NewTime(at), err

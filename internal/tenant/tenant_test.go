@@ -844,7 +844,7 @@ func TestSharedUsers(t *testing.T) {
 	api := &instantAPI{}
 	tn := tenant.New(api, tenant.Options{MaxAge: time.Hour, Now: clk.Now})
 	ctx := ctxT(t)
-	if _, _, ok, err := tn.SharedUsers(ctx, clk.Now()); ok || err != nil || api.lists.Load() != 0 {
+	if _, _, ok, err := tn.SharedUsers(ctx, clk.Now(), false); ok || err != nil || api.lists.Load() != 0 {
 		t.Fatalf("before any object read: ok %v, err %v, %d lists; want not ok, no read", ok, err, api.lists.Load())
 	}
 	first := clk.Now()
@@ -852,17 +852,27 @@ func TestSharedUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Minute)
-	users, at, ok, err := tn.SharedUsers(ctx, first)
+	users, at, ok, err := tn.SharedUsers(ctx, first, false)
 	if !ok || err != nil || len(users) != 1 || !at.Equal(first) || api.lists.Load() != 1 {
 		t.Fatalf("since the objects' read: %d users read at %v, ok %v, err %v, %d lists; want the snapshot of %v, no read", len(users), at, ok, err, api.lists.Load(), first)
 	}
 	now := clk.Now()
-	if _, at, _, err = tn.SharedUsers(ctx, now); err != nil || !at.Equal(now) || api.lists.Load() != 2 {
+	if _, at, _, err = tn.SharedUsers(ctx, now, false); err != nil || !at.Equal(now) || api.lists.Load() != 2 {
 		t.Errorf("since now: read at %v, err %v, %d lists; want a new read at %v", at, err, api.lists.Load(), now)
 	}
 	users[0].Email = "changed@example.com"
-	if again, _, _, _ := tn.SharedUsers(ctx, now); again[0].Email != "user1@example.com" {
+	if again, _, _, _ := tn.SharedUsers(ctx, now, false); again[0].Email != "user1@example.com" {
 		t.Errorf("SharedUsers returned the snapshot's own user, not a copy")
+	}
+
+	// A tenant that objects name fills the snapshot they will read, once for all.
+	used := tenant.New(api, tenant.Options{MaxAge: time.Hour, Now: clk.Now})
+	before := api.lists.Load()
+	if users, at, ok, err := used.SharedUsers(ctx, now, true); !ok || err != nil || len(users) != 1 || !at.Equal(now) {
+		t.Fatalf("used, never filled: %d users read at %v, ok %v, err %v; want the read it made", len(users), at, ok, err)
+	}
+	if _, err := used.Lookup(ctx, "user1@example.com"); err != nil || api.lists.Load() != before+1 {
+		t.Errorf("an object's lookup after it: err %v, %d reads; want the snapshot it filled, 1 read", err, api.lists.Load()-before)
 	}
 }
 
@@ -886,7 +896,7 @@ func TestSharedUsersJoinsTheObjectsFirstRead(t *testing.T) {
 	h.Reached(t)
 	shared := make(chan []cipherscale.User, 1)
 	go func() {
-		users, _, ok, err := tn.SharedUsers(ctx, clk.Now())
+		users, _, ok, err := tn.SharedUsers(ctx, clk.Now(), false)
 		if !ok || err != nil {
 			t.Errorf("SharedUsers during the objects' read: ok %v, err %v; want it to share that read", ok, err)
 		}
