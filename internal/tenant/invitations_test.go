@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,5 +115,78 @@ func TestInvitationLogBounded(t *testing.T) {
 		if r.Email == tenant.HashEmail("t", "u0@example.com") {
 			t.Fatal("the oldest address was kept over the newest")
 		}
+	}
+}
+
+// TestInvitationSavesSpaced: a large record is not rewritten for every send: the sends reserved
+// while a save of 2,000 addresses waits for its spacing share the next save, and each Commit
+// returns only once a save holds its send; a small record is saved at once, every time.
+func TestInvitationSavesSpaced(t *testing.T) {
+	l := tenant.NewInvitationLog("t", 5, time.Now)
+	var (
+		mu    sync.Mutex
+		saves int
+		last  map[string]bool
+	)
+	l.SetSave(func(_ context.Context, r []tenant.InvitationSends) error {
+		mu.Lock()
+		defer mu.Unlock()
+		saves++
+		last = map[string]bool{}
+		for _, s := range r {
+			last[s.Email] = true
+		}
+		return nil
+	})
+	reserve := func(email string) {
+		t.Helper()
+		if res, err := l.Reserve(email, nil); err != nil || !res.OK {
+			t.Fatalf("reserve %s: %+v, %v", email, res, err)
+		}
+	}
+	for i := range tenant.MaxRecordedAddresses {
+		reserve(fmt.Sprintf("user%d@example.com", i))
+	}
+	if err := l.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const senders = 50
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			email := fmt.Sprintf("new%d@example.com", i)
+			reserve(email)
+			if err := l.Commit(context.Background()); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !last[tenant.HashEmail("t", email)] {
+				t.Errorf("Commit of %s returned before a save held it", email)
+			}
+		}()
+	}
+	wg.Wait()
+	if saves > 3 {
+		t.Errorf("%d saves of a %d-address record for %d sends close together, want them to share one or two", saves, tenant.MaxRecordedAddresses, senders)
+	}
+
+	small := tenant.NewInvitationLog("s", 5, time.Now)
+	var smallSaves int
+	small.SetSave(func(context.Context, []tenant.InvitationSends) error { smallSaves++; return nil })
+	start := time.Now()
+	for i := range 10 {
+		if res, err := small.Reserve(fmt.Sprintf("a%d@example.com", i), nil); err != nil || !res.OK {
+			t.Fatal(res, err)
+		}
+		if err := small.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if smallSaves != 10 || time.Since(start) > time.Second {
+		t.Errorf("a small record: %d saves in %v, want 10 at once", smallSaves, time.Since(start))
 	}
 }
