@@ -214,7 +214,6 @@ func run(p params) error {
 	if p.managerEnv != "" {
 		env = append(env, strings.Split(p.managerEnv, ",")...)
 	}
-	var stopping atomic.Bool
 	startManager := func(name, resync string) (*manager, error) {
 		port, err := devenv.FreePort()
 		if err != nil {
@@ -281,13 +280,17 @@ func run(p params) error {
 			return nil, err
 		}
 		cleanup.Defer(func() { proc.Stop(10 * time.Second) })
+		m := &manager{proc: proc, port: port, args: shown}
 		go func() {
 			<-proc.Done()
-			if !stopping.Load() {
+			// A manager that stops unasked ends the run; one the bench stops (for the restart)
+			// does not. Its own flag: a flag shared by both managers, cleared after the first one
+			// stopped, could be read cleared by this goroutine, which runs after the exit.
+			if !m.stopping.Load() {
 				cancel()
 			}
 		}()
-		return &manager{proc: proc, port: port, args: shown}, nil
+		return m, nil
 	}
 	m1, err := startManager("manager", p.workloadResync)
 	if err != nil {
@@ -369,9 +372,8 @@ func run(p params) error {
 		return err
 	}
 	r.rssKiB, r.cpuTotal = peakRSS(mgr.Cmd.Process.Pid), cpuSeconds(mgr.Cmd.Process.Pid)-cpu0
-	stopping.Store(true)
+	m1.stopping.Store(true)
 	mgr.Stop(30 * time.Second)
-	stopping.Store(false)
 	atRestart, err := control.Stats(ctx)
 	if err != nil {
 		return err
@@ -690,6 +692,8 @@ type manager struct {
 	proc *devenv.Process
 	port int
 	args []string
+	// stopping: the bench is stopping it.
+	stopping atomic.Bool
 }
 
 // statsAll returns a function reading the simulator's statistics since the manager started.
