@@ -292,14 +292,16 @@ func (r *TenantReconciler) stall(obj tenantObject, reason, msg string) {
 	st.ObservedGeneration = obj.GetGeneration()
 }
 
-// referrers lists the CipherscaleUsers and memberships that name the tenant.
+// referrers lists the CipherscaleUsers and memberships that name the tenant: the cache's own
+// objects, not copies (a pass per object created, over every object of the tenant, would
+// otherwise copy them all each time), so they are read, never changed.
 func (r *TenantReconciler) referrers(ctx context.Context, key tenant.Key) (*iamv1alpha1.CipherscaleUserList, *iamv1alpha1.CipherscaleGroupMembershipList, error) {
 	users := &iamv1alpha1.CipherscaleUserList{}
-	if err := r.Kube.List(ctx, users, client.MatchingFields{indexTenant: key.String()}); err != nil {
+	if err := r.Kube.List(ctx, users, client.MatchingFields{indexTenant: key.String()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, nil, fmt.Errorf("listing the CipherscaleUsers of %s: %w", key, err)
 	}
 	memberships := &iamv1alpha1.CipherscaleGroupMembershipList{}
-	if err := r.Kube.List(ctx, memberships, client.MatchingFields{indexTenant: key.String()}); err != nil {
+	if err := r.Kube.List(ctx, memberships, client.MatchingFields{indexTenant: key.String()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, nil, fmt.Errorf("listing the memberships of %s: %w", key, err)
 	}
 	return users, memberships, nil
