@@ -14,7 +14,7 @@ import (
 func TestRateLimiterIsPerObject(t *testing.T) {
 	rl := rateLimiter(20 * time.Second)
 	for i := range 500 {
-		req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "down", Name: string(rune('a' + i%26)) + time.Duration(i).String()}}
+		req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "down", Name: string(rune('a'+i%26)) + time.Duration(i).String()}}
 		for range 5 {
 			rl.When(req)
 		}
