@@ -117,7 +117,11 @@ func (r *TenantResolver) resolve(ctx context.Context, obj client.Object) (t *ten
 	default:
 		tobj = &iamv1alpha1.ClusterCipherscaleTenant{}
 	}
-	if err := r.Kube.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, tobj); err != nil {
+	// The cache's own object, not a copy: every pass of every object reads its tenant, whose
+	// status holds the invitation record (up to 2,000 addresses); copying it each time was the
+	// operator's largest cost at N=10,000 (13% of its CPU, and most of its garbage collection).
+	// tobj is read, never changed.
+	if err := r.Kube.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, tobj, client.UnsafeDisableDeepCopy); err != nil {
 		if apierrors.IsNotFound(err) {
 			if key.Kind == tenant.KindNamespaced {
 				return nil, key, nil, fmt.Sprintf("There is no CipherscaleTenant %q in namespace %s: a CipherscaleTenant is usable only from its own namespace", key.Name, key.Namespace), nil
