@@ -138,12 +138,10 @@ func (g *gatedAPI) ListUsers(ctx context.Context) ([]cipherscale.User, error) {
 	return users, err
 }
 
-// refreshWaiters counts the goroutines of Lookup calls blocked in a select: the only place a
-// lookup blocks is waiting for the shared read it joined (readWaiters counts those of fn). It reads the goroutine dump: the only
+// readWaiters counts the goroutines of calls of fn (Lookup, SharedUsers) blocked in a select:
+// the only place such a call blocks is waiting for the shared read it joined. It reads the goroutine dump: the only
 // way to know, without hooks in the code under test, that a caller has joined the read in flight
 // rather than being about to start its own.
-func refreshWaiters() int { return readWaiters("Lookup") }
-
 func readWaiters(fn string) int {
 	buf := make([]byte, 1<<20)
 	for {
