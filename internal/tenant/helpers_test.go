@@ -139,9 +139,9 @@ func (g *gatedAPI) ListUsers(ctx context.Context) ([]cipherscale.User, error) {
 }
 
 // readWaiters counts the goroutines of calls of fn (Lookup, SharedUsers) blocked in a select:
-// the only place such a call blocks is waiting for the shared read it joined. It reads the goroutine dump: the only
-// way to know, without hooks in the code under test, that a caller has joined the read in flight
-// rather than being about to start its own.
+// the only place such a call blocks is waiting for the shared read it joined. It reads the
+// goroutine dump: the only way to know, without hooks in the code under test, that a caller has
+// joined the read in flight rather than being about to start its own.
 func readWaiters(fn string) int {
 	buf := make([]byte, 1<<20)
 	for {
@@ -160,12 +160,6 @@ func readWaiters(fn string) int {
 		}
 	}
 	return count
-}
-
-// waitRefreshWaiters waits until n lookups wait for the read in flight.
-func waitRefreshWaiters(t *testing.T, n int) {
-	t.Helper()
-	waitReadWaiters(t, "Lookup", n)
 }
 
 // waitReadWaiters waits until n calls of fn wait for the read in flight.

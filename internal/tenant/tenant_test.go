@@ -56,7 +56,7 @@ func TestLookupSharesOneRefresh(t *testing.T) {
 		}
 		if wantRefresh {
 			h.Reached(t)
-			waitRefreshWaiters(t, callers)
+			waitReadWaiters(t, "Lookup", callers)
 			h.Release()
 		}
 		wg.Wait()

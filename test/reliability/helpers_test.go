@@ -239,35 +239,15 @@ func freshCluster() {
 			return nil
 		})).To(Succeed())
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(left))
-	work := make(chan client.Object)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for o := range work {
-				if len(o.GetFinalizers()) > 0 {
-					if err := k8s.Patch(ctx, o, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))); client.IgnoreNotFound(err) != nil {
-						errs <- err
-						continue
-					}
-				}
-				if err := k8s.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
-					errs <- err
-				}
+	forEach(left, func(o client.Object) error {
+		if len(o.GetFinalizers()) > 0 {
+			err := k8s.Patch(ctx, o, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))
+			if client.IgnoreNotFound(err) != nil {
+				return err
 			}
-		}()
-	}
-	for _, o := range left {
-		work <- o
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		Expect(err).NotTo(HaveOccurred())
-	}
+		}
+		return client.IgnoreNotFound(k8s.Delete(ctx, o))
+	})
 	Eventually(func() bool {
 		for _, o := range left {
 			if !apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(o), o)) {
@@ -379,6 +359,17 @@ func userObjects(specs []userSpec) []client.Object {
 // createAll creates the objects with a few writers at once.
 func createAll(objs []client.Object) {
 	GinkgoHelper()
+	forEach(objs, func(o client.Object) error {
+		if err := k8s.Create(ctx, o); err != nil {
+			return fmt.Errorf("creating %s: %w", o.GetName(), err)
+		}
+		return nil
+	})
+}
+
+// forEach calls fn on every object, 8 at a time, and fails the spec on any error.
+func forEach(objs []client.Object, fn func(client.Object) error) {
+	GinkgoHelper()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(objs))
 	queue := make(chan client.Object)
@@ -387,8 +378,8 @@ func createAll(objs []client.Object) {
 		go func() {
 			defer wg.Done()
 			for o := range queue {
-				if err := k8s.Create(ctx, o); err != nil {
-					errs <- fmt.Errorf("creating %s: %w", o.GetName(), err)
+				if err := fn(o); err != nil {
+					errs <- err
 				}
 			}
 		}()
