@@ -327,17 +327,11 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.RecheckInterval <= 0 || r.RecheckInterval > r.ResyncInterval {
 		r.RecheckInterval = min(r.ResyncInterval, maxRecheckInterval)
 	}
-	countChanged := builder.WithPredicates(predicate.Funcs{
-		CreateFunc:  func(event.CreateEvent) bool { return true },
-		UpdateFunc:  func(event.UpdateEvent) bool { return false },
-		DeleteFunc:  func(event.DeleteEvent) bool { return true },
-		GenericFunc: func(event.GenericEvent) bool { return false },
-	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(strings.ToLower(r.Kind)).
 		For(r.newObject(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate(), allowRemovalsChanged()))).
-		Watches(&iamv1alpha1.CipherscaleUser{}, handler.EnqueueRequestsFromMapFunc(tenantOfObject(r.Kind)), countChanged).
-		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, handler.EnqueueRequestsFromMapFunc(tenantOfObject(r.Kind)), countChanged)
+		Watches(&iamv1alpha1.CipherscaleUser{}, enqueueTenantOf(r.Kind, tenantPassDelay)).
+		Watches(&iamv1alpha1.CipherscaleGroupMembership{}, enqueueTenantOf(r.Kind, tenantPassDelay))
 	if r.Wake != nil {
 		b = b.WatchesRawSource(source.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
 	}
