@@ -117,19 +117,26 @@ func (w *waker) add(keys ...types.NamespacedName) {
 	}
 }
 
-// wakeEmail enqueues the object key and the other CipherscaleUsers of the pass's tenant with
-// the email: one of them may be waiting for the create that just answered.
-func (s *userScope) wakeEmail(key types.NamespacedName, uid types.UID, email string) {
+// wakeFor returns a function that enqueues key: a waiter (tenant.Enter) that holds only its key,
+// not the pass that made it (whose object, status copy and logger would otherwise stay in
+// memory for as long as it waits: thousands of objects at once when a sync outruns the tenant).
+func (w *waker) wakeFor(key types.NamespacedName) func() {
+	return func() { w.add(key) }
+}
+
+// wakeEmail enqueues the object key and the other CipherscaleUsers of tenant t with the email:
+// one of them may be waiting for the create that just answered.
+func (r *UserReconciler) wakeEmail(t tenant.Key, key types.NamespacedName, uid types.UID, email string) {
 	keys := []types.NamespacedName{key}
 	var list iamv1alpha1.CipherscaleUserList
-	if err := s.Kube.List(context.Background(), &list, client.MatchingFields{indexUserEmail: scoped(s.key, cipherscale.NormalizeEmail(email))}); err == nil {
+	if err := r.Kube.List(context.Background(), &list, client.MatchingFields{indexUserEmail: scoped(t, cipherscale.NormalizeEmail(email))}, client.UnsafeDisableDeepCopy); err == nil {
 		for i := range list.Items {
 			if list.Items[i].UID != uid {
 				keys = append(keys, client.ObjectKeyFromObject(&list.Items[i]))
 			}
 		}
 	}
-	s.wake.add(keys...)
+	r.wake.add(keys...)
 }
 
 // ownMark puts the pending mark the object's create wrote back on the in-memory object when the

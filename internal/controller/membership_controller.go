@@ -85,7 +85,7 @@ func (s *membershipScope) reconcile(ctx context.Context, req ctrl.Request, obj *
 		return s.stall(iamv1alpha1.ReasonInvalidTenant, s.refusal), nil
 	}
 	// No worker waits on a tenant: past its share of passes, or for its rate limit (turns.go).
-	ctx, ok := s.enter(ctx, s.tenant, func() { s.passWake.add(req.NamespacedName) })
+	ctx, ok := s.enter(ctx, s.tenant, s.passWake.wakeFor(req.NamespacedName))
 	if !ok {
 		return ctrl.Result{RequeueAfter: passBackstop}, nil
 	}

@@ -268,7 +268,7 @@ func referrersOf(kube client.Reader, newList func() client.ObjectList) handler.M
 			return nil
 		}
 		list := newList()
-		if err := kube.List(ctx, list, client.MatchingFields{indexTenant: key.String()}); err != nil {
+		if err := kube.List(ctx, list, client.MatchingFields{indexTenant: key.String()}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil
 		}
 		var reqs []reconcile.Request

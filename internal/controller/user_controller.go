@@ -98,7 +98,7 @@ func (s *userScope) reconcile(ctx context.Context, req ctrl.Request, obj *iamv1a
 		return s.stall(iamv1alpha1.ReasonInvalidTenant, s.refusal), nil
 	}
 	// No worker waits on a tenant: past its share of passes, or for its rate limit (turns.go).
-	ctx, ok := s.enter(ctx, s.tenant, func() { s.wake.add(req.NamespacedName) })
+	ctx, ok := s.enter(ctx, s.tenant, s.wake.wakeFor(req.NamespacedName))
 	if !ok {
 		return ctrl.Result{RequeueAfter: passBackstop}, nil
 	}
