@@ -27,6 +27,9 @@ const maxSentTimes = 100
 // invitationRestoreRetry is how soon a send that waits for the tenant's record asks again.
 const invitationRestoreRetry = time.Second
 
+// invitationCommitTimeout bounds the save of the invitation record a queued create waits for.
+const invitationCommitTimeout = time.Minute
+
 // invitationLimit is the cap of the object's tenant: its spec.invitations.maxPerDay.
 func (s *userScope) invitationLimit() int {
 	return s.tenant.Invitations().Limit()
@@ -42,26 +45,27 @@ func (s *userScope) keptSends() int {
 
 // reserveInvitation asks the tenant's invitation log for one invitation to the object's email,
 // counting every send to that address in the last 24 hours whichever object asked for it, and
-// the object's own record of its sends. Under the cap, the send is recorded, and saved in the
-// tenant's status before it is made (Cancel it when it was certainly not made). Over it, OK is
-// false and Until says when the oldest send leaves the window.
-func (s *userScope) reserveInvitation(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (tenant.InvitationReservation, error) {
-	l := s.tenant.Invitations()
+// the object's own record of its sends. Under the cap, the send is recorded in memory, and must
+// be saved in the tenant's status before it is made (commitInvitation); Cancel it when it was
+// certainly not made. Over it, OK is false and Until says when the oldest send leaves the window.
+func (s *userScope) reserveInvitation(obj *iamv1alpha1.CipherscaleUser) (tenant.InvitationReservation, error) {
 	var also []time.Time
 	if st := obj.Status.Invitation; st != nil {
 		for _, t := range st.SentTimes {
 			also = append(also, t.Time)
 		}
 	}
-	res, err := l.Reserve(obj.Spec.Email, also)
-	if err != nil || !res.OK {
-		return res, err
-	}
+	return s.tenant.Invitations().Reserve(obj.Spec.Email, also)
+}
+
+// commitInvitation saves the tenant's invitation record with the send reserved at at, before
+// the send is made; a failed save cancels the reservation: nothing is sent.
+func commitInvitation(ctx context.Context, l *tenant.InvitationLog, email string, at time.Time) error {
 	if err := l.Commit(ctx); err != nil {
-		l.Cancel(obj.Spec.Email, res.At)
-		return tenant.InvitationReservation{}, fmt.Errorf("recording the invitation in the tenant's status before sending it: %w", err)
+		l.Cancel(email, at)
+		return fmt.Errorf("recording the invitation in the tenant's status before sending it: %w", err)
 	}
-	return res, nil
+	return nil
 }
 
 // cancelInvitation forgets a send reserved at at that was certainly not made.

@@ -27,8 +27,10 @@ import (
 // answer wakes the object. A create is never queued twice for one object.
 func (s *userScope) create(ctx context.Context, obj *iamv1alpha1.CipherscaleUser) (observed, ctrl.Result, error) {
 	// A create sends an invitation: it counts against the cap of the email (invitations.go),
-	// and is recorded in the tenant's status before it is sent.
-	inv, err := s.reserveInvitation(ctx, obj)
+	// and is recorded in the tenant's status before it is sent (the batcher waits for that save,
+	// not the pass: the saves of a large record are spaced, and the creates reserved meanwhile
+	// share the next one).
+	inv, err := s.reserveInvitation(obj)
 	switch {
 	case errors.Is(err, tenant.ErrInvitationsNotRestored):
 		return observed{}, s.invitationsNotRestored(obj), nil
@@ -55,7 +57,12 @@ func (s *userScope) create(ctx context.Context, obj *iamv1alpha1.CipherscaleUser
 	// logger): at N=10,000 thousands of creates are queued at once.
 	key, uid, email, sentAt := client.ObjectKeyFromObject(obj), obj.UID, obj.Spec.Email, inv.At
 	r, t, tkey := s.UserReconciler, s.tenant, s.key
-	t.CreateAsync(cipherscale.NewUser{Email: email, Groups: groups}, func(u *cipherscale.User, err error) {
+	commit := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), invitationCommitTimeout)
+		defer cancel()
+		return commitInvitation(ctx, t.Invitations(), email, sentAt)
+	}
+	t.CreateAsyncAfter(cipherscale.NewUser{Email: email, Groups: groups}, commit, func(u *cipherscale.User, err error) {
 		if err != nil && invitationNotSent(err) {
 			t.Invitations().Cancel(email, sentAt)
 		}

@@ -291,7 +291,7 @@ func (s *userScope) invitation(ctx context.Context, obj *iamv1alpha1.Cipherscale
 		obj.Status.Invitation = st
 	}
 	// The cap counts the sends to the email, whichever object asked for them (invitations.go).
-	inv, err := s.reserveInvitation(ctx, obj)
+	inv, err := s.reserveInvitation(obj)
 	switch {
 	case errors.Is(err, tenant.ErrInvitationsNotRestored):
 		return invitationRestoreRetry, nil
@@ -301,6 +301,9 @@ func (s *userScope) invitation(ctx context.Context, obj *iamv1alpha1.Cipherscale
 		// Deferred, the request kept: it is answered once the oldest send leaves the window.
 		s.invitationDeferredEvent(obj, live.ID, inv)
 		return inv.Until.Sub(now), nil
+	}
+	if err := commitInvitation(ctx, s.tenant.Invitations(), obj.Spec.Email, inv.At); err != nil {
+		return 0, err
 	}
 	s.log.Info("Resending invitation", "requested", d.Requested)
 	err = s.tenant.ResendInvitation(ctx, live.ID)

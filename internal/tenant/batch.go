@@ -19,6 +19,8 @@ type createResult struct {
 
 type createRequest struct {
 	user cipherscale.NewUser
+	// before, when set, must succeed before the create is queued (CreateAsyncAfter).
+	before func() error
 	// queued is when the create was queued.
 	queued time.Time
 	// done receives the result, once, from the batcher's goroutine.
@@ -63,6 +65,9 @@ type batcher struct {
 	streaming bool
 	// creating counts the creates of each normalized email queued or in flight.
 	creating map[string]int
+	// gated are the creates whose before step has not run yet; gating says runGates runs.
+	gated  []createRequest
+	gating bool
 }
 
 // Create creates one user, sharing a request with the creates that arrive within the batch
@@ -86,9 +91,23 @@ func (t *Tenant) Create(ctx context.Context, nu cipherscale.NewUser) (*ciphersca
 // goroutine, so it must not block. Until then Creating reports the email. A caller that holds no
 // worker while its create waits lets the creates of many callers gather in one request.
 func (t *Tenant) CreateAsync(nu cipherscale.NewUser, done func(*cipherscale.User, error)) {
+	t.CreateAsyncAfter(nu, nil, done)
+}
+
+// CreateAsyncAfter is CreateAsync with a step that must succeed before the create may be sent
+// (the save of the invitation record that counts it): before runs on the tenant's gate goroutine
+// (runGates), so that no caller waits for it, and the creates queued meanwhile gather; its error
+// is done's, and then nothing is sent. The email counts as creating from the call on.
+func (t *Tenant) CreateAsyncAfter(nu cipherscale.NewUser, before func() error, done func(*cipherscale.User, error)) {
 	n := cipherscale.NormalizeEmail(nu.Email)
 	b := &t.batch
-	b.add(createRequest{user: nu, done: func(res createResult) {
+	b.mu.Lock()
+	if b.creating == nil {
+		b.creating = map[string]int{}
+	}
+	b.creating[n]++
+	b.mu.Unlock()
+	req := createRequest{user: nu, done: func(res createResult) {
 		// The email stops being "creating" before the caller hears: a pass the callback wakes
 		// finds the result, never a create still counted.
 		b.mu.Lock()
@@ -97,7 +116,43 @@ func (t *Tenant) CreateAsync(nu cipherscale.NewUser, done func(*cipherscale.User
 		}
 		b.mu.Unlock()
 		done(res.user, res.err)
-	}})
+	}}
+	if before == nil {
+		b.add(req)
+		return
+	}
+	req.before = before
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gated = append(b.gated, req)
+	if !b.gating {
+		b.gating = true
+		go b.runGates()
+	}
+}
+
+// runGates runs the before steps of the gated creates, one after another on one goroutine per
+// tenant (however many creates wait), and queues each create whose step succeeded. The step of
+// the first create of a wave waits for the save; those after it find their send already saved.
+func (b *batcher) runGates() {
+	for {
+		b.mu.Lock()
+		reqs := b.gated
+		b.gated = nil
+		if len(reqs) == 0 {
+			b.gating = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		for _, r := range reqs {
+			if err := r.before(); err != nil {
+				r.done(createResult{err: err})
+				continue
+			}
+			b.add(r)
+		}
+	}
 }
 
 // Creating reports whether a create of email this process sent is queued or in flight. Its
@@ -113,10 +168,6 @@ func (t *Tenant) Creating(email string) bool {
 func (b *batcher) add(req createRequest) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.creating == nil {
-		b.creating = map[string]int{}
-	}
-	b.creating[cipherscale.NormalizeEmail(req.user.Email)]++
 	req.queued = time.Now()
 	gap := b.t.opts.BatchStreamGap
 	b.streaming = gap > 0 && !b.lastAdd.IsZero() && req.queued.Sub(b.lastAdd) < gap

@@ -513,6 +513,80 @@ func TestCreateAsync(t *testing.T) {
 	}
 }
 
+// TestCreateAsyncAfter: a create whose step before the send fails is answered with that error
+// and sends nothing; the creates whose step waits (a save) are Creating meanwhile, their callers
+// never held, and go in one request once the step is done. The steps run one after another.
+func TestCreateAsyncAfter(t *testing.T) {
+	sim, api := newSim(t)
+	tn, _ := newTenant(api, tenant.Options{MaxAge: time.Hour, BatchWindow: 20 * time.Millisecond})
+	ctx := ctxT(t)
+
+	refused := errors.New("the record could not be saved")
+	failed := make(chan error, 1)
+	tn.CreateAsyncAfter(cipherscale.NewUser{Email: "unsaved@example.com"}, func() error { return refused },
+		func(u *cipherscale.User, err error) { failed <- err })
+	select {
+	case err := <-failed:
+		if !errors.Is(err, refused) {
+			t.Fatalf("create after a failed step: %v, want its error", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("create after a failed step: no answer")
+	}
+	if tn.Creating("unsaved@example.com") {
+		t.Error("unsaved@example.com still Creating after its answer")
+	}
+
+	const n = 5
+	release := make(chan struct{})
+	var running, most atomic.Int32
+	step := func() error {
+		if r := running.Add(1); r > most.Load() {
+			most.Store(r)
+		}
+		defer running.Add(-1)
+		<-release
+		return nil
+	}
+	answers := make(chan error, n)
+	for i := range n {
+		email := fmt.Sprintf("after%d@example.com", i)
+		tn.CreateAsyncAfter(cipherscale.NewUser{Email: email}, step, func(u *cipherscale.User, err error) {
+			if err == nil && u == nil {
+				err = errors.New("no user")
+			}
+			answers <- err
+		})
+		if !tn.Creating(email) {
+			t.Fatalf("%s is not Creating while its step waits", email)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 0 {
+		t.Fatalf("%d create requests before the steps were done, want 0", posts)
+	}
+	close(release)
+	for range n {
+		select {
+		case err := <-answers:
+			if err != nil {
+				t.Fatalf("create after its step: %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("create after its step: no answer")
+		}
+	}
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 1 {
+		t.Errorf("%d create requests, want 1", posts)
+	}
+	if most.Load() != 1 {
+		t.Errorf("%d steps ran at once, want 1", most.Load())
+	}
+	if users := len(sim.Users()); users != n {
+		t.Errorf("%d users in the tenant, want %d (the failed one not sent)", users, n)
+	}
+}
+
 // TestCreateWaitsWhileBusy: while another call of the tenant is in progress, a partial batch
 // waits beyond its window for more creates; when that call ends it goes at once, not at the end
 // of its longest wait (40 windows).
