@@ -124,6 +124,7 @@ func (t *Tenant) CreateAsyncAfter(nu cipherscale.NewUser, before func() error, d
 	req.before = before
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.arriveLocked(&req)
 	b.gated = append(b.gated, req)
 	if !b.gating {
 		b.gating = true
@@ -132,8 +133,9 @@ func (t *Tenant) CreateAsyncAfter(nu cipherscale.NewUser, before func() error, d
 }
 
 // runGates runs the before steps of the gated creates, one after another on one goroutine per
-// tenant (however many creates wait), and queues each create whose step succeeded. The step of
-// the first create of a wave waits for the save; those after it find their send already saved.
+// tenant (however many creates wait), and queues the creates whose step succeeded, a wave at a
+// time. The step of the first create of a wave waits for the save; those after it find their
+// send already saved. While it runs, a partial batch waits for its wave (maybeFlushLocked).
 func (b *batcher) runGates() {
 	for {
 		b.mu.Lock()
@@ -141,17 +143,23 @@ func (b *batcher) runGates() {
 		b.gated = nil
 		if len(reqs) == 0 {
 			b.gating = false
+			b.maybeFlushLocked()
 			b.mu.Unlock()
 			return
 		}
 		b.mu.Unlock()
+		ok := reqs[:0:0]
 		for _, r := range reqs {
 			if err := r.before(); err != nil {
 				r.done(createResult{err: err})
 				continue
 			}
-			b.add(r)
+			ok = append(ok, r)
 		}
+		b.mu.Lock()
+		b.pending = append(b.pending, ok...)
+		b.maybeFlushLocked()
+		b.mu.Unlock()
 	}
 }
 
@@ -168,12 +176,18 @@ func (t *Tenant) Creating(email string) bool {
 func (b *batcher) add(req createRequest) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.arriveLocked(&req)
+	b.pending = append(b.pending, req)
+	b.maybeFlushLocked()
+}
+
+// arriveLocked notes when a create was asked for: its age, and whether it continues a stream,
+// count from then, also while its before step waits.
+func (b *batcher) arriveLocked(req *createRequest) {
 	req.queued = time.Now()
 	gap := b.t.opts.BatchStreamGap
 	b.streaming = gap > 0 && !b.lastAdd.IsZero() && req.queued.Sub(b.lastAdd) < gap
 	b.lastAdd = req.queued
-	b.pending = append(b.pending, req)
-	b.maybeFlushLocked()
 }
 
 // kick is called when the tenant's last call in progress ends: a batch that waited for the
@@ -185,7 +199,8 @@ func (b *batcher) kick() {
 }
 
 // maybeFlushLocked sends the pending creates, unless a request is in flight (its completion
-// calls this again) or a partial batch should wait: for the batch window after its oldest create
+// calls this again) or a partial batch should wait: while other creates wait for their before
+// step (runGates; at most maxStreamBatchAge); for the batch window after its oldest create
 // was queued; then, while creates arrive as a stream (each within the stream gap of the one
 // before), until the stream pauses for a gap (at most maxStreamBatchAge); and then, up to
 // maxLingerWindows windows, until the tenant's other calls have been quiet for a window (kick
@@ -201,6 +216,10 @@ func (b *batcher) maybeFlushLocked() {
 		var wait time.Duration
 		gap := b.t.opts.BatchStreamGap
 		switch quiet := b.t.calls.quietFor(); {
+		case b.gating && age < maxStreamBatchAge:
+			// Creates wait for their before step (a save): runGates queues them together and
+			// re-evaluates then; the timer only bounds the wait.
+			wait = maxStreamBatchAge - age
 		case age < window:
 			wait = window - age
 		case b.streaming && time.Since(b.lastAdd) < gap && age < maxStreamBatchAge:

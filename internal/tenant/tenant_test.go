@@ -587,6 +587,37 @@ func TestCreateAsyncAfter(t *testing.T) {
 	}
 }
 
+// TestCreateAsyncAfterKeepsTheStream: creates asked for one after another, within the stream
+// gap, share one request even when their before steps (saves, one after another) let them reach
+// the batch further apart than the gap: a create arrives when it is asked for, and a partial
+// batch waits for the creates still in their step.
+func TestCreateAsyncAfterKeepsTheStream(t *testing.T) {
+	sim, api := newSim(t)
+	tn, _ := newTenant(api, tenant.Options{MaxAge: time.Hour, BatchWindow: 20 * time.Millisecond, BatchStreamGap: 300 * time.Millisecond})
+	ctx := ctxT(t)
+	const n = 4
+	answers := make(chan error, n)
+	for i := range n {
+		tn.CreateAsyncAfter(cipherscale.NewUser{Email: fmt.Sprintf("stream%d@example.com", i)},
+			func() error { time.Sleep(400 * time.Millisecond); return nil },
+			func(u *cipherscale.User, err error) { answers <- err })
+		time.Sleep(100 * time.Millisecond)
+	}
+	for range n {
+		select {
+		case err := <-answers:
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("create: no answer")
+		}
+	}
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 1 {
+		t.Errorf("%d create requests for %d creates asked for 100 ms apart, want 1", posts, n)
+	}
+}
+
 // TestCreateWaitsWhileBusy: while another call of the tenant is in progress, a partial batch
 // waits beyond its window for more creates; when that call ends it goes at once, not at the end
 // of its longest wait (40 windows).
