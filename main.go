@@ -70,7 +70,7 @@ func main() {
 	fs.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "Allow plain-HTTP URLs (loopback included) in tenant objects' spec.url (a test tenant or a simulator only).")
 	fs.StringVar(&o.apiHosts, "api-hosts", cipherscale.DefaultAPIHost, "Comma-separated hosts a tenant object's spec.url may name (*.example.com matches its subdomains; an IP address only when listed). The operator connects nowhere else, so that whoever may write a tenant object cannot make it reach other addresses.")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 16, "Reconciles of each kind running at once. Keep it high enough that the tenants' rate limits, not the workers, set the pace.")
-	fs.DurationVar(&o.batchWindow, "create-batch-window", 50*time.Millisecond, "How long a user creation waits for others to share one API request (up to 100 users); while the tenant's other calls hold its rate limit, up to 40 windows, until they have been quiet for one.")
+	fs.DurationVar(&o.batchWindow, "create-batch-window", 50*time.Millisecond, "How long a user creation waits for others to share one API request (up to 100 users); while the tenant's other calls hold its rate limit, up to 200 windows, until they have been quiet for one.")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all. ClusterCipherscaleTenants are read in either case.")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, such as :8443; 0 disables it.")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")

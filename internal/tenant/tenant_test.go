@@ -620,7 +620,7 @@ func TestCreateAsyncAfterKeepsTheStream(t *testing.T) {
 
 // TestCreateWaitsWhileBusy: while another call of the tenant is in progress, a partial batch
 // waits beyond its window for more creates; when that call ends it goes at once, not at the end
-// of its longest wait (40 windows).
+// of its longest wait (200 windows).
 func TestCreateWaitsWhileBusy(t *testing.T) {
 	const window = 100 * time.Millisecond
 	sim, api := newSim(t)
