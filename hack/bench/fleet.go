@@ -36,6 +36,15 @@ const (
 
 func fleetNamespace(i int) string { return fmt.Sprintf("fleet-%03d", i) }
 
+// fleetBurst is the spec.burst of a fleet tenant whose simulator allows limit requests a second
+// with a burst of the same: -fleet-burst, or half the simulator's burst when that is 0.
+func fleetBurst(p params, limit float64) int {
+	if p.fleetBurst > 0 {
+		return p.fleetBurst
+	}
+	return max(1, int(math.Ceil(max(1, limit)/2)))
+}
+
 type fleetTenant struct {
 	ns    string
 	sim   *simulator.Server
@@ -100,14 +109,17 @@ func runFleet(ctx context.Context, root, dir string, p params) error {
 			StringData: map[string]string{"api-key": apiKey}}); err != nil {
 			return nil, id, err
 		}
-		// The tenant's burst is the simulator's: a burst above it would only earn 429s.
+		// The tenant's burst is below the simulator's (fleetBurst): a client that spends the
+		// API's whole bucket at once leaves it nothing for the jitter between the client's
+		// grants and the API's arrivals, and earns a 429 at each early one.
 		rps := int32(math.Ceil(limit))
+		burst := int32(fleetBurst(p, limit))
 		t := &iamv1alpha1.CipherscaleTenant{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fleetTenantName},
 			Spec: iamv1alpha1.CipherscaleTenantSpec{
 				APIKeySecretRef: iamv1alpha1.SecretKeyReference{Name: secret},
 				TenantSettings: iamv1alpha1.TenantSettings{
-					URL: url, RequestsPerSecond: &rps, Burst: &rps,
+					URL: url, RequestsPerSecond: &rps, Burst: &burst,
 					Privileged:    &iamv1alpha1.PrivilegedSpec{NamespaceSelector: &metav1.LabelSelector{}},
 					RemovalBudget: &iamv1alpha1.RemovalBudgetSpec{PerHour: ptr(int32(0))},
 				},
@@ -378,7 +390,8 @@ func (r *fleetResult) String() string {
 	pr("| memberships per tenant | %s | workload |\n", t0.w.membershipCounts())
 	pr("| objects | %d in all (%d per tenant) | |\n", r.objects, r.objects/len(r.tenants))
 	pr("| each tenant's API | %s latency added to every request; %s | -latency, -fleet-limit |\n", p.latency, limitText(p.fleetLimit))
-	pr("| each CipherscaleTenant | spec.requestsPerSecond and spec.burst %d (the simulator's limit and burst); spec.privileged: every namespace (its own); spec.removalBudget.perHour=0; other settings the CRD's defaults (resyncInterval 10m) | -fleet-limit |\n", int(math.Ceil(p.fleetLimit)))
+	pr("| each CipherscaleTenant | spec.requestsPerSecond %d (the simulator's limit), spec.burst %d (the simulator's burst is %d; the probe's: %d of %d); spec.privileged: every namespace (its own); spec.removalBudget.perHour=0; other settings the CRD's defaults (resyncInterval 10m) | -fleet-limit, -fleet-burst |\n",
+		int(math.Ceil(p.fleetLimit)), fleetBurst(p, p.fleetLimit), int(max(1, p.fleetLimit)), fleetBurst(p, p.limit), int(max(1, p.limit)))
 	args := strings.Join(r.managerArgs, " ")
 	if args == "" {
 		args = "none: every flag at its shipped default"

@@ -73,6 +73,7 @@ type params struct {
 	fleetTenants   int
 	fleetUsers     int
 	fleetLimit     float64
+	fleetBurst     int
 	fleetProbe     int
 	fleetOut       string
 	largeUsers     int
@@ -111,6 +112,7 @@ func main() {
 	flag.IntVar(&p.fleetTenants, "fleet-tenants", 0, "Tenants of the fleet stage, each its own simulator and CipherscaleTenant (0: no such stage). Runs before the mixed workload, on a control plane and manager of its own.")
 	flag.IntVar(&p.fleetUsers, "fleet-users", 200, "CipherscaleUsers per tenant of the fleet stage (the mixed workload: half adopted, half new).")
 	flag.Float64Var(&p.fleetLimit, "fleet-limit", 10, "Each fleet tenant's request limit per second, in its simulator and its spec.requestsPerSecond.")
+	flag.IntVar(&p.fleetBurst, "fleet-burst", 0, "Each fleet tenant's spec.burst, the probe's too (0: half the simulator's burst, which is its limit).")
 	flag.IntVar(&p.fleetProbe, "fleet-probe", 30, "New users of the fleet's probe tenant, applied on the idle fleet and beside the fleet at work (0: none).")
 	flag.StringVar(&p.fleetOut, "fleet-out", "", "The fleet stage's report (default bin/bench/report-fleet-TxU.md; its plot beside it, .svg).")
 	flag.IntVar(&p.largeUsers, "large-users", 0, "Users of the large-tenant stage's tenant (0: no such stage). Runs before the mixed workload, on a control plane and manager of its own.")
