@@ -133,6 +133,14 @@ func (p *passes) leave() {
 	}
 }
 
+// contended reports whether reconciles of the tenant's objects wait: for a pass, or, holding
+// one, for their turn of the rate limit. Their work is still to come.
+func (t *Tenant) contended() bool {
+	t.passes.mu.Lock()
+	defer t.passes.mu.Unlock()
+	return len(t.passes.waiting) > 0 || len(t.passes.held) > 0
+}
+
 // Waiting returns how many reconciles wait for a pass of the tenant.
 func (t *Tenant) Waiting() int {
 	t.passes.mu.Lock()

@@ -618,6 +618,39 @@ func TestCreateAsyncAfterKeepsTheStream(t *testing.T) {
 	}
 }
 
+// TestCreateWaitsWhileObjectsWait: a partial batch also waits while the tenant's objects wait
+// for a pass (their creates may be among them), though no call is in progress, and goes once
+// none waits.
+func TestCreateWaitsWhileObjectsWait(t *testing.T) {
+	sim, api := newSim(t)
+	tn, _ := newTenant(api, tenant.Options{MaxAge: time.Hour, BatchWindow: 20 * time.Millisecond, MaxPasses: 1})
+	ctx := ctxT(t)
+	first, ok := tn.Enter("first", func() {})
+	if !ok {
+		t.Fatal("the first Enter was refused")
+	}
+	if _, ok := tn.Enter("second", func() {}); ok {
+		t.Fatal("a second Enter got in past MaxPasses 1")
+	}
+	answered := make(chan error, 1)
+	tn.CreateAsync(cipherscale.NewUser{Email: "waits@example.com"}, func(u *cipherscale.User, err error) { answered <- err })
+	time.Sleep(300 * time.Millisecond)
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 0 {
+		t.Fatalf("%d create requests while an object waited for a pass, want 0", posts)
+	}
+	first.Release()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the create was not sent within 2 s of the last wait ending")
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+}
+
 // TestCreateWaitsWhileBusy: while another call of the tenant is in progress, a partial batch
 // waits beyond its window for more creates; when that call ends it goes at once, not at the end
 // of its longest wait (200 windows).
