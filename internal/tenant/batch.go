@@ -36,7 +36,7 @@ type createRequest struct {
 // about a minute, 40 windows (2 s), counted only while a call was in progress, made 17 create
 // requests a tenant where one suffices: at 10 requests/s and 20 ms a call, a tenant at its limit
 // has no call in progress most of the time. Objects waiting for a pass or for their turn say
-// that it is busy (contended).
+// that it is busy (contended): then a batch waits up to maxStreamBatchAge.
 const maxLingerWindows = 200
 
 // DefaultBatchStreamGap is the gap between two creates below which they are taken for a stream
@@ -209,9 +209,9 @@ func (b *batcher) kick() {
 // was queued; then, while creates arrive as a stream (each within the stream gap of the one
 // before), until the stream pauses for a gap (at most maxStreamBatchAge); and then, up to
 // maxLingerWindows windows, until the tenant's other calls have been quiet for a window (kick
-// re-evaluates when they end) and none of its objects waits for a pass or its turn: a pause
-// shorter than that is the gap between two calls of a busy tenant, not an idle one. A create
-// after an idle spell is a lone one: it goes after one window.
+// re-evaluates when they end), and up to maxStreamBatchAge while its objects wait for a pass or
+// their turn: a pause shorter than that is the gap between two calls of a busy tenant, not an
+// idle one. A create after an idle spell is a lone one: it goes after one window.
 func (b *batcher) maybeFlushLocked() {
 	if len(b.pending) == 0 || b.inflight >= maxCreatesInFlight {
 		return
@@ -230,14 +230,14 @@ func (b *batcher) maybeFlushLocked() {
 			wait = window - age
 		case b.streaming && time.Since(b.lastAdd) < gap && age < maxStreamBatchAge:
 			wait = min(gap-time.Since(b.lastAdd), maxStreamBatchAge-age)
-		case age >= maxLingerWindows*window:
-		case quiet == 0:
+		case quiet == 0 && age < maxLingerWindows*window:
 			wait = maxLingerWindows*window - age
-		case b.t.contended():
+		case b.t.contended() && age < maxStreamBatchAge:
 			// Between two calls of a tenant at its rate limit: its objects wait for a pass or
-			// for their turn, and their creates may be among them. Checked again each window.
-			wait = min(window, maxLingerWindows*window-age)
-		case quiet < window:
+			// for their turn, and their creates may be among them; the tenant has other work
+			// meanwhile. Checked again each window.
+			wait = min(window, maxStreamBatchAge-age)
+		case quiet < window && age < maxLingerWindows*window:
 			wait = min(window-quiet, maxLingerWindows*window-age)
 		}
 		if wait > 0 {
