@@ -566,16 +566,7 @@ func TestCreateAsyncAfter(t *testing.T) {
 		t.Fatalf("%d create requests before the steps were done, want 0", posts)
 	}
 	close(release)
-	for range n {
-		select {
-		case err := <-answers:
-			if err != nil {
-				t.Fatalf("create after its step: %v", err)
-			}
-		case <-ctx.Done():
-			t.Fatal("create after its step: no answer")
-		}
-	}
+	waitAnswers(ctx, t, answers, n)
 	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 1 {
 		t.Errorf("%d create requests, want 1", posts)
 	}
@@ -603,6 +594,15 @@ func TestCreateAsyncAfterKeepsTheStream(t *testing.T) {
 			func(u *cipherscale.User, err error) { answers <- err })
 		time.Sleep(100 * time.Millisecond)
 	}
+	waitAnswers(ctx, t, answers, n)
+	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 1 {
+		t.Errorf("%d create requests for %d creates asked for 100 ms apart, want 1", posts, n)
+	}
+}
+
+// waitAnswers waits for n answers of queued creates, each without an error.
+func waitAnswers(ctx context.Context, t *testing.T, answers <-chan error, n int) {
+	t.Helper()
 	for range n {
 		select {
 		case err := <-answers:
@@ -612,9 +612,6 @@ func TestCreateAsyncAfterKeepsTheStream(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("create: no answer")
 		}
-	}
-	if posts := sim.Stats().Count(cipherscale.RouteCreateUsers); posts != 1 {
-		t.Errorf("%d create requests for %d creates asked for 100 ms apart, want 1", posts, n)
 	}
 }
 
