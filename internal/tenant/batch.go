@@ -106,13 +106,7 @@ func (t *Tenant) CreateAsync(nu cipherscale.NewUser, done func(*cipherscale.User
 func (t *Tenant) CreateAsyncAfter(nu cipherscale.NewUser, before func() error, done func(*cipherscale.User, error)) {
 	n := cipherscale.NormalizeEmail(nu.Email)
 	b := &t.batch
-	b.mu.Lock()
-	if b.creating == nil {
-		b.creating = map[string]int{}
-	}
-	b.creating[n]++
-	b.mu.Unlock()
-	req := createRequest{user: nu, done: func(res createResult) {
+	req := createRequest{user: nu, before: before, done: func(res createResult) {
 		// The email stops being "creating" before the caller hears: a pass the callback wakes
 		// finds the result, never a create still counted.
 		b.mu.Lock()
@@ -122,14 +116,18 @@ func (t *Tenant) CreateAsyncAfter(nu cipherscale.NewUser, before func() error, d
 		b.mu.Unlock()
 		done(res.user, res.err)
 	}}
-	if before == nil {
-		b.add(req)
-		return
-	}
-	req.before = before
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.creating == nil {
+		b.creating = map[string]int{}
+	}
+	b.creating[n]++
 	b.arriveLocked(&req)
+	if before == nil {
+		b.pending = append(b.pending, req)
+		b.maybeFlushLocked()
+		return
+	}
 	b.gated = append(b.gated, req)
 	if !b.gating {
 		b.gating = true
@@ -176,14 +174,6 @@ func (t *Tenant) Creating(email string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.creating[cipherscale.NormalizeEmail(email)] > 0
-}
-
-func (b *batcher) add(req createRequest) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.arriveLocked(&req)
-	b.pending = append(b.pending, req)
-	b.maybeFlushLocked()
 }
 
 // arriveLocked notes when a create was asked for: its age, and whether it continues a stream,
