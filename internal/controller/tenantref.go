@@ -69,10 +69,11 @@ func setupTenantIndexes(ctx context.Context, mgr ctrl.Manager) error {
 }
 
 // tenantPassDelay is how long after a CipherscaleUser or membership is created or deleted its
-// tenant object's pass runs. The pass lists every object of the tenant and counts its snapshot:
+// tenant object's pass runs. The pass lists every object of the tenant and copies its snapshot:
 // run once per object, a sync of 10,000 objects made 10,000 passes over up to 10,000 objects
-// and users each (most of the operator's CPU and garbage at N=10,000). Delayed, the events of
-// a burst share one pass a second, and a lone object's count is in the status a second later.
+// and users each (313 MB allocated by those copies in 8 minutes of a heap profile at N=10,000;
+// the change's own effect was not measured apart). Delayed, the events of a burst share one
+// pass a second, and a lone object's count is in the status a second later.
 const tenantPassDelay = time.Second
 
 // enqueueTenantOf enqueues, delay after an object that names one is created or deleted, the
